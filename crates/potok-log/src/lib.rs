@@ -1,0 +1,1 @@
+//! The partition log: segments, sparse indexes, crash recovery and retention.

@@ -1,0 +1,1 @@
+//! The Kafka wire protocol: generated message types, headers and framing. No IO.
