@@ -1,1 +1,49 @@
 //! Kafka RecordBatch v2 (magic 2) over `Bytes`: parsing, validation, offset rewriting, codecs.
+//!
+//! This crate does no IO. It understands the on-wire and on-disk record batch format that Kafka
+//! has used since 0.11 (KIP-98) and that is the only format Kafka 4.0 accepts (KIP-724 removed
+//! magic 0 and 1). The byte layout is drawn in `docs/format.md`, section "Record batch v2".
+//!
+//! # Public API
+//!
+//! * Newtypes [`Offset`], [`LeaderEpoch`], [`ProducerId`], [`ProducerEpoch`] (all `Copy + Ord +
+//!   Debug + Display`, with a public inner field).
+//! * [`BatchHeader`] and [`BatchHeader::parse`] for the fixed [`BATCH_HEADER_LEN`] (61) byte
+//!   header, with helpers [`BatchHeader::compression`], [`BatchHeader::timestamp_type`],
+//!   [`BatchHeader::is_transactional`], [`BatchHeader::is_control`], [`BatchHeader::last_offset`]
+//!   and [`BatchHeader::total_size`] (`batch_length + 12`).
+//! * [`RecordBatch`]: one whole batch as [`bytes::Bytes`] (zero-copy), with
+//!   [`RecordBatch::validate`] (magic, length, CRC-32C).
+//! * [`split_batches`] / [`BatchIter`]: iterate a buffer of concatenated batches (a Produce
+//!   request's `records`, a segment file). An incomplete tail is reported as
+//!   [`RecordsError::Truncated`] so callers can tell it apart from corruption.
+//! * In-place rewriting on `&mut [u8]` (works on `BytesMut` and on a `Vec<u8>`):
+//!   [`set_base_offset`], [`set_partition_leader_epoch`],
+//!   [`set_max_timestamp_and_log_append_time`] and [`recompute_crc`].
+//! * All errors are [`RecordsError`].
+//!
+//! # Safety against hostile input
+//!
+//! Every length read from the bytes is checked against the bytes that remain before it is used
+//! for slicing or allocation; nothing here panics on malformed input.
+
+mod batch;
+mod error;
+mod header;
+mod rewrite;
+mod types;
+
+pub use batch::{split_batches, BatchIter, RecordBatch};
+pub use error::RecordsError;
+pub use header::{
+    BatchHeader, Compression, TimestampType, BATCH_HEADER_LEN, LOG_OVERHEAD, MAGIC_V2,
+    MIN_BATCH_LENGTH,
+};
+pub use rewrite::{
+    recompute_crc, set_base_offset, set_max_timestamp_and_log_append_time,
+    set_partition_leader_epoch,
+};
+pub use types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId};
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = RecordsError> = std::result::Result<T, E>;
