@@ -3,9 +3,11 @@
 
 use bytes::Bytes;
 
+use crate::compression::DEFAULT_MAX_DECOMPRESSED_BYTES;
 use crate::header::{ATTRIBUTES_OFFSET, BATCH_LENGTH_OFFSET, MAGIC_OFFSET};
 use crate::{
-    BatchHeader, RecordsError, Result, BATCH_HEADER_LEN, LOG_OVERHEAD, MAGIC_V2, MIN_BATCH_LENGTH,
+    BatchHeader, Compression, Records, RecordsError, Result, BATCH_HEADER_LEN, LOG_OVERHEAD,
+    MAGIC_V2, MIN_BATCH_LENGTH,
 };
 
 /// One complete v2 record batch, held as `Bytes` so it can be passed from socket to segment
@@ -76,6 +78,31 @@ impl RecordBatch {
     /// The CRC-32C the batch's bytes actually have (attributes to the end).
     pub fn computed_crc(&self) -> u32 {
         crc32c::crc32c(&self.bytes[ATTRIBUTES_OFFSET..])
+    }
+
+    /// Iterates the records, decompressing first if the batch is compressed (at most
+    /// [`DEFAULT_MAX_DECOMPRESSED_BYTES`]). Uncompressed batches are iterated without copying.
+    pub fn records(&self) -> Result<Records> {
+        self.records_with_limit(DEFAULT_MAX_DECOMPRESSED_BYTES)
+    }
+
+    /// Like [`Self::records`] with an explicit cap on the decompressed size; a batch that
+    /// would decompress to more is [`RecordsError::DecompressedTooLarge`]. The cap also applies
+    /// to an uncompressed batch's records section, so one limit governs both.
+    pub fn records_with_limit(&self, max_decompressed: usize) -> Result<Records> {
+        let payload = self.records_payload();
+        let payload = match self.header.compression()? {
+            Compression::None => {
+                if payload.len() > max_decompressed {
+                    return Err(RecordsError::DecompressedTooLarge {
+                        limit: max_decompressed,
+                    });
+                }
+                payload
+            }
+            codec => Bytes::from(codec.decompress(&payload, max_decompressed)?),
+        };
+        Records::new(payload, self.header.records_count)
     }
 
     /// Checks what Kafka's `DefaultRecordBatch.ensureValid` checks, plus a non-negative record

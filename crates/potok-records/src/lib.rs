@@ -28,17 +28,22 @@
 //! for slicing or allocation; nothing here panics on malformed input.
 
 mod batch;
+mod compression;
 mod error;
 mod header;
+mod record;
 mod rewrite;
 mod types;
+mod varint;
 
 pub use batch::{split_batches, BatchIter, RecordBatch};
+pub use compression::DEFAULT_MAX_DECOMPRESSED_BYTES;
 pub use error::RecordsError;
 pub use header::{
     BatchHeader, Compression, TimestampType, BATCH_HEADER_LEN, LOG_OVERHEAD, MAGIC_V2,
     MIN_BATCH_LENGTH,
 };
+pub use record::{Header, Record, Records};
 pub use rewrite::{
     recompute_crc, set_base_offset, set_max_timestamp_and_log_append_time,
     set_partition_leader_epoch,
