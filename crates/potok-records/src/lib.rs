@@ -20,7 +20,42 @@
 //! * In-place rewriting on `&mut [u8]` (works on `BytesMut` and on a `Vec<u8>`):
 //!   [`set_base_offset`], [`set_partition_leader_epoch`],
 //!   [`set_max_timestamp_and_log_append_time`] and [`recompute_crc`].
+//! * [`RecordBatch::records`] / [`RecordBatch::records_with_limit`]: a [`Records`] iterator of
+//!   [`Record`] (`offset_delta`, `timestamp_delta`, `key`, `value`, `headers` as [`Header`]),
+//!   zero-copy for uncompressed batches, decompressing once (bounded) for compressed ones.
+//!   [`Record::offset`] and [`Record::timestamp`] give absolute values.
+//! * [`Compression`] (`None`, `Gzip`, `Snappy`, `Lz4`, `Zstd`) with [`Compression::compress`]
+//!   and [`Compression::decompress`] (bounded by a caller-given limit, default
+//!   [`DEFAULT_MAX_DECOMPRESSED_BYTES`]). Snappy is written in snappy-java's xerial framing and
+//!   read in both xerial and raw form; lz4 uses the LZ4 frame format.
+//! * [`RecordBatchBuilder`] (with [`NewRecord`]) to build valid batches for tests, tools and
+//!   internal topics, including transaction markers ([`ControlRecordType`]).
 //! * All errors are [`RecordsError`].
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use potok_records::{split_batches, set_base_offset, Compression, Offset, RecordBatchBuilder};
+//!
+//! let batch = RecordBatchBuilder::new()
+//!     .compression(Compression::Lz4)
+//!     .key_value(1_700_000_000_000, Some(b"key"), Some(b"value"))
+//!     .build()
+//!     .unwrap();
+//! // A leader assigns the offset in place; the CRC does not cover it.
+//! let mut wire = batch.as_bytes().to_vec();
+//! set_base_offset(&mut wire, Offset(42)).unwrap();
+//! for batch in split_batches(Bytes::from(wire)) {
+//!     let batch = batch.unwrap();
+//!     batch.validate().unwrap();
+//!     for record in batch.records().unwrap() {
+//!         let record = record.unwrap();
+//!         assert_eq!(record.offset(batch.header()), Offset(42));
+//!         assert_eq!(record.value.as_deref(), Some(&b"value"[..]));
+//!     }
+//! }
+//! ```
 //!
 //! # Safety against hostile input
 //!
@@ -28,6 +63,7 @@
 //! for slicing or allocation; nothing here panics on malformed input.
 
 mod batch;
+mod builder;
 mod compression;
 mod error;
 mod header;
@@ -37,6 +73,7 @@ mod types;
 mod varint;
 
 pub use batch::{split_batches, BatchIter, RecordBatch};
+pub use builder::{ControlRecordType, NewRecord, RecordBatchBuilder};
 pub use compression::DEFAULT_MAX_DECOMPRESSED_BYTES;
 pub use error::RecordsError;
 pub use header::{
