@@ -7,8 +7,8 @@
 //!   big-endian i32 version (1) and i32 minimum compatible version (1), then blocks of
 //!   `[i32 compressed length][raw snappy block]`, each block holding at most 32 KiB of input.
 //!   Without the magic the payload is decoded as one raw snappy block, which is what
-//!   `SnappyInputStream` falls back to and what librdkafka has always produced for snappy
-//!   (it writes raw snappy and reads both).
+//!   `SnappyInputStream` falls back to and what librdkafka writes (verified against
+//!   librdkafka 2.16 in `tests/vectors.rs`; it reads both forms).
 //! * lz4: the LZ4 frame format (Kafka's `Lz4BlockOutputStream`: 64 KiB independent blocks, no
 //!   block checksums, no content size).
 //! * zstd: standard zstd frames (KIP-110), level 3 by default as `compression.zstd.level`.
