@@ -143,6 +143,40 @@ impl RecordBatch {
         }
         Ok(())
     }
+    /// The batch-level checks Kafka's `LogValidator.validateBatch` applies to a batch that a
+    /// client produced (`AppendOrigin.CLIENT`), on top of [`Self::validate`]:
+    /// at least one record, `lastOffsetDelta + 1 == recordsCount` ("inconsistent batch offset
+    /// range"), no control batches (only transaction coordinators write those), and a
+    /// non-negative base sequence whenever a producer id is set. The broker maps a failure to
+    /// `INVALID_RECORD` (or `CORRUPT_MESSAGE` for a CRC mismatch).
+    pub fn validate_client_batch(&self) -> Result<()> {
+        self.validate()?;
+        let h = &self.header;
+        if h.records_count <= 0 {
+            return Err(RecordsError::Corrupt(format!(
+                "record batch count {} is not positive",
+                h.records_count
+            )));
+        }
+        if i64::from(h.last_offset_delta) + 1 != i64::from(h.records_count) {
+            return Err(RecordsError::Corrupt(format!(
+                "inconsistent batch offset range: last offset delta {} with {} records",
+                h.last_offset_delta, h.records_count
+            )));
+        }
+        if h.is_control() {
+            return Err(RecordsError::Corrupt(
+                "clients are not allowed to write control records".into(),
+            ));
+        }
+        if h.producer_id >= 0 && h.base_sequence < 0 {
+            return Err(RecordsError::Corrupt(format!(
+                "invalid base sequence {} for producer id {}",
+                h.base_sequence, h.producer_id
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Iterates over `bytes` holding zero or more concatenated batches (a Produce request's

@@ -382,6 +382,35 @@ mod tests {
     }
 
     #[test]
+    fn client_batch_checks_follow_kafka_log_validator() {
+        builder().build().unwrap().validate_client_batch().unwrap();
+        let empty = RecordBatchBuilder::new().build().unwrap();
+        assert!(empty.validate_client_batch().is_err());
+        let marker = RecordBatchBuilder::end_transaction_marker(
+            ProducerId(1),
+            ProducerEpoch(0),
+            ControlRecordType::Abort,
+            0,
+            0,
+        )
+        .build()
+        .unwrap();
+        marker.validate().unwrap();
+        assert!(marker.validate_client_batch().is_err());
+        let no_seq = builder()
+            .producer(ProducerId(5), ProducerEpoch(0), -1)
+            .build()
+            .unwrap();
+        assert!(no_seq.validate_client_batch().is_err());
+        let mut bytes = builder().build().unwrap().as_bytes().to_vec();
+        bytes[23..27].copy_from_slice(&5i32.to_be_bytes());
+        recompute_crc(&mut bytes).unwrap();
+        let bad_range = RecordBatch::new(Bytes::from(bytes)).unwrap();
+        bad_range.validate().unwrap();
+        assert!(bad_range.validate_client_batch().is_err());
+    }
+
+    #[test]
     fn empty_batch_is_valid() {
         let b = RecordBatchBuilder::new().build().unwrap();
         b.validate().unwrap();

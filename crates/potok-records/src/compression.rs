@@ -342,6 +342,31 @@ mod tests {
     }
 
     #[test]
+    fn zstd_frame_demanding_a_huge_window_is_refused() {
+        // Frame header: magic, FHD 0 (no content size, not single-segment), window descriptor
+        // with exponent 21 -> window log 31 (2 GiB), then a last raw block of 1 byte.
+        let frame = [
+            0x28,
+            0xb5,
+            0x2f,
+            0xfd,
+            0x00,
+            21 << 3,
+            0x09,
+            0x00,
+            0x00,
+            b'x',
+        ];
+        assert!(matches!(
+            Compression::Zstd.decompress(&frame, 1 << 20),
+            Err(RecordsError::Decompress { codec: "zstd", .. })
+        ));
+        // The same frame with a 1 KiB window decodes, so the refusal is about the window.
+        let small = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x00, 0x09, 0x00, 0x00, b'x'];
+        assert_eq!(Compression::Zstd.decompress(&small, 1 << 20).unwrap(), b"x");
+    }
+
+    #[test]
     fn zstd_window_log_tracks_limit() {
         assert_eq!(window_log_for(0), 24);
         assert_eq!(window_log_for(1 << 25), 25);

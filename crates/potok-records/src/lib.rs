@@ -13,7 +13,8 @@
 //!   [`BatchHeader::is_transactional`], [`BatchHeader::is_control`], [`BatchHeader::last_offset`]
 //!   and [`BatchHeader::total_size`] (`batch_length + 12`).
 //! * [`RecordBatch`]: one whole batch as [`bytes::Bytes`] (zero-copy), with
-//!   [`RecordBatch::validate`] (magic, length, CRC-32C).
+//!   [`RecordBatch::validate`] (magic, length, CRC-32C) and
+//!   [`RecordBatch::validate_client_batch`] (plus Kafka's produce-time batch checks).
 //! * [`split_batches`] / [`BatchIter`]: iterate a buffer of concatenated batches (a Produce
 //!   request's `records`, a segment file). An incomplete tail is reported as
 //!   [`RecordsError::Truncated`] so callers can tell it apart from corruption.
