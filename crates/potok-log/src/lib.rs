@@ -1,1 +1,73 @@
 //! The partition log: segments, sparse indexes, crash recovery and retention.
+//!
+//! Synchronous (no tokio). Every file operation goes through the [`Storage`] trait
+//! ([`RealStorage`] in production, [`FaultyStorage`] in tests). File formats are drawn in
+//! `docs/format.md` (sections "Partition directory" to "Clean-shutdown marker").
+//!
+//! # Public API (for the broker)
+//!
+//! * [`Log::open`]`(dir, LogConfig, Arc<dyn Storage>, now_ms)` opens or creates the partition
+//!   directory `{topic}-{partition}` (the caller builds the path) and recovers it; see
+//!   [`Log::recovery_report`] for what recovery did.
+//! * [`Log::append`]`(Bytes, now_ms) -> AppendInfo` (leader: assigns offsets in place, stamps
+//!   `LogAppendTime` if configured) and [`Log::append_as_follower`]`(Bytes, now_ms)` (keeps the
+//!   offsets). The input is one or more concatenated v2 batches whose CRCs the broker has
+//!   already checked; the buffer is rewritten in place when it is uniquely owned, else copied.
+//! * [`Log::read`]`(from, max_bytes, max_offset) -> ReadSlice { file, position, len,
+//!   first_offset }`: whole batches from one segment, starting at the batch containing `from`,
+//!   for `sendfile` ([`ReadSlice::read_bytes`] copies instead). `max_offset` (exclusive) is the
+//!   high watermark for consumers. `from == log_end_offset` gives an empty slice;
+//!   outside `[log_start_offset, log_end_offset]` is [`LogError::OffsetOutOfRange`].
+//! * [`Log::log_start_offset`], [`Log::log_end_offset`], [`Log::recovery_point`],
+//!   [`Log::size_bytes`], [`Log::segment_base_offsets`].
+//! * [`Log::offset_for_timestamp`]`(ts) -> Option<(Offset, record timestamp)>` (ListOffsets),
+//!   [`Log::max_timestamp_and_offset`] (ListOffsets `MAX_TIMESTAMP`).
+//! * [`Log::truncate_to`] and [`Log::truncate_fully_and_start_at`] (followers),
+//!   [`Log::delete_records_before`] (DeleteRecords; the caller checks the high watermark).
+//! * [`Log::apply_retention`]`(now_ms)` / [`Log::apply_retention_below`]`(now_ms, hw)`,
+//!   [`Log::roll`], [`Log::flush`], [`Log::maybe_flush`]`(now_ms)` (call periodically for
+//!   `flush.ms`), [`Log::close`] (clean shutdown), [`Log::delete`].
+//! * The clock is injected: every time-dependent call takes `now_ms` (milliseconds since the
+//!   epoch); the crate never reads the system clock.
+//! * The high watermark is kept by the caller.
+//!
+//! `Log` is `Send + Sync`; mutation takes `&mut self`, so wrap it in a `Mutex` and do not hold
+//! the lock across an `.await`.
+//!
+//! # Durability
+//!
+//! By default data reaches the page cache only, and fsync happens on roll, on close, and per
+//! `flush.messages` / `flush.ms` (Kafka's defaults and semantics). With
+//! [`LogConfig::fsync_before_ack`] every append is fsynced before it returns. The recovery
+//! point (the offset below which everything is fsynced) is checkpointed on roll, truncation and
+//! close.
+//!
+//! # Recovery
+//!
+//! On open, if the clean-shutdown marker is present, segments are trusted after cheap sanity
+//! checks of their indexes (a missing, mis-sized, non-monotonic or inconsistent index is
+//! rebuilt from the `.log`). Otherwise every segment from the one containing the recovery point
+//! onwards is scanned: each batch is parsed and CRC-checked
+//! ([`potok_records::RecordBatch::validate`]) and its offsets must follow the previous batch;
+//! the first torn, zero-filled, garbage or otherwise invalid batch and everything after it
+//! is truncated with a `tracing::warn!`, and the indexes are rebuilt. Invalid data inside a
+//! segment below the recovery point is reported ([`RecoveryReport::corrupt_segments`]) and not
+//! served; nothing on disk can make the log panic.
+
+mod checkpoint;
+mod config;
+mod error;
+pub mod fault;
+mod index;
+mod log;
+mod segment;
+pub mod storage;
+
+pub use checkpoint::{CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+pub use config::{LogConfig, TimestampPolicy, SEVEN_DAYS_MS};
+pub use error::{LogError, Result};
+pub use fault::{FaultPlan, FaultyStorage};
+pub use log::{AppendInfo, Log, ReadSlice, RecoveryReport};
+pub use potok_records::Offset;
+pub use segment::{segment_file, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+pub use storage::{RealStorage, Storage, StorageFile};

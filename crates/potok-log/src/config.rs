@@ -1,0 +1,108 @@
+//! [`LogConfig`]: the per-topic settings the log obeys, named after Kafka's topic configs.
+
+use crate::{LogError, Result};
+
+/// Whether record timestamps come from the producer or are stamped by the log on append
+/// (Kafka's `message.timestamp.type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TimestampPolicy {
+    /// Keep the producer's timestamps (`CreateTime`, the default).
+    #[default]
+    CreateTime,
+    /// Overwrite each batch's max timestamp with the append time (`LogAppendTime`).
+    LogAppendTime,
+}
+
+/// Configuration of one partition log. Defaults are Kafka's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll when the active segment would grow beyond this (default 1 GiB).
+    /// At most `i32::MAX`, because index positions are 32-bit.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll when the active segment's first batch is older than this
+    /// (default 7 days).
+    pub segment_ms: i64,
+    /// `segment.index.bytes`: preallocated size of each index file (default 10 MiB); a full
+    /// index forces a roll.
+    pub segment_index_bytes: u64,
+    /// `index.interval.bytes`: bytes appended between two sparse index entries (default 4096).
+    pub index_interval_bytes: u64,
+    /// `retention.ms`: delete closed segments whose largest timestamp is older than this;
+    /// negative means keep forever (default 7 days).
+    pub retention_ms: i64,
+    /// `retention.bytes`: delete the oldest segments while the log is larger than this;
+    /// negative means unlimited (the default, -1).
+    pub retention_bytes: i64,
+    /// `flush.messages`: fsync after this many appended records; `None` leaves flushing to
+    /// the OS page cache (the default, as in Kafka).
+    pub flush_messages: Option<u64>,
+    /// `flush.ms`: fsync when the oldest unflushed append is this old; `None` = page cache.
+    pub flush_ms: Option<i64>,
+    /// fsync every append before returning (and so before the broker acknowledges it).
+    pub fsync_before_ack: bool,
+    /// `message.timestamp.type`.
+    pub timestamp_policy: TimestampPolicy,
+    /// How many closed segments may keep their indexes memory-mapped at once; older mappings
+    /// are dropped and re-created on demand so memory stays bounded as the log grows.
+    pub max_mapped_closed_indexes: usize,
+}
+
+/// 7 days in milliseconds, Kafka's default for `segment.ms` and `retention.ms`.
+pub const SEVEN_DAYS_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: SEVEN_DAYS_MS,
+            segment_index_bytes: 10 << 20,
+            index_interval_bytes: 4096,
+            retention_ms: SEVEN_DAYS_MS,
+            retention_bytes: -1,
+            flush_messages: None,
+            flush_ms: None,
+            fsync_before_ack: false,
+            timestamp_policy: TimestampPolicy::CreateTime,
+            max_mapped_closed_indexes: 64,
+        }
+    }
+}
+
+impl LogConfig {
+    /// Checks the ranges Kafka enforces (plus the ones this implementation needs).
+    pub fn validate(&self) -> Result<()> {
+        if self.segment_bytes < 14 || self.segment_bytes > i32::MAX as u64 {
+            return Err(LogError::InvalidConfig(format!(
+                "segment.bytes {} must be in [14, {}]",
+                self.segment_bytes,
+                i32::MAX
+            )));
+        }
+        if self.segment_ms < 1 {
+            return Err(LogError::InvalidConfig("segment.ms must be >= 1".into()));
+        }
+        // At least two entries of the larger (12-byte) time index, so a fresh segment can
+        // always take its first entries.
+        if self.segment_index_bytes < 24 || self.segment_index_bytes > i32::MAX as u64 {
+            return Err(LogError::InvalidConfig(format!(
+                "segment.index.bytes {} must be in [24, {}]",
+                self.segment_index_bytes,
+                i32::MAX
+            )));
+        }
+        if self.flush_messages == Some(0) {
+            return Err(LogError::InvalidConfig(
+                "flush.messages must be >= 1".into(),
+            ));
+        }
+        if matches!(self.flush_ms, Some(ms) if ms < 0) {
+            return Err(LogError::InvalidConfig("flush.ms must be >= 0".into()));
+        }
+        if self.max_mapped_closed_indexes == 0 {
+            return Err(LogError::InvalidConfig(
+                "max_mapped_closed_indexes must be >= 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
