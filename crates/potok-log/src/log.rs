@@ -822,8 +822,14 @@ impl Log {
             self.offline = true;
         }
         result?;
-        self.log_start_offset = self.log_start_offset.min(offset.0);
         let leo = self.log_end_offset().0;
+        // Kafka lowers the log start offset to the truncation target; the target may sit
+        // inside a removed batch, so the new log end offset bounds it too (log start <= LEO).
+        let new_start = self.log_start_offset.min(offset.0).min(leo);
+        if new_start != self.log_start_offset {
+            self.log_start_offset = new_start;
+            write_checkpoint(&*self.storage, &self.dir, LOG_START_OFFSET_FILE, new_start)?;
+        }
         if self.recovery_point > leo {
             self.recovery_point = leo;
             write_checkpoint(&*self.storage, &self.dir, RECOVERY_POINT_FILE, leo)?;

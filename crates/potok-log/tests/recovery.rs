@@ -198,10 +198,7 @@ fn corruption_inside_a_closed_segment_is_reported_not_panicking() {
     // Smash the length field of a batch in the middle of the first (closed, flushed) segment.
     let p = segment_file(dir.path(), segs[0].0, "log");
     let data = std::fs::read(&p).unwrap();
-    let second = {
-        let len = i32::from_be_bytes(data[8..12].try_into().unwrap()) as usize + 12;
-        len
-    };
+    let second = i32::from_be_bytes(data[8..12].try_into().unwrap()) as usize + 12;
     let mut bad = data.clone();
     bad[second + 8..second + 12].copy_from_slice(&(-5i32).to_be_bytes());
     std::fs::write(&p, &bad).unwrap();

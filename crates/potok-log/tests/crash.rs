@@ -1,0 +1,138 @@
+//! SIGKILL crash test: a child process (`potok-log-crasher`) appends and fsyncs batches and is
+//! killed at random points, over and over on the same directory. After every kill the log is
+//! reopened here: every acknowledged (fsynced) record must be intact, nothing invalid may be
+//! readable, and appending must continue at the right offset.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use potok_log::{LogConfig, Offset};
+use potok_records::RecordBatchBuilder;
+
+/// Same as the crasher's.
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 16 * 1024,
+        index_interval_bytes: 512,
+        segment_index_bytes: 1024,
+        retention_ms: -1,
+        fsync_before_ack: true,
+        ..LogConfig::default()
+    }
+}
+
+fn value_for(offset: i64) -> Vec<u8> {
+    vec![(offset % 251) as u8; ((offset * 7) % 200) as usize]
+}
+
+const KILLS: usize = 220;
+
+#[test]
+fn sigkill_at_random_points_never_loses_acked_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = env!("CARGO_BIN_EXE_potok-log-crasher");
+    let started = Instant::now();
+    let mut rng = 0x9e3779b97f4a7c15u64;
+    let mut acked_up_to = -1i64; // highest acknowledged offset over all runs
+    let mut expected_leo = 0i64; // the log end offset the next crasher must resume at
+    let mut torn_tails = 0u64;
+    for run in 0..KILLS {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let mut child = Command::new(exe)
+            .arg(dir.path())
+            .arg(rng.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn crasher");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let ready = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("run {run}: crasher did not become ready");
+            });
+        let leo: i64 = ready.strip_prefix("ready ").unwrap().parse().unwrap();
+        assert_eq!(
+            leo, expected_leo,
+            "run {run}: crasher resumed at the wrong offset"
+        );
+        // Kill at a random point: sometimes at once, mostly after some appends.
+        let wait_us = rng % 25_000;
+        std::thread::sleep(Duration::from_micros(wait_us));
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+        reader.join().unwrap();
+        let mut next = leo;
+        for line in rx.try_iter() {
+            let mut parts = line.split_whitespace();
+            if parts.next() == Some("acked") {
+                let first: i64 = parts.next().unwrap().parse().unwrap();
+                let last: i64 = parts.next().unwrap().parse().unwrap();
+                assert_eq!(
+                    first, next,
+                    "run {run}: acknowledged offsets must be consecutive"
+                );
+                next = last + 1;
+                acked_up_to = last;
+            }
+        }
+
+        // Reopen and check.
+        let mut log = open(dir.path(), config(), 0);
+        torn_tails += log.recovery_report().truncated_bytes;
+        let recs = read_all(&log, 0);
+        let leo_now = log.log_end_offset().0;
+        assert!(
+            leo_now > acked_up_to,
+            "run {run}: acked offset {acked_up_to} lost (LEO {leo_now})"
+        );
+        for (i, r) in recs.iter().enumerate() {
+            assert_eq!(r.0, i as i64, "run {run}: offsets must be dense");
+            assert_eq!(r.1, r.0, "run {run}: timestamp of {}", r.0);
+            assert_eq!(r.2, value_for(r.0), "run {run}: value of {}", r.0);
+        }
+        assert_eq!(recs.len() as i64, leo_now);
+        // Appends continue at the log end offset.
+        if run % 4 == 0 {
+            let b = RecordBatchBuilder::new()
+                .key_value(leo_now, None, Some(&value_for(leo_now)))
+                .build()
+                .unwrap();
+            let info = log.append(b.into_bytes(), 0).unwrap();
+            assert_eq!(info.first_offset, Offset(leo_now));
+            acked_up_to = leo_now;
+        }
+        expected_leo = log.log_end_offset().0;
+        if run % 8 == 1 {
+            log.close().unwrap();
+        } else {
+            drop(log);
+        }
+    }
+    eprintln!(
+        "{KILLS} kills in {:?}, final log end offset {}, {torn_tails} torn bytes truncated",
+        started.elapsed(),
+        acked_up_to + 1
+    );
+    assert!(
+        acked_up_to > 1000,
+        "the crasher made too little progress to be meaningful"
+    );
+}
