@@ -319,12 +319,24 @@ fn last_where(n: usize, mut le: impl FnMut(usize) -> bool) -> Option<usize> {
     lo.checked_sub(1)
 }
 
-/// The `.index` entry with the largest relative offset `<= target_rel`, as
-/// `(relative_offset, position)`.
-pub(crate) fn lookup_offset(bytes: &[u8], target_rel: u64) -> Option<(u32, u32)> {
+/// The entries around `target_rel`: the last one with a relative offset below it (its batch
+/// ends before the target), the first one at or above it (its batch ends at or after it), and
+/// the entry after that one.
+pub(crate) type Entry = (u32, u32);
+
+pub(crate) fn bracket_offset(
+    bytes: &[u8],
+    target_rel: u64,
+) -> (Option<Entry>, Option<Entry>, Option<Entry>) {
     let n = bytes.len() / OFFSET_ENTRY_SIZE;
-    last_where(n, |i| u64::from(offset_entry_at(bytes, i).0) <= target_rel)
-        .map(|i| offset_entry_at(bytes, i))
+    let below = last_where(n, |i| u64::from(offset_entry_at(bytes, i).0) < target_rel);
+    let above = below.map_or(0, |i| i + 1);
+    let at = |i: usize| (i < n).then(|| offset_entry_at(bytes, i));
+    (
+        below.map(|i| offset_entry_at(bytes, i)),
+        at(above),
+        at(above + 1),
+    )
 }
 
 /// The `.index` entry with the largest position `<= position`.
@@ -361,10 +373,23 @@ mod tests {
         for (o, p) in [(3u32, 0u32), (10, 4100), (20, 8300)] {
             b.extend_from_slice(&offset_entry(o, p));
         }
-        assert_eq!(lookup_offset(&b, 2), None);
-        assert_eq!(lookup_offset(&b, 3), Some((3, 0)));
-        assert_eq!(lookup_offset(&b, 19), Some((10, 4100)));
-        assert_eq!(lookup_offset(&b, 1000), Some((20, 8300)));
+        assert_eq!(
+            bracket_offset(&b, 2),
+            (None, Some((3, 0)), Some((10, 4100)))
+        );
+        assert_eq!(
+            bracket_offset(&b, 3),
+            (None, Some((3, 0)), Some((10, 4100)))
+        );
+        assert_eq!(
+            bracket_offset(&b, 4),
+            (Some((3, 0)), Some((10, 4100)), Some((20, 8300)))
+        );
+        assert_eq!(
+            bracket_offset(&b, 20),
+            (Some((10, 4100)), Some((20, 8300)), None)
+        );
+        assert_eq!(bracket_offset(&b, 1000), (Some((20, 8300)), None, None));
         assert_eq!(lookup_position(&b, 8299), Some((10, 4100)));
         assert_eq!(lookup_position(&b, 8300), Some((20, 8300)));
         let mut t = Vec::new();
@@ -375,6 +400,6 @@ mod tests {
         assert_eq!(lookup_time_below(&t, 101), Some((100, 1)));
         assert_eq!(lookup_time_below(&t, 300), Some((200, 5)));
         assert_eq!(lookup_time_below(&t, i64::MAX), Some((300, 9)));
-        assert_eq!(lookup_offset(&[], 5), None);
+        assert_eq!(bracket_offset(&[], 5), (None, None, None));
     }
 }

@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use potok_records::{BatchHeader, RecordBatch, BATCH_HEADER_LEN};
+use potok_records::{BatchHeader, Compression, RecordBatch, TimestampType, BATCH_HEADER_LEN};
 
 use crate::index::{
-    lookup_offset, lookup_position, lookup_time_below, offset_entry, offset_entry_at, time_entry,
+    bracket_offset, lookup_position, lookup_time_below, offset_entry, offset_entry_at, time_entry,
     time_entry_at, IndexFile, OFFSET_ENTRY_SIZE, TIME_ENTRY_SIZE,
 };
 use crate::storage::{read_exact_at, write_all_at, Storage, StorageFile};
@@ -579,18 +579,71 @@ impl Segment {
         if offset >= self.next_offset {
             return Ok(None);
         }
-        let mut pos = {
+        let (below, above, _) = {
             let (idx, m) = self.index.bytes(storage)?;
             *mapped |= m;
             let rel = u64::try_from(offset - self.base).unwrap_or(0);
-            lookup_offset(&idx, rel).map_or(0, |(_, p)| u64::from(p))
+            bracket_offset(&idx, rel)
         };
+        // The batch holding `offset` starts after the `below` entry's batch and at or before
+        // the `above` entry's batch. Two shortcuts save header reads: a short span is read in
+        // one call and walked in memory; across a long span (large batches), the `above`
+        // batch is checked first, since with large batches it usually is the one.
+        let mut pos = below.map_or(0, |(_, p)| u64::from(p));
+        if let Some((_, p)) = above {
+            let p = u64::from(p);
+            if p >= pos && p - pos <= SPAN_READ_BYTES {
+                if let Some(found) = self.walk_span(pos, p, offset)? {
+                    return Ok(Some(found));
+                }
+            } else {
+                let h = self.header_at(p)?;
+                if h.base_offset <= offset {
+                    return Ok(Some((p, h)));
+                }
+            }
+        }
         while pos < self.size {
             let h = self.header_at(pos)?;
             if h.last_offset().0 >= offset {
                 return Ok(Some((pos, h)));
             }
             pos += h.total_size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Reads `[from, to + header)` in one call and walks the batch headers in it, returning the
+    /// first batch whose last offset is `>= offset`; `None` if the span does not show one (the
+    /// caller then falls back to reading header by header).
+    fn walk_span(&self, from: u64, to: u64, offset: i64) -> Result<Option<(u64, BatchHeader)>> {
+        let end = to.saturating_add(BATCH_HEADER_LEN as u64).min(self.size);
+        let Some(len) = end.checked_sub(from).and_then(|l| usize::try_from(l).ok()) else {
+            return Ok(None);
+        };
+        let mut buf = [0u8; SPAN_READ_BYTES as usize + BATCH_HEADER_LEN];
+        let Some(span) = buf.get_mut(..len) else {
+            return Ok(None);
+        };
+        read_exact_at(&*self.log, span, from).map_err(|e| LogError::io(&self.log_path, e))?;
+        let mut at = 0usize;
+        while let Some(rest) = span.get(at..) {
+            if rest.len() < BATCH_HEADER_LEN {
+                break;
+            }
+            let pos = from + at as u64;
+            let h = BatchHeader::parse(rest)
+                .map_err(|e| corrupt(&self.log_path, format!("at byte {pos}: {e}")))?;
+            if pos + h.total_size() as u64 > self.size {
+                return Err(corrupt(
+                    &self.log_path,
+                    format!("batch at byte {pos} extends past the segment end"),
+                ));
+            }
+            if h.last_offset().0 >= offset {
+                return Ok(Some((pos, h)));
+            }
+            at += h.total_size();
         }
         Ok(None)
     }
@@ -667,38 +720,237 @@ impl Segment {
         if self.max_timestamp < target {
             return Ok(None);
         }
+        // The entry names the last offset of a batch whose running max is below the target,
+        // so the first candidate batch is the one after it.
         let from_offset = {
             let (t, m) = self.time_index.bytes(storage)?;
             *mapped |= m;
-            lookup_time_below(&t, target).map_or(self.base, |(_, rel)| self.base + i64::from(rel))
+            lookup_time_below(&t, target)
+                .map_or(self.base, |(_, rel)| self.base + i64::from(rel) + 1)
         }
         .max(min_offset);
-        let mut pos = match self.translate(storage, from_offset, mapped)? {
-            Some((p, _)) => p,
-            None => return Ok(None),
+        if let Some(hit) =
+            self.timestamp_fast_path(storage, from_offset, target, min_offset, mapped)?
+        {
+            return Ok(Some(hit));
+        }
+        let Some((mut pos, mut h)) = self.translate(storage, from_offset, mapped)? else {
+            return Ok(None);
         };
-        while pos < self.size {
-            let h = self.header_at(pos)?;
+        loop {
             let len = h.total_size() as u64;
             if h.max_timestamp >= target && h.last_offset().0 >= min_offset {
-                let mut buf = vec![0u8; len as usize];
-                read_exact_at(&*self.log, &mut buf, pos)
-                    .map_err(|e| LogError::io(&self.log_path, e))?;
-                let bad = |e: potok_records::RecordsError| {
-                    corrupt(&self.log_path, format!("batch at byte {pos}: {e}"))
-                };
-                let batch = RecordBatch::new(Bytes::from(buf)).map_err(bad)?;
-                for r in batch.records().map_err(bad)? {
-                    let r = r.map_err(bad)?;
-                    let (o, ts) = (r.offset(&h).0, r.timestamp(&h));
-                    if ts >= target && o >= min_offset {
-                        return Ok(Some((o, ts)));
+                let hit = if matches!(h.compression(), Ok(Compression::None)) {
+                    if len > 64 * 1024 {
+                        // A large batch: try its first record before reading all of it.
+                        if let Some(hit) =
+                            self.first_record_if_match(pos, &h, target, min_offset)?
+                        {
+                            return Ok(Some(hit));
+                        }
                     }
+                    self.scan_uncompressed(pos, &h, target, min_offset)?
+                } else {
+                    self.scan_decoded(pos, &h, target, min_offset)?
+                };
+                if hit.is_some() {
+                    return Ok(hit);
                 }
             }
             pos += len;
+            if pos >= self.size {
+                return Ok(None);
+            }
+            h = self.header_at(pos)?;
+        }
+    }
+
+    /// Finds the first matching record of an uncompressed batch by walking the record
+    /// prefixes (length, attributes, timestamp delta, offset delta) in a reused per-thread
+    /// buffer, without allocating or copying values.
+    fn scan_uncompressed(
+        &self,
+        pos: u64,
+        h: &BatchHeader,
+        target: i64,
+        min_offset: i64,
+    ) -> Result<Option<(i64, i64)>> {
+        let len = h.total_size().saturating_sub(BATCH_HEADER_LEN);
+        SCRATCH.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
+            let records = buf.get_mut(..len).unwrap_or(&mut []);
+            read_exact_at(&*self.log, records, pos + BATCH_HEADER_LEN as u64)
+                .map_err(|e| LogError::io(&self.log_path, e))?;
+            self.scan_records(pos, h, records, target, min_offset)
+        })
+    }
+
+    /// Walks the record prefixes (length, attributes, timestamp delta, offset delta) of an
+    /// uncompressed batch's records section for the first record at or after `min_offset`
+    /// with a timestamp `>= target`.
+    fn scan_records(
+        &self,
+        pos: u64,
+        h: &BatchHeader,
+        records: &[u8],
+        target: i64,
+        min_offset: i64,
+    ) -> Result<Option<(i64, i64)>> {
+        let bad = || {
+            corrupt(
+                &self.log_path,
+                format!("malformed record in batch at byte {pos}"),
+            )
+        };
+        let mut at = 0usize;
+        for _ in 0..h.records_count.max(0) {
+            let rest = records.get(at..).ok_or_else(bad)?;
+            let (body_len, used) = read_zigzag(rest).ok_or_else(bad)?;
+            let body_len = usize::try_from(body_len).map_err(|_| bad())?;
+            let body = rest
+                .get(used..used.checked_add(body_len).ok_or_else(bad)?)
+                .ok_or_else(bad)?;
+            let fields = body.get(1..).ok_or_else(bad)?; // skip attributes
+            let (ts_delta, n) = read_zigzag(fields).ok_or_else(bad)?;
+            let (offset_delta, _) =
+                read_zigzag(fields.get(n..).ok_or_else(bad)?).ok_or_else(bad)?;
+            let ts = match h.timestamp_type() {
+                TimestampType::LogAppendTime => h.max_timestamp,
+                TimestampType::CreateTime => h.base_timestamp.wrapping_add(ts_delta),
+            };
+            let offset = h.base_offset.saturating_add(offset_delta);
+            if ts >= target && offset >= min_offset {
+                return Ok(Some((offset, ts)));
+            }
+            at += used + body_len;
         }
         Ok(None)
+    }
+
+    /// When the offset index brackets the batch holding `from_offset` exactly (an entry for it
+    /// and the next entry right after it, as with batches larger than `index.interval.bytes`),
+    /// reads that whole uncompressed batch in one call and looks for the match in it. `None`
+    /// means "not applicable or not in this batch": the caller takes the general path.
+    fn timestamp_fast_path(
+        &self,
+        storage: &dyn Storage,
+        from_offset: i64,
+        target: i64,
+        min_offset: i64,
+        mapped: &mut bool,
+    ) -> Result<Option<(i64, i64)>> {
+        let span = {
+            let (idx, m) = self.index.bytes(storage)?;
+            *mapped |= m;
+            let rel = u64::try_from(from_offset - self.base).unwrap_or(0);
+            match bracket_offset(&idx, rel) {
+                (_, Some((_, p)), next) => {
+                    let p = u64::from(p);
+                    let q = next.map_or(self.size, |(_, q)| u64::from(q));
+                    (p, q)
+                }
+                _ => return Ok(None),
+            }
+        };
+        let (p, q) = span;
+        let Some(len) = q
+            .checked_sub(p)
+            .filter(|l| (BATCH_HEADER_LEN as u64..=64 * 1024).contains(l))
+        else {
+            return Ok(None);
+        };
+        SCRATCH.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            let len = len as usize;
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
+            let data = buf.get_mut(..len).unwrap_or(&mut []);
+            read_exact_at(&*self.log, data, p).map_err(|e| LogError::io(&self.log_path, e))?;
+            let Ok(h) = BatchHeader::parse(data) else {
+                return Ok(None);
+            };
+            let total = h.total_size();
+            if h.base_offset > from_offset
+                || total > len
+                || h.max_timestamp < target
+                || h.last_offset().0 < min_offset
+                || !matches!(h.compression(), Ok(Compression::None))
+            {
+                return Ok(None);
+            }
+            let records = data.get(BATCH_HEADER_LEN..total).unwrap_or(&[]);
+            self.scan_records(p, &h, records, target, min_offset)
+        })
+    }
+
+    /// Finds the first matching record of a compressed batch by decompressing it.
+    fn scan_decoded(
+        &self,
+        pos: u64,
+        h: &BatchHeader,
+        target: i64,
+        min_offset: i64,
+    ) -> Result<Option<(i64, i64)>> {
+        let mut buf = vec![0u8; h.total_size()];
+        read_exact_at(&*self.log, &mut buf, pos).map_err(|e| LogError::io(&self.log_path, e))?;
+        let bad = |e: potok_records::RecordsError| {
+            corrupt(&self.log_path, format!("batch at byte {pos}: {e}"))
+        };
+        let batch = RecordBatch::new(Bytes::from(buf)).map_err(bad)?;
+        for r in batch.records().map_err(bad)? {
+            let r = r.map_err(bad)?;
+            let (o, ts) = (r.offset(h).0, r.timestamp(h));
+            if ts >= target && o >= min_offset {
+                return Ok(Some((o, ts)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Shortcut for the common case where the first record of an uncompressed batch already
+    /// matches: decodes just its timestamp and offset deltas from a small read instead of
+    /// reading and decoding the whole batch. `None` means "decode the batch".
+    fn first_record_if_match(
+        &self,
+        pos: u64,
+        h: &BatchHeader,
+        target: i64,
+        min_offset: i64,
+    ) -> Result<Option<(i64, i64)>> {
+        if h.records_count < 1 || !matches!(h.compression(), Ok(Compression::None)) {
+            return Ok(None);
+        }
+        // length varint (<= 5) + attributes (1) + timestamp delta varlong (<= 10) + offset
+        // delta varint (<= 5).
+        let mut buf = [0u8; 21];
+        let avail = (self.size - pos).saturating_sub(BATCH_HEADER_LEN as u64);
+        let n = buf.len().min(usize::try_from(avail).unwrap_or(0));
+        let Some(dst) = buf.get_mut(..n) else {
+            return Ok(None);
+        };
+        read_exact_at(&*self.log, dst, pos + BATCH_HEADER_LEN as u64)
+            .map_err(|e| LogError::io(&self.log_path, e))?;
+        let fields = (|| {
+            let bytes = buf.get(..n)?;
+            let (_, a) = read_zigzag(bytes)?; // record length
+            let at = a + 1; // attributes byte
+            let (ts_delta, b) = read_zigzag(bytes.get(at..)?)?;
+            let (offset_delta, _) = read_zigzag(bytes.get(at + b..)?)?;
+            Some((ts_delta, offset_delta))
+        })();
+        let Some((ts_delta, offset_delta)) = fields else {
+            return Ok(None);
+        };
+        let ts = match h.timestamp_type() {
+            TimestampType::LogAppendTime => h.max_timestamp,
+            TimestampType::CreateTime => h.base_timestamp.wrapping_add(ts_delta),
+        };
+        let offset = h.base_offset.saturating_add(offset_delta);
+        Ok((ts >= target && offset >= min_offset).then_some((offset, ts)))
     }
 
     /// Removes every batch whose last offset is `>= offset` (whole batches, as Kafka does).
@@ -894,5 +1146,44 @@ impl Segment {
     /// Number of index entries, for tests and diagnostics.
     pub(crate) fn index_entries(&self) -> (usize, usize) {
         (self.index.entries(), self.time_index.entries())
+    }
+}
+
+/// Index spans up to this long are read in one call when translating an offset (the default
+/// `index.interval.bytes` is 4096, so a span usually holds a few small batches).
+const SPAN_READ_BYTES: u64 = 8192;
+
+thread_local! {
+    /// Reused buffer for timestamp lookups, so a lookup does not allocate and zero a batch-sized
+    /// buffer each time. It grows to the largest batch looked into on this thread.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Decodes one zigzag varint (up to 10 bytes, as Kafka's varlong) from the start of `b`,
+/// returning the value and the bytes used; `None` when `b` ends first or it is too long.
+fn read_zigzag(b: &[u8]) -> Option<(i64, usize)> {
+    let mut raw: u64 = 0;
+    for (i, &byte) in b.iter().enumerate().take(10) {
+        raw |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let v = ((raw >> 1) as i64) ^ -((raw & 1) as i64);
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_zigzag;
+
+    #[test]
+    fn zigzag_varints_decode() {
+        assert_eq!(read_zigzag(&[0x00]), Some((0, 1)));
+        assert_eq!(read_zigzag(&[0x01]), Some((-1, 1)));
+        assert_eq!(read_zigzag(&[0x02]), Some((1, 1)));
+        assert_eq!(read_zigzag(&[0xac, 0x02]), Some((150, 2)));
+        assert_eq!(read_zigzag(&[0x80]), None);
+        assert_eq!(read_zigzag(&[]), None);
     }
 }

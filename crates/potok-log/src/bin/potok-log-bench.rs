@@ -1,1 +1,304 @@
-fn main() {}
+//! Throughput and lookup benchmark of the partition log against `dd` baselines measured in the
+//! same run on the same disk (see `docs/benchmarks.md`, "Partition log (potok-log)").
+//!
+//! Usage: `potok-log-bench [--dir DIR] [--mib N] [--fsync-mib M] [--lookups K]`.
+//! Build with `--release`. Records are 1 KiB, batches 16 KiB (16 records, uncompressed).
+//!
+//! Measured:
+//! * `dd if=/dev/zero bs=1M count=N` (buffered) vs appending N MiB without fsync;
+//! * `dd ... bs=1M count=M oflag=dsync` vs appending M MiB with an fsync per 1 MiB
+//!   (`flush.messages` = 1024 records);
+//! * `dd if=<segment> of=/dev/null bs=1M` vs reading the same segment with `Log::read` in
+//!   1 MiB slices copied into a buffer (both from the page cache);
+//! * random lookups by offset (`Log::read` of one batch) and by timestamp
+//!   (`Log::offset_for_timestamp`) on the N MiB segment, active and after a roll (closed,
+//!   lazily mapped index).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use potok_log::{Log, LogConfig, Offset, RealStorage, Storage};
+use potok_records::{BatchHeader, RecordBatchBuilder};
+
+const RECORD: usize = 1024;
+const PER_BATCH: usize = 16;
+const MIB: u64 = 1 << 20;
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("potok-log-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+struct Args {
+    dir: PathBuf,
+    mib: u64,
+    fsync_mib: u64,
+    lookups: usize,
+}
+
+fn parse_args() -> Res<Args> {
+    let mut a = Args {
+        dir: std::env::temp_dir().join(format!("potok-log-bench-{}", std::process::id())),
+        mib: 1024,
+        fsync_mib: 256,
+        lookups: 200_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let val = it.next().ok_or(format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--dir" => a.dir = PathBuf::from(val),
+            "--mib" => a.mib = val.parse()?,
+            "--fsync-mib" => a.fsync_mib = val.parse()?,
+            "--lookups" => a.lookups = val.parse()?,
+            other => return Err(format!("unknown flag {other}").into()),
+        }
+    }
+    Ok(a)
+}
+
+/// Runs dd and returns bytes per second, computed from dd's own byte count and seconds.
+fn dd(args: &[String]) -> Res<f64> {
+    let out = Command::new("dd").args(args).output()?;
+    if !out.status.success() {
+        return Err(format!("dd failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    let text = String::from_utf8_lossy(&out.stderr);
+    let line = text
+        .lines()
+        .find(|l| l.contains("copied"))
+        .ok_or("no summary line from dd")?;
+    let bytes: f64 = line
+        .split_whitespace()
+        .next()
+        .ok_or("bad dd line")?
+        .parse()?;
+    let secs: f64 = line
+        .split(", ")
+        .find(|p| p.ends_with(" s"))
+        .and_then(|p| p.trim_end_matches(" s").trim().parse().ok())
+        .ok_or("no seconds in dd line")?;
+    Ok(bytes / secs)
+}
+
+fn gbs(bps: f64) -> String {
+    format!("{:.2} GB/s", bps / 1e9)
+}
+
+fn mbs(bps: f64) -> String {
+    format!("{:.0} MB/s", bps / 1e6)
+}
+
+/// 16 records of 1 KiB stamped `ts`, `ts + 1`, ...
+fn make_batch(ts: i64) -> Res<Bytes> {
+    let value = vec![0x5au8; RECORD];
+    let mut b = RecordBatchBuilder::new();
+    for j in 0..PER_BATCH as i64 {
+        b = b.key_value(ts + j, None, Some(&value));
+    }
+    Ok(b.build()?.into_bytes())
+}
+
+fn open(dir: &Path, config: LogConfig) -> Res<Log> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    Ok(Log::open(
+        dir,
+        config,
+        Arc::new(RealStorage) as Arc<dyn Storage>,
+        0,
+    )?)
+}
+
+/// Appends `mib` MiB of batches; returns bytes per second and the number of batches. With
+/// `owned`, each buffer is handed over (the log rewrites it in place); otherwise the caller
+/// keeps a reference and the log copies it once, as for a slice of a request frame.
+fn append_run(log: &mut Log, mib: u64, owned: bool) -> Res<(f64, i64)> {
+    let template = make_batch(0)?;
+    let batch_len = template.len() as u64;
+    let n = (mib * MIB / batch_len) as i64;
+    // Prebuilt buffers (record j of batch i stamped 1_000_000 + 16 i + j): building them is
+    // the producer's work, not the log's.
+    let batches: Vec<Bytes> = (0..n)
+        .map(|i| make_batch(1_000_000 + i * PER_BATCH as i64))
+        .collect::<Res<_>>()?;
+    let start = Instant::now();
+    if owned {
+        for b in batches {
+            log.append(b, 0)?;
+        }
+    } else {
+        for b in &batches {
+            log.append(b.clone(), 0)?;
+        }
+    }
+    log.flush()?; // count the final fsync only when the policy asked for them
+    let secs = start.elapsed().as_secs_f64();
+    Ok(((n as u64 * batch_len) as f64 / secs, n))
+}
+
+fn run() -> Res<()> {
+    let args = parse_args()?;
+    std::fs::create_dir_all(&args.dir)?;
+    let dd_file = args.dir.join("dd.bin");
+    let f = dd_file.display().to_string();
+    println!(
+        "# potok-log-bench: {} MiB, fsync run {} MiB, {} lookups, dir {}",
+        args.mib,
+        args.fsync_mib,
+        args.lookups,
+        args.dir.display()
+    );
+
+    // 1. Buffered append vs buffered dd.
+    let dd_write = dd(&[
+        "if=/dev/zero".into(),
+        format!("of={f}"),
+        "bs=1M".into(),
+        format!("count={}", args.mib),
+    ])?;
+    std::fs::remove_file(&dd_file)?;
+    let log_dir = args.dir.join("bench-0");
+    let config = LogConfig {
+        segment_bytes: (args.mib * MIB + MIB).min(i32::MAX as u64),
+        retention_ms: -1,
+        ..LogConfig::default()
+    };
+    let mut log = open(&log_dir, config.clone())?;
+    let (copy_bps, _) = append_run(&mut log, args.mib, false)?;
+    drop(log);
+    let mut log = open(&log_dir, config.clone())?;
+    let (append_bps, batches) = append_run(&mut log, args.mib, true)?;
+
+    // 2. Sequential read of the same segment vs dd of that file.
+    let seg = potok_log::segment_file(&log_dir, 0, "log");
+    let dd_read = dd(&[
+        format!("if={}", seg.display()),
+        "of=/dev/null".into(),
+        "bs=1M".into(),
+    ])?;
+    let leo = log.log_end_offset().0;
+    let mut buf = vec![0u8; 2 * MIB as usize];
+    let start = Instant::now();
+    let mut next = 0i64;
+    let mut total = 0u64;
+    while next < leo {
+        let s = log.read(Offset(next), MIB as usize, None)?;
+        let b = buf.get_mut(..s.len).ok_or("slice larger than buffer")?;
+        s.read_into(b)?;
+        // Find the next offset from the last batch header, as a consumer would.
+        let mut pos = 0usize;
+        let mut last = next;
+        while pos < b.len() {
+            let h = BatchHeader::parse(&b[pos..])?;
+            last = h.last_offset().0;
+            pos += h.total_size();
+        }
+        next = last + 1;
+        total += s.len as u64;
+    }
+    let read_bps = total as f64 / start.elapsed().as_secs_f64();
+
+    // 3. Lookups on the big segment (active, then closed after a roll).
+    let mut rng = 0x2545f4914f6cdd1du64;
+    let mut rand = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let mut lookup = |log: &Log, by_time: bool| -> Res<f64> {
+        let start = Instant::now();
+        for _ in 0..args.lookups {
+            if by_time {
+                let o = rand(leo as u64) as i64;
+                let ts = 1_000_000 + o;
+                let r = log.offset_for_timestamp(ts)?;
+                if r != Some((Offset(o), ts)) {
+                    return Err(format!("timestamp lookup for {ts} returned {r:?}").into());
+                }
+            } else {
+                let o = rand(leo as u64) as i64;
+                let s = log.read(Offset(o), 1, None)?;
+                if s.first_offset.0 > o || s.first_offset.0 + PER_BATCH as i64 <= o {
+                    return Err(format!("offset lookup for {o} returned {}", s.first_offset).into());
+                }
+            }
+        }
+        Ok(start.elapsed().as_secs_f64() * 1e6 / args.lookups as f64)
+    };
+    let off_active = lookup(&log, false)?;
+    let ts_active = lookup(&log, true)?;
+    log.roll(0)?;
+    let off_closed = lookup(&log, false)?;
+    let ts_closed = lookup(&log, true)?;
+    let (idx, tidx) = log.index_entries(Offset(0)).unwrap_or((0, 0));
+    drop(log);
+    std::fs::remove_dir_all(&log_dir)?;
+
+    // 4. fsync per 1 MiB vs dd oflag=dsync bs=1M.
+    let dd_dsync = dd(&[
+        "if=/dev/zero".into(),
+        format!("of={f}"),
+        "bs=1M".into(),
+        format!("count={}", args.fsync_mib),
+        "oflag=dsync".into(),
+    ])?;
+    std::fs::remove_file(&dd_file)?;
+    let fsync_config = LogConfig {
+        flush_messages: Some((MIB as usize / RECORD) as u64),
+        ..config
+    };
+    let mut log = open(&log_dir, fsync_config)?;
+    let (fsync_bps, _) = append_run(&mut log, args.fsync_mib, true)?;
+    drop(log);
+    std::fs::remove_dir_all(&args.dir)?;
+
+    println!();
+    println!("| measurement | potok-log | dd baseline | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| append, no fsync ({} MiB, buffer handed over) | {} | {} (`bs=1M`) | {:.0}% |",
+        args.mib,
+        gbs(append_bps),
+        gbs(dd_write),
+        100.0 * append_bps / dd_write
+    );
+    println!(
+        "| append, no fsync, caller keeps the buffer (one copy) | {} | {} | {:.0}% |",
+        gbs(copy_bps),
+        gbs(dd_write),
+        100.0 * copy_bps / dd_write
+    );
+    println!(
+        "| append, fsync per 1 MiB ({} MiB) | {} | {} (`bs=1M oflag=dsync`) | {:.0}% |",
+        args.fsync_mib,
+        mbs(fsync_bps),
+        mbs(dd_dsync),
+        100.0 * fsync_bps / dd_dsync
+    );
+    println!(
+        "| sequential read, 1 MiB slices | {} | {} (`dd` of the segment) | {:.0}% |",
+        gbs(read_bps),
+        gbs(dd_read),
+        100.0 * read_bps / dd_read
+    );
+    println!("| lookup by offset, active segment | {off_active:.2} µs | | |");
+    println!("| lookup by timestamp, active segment | {ts_active:.2} µs | | |");
+    println!("| lookup by offset, closed segment | {off_closed:.2} µs | | |");
+    println!("| lookup by timestamp, closed segment | {ts_closed:.2} µs | | |");
+    println!();
+    println!(
+        "segment: {} MiB, {batches} batches, {idx} offset index entries, {tidx} time index entries",
+        args.mib
+    );
+    Ok(())
+}
