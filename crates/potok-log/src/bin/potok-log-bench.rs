@@ -1,7 +1,8 @@
 //! Throughput and lookup benchmark of the partition log against `dd` baselines measured in the
 //! same run on the same disk (see `docs/benchmarks.md`, "Partition log (potok-log)").
 //!
-//! Usage: `potok-log-bench [--dir DIR] [--mib N] [--fsync-mib M] [--lookups K]`.
+//! Usage: `potok-log-bench [--dir DIR] [--mib N] [--fsync-mib M] [--lookups K] [--reps R]`.
+//! Each throughput pair (dd, then potok-log) runs R times interleaved; medians are reported.
 //! Build with `--release`. Records are 1 KiB, batches 16 KiB (16 records, uncompressed).
 //!
 //! Measured:
@@ -41,6 +42,7 @@ struct Args {
     mib: u64,
     fsync_mib: u64,
     lookups: usize,
+    reps: usize,
 }
 
 fn parse_args() -> Res<Args> {
@@ -49,6 +51,7 @@ fn parse_args() -> Res<Args> {
         mib: 1024,
         fsync_mib: 256,
         lookups: 200_000,
+        reps: 3,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -58,6 +61,7 @@ fn parse_args() -> Res<Args> {
             "--mib" => a.mib = val.parse()?,
             "--fsync-mib" => a.fsync_mib = val.parse()?,
             "--lookups" => a.lookups = val.parse()?,
+            "--reps" => a.reps = val.parse::<usize>()?.max(1),
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
@@ -145,67 +149,93 @@ fn append_run(log: &mut Log, mib: u64, owned: bool) -> Res<(f64, i64)> {
     Ok(((n as u64 * batch_len) as f64 / secs, n))
 }
 
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn range(v: &[f64], unit: fn(f64) -> String) -> String {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(0.0, f64::max);
+    format!("{}–{}", unit(lo), unit(hi))
+}
+
 fn run() -> Res<()> {
     let args = parse_args()?;
     std::fs::create_dir_all(&args.dir)?;
     let dd_file = args.dir.join("dd.bin");
     let f = dd_file.display().to_string();
     println!(
-        "# potok-log-bench: {} MiB, fsync run {} MiB, {} lookups, dir {}",
+        "# potok-log-bench: {} MiB, fsync run {} MiB, {} lookups, {} interleaved repetitions, dir {}",
         args.mib,
         args.fsync_mib,
         args.lookups,
+        args.reps,
         args.dir.display()
     );
-
-    // 1. Buffered append vs buffered dd.
-    let dd_write = dd(&[
-        "if=/dev/zero".into(),
-        format!("of={f}"),
-        "bs=1M".into(),
-        format!("count={}", args.mib),
-    ])?;
-    std::fs::remove_file(&dd_file)?;
     let log_dir = args.dir.join("bench-0");
     let config = LogConfig {
         segment_bytes: (args.mib * MIB + MIB).min(i32::MAX as u64),
         retention_ms: -1,
         ..LogConfig::default()
     };
-    let mut log = open(&log_dir, config.clone())?;
-    let (copy_bps, _) = append_run(&mut log, args.mib, false)?;
-    drop(log);
-    let mut log = open(&log_dir, config.clone())?;
-    let (append_bps, batches) = append_run(&mut log, args.mib, true)?;
 
-    // 2. Sequential read of the same segment vs dd of that file.
+    // 1. Buffered append vs buffered dd, interleaved so both see the same machine state.
+    let (mut dd_write, mut append) = (Vec::new(), Vec::new());
+    let mut kept = None;
+    for _ in 0..args.reps {
+        dd_write.push(dd(&[
+            "if=/dev/zero".into(),
+            format!("of={f}"),
+            "bs=1M".into(),
+            format!("count={}", args.mib),
+        ])?);
+        std::fs::remove_file(&dd_file)?;
+        drop(kept.take());
+        let mut log = open(&log_dir, config.clone())?;
+        let (bps, batches) = append_run(&mut log, args.mib, true)?;
+        append.push(bps);
+        kept = Some((log, batches));
+    }
+    let (mut log, batches) = kept.ok_or("no repetitions")?;
+    let copy_dir = args.dir.join("bench-copy");
+    let mut copy_log = open(&copy_dir, config.clone())?;
+    let (copy_bps, _) = append_run(&mut copy_log, args.mib, false)?;
+    drop(copy_log);
+    std::fs::remove_dir_all(&copy_dir)?;
+
+    // 2. Sequential read of the segment vs dd of that file (both from the page cache).
     let seg = potok_log::segment_file(&log_dir, 0, "log");
-    let dd_read = dd(&[
-        format!("if={}", seg.display()),
-        "of=/dev/null".into(),
-        "bs=1M".into(),
-    ])?;
     let leo = log.log_end_offset().0;
     let mut buf = vec![0u8; 2 * MIB as usize];
-    let start = Instant::now();
-    let mut next = 0i64;
-    let mut total = 0u64;
-    while next < leo {
-        let s = log.read(Offset(next), MIB as usize, None)?;
-        let b = buf.get_mut(..s.len).ok_or("slice larger than buffer")?;
-        s.read_into(b)?;
-        // Find the next offset from the last batch header, as a consumer would.
-        let mut pos = 0usize;
-        let mut last = next;
-        while pos < b.len() {
-            let h = BatchHeader::parse(&b[pos..])?;
-            last = h.last_offset().0;
-            pos += h.total_size();
+    let (mut dd_read, mut read) = (Vec::new(), Vec::new());
+    for _ in 0..args.reps {
+        dd_read.push(dd(&[
+            format!("if={}", seg.display()),
+            "of=/dev/null".into(),
+            "bs=1M".into(),
+        ])?);
+        let start = Instant::now();
+        let mut next = 0i64;
+        let mut total = 0u64;
+        while next < leo {
+            let s = log.read(Offset(next), MIB as usize, None)?;
+            let b = buf.get_mut(..s.len).ok_or("slice larger than buffer")?;
+            s.read_into(b)?;
+            // Find the next offset from the last batch header, as a consumer would.
+            let mut pos = 0usize;
+            let mut last = next;
+            while pos < b.len() {
+                let h = BatchHeader::parse(&b[pos..])?;
+                last = h.last_offset().0;
+                pos += h.total_size();
+            }
+            next = last + 1;
+            total += s.len as u64;
         }
-        next = last + 1;
-        total += s.len as u64;
+        read.push(total as f64 / start.elapsed().as_secs_f64());
     }
-    let read_bps = total as f64 / start.elapsed().as_secs_f64();
 
     // 3. Lookups on the big segment (active, then closed after a roll).
     let mut rng = 0x2545f4914f6cdd1du64;
@@ -218,15 +248,14 @@ fn run() -> Res<()> {
     let mut lookup = |log: &Log, by_time: bool| -> Res<f64> {
         let start = Instant::now();
         for _ in 0..args.lookups {
+            let o = rand(leo as u64) as i64;
             if by_time {
-                let o = rand(leo as u64) as i64;
                 let ts = 1_000_000 + o;
                 let r = log.offset_for_timestamp(ts)?;
                 if r != Some((Offset(o), ts)) {
                     return Err(format!("timestamp lookup for {ts} returned {r:?}").into());
                 }
             } else {
-                let o = rand(leo as u64) as i64;
                 let s = log.read(Offset(o), 1, None)?;
                 if s.first_offset.0 > o || s.first_offset.0 + PER_BATCH as i64 <= o {
                     return Err(format!("offset lookup for {o} returned {}", s.first_offset).into());
@@ -244,52 +273,65 @@ fn run() -> Res<()> {
     drop(log);
     std::fs::remove_dir_all(&log_dir)?;
 
-    // 4. fsync per 1 MiB vs dd oflag=dsync bs=1M.
-    let dd_dsync = dd(&[
-        "if=/dev/zero".into(),
-        format!("of={f}"),
-        "bs=1M".into(),
-        format!("count={}", args.fsync_mib),
-        "oflag=dsync".into(),
-    ])?;
-    std::fs::remove_file(&dd_file)?;
+    // 4. fsync per 1 MiB vs dd oflag=dsync bs=1M, interleaved.
     let fsync_config = LogConfig {
         flush_messages: Some((MIB as usize / RECORD) as u64),
         ..config
     };
-    let mut log = open(&log_dir, fsync_config)?;
-    let (fsync_bps, _) = append_run(&mut log, args.fsync_mib, true)?;
-    drop(log);
+    let (mut dd_dsync, mut fsync) = (Vec::new(), Vec::new());
+    for _ in 0..args.reps {
+        dd_dsync.push(dd(&[
+            "if=/dev/zero".into(),
+            format!("of={f}"),
+            "bs=1M".into(),
+            format!("count={}", args.fsync_mib),
+            "oflag=dsync".into(),
+        ])?);
+        std::fs::remove_file(&dd_file)?;
+        let mut log = open(&log_dir, fsync_config.clone())?;
+        fsync.push(append_run(&mut log, args.fsync_mib, true)?.0);
+    }
     std::fs::remove_dir_all(&args.dir)?;
 
+    println!();
+    println!(
+        "Medians of {} interleaved runs (range in brackets).",
+        args.reps
+    );
     println!();
     println!("| measurement | potok-log | dd baseline | ratio |");
     println!("|---|---|---|---|");
     println!(
-        "| append, no fsync ({} MiB, buffer handed over) | {} | {} (`bs=1M`) | {:.0}% |",
+        "| append, no fsync ({} MiB, buffer handed over) | {} ({}) | {} ({}) `bs=1M` | {:.0}% |",
         args.mib,
-        gbs(append_bps),
-        gbs(dd_write),
-        100.0 * append_bps / dd_write
+        gbs(median(&append)),
+        range(&append, gbs),
+        gbs(median(&dd_write)),
+        range(&dd_write, gbs),
+        100.0 * median(&append) / median(&dd_write)
     );
     println!(
-        "| append, no fsync, caller keeps the buffer (one copy) | {} | {} | {:.0}% |",
+        "| append, no fsync, caller keeps the buffer (one copy; single run) | {} | {} | {:.0}% |",
         gbs(copy_bps),
-        gbs(dd_write),
-        100.0 * copy_bps / dd_write
+        gbs(median(&dd_write)),
+        100.0 * copy_bps / median(&dd_write)
     );
     println!(
-        "| append, fsync per 1 MiB ({} MiB) | {} | {} (`bs=1M oflag=dsync`) | {:.0}% |",
+        "| append, fsync per 1 MiB ({} MiB) | {} ({}) | {} ({}) `bs=1M oflag=dsync` | {:.0}% |",
         args.fsync_mib,
-        mbs(fsync_bps),
-        mbs(dd_dsync),
-        100.0 * fsync_bps / dd_dsync
+        mbs(median(&fsync)),
+        range(&fsync, mbs),
+        mbs(median(&dd_dsync)),
+        range(&dd_dsync, mbs),
+        100.0 * median(&fsync) / median(&dd_dsync)
     );
     println!(
-        "| sequential read, 1 MiB slices | {} | {} (`dd` of the segment) | {:.0}% |",
-        gbs(read_bps),
-        gbs(dd_read),
-        100.0 * read_bps / dd_read
+        "| sequential read, 1 MiB slices | {} ({}) | {} ({}) `dd` of the segment | {:.0}% |",
+        gbs(median(&read)),
+        range(&read, gbs),
+        gbs(median(&dd_read)),
+        range(&dd_read, gbs),
+        100.0 * median(&read) / median(&dd_read)
     );
     println!("| lookup by offset, active segment | {off_active:.2} µs | | |");
     println!("| lookup by timestamp, active segment | {ts_active:.2} µs | | |");
