@@ -375,3 +375,41 @@ fn closed_index_mappings_stay_bounded() {
     let mapped = log.mapped_closed_indexes();
     assert!(mapped > 0 && mapped <= 3, "mapped {mapped}");
 }
+
+#[test]
+fn log_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<potok_log::Log>();
+    assert_send_sync::<potok_log::ReadSlice>();
+}
+
+#[test]
+fn malformed_checkpoints_are_errors_or_rescans_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_config(), 0);
+    for i in 0..20u8 {
+        log.append(simple_batch(2, 5, 60, i), 0).unwrap();
+    }
+    log.close().unwrap();
+    // A garbled recovery point only costs a full scan.
+    std::fs::write(dir.path().join(potok_log::RECOVERY_POINT_FILE), b"0\nxyz\n").unwrap();
+    let log = open(dir.path(), small_config(), 0);
+    assert!(!log.recovery_report().clean_shutdown);
+    assert_eq!(
+        log.recovery_report().scanned_segments.len(),
+        log.segment_base_offsets().len()
+    );
+    assert_eq!(read_all(&log, 0).len(), 40);
+    drop(log);
+    // A garbled log start offset is refused with a clear error.
+    for bad in [&b"1\n5\n"[..], b"0\n-3\n", b"0\n", &[0xff; 100][..]] {
+        std::fs::write(dir.path().join(potok_log::LOG_START_OFFSET_FILE), bad).unwrap();
+        let r = potok_log::Log::open(
+            dir.path(),
+            small_config(),
+            std::sync::Arc::new(potok_log::RealStorage),
+            0,
+        );
+        assert!(matches!(r, Err(LogError::Corrupt { .. })), "{bad:?}");
+    }
+}
