@@ -27,9 +27,35 @@
 //! * [`Log::apply_retention`]`(now_ms)` / [`Log::apply_retention_below`]`(now_ms, hw)`,
 //!   [`Log::roll`], [`Log::flush`], [`Log::maybe_flush`]`(now_ms)` (call periodically for
 //!   `flush.ms`), [`Log::close`] (clean shutdown), [`Log::delete`].
+//! * [`AppendInfo`] `{ first_offset, last_offset, max_timestamp, offset_of_max_timestamp,
+//!   log_append_time_ms, batches, records, bytes, log_start_offset }`.
+//! * Errors are one enum, [`LogError`]: `OffsetOutOfRange` (Kafka `OFFSET_OUT_OF_RANGE`),
+//!   `InvalidBatch` / `InvalidBatchFields` (`CORRUPT_MESSAGE` / `INVALID_RECORD`),
+//!   `BatchTooLarge` (`RECORD_BATCH_TOO_LARGE`), `OutOfOrderOffsets` (follower), `Io`,
+//!   `Corrupt` (bad data found on disk), `InvalidConfig`, `Offline` (after a failed write that
+//!   could not be undone or a failed fsync the log refuses work until reopened, as Kafka takes
+//!   the log directory offline).
 //! * The clock is injected: every time-dependent call takes `now_ms` (milliseconds since the
 //!   epoch); the crate never reads the system clock.
-//! * The high watermark is kept by the caller.
+//! * The high watermark is kept by the caller: pass it as `max_offset` to [`Log::read`] for
+//!   consumers and to [`Log::apply_retention_below`].
+//! * [`LogConfig`] carries the topic configs with Kafka's names and defaults (`segment.bytes`,
+//!   `segment.ms`, `segment.index.bytes`, `index.interval.bytes`, `retention.ms`,
+//!   `retention.bytes`, `flush.messages`, `flush.ms`, `message.timestamp.type`) plus
+//!   `fsync_before_ack` and `max_mapped_closed_indexes`.
+//! * Tests of other crates can use [`FaultyStorage`] to inject crashes, short writes and IO
+//!   errors, and [`Log::recovery_report`] to see what recovery did.
+//!
+//! # Retention and rolling
+//!
+//! Rolls happen before an append when the active segment would exceed `segment.bytes`, when its
+//! first batch's timestamp (or, without one, the clock when it got its first data) is more than
+//! `segment.ms` old, or when an index is full. Retention deletes whole segments, oldest first,
+//! never a partial one: by `retention.ms` judged by each segment's **largest** record timestamp,
+//! so a record stamped in the far future keeps its segment (and, because deletion stops at the
+//! first segment to keep, every later one) until the clock passes it — Kafka behaves the same way;
+//! and by `retention.bytes`. If the active segment alone has expired it is rolled and deleted,
+//! as Kafka does.
 //!
 //! `Log` is `Send + Sync`; mutation takes `&mut self`, so wrap it in a `Mutex` and do not hold
 //! the lock across an `.await`.
