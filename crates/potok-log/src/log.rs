@@ -838,7 +838,14 @@ impl Log {
     }
 
     fn truncate_segments(&mut self, offset: i64) -> Result<()> {
-        let later: Vec<i64> = self.segments.range(offset + 1..).map(|(&b, _)| b).collect();
+        // Newest first, so a crash part-way leaves a prefix of the old log (a truncation not yet
+        // finished, which the follower repeats) rather than a log with a hole in it.
+        let later: Vec<i64> = self
+            .segments
+            .range(offset + 1..)
+            .map(|(&b, _)| b)
+            .rev()
+            .collect();
         for b in later {
             if let Some(seg) = self.segments.remove(&b) {
                 seg.delete_files(&*self.storage)?;
@@ -871,7 +878,7 @@ impl Log {
         if offset.0 < 0 {
             return Err(self.out_of_range(offset.0));
         }
-        let all: Vec<i64> = self.segments.keys().copied().collect();
+        let all: Vec<i64> = self.segments.keys().rev().copied().collect();
         for b in all {
             if let Some(seg) = self.segments.remove(&b) {
                 if let Err(e) = seg.delete_files(&*self.storage) {

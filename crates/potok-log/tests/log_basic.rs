@@ -413,3 +413,43 @@ fn malformed_checkpoints_are_errors_or_rescans_not_panics() {
         assert!(matches!(r, Err(LogError::Corrupt { .. })), "{bad:?}");
     }
 }
+
+#[test]
+fn truncate_fully_and_start_at_moves_the_whole_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_config(), 0);
+    for i in 0..30u8 {
+        log.append(simple_batch(2, 5, 60, i), 0).unwrap();
+    }
+    log.truncate_fully_and_start_at(Offset(1000), 0).unwrap();
+    assert_eq!(log.log_start_offset(), Offset(1000));
+    assert_eq!(log.log_end_offset(), Offset(1000));
+    assert_eq!(log.segment_base_offsets(), vec![Offset(1000)]);
+    assert!(matches!(
+        log.read(Offset(0), 10, None),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    let info = log
+        .append_as_follower(batch_at(1000, &[(1, vec![1]), (2, vec![2])]), 0)
+        .unwrap();
+    assert_eq!(info.first_offset, Offset(1000));
+    drop(log);
+    let log = open(dir.path(), small_config(), 0);
+    assert_eq!(log.log_start_offset(), Offset(1000));
+    assert_eq!(
+        read_all(&log, 1000).iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![1000, 1001]
+    );
+    // Only the new segment's files are left.
+    let logs = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "log")
+        })
+        .count();
+    assert_eq!(logs, 1);
+}
