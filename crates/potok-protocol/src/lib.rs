@@ -62,6 +62,8 @@
 //! ```
 
 pub mod codec;
+#[cfg(test)]
+mod differential;
 pub mod error;
 pub mod error_code;
 pub mod frame;

@@ -43,7 +43,7 @@ where
 fn round_trip_every_request_and_response_at_every_version() {
     for &key in ApiKey::ALL {
         for version in versions(key) {
-            let mut runner = TestRunner::new(Config::with_cases(48));
+            let mut runner = TestRunner::new(Config::with_cases(64));
             runner
                 .run(&any::<u64>(), |seed| {
                     let mut g = Gen::new(seed);
