@@ -1213,6 +1213,12 @@ fn emit_mod(specs: &[Spec]) -> Result<String> {
             );
         }
         o.push_str("}) }\n");
+        o.push_str("/// The body with every field at its Kafka default.\npub fn default_for(api_key: ApiKey) -> Self { match api_key {");
+        for a in &apis {
+            let t = if is_req { &a.req } else { &a.resp };
+            let _ = write!(o, "ApiKey::{} => {enum_name}::{}({t}::default()),", a.name, a.name);
+        }
+        o.push_str("} }\n");
         o.push_str("#[cfg(test)]\npub(crate) fn random(api_key: ApiKey, g: &mut crate::testgen::Gen, version: i16) -> Self { use crate::testgen::Random; match api_key {");
         for a in &apis {
             let t = if is_req { &a.req } else { &a.resp };

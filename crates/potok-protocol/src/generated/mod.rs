@@ -1733,6 +1733,177 @@ impl Request {
             ),
         })
     }
+    /// The body with every field at its Kafka default.
+    pub fn default_for(api_key: ApiKey) -> Self {
+        match api_key {
+            ApiKey::Produce => Request::Produce(ProduceRequest::default()),
+            ApiKey::Fetch => Request::Fetch(FetchRequest::default()),
+            ApiKey::ListOffsets => Request::ListOffsets(ListOffsetsRequest::default()),
+            ApiKey::Metadata => Request::Metadata(MetadataRequest::default()),
+            ApiKey::LeaderAndIsr => Request::LeaderAndIsr(LeaderAndIsrRequest::default()),
+            ApiKey::StopReplica => Request::StopReplica(StopReplicaRequest::default()),
+            ApiKey::UpdateMetadata => Request::UpdateMetadata(UpdateMetadataRequest::default()),
+            ApiKey::ControlledShutdown => {
+                Request::ControlledShutdown(ControlledShutdownRequest::default())
+            }
+            ApiKey::OffsetCommit => Request::OffsetCommit(OffsetCommitRequest::default()),
+            ApiKey::OffsetFetch => Request::OffsetFetch(OffsetFetchRequest::default()),
+            ApiKey::FindCoordinator => Request::FindCoordinator(FindCoordinatorRequest::default()),
+            ApiKey::JoinGroup => Request::JoinGroup(JoinGroupRequest::default()),
+            ApiKey::Heartbeat => Request::Heartbeat(HeartbeatRequest::default()),
+            ApiKey::LeaveGroup => Request::LeaveGroup(LeaveGroupRequest::default()),
+            ApiKey::SyncGroup => Request::SyncGroup(SyncGroupRequest::default()),
+            ApiKey::DescribeGroups => Request::DescribeGroups(DescribeGroupsRequest::default()),
+            ApiKey::ListGroups => Request::ListGroups(ListGroupsRequest::default()),
+            ApiKey::SaslHandshake => Request::SaslHandshake(SaslHandshakeRequest::default()),
+            ApiKey::ApiVersions => Request::ApiVersions(ApiVersionsRequest::default()),
+            ApiKey::CreateTopics => Request::CreateTopics(CreateTopicsRequest::default()),
+            ApiKey::DeleteTopics => Request::DeleteTopics(DeleteTopicsRequest::default()),
+            ApiKey::DeleteRecords => Request::DeleteRecords(DeleteRecordsRequest::default()),
+            ApiKey::InitProducerId => Request::InitProducerId(InitProducerIdRequest::default()),
+            ApiKey::OffsetForLeaderEpoch => {
+                Request::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default())
+            }
+            ApiKey::AddPartitionsToTxn => {
+                Request::AddPartitionsToTxn(AddPartitionsToTxnRequest::default())
+            }
+            ApiKey::AddOffsetsToTxn => Request::AddOffsetsToTxn(AddOffsetsToTxnRequest::default()),
+            ApiKey::EndTxn => Request::EndTxn(EndTxnRequest::default()),
+            ApiKey::WriteTxnMarkers => Request::WriteTxnMarkers(WriteTxnMarkersRequest::default()),
+            ApiKey::TxnOffsetCommit => Request::TxnOffsetCommit(TxnOffsetCommitRequest::default()),
+            ApiKey::DescribeAcls => Request::DescribeAcls(DescribeAclsRequest::default()),
+            ApiKey::CreateAcls => Request::CreateAcls(CreateAclsRequest::default()),
+            ApiKey::DeleteAcls => Request::DeleteAcls(DeleteAclsRequest::default()),
+            ApiKey::DescribeConfigs => Request::DescribeConfigs(DescribeConfigsRequest::default()),
+            ApiKey::AlterConfigs => Request::AlterConfigs(AlterConfigsRequest::default()),
+            ApiKey::AlterReplicaLogDirs => {
+                Request::AlterReplicaLogDirs(AlterReplicaLogDirsRequest::default())
+            }
+            ApiKey::DescribeLogDirs => Request::DescribeLogDirs(DescribeLogDirsRequest::default()),
+            ApiKey::SaslAuthenticate => {
+                Request::SaslAuthenticate(SaslAuthenticateRequest::default())
+            }
+            ApiKey::CreatePartitions => {
+                Request::CreatePartitions(CreatePartitionsRequest::default())
+            }
+            ApiKey::CreateDelegationToken => {
+                Request::CreateDelegationToken(CreateDelegationTokenRequest::default())
+            }
+            ApiKey::RenewDelegationToken => {
+                Request::RenewDelegationToken(RenewDelegationTokenRequest::default())
+            }
+            ApiKey::ExpireDelegationToken => {
+                Request::ExpireDelegationToken(ExpireDelegationTokenRequest::default())
+            }
+            ApiKey::DescribeDelegationToken => {
+                Request::DescribeDelegationToken(DescribeDelegationTokenRequest::default())
+            }
+            ApiKey::DeleteGroups => Request::DeleteGroups(DeleteGroupsRequest::default()),
+            ApiKey::ElectLeaders => Request::ElectLeaders(ElectLeadersRequest::default()),
+            ApiKey::IncrementalAlterConfigs => {
+                Request::IncrementalAlterConfigs(IncrementalAlterConfigsRequest::default())
+            }
+            ApiKey::AlterPartitionReassignments => {
+                Request::AlterPartitionReassignments(AlterPartitionReassignmentsRequest::default())
+            }
+            ApiKey::ListPartitionReassignments => {
+                Request::ListPartitionReassignments(ListPartitionReassignmentsRequest::default())
+            }
+            ApiKey::OffsetDelete => Request::OffsetDelete(OffsetDeleteRequest::default()),
+            ApiKey::DescribeClientQuotas => {
+                Request::DescribeClientQuotas(DescribeClientQuotasRequest::default())
+            }
+            ApiKey::AlterClientQuotas => {
+                Request::AlterClientQuotas(AlterClientQuotasRequest::default())
+            }
+            ApiKey::DescribeUserScramCredentials => {
+                Request::DescribeUserScramCredentials(DescribeUserScramCredentialsRequest::default())
+            }
+            ApiKey::AlterUserScramCredentials => {
+                Request::AlterUserScramCredentials(AlterUserScramCredentialsRequest::default())
+            }
+            ApiKey::Vote => Request::Vote(VoteRequest::default()),
+            ApiKey::BeginQuorumEpoch => {
+                Request::BeginQuorumEpoch(BeginQuorumEpochRequest::default())
+            }
+            ApiKey::EndQuorumEpoch => Request::EndQuorumEpoch(EndQuorumEpochRequest::default()),
+            ApiKey::DescribeQuorum => Request::DescribeQuorum(DescribeQuorumRequest::default()),
+            ApiKey::AlterPartition => Request::AlterPartition(AlterPartitionRequest::default()),
+            ApiKey::UpdateFeatures => Request::UpdateFeatures(UpdateFeaturesRequest::default()),
+            ApiKey::Envelope => Request::Envelope(EnvelopeRequest::default()),
+            ApiKey::FetchSnapshot => Request::FetchSnapshot(FetchSnapshotRequest::default()),
+            ApiKey::DescribeCluster => Request::DescribeCluster(DescribeClusterRequest::default()),
+            ApiKey::DescribeProducers => {
+                Request::DescribeProducers(DescribeProducersRequest::default())
+            }
+            ApiKey::BrokerRegistration => {
+                Request::BrokerRegistration(BrokerRegistrationRequest::default())
+            }
+            ApiKey::BrokerHeartbeat => Request::BrokerHeartbeat(BrokerHeartbeatRequest::default()),
+            ApiKey::UnregisterBroker => {
+                Request::UnregisterBroker(UnregisterBrokerRequest::default())
+            }
+            ApiKey::DescribeTransactions => {
+                Request::DescribeTransactions(DescribeTransactionsRequest::default())
+            }
+            ApiKey::ListTransactions => {
+                Request::ListTransactions(ListTransactionsRequest::default())
+            }
+            ApiKey::AllocateProducerIds => {
+                Request::AllocateProducerIds(AllocateProducerIdsRequest::default())
+            }
+            ApiKey::ConsumerGroupHeartbeat => {
+                Request::ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest::default())
+            }
+            ApiKey::ConsumerGroupDescribe => {
+                Request::ConsumerGroupDescribe(ConsumerGroupDescribeRequest::default())
+            }
+            ApiKey::ControllerRegistration => {
+                Request::ControllerRegistration(ControllerRegistrationRequest::default())
+            }
+            ApiKey::GetTelemetrySubscriptions => {
+                Request::GetTelemetrySubscriptions(GetTelemetrySubscriptionsRequest::default())
+            }
+            ApiKey::PushTelemetry => Request::PushTelemetry(PushTelemetryRequest::default()),
+            ApiKey::AssignReplicasToDirs => {
+                Request::AssignReplicasToDirs(AssignReplicasToDirsRequest::default())
+            }
+            ApiKey::ListClientMetricsResources => {
+                Request::ListClientMetricsResources(ListClientMetricsResourcesRequest::default())
+            }
+            ApiKey::DescribeTopicPartitions => {
+                Request::DescribeTopicPartitions(DescribeTopicPartitionsRequest::default())
+            }
+            ApiKey::ShareGroupHeartbeat => {
+                Request::ShareGroupHeartbeat(ShareGroupHeartbeatRequest::default())
+            }
+            ApiKey::ShareGroupDescribe => {
+                Request::ShareGroupDescribe(ShareGroupDescribeRequest::default())
+            }
+            ApiKey::ShareFetch => Request::ShareFetch(ShareFetchRequest::default()),
+            ApiKey::ShareAcknowledge => {
+                Request::ShareAcknowledge(ShareAcknowledgeRequest::default())
+            }
+            ApiKey::AddRaftVoter => Request::AddRaftVoter(AddRaftVoterRequest::default()),
+            ApiKey::RemoveRaftVoter => Request::RemoveRaftVoter(RemoveRaftVoterRequest::default()),
+            ApiKey::UpdateRaftVoter => Request::UpdateRaftVoter(UpdateRaftVoterRequest::default()),
+            ApiKey::InitializeShareGroupState => {
+                Request::InitializeShareGroupState(InitializeShareGroupStateRequest::default())
+            }
+            ApiKey::ReadShareGroupState => {
+                Request::ReadShareGroupState(ReadShareGroupStateRequest::default())
+            }
+            ApiKey::WriteShareGroupState => {
+                Request::WriteShareGroupState(WriteShareGroupStateRequest::default())
+            }
+            ApiKey::DeleteShareGroupState => {
+                Request::DeleteShareGroupState(DeleteShareGroupStateRequest::default())
+            }
+            ApiKey::ReadShareGroupStateSummary => {
+                Request::ReadShareGroupStateSummary(ReadShareGroupStateSummaryRequest::default())
+            }
+        }
+    }
     #[cfg(test)]
     pub(crate) fn random(api_key: ApiKey, g: &mut crate::testgen::Gen, version: i16) -> Self {
         use crate::testgen::Random;
@@ -3000,6 +3171,197 @@ impl Response {
                 ReadShareGroupStateSummaryResponse::read(buf, version)?,
             ),
         })
+    }
+    /// The body with every field at its Kafka default.
+    pub fn default_for(api_key: ApiKey) -> Self {
+        match api_key {
+            ApiKey::Produce => Response::Produce(ProduceResponse::default()),
+            ApiKey::Fetch => Response::Fetch(FetchResponse::default()),
+            ApiKey::ListOffsets => Response::ListOffsets(ListOffsetsResponse::default()),
+            ApiKey::Metadata => Response::Metadata(MetadataResponse::default()),
+            ApiKey::LeaderAndIsr => Response::LeaderAndIsr(LeaderAndIsrResponse::default()),
+            ApiKey::StopReplica => Response::StopReplica(StopReplicaResponse::default()),
+            ApiKey::UpdateMetadata => Response::UpdateMetadata(UpdateMetadataResponse::default()),
+            ApiKey::ControlledShutdown => {
+                Response::ControlledShutdown(ControlledShutdownResponse::default())
+            }
+            ApiKey::OffsetCommit => Response::OffsetCommit(OffsetCommitResponse::default()),
+            ApiKey::OffsetFetch => Response::OffsetFetch(OffsetFetchResponse::default()),
+            ApiKey::FindCoordinator => {
+                Response::FindCoordinator(FindCoordinatorResponse::default())
+            }
+            ApiKey::JoinGroup => Response::JoinGroup(JoinGroupResponse::default()),
+            ApiKey::Heartbeat => Response::Heartbeat(HeartbeatResponse::default()),
+            ApiKey::LeaveGroup => Response::LeaveGroup(LeaveGroupResponse::default()),
+            ApiKey::SyncGroup => Response::SyncGroup(SyncGroupResponse::default()),
+            ApiKey::DescribeGroups => Response::DescribeGroups(DescribeGroupsResponse::default()),
+            ApiKey::ListGroups => Response::ListGroups(ListGroupsResponse::default()),
+            ApiKey::SaslHandshake => Response::SaslHandshake(SaslHandshakeResponse::default()),
+            ApiKey::ApiVersions => Response::ApiVersions(ApiVersionsResponse::default()),
+            ApiKey::CreateTopics => Response::CreateTopics(CreateTopicsResponse::default()),
+            ApiKey::DeleteTopics => Response::DeleteTopics(DeleteTopicsResponse::default()),
+            ApiKey::DeleteRecords => Response::DeleteRecords(DeleteRecordsResponse::default()),
+            ApiKey::InitProducerId => Response::InitProducerId(InitProducerIdResponse::default()),
+            ApiKey::OffsetForLeaderEpoch => {
+                Response::OffsetForLeaderEpoch(OffsetForLeaderEpochResponse::default())
+            }
+            ApiKey::AddPartitionsToTxn => {
+                Response::AddPartitionsToTxn(AddPartitionsToTxnResponse::default())
+            }
+            ApiKey::AddOffsetsToTxn => {
+                Response::AddOffsetsToTxn(AddOffsetsToTxnResponse::default())
+            }
+            ApiKey::EndTxn => Response::EndTxn(EndTxnResponse::default()),
+            ApiKey::WriteTxnMarkers => {
+                Response::WriteTxnMarkers(WriteTxnMarkersResponse::default())
+            }
+            ApiKey::TxnOffsetCommit => {
+                Response::TxnOffsetCommit(TxnOffsetCommitResponse::default())
+            }
+            ApiKey::DescribeAcls => Response::DescribeAcls(DescribeAclsResponse::default()),
+            ApiKey::CreateAcls => Response::CreateAcls(CreateAclsResponse::default()),
+            ApiKey::DeleteAcls => Response::DeleteAcls(DeleteAclsResponse::default()),
+            ApiKey::DescribeConfigs => {
+                Response::DescribeConfigs(DescribeConfigsResponse::default())
+            }
+            ApiKey::AlterConfigs => Response::AlterConfigs(AlterConfigsResponse::default()),
+            ApiKey::AlterReplicaLogDirs => {
+                Response::AlterReplicaLogDirs(AlterReplicaLogDirsResponse::default())
+            }
+            ApiKey::DescribeLogDirs => {
+                Response::DescribeLogDirs(DescribeLogDirsResponse::default())
+            }
+            ApiKey::SaslAuthenticate => {
+                Response::SaslAuthenticate(SaslAuthenticateResponse::default())
+            }
+            ApiKey::CreatePartitions => {
+                Response::CreatePartitions(CreatePartitionsResponse::default())
+            }
+            ApiKey::CreateDelegationToken => {
+                Response::CreateDelegationToken(CreateDelegationTokenResponse::default())
+            }
+            ApiKey::RenewDelegationToken => {
+                Response::RenewDelegationToken(RenewDelegationTokenResponse::default())
+            }
+            ApiKey::ExpireDelegationToken => {
+                Response::ExpireDelegationToken(ExpireDelegationTokenResponse::default())
+            }
+            ApiKey::DescribeDelegationToken => {
+                Response::DescribeDelegationToken(DescribeDelegationTokenResponse::default())
+            }
+            ApiKey::DeleteGroups => Response::DeleteGroups(DeleteGroupsResponse::default()),
+            ApiKey::ElectLeaders => Response::ElectLeaders(ElectLeadersResponse::default()),
+            ApiKey::IncrementalAlterConfigs => {
+                Response::IncrementalAlterConfigs(IncrementalAlterConfigsResponse::default())
+            }
+            ApiKey::AlterPartitionReassignments => {
+                Response::AlterPartitionReassignments(AlterPartitionReassignmentsResponse::default())
+            }
+            ApiKey::ListPartitionReassignments => {
+                Response::ListPartitionReassignments(ListPartitionReassignmentsResponse::default())
+            }
+            ApiKey::OffsetDelete => Response::OffsetDelete(OffsetDeleteResponse::default()),
+            ApiKey::DescribeClientQuotas => {
+                Response::DescribeClientQuotas(DescribeClientQuotasResponse::default())
+            }
+            ApiKey::AlterClientQuotas => {
+                Response::AlterClientQuotas(AlterClientQuotasResponse::default())
+            }
+            ApiKey::DescribeUserScramCredentials => Response::DescribeUserScramCredentials(
+                DescribeUserScramCredentialsResponse::default(),
+            ),
+            ApiKey::AlterUserScramCredentials => {
+                Response::AlterUserScramCredentials(AlterUserScramCredentialsResponse::default())
+            }
+            ApiKey::Vote => Response::Vote(VoteResponse::default()),
+            ApiKey::BeginQuorumEpoch => {
+                Response::BeginQuorumEpoch(BeginQuorumEpochResponse::default())
+            }
+            ApiKey::EndQuorumEpoch => Response::EndQuorumEpoch(EndQuorumEpochResponse::default()),
+            ApiKey::DescribeQuorum => Response::DescribeQuorum(DescribeQuorumResponse::default()),
+            ApiKey::AlterPartition => Response::AlterPartition(AlterPartitionResponse::default()),
+            ApiKey::UpdateFeatures => Response::UpdateFeatures(UpdateFeaturesResponse::default()),
+            ApiKey::Envelope => Response::Envelope(EnvelopeResponse::default()),
+            ApiKey::FetchSnapshot => Response::FetchSnapshot(FetchSnapshotResponse::default()),
+            ApiKey::DescribeCluster => {
+                Response::DescribeCluster(DescribeClusterResponse::default())
+            }
+            ApiKey::DescribeProducers => {
+                Response::DescribeProducers(DescribeProducersResponse::default())
+            }
+            ApiKey::BrokerRegistration => {
+                Response::BrokerRegistration(BrokerRegistrationResponse::default())
+            }
+            ApiKey::BrokerHeartbeat => {
+                Response::BrokerHeartbeat(BrokerHeartbeatResponse::default())
+            }
+            ApiKey::UnregisterBroker => {
+                Response::UnregisterBroker(UnregisterBrokerResponse::default())
+            }
+            ApiKey::DescribeTransactions => {
+                Response::DescribeTransactions(DescribeTransactionsResponse::default())
+            }
+            ApiKey::ListTransactions => {
+                Response::ListTransactions(ListTransactionsResponse::default())
+            }
+            ApiKey::AllocateProducerIds => {
+                Response::AllocateProducerIds(AllocateProducerIdsResponse::default())
+            }
+            ApiKey::ConsumerGroupHeartbeat => {
+                Response::ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse::default())
+            }
+            ApiKey::ConsumerGroupDescribe => {
+                Response::ConsumerGroupDescribe(ConsumerGroupDescribeResponse::default())
+            }
+            ApiKey::ControllerRegistration => {
+                Response::ControllerRegistration(ControllerRegistrationResponse::default())
+            }
+            ApiKey::GetTelemetrySubscriptions => {
+                Response::GetTelemetrySubscriptions(GetTelemetrySubscriptionsResponse::default())
+            }
+            ApiKey::PushTelemetry => Response::PushTelemetry(PushTelemetryResponse::default()),
+            ApiKey::AssignReplicasToDirs => {
+                Response::AssignReplicasToDirs(AssignReplicasToDirsResponse::default())
+            }
+            ApiKey::ListClientMetricsResources => {
+                Response::ListClientMetricsResources(ListClientMetricsResourcesResponse::default())
+            }
+            ApiKey::DescribeTopicPartitions => {
+                Response::DescribeTopicPartitions(DescribeTopicPartitionsResponse::default())
+            }
+            ApiKey::ShareGroupHeartbeat => {
+                Response::ShareGroupHeartbeat(ShareGroupHeartbeatResponse::default())
+            }
+            ApiKey::ShareGroupDescribe => {
+                Response::ShareGroupDescribe(ShareGroupDescribeResponse::default())
+            }
+            ApiKey::ShareFetch => Response::ShareFetch(ShareFetchResponse::default()),
+            ApiKey::ShareAcknowledge => {
+                Response::ShareAcknowledge(ShareAcknowledgeResponse::default())
+            }
+            ApiKey::AddRaftVoter => Response::AddRaftVoter(AddRaftVoterResponse::default()),
+            ApiKey::RemoveRaftVoter => {
+                Response::RemoveRaftVoter(RemoveRaftVoterResponse::default())
+            }
+            ApiKey::UpdateRaftVoter => {
+                Response::UpdateRaftVoter(UpdateRaftVoterResponse::default())
+            }
+            ApiKey::InitializeShareGroupState => {
+                Response::InitializeShareGroupState(InitializeShareGroupStateResponse::default())
+            }
+            ApiKey::ReadShareGroupState => {
+                Response::ReadShareGroupState(ReadShareGroupStateResponse::default())
+            }
+            ApiKey::WriteShareGroupState => {
+                Response::WriteShareGroupState(WriteShareGroupStateResponse::default())
+            }
+            ApiKey::DeleteShareGroupState => {
+                Response::DeleteShareGroupState(DeleteShareGroupStateResponse::default())
+            }
+            ApiKey::ReadShareGroupStateSummary => {
+                Response::ReadShareGroupStateSummary(ReadShareGroupStateSummaryResponse::default())
+            }
+        }
     }
     #[cfg(test)]
     pub(crate) fn random(api_key: ApiKey, g: &mut crate::testgen::Gen, version: i16) -> Self {
