@@ -328,15 +328,27 @@ pub(crate) fn bracket_offset(
     bytes: &[u8],
     target_rel: u64,
 ) -> (Option<Entry>, Option<Entry>, Option<Entry>) {
+    bracket_offset_hinted(bytes, target_rel, None)
+}
+
+/// [`bracket_offset`] that first tries `hint` as the index of the "at or above" entry and
+/// skips the binary search when the entries around it confirm the guess. The time and offset
+/// indexes get entries at the same moments, so the time index entry's position is a good
+/// guess; a wrong guess costs two entry reads.
+pub(crate) fn bracket_offset_hinted(
+    bytes: &[u8],
+    target_rel: u64,
+    hint: Option<usize>,
+) -> (Option<Entry>, Option<Entry>, Option<Entry>) {
     let n = bytes.len() / OFFSET_ENTRY_SIZE;
-    let below = last_where(n, |i| u64::from(offset_entry_at(bytes, i).0) < target_rel);
-    let above = below.map_or(0, |i| i + 1);
+    let rel = |i: usize| u64::from(offset_entry_at(bytes, i).0);
+    let above = match hint {
+        Some(h) if h < n && rel(h) >= target_rel && (h == 0 || rel(h - 1) < target_rel) => h,
+        _ => last_where(n, |i| rel(i) < target_rel).map_or(0, |i| i + 1),
+    };
     let at = |i: usize| (i < n).then(|| offset_entry_at(bytes, i));
-    (
-        below.map(|i| offset_entry_at(bytes, i)),
-        at(above),
-        at(above + 1),
-    )
+    let below = above.checked_sub(1).map(|i| offset_entry_at(bytes, i));
+    (below, at(above), at(above + 1))
 }
 
 /// The `.index` entry with the largest position `<= position`.
@@ -347,10 +359,10 @@ pub(crate) fn lookup_position(bytes: &[u8], position: u64) -> Option<(u32, u32)>
 }
 
 /// The `.timeindex` entry with the largest timestamp `< target` (so every batch before its
-/// offset has a max timestamp below `target`), as `(timestamp, relative_offset)`.
-pub(crate) fn lookup_time_below(bytes: &[u8], target: i64) -> Option<(i64, u32)> {
+/// offset has a max timestamp below `target`), as `(entry number, (timestamp, relative_offset))`.
+pub(crate) fn lookup_time_below(bytes: &[u8], target: i64) -> Option<(usize, (i64, u32))> {
     let n = bytes.len() / TIME_ENTRY_SIZE;
-    last_where(n, |i| time_entry_at(bytes, i).0 < target).map(|i| time_entry_at(bytes, i))
+    last_where(n, |i| time_entry_at(bytes, i).0 < target).map(|i| (i, time_entry_at(bytes, i)))
 }
 
 #[cfg(test)]
@@ -397,9 +409,20 @@ mod tests {
             t.extend_from_slice(&time_entry(ts, o));
         }
         assert_eq!(lookup_time_below(&t, 100), None);
-        assert_eq!(lookup_time_below(&t, 101), Some((100, 1)));
-        assert_eq!(lookup_time_below(&t, 300), Some((200, 5)));
-        assert_eq!(lookup_time_below(&t, i64::MAX), Some((300, 9)));
+        assert_eq!(lookup_time_below(&t, 101), Some((0, (100, 1))));
+        assert_eq!(lookup_time_below(&t, 300), Some((1, (200, 5))));
+        assert_eq!(lookup_time_below(&t, i64::MAX), Some((2, (300, 9))));
+        // Hints are used only when they are right.
+        for target in 0..25u64 {
+            let plain = bracket_offset(&b, target);
+            for hint in 0..5 {
+                assert_eq!(
+                    bracket_offset_hinted(&b, target, Some(hint)),
+                    plain,
+                    "{target} {hint}"
+                );
+            }
+        }
         assert_eq!(bracket_offset(&[], 5), (None, None, None));
     }
 }

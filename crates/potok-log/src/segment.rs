@@ -20,8 +20,8 @@ use bytes::Bytes;
 use potok_records::{BatchHeader, Compression, RecordBatch, TimestampType, BATCH_HEADER_LEN};
 
 use crate::index::{
-    bracket_offset, lookup_position, lookup_time_below, offset_entry, offset_entry_at, time_entry,
-    time_entry_at, IndexFile, OFFSET_ENTRY_SIZE, TIME_ENTRY_SIZE,
+    bracket_offset, bracket_offset_hinted, lookup_position, lookup_time_below, offset_entry,
+    offset_entry_at, time_entry, time_entry_at, IndexFile, OFFSET_ENTRY_SIZE, TIME_ENTRY_SIZE,
 };
 use crate::storage::{read_exact_at, write_all_at, Storage, StorageFile};
 use crate::{LogConfig, LogError, Result};
@@ -722,15 +722,17 @@ impl Segment {
         }
         // The entry names the last offset of a batch whose running max is below the target,
         // so the first candidate batch is the one after it.
-        let from_offset = {
+        let (hint, from_offset) = {
             let (t, m) = self.time_index.bytes(storage)?;
             *mapped |= m;
-            lookup_time_below(&t, target)
-                .map_or(self.base, |(_, rel)| self.base + i64::from(rel) + 1)
-        }
-        .max(min_offset);
+            match lookup_time_below(&t, target) {
+                Some((i, (_, rel))) => (Some(i + 1), self.base + i64::from(rel) + 1),
+                None => (Some(0), self.base),
+            }
+        };
+        let from_offset = from_offset.max(min_offset);
         if let Some(hit) =
-            self.timestamp_fast_path(storage, from_offset, target, min_offset, mapped)?
+            self.timestamp_fast_path(storage, from_offset, hint, target, min_offset, mapped)?
         {
             return Ok(Some(hit));
         }
@@ -790,7 +792,7 @@ impl Segment {
 
     /// Walks the record prefixes (length, attributes, timestamp delta, offset delta) of an
     /// uncompressed batch's records section for the first record at or after `min_offset`
-    /// with a timestamp `>= target`.
+    /// with a timestamp `>= target`, without copying or allocating.
     fn scan_records(
         &self,
         pos: u64,
@@ -813,7 +815,7 @@ impl Segment {
             let body = rest
                 .get(used..used.checked_add(body_len).ok_or_else(bad)?)
                 .ok_or_else(bad)?;
-            let fields = body.get(1..).ok_or_else(bad)?; // skip attributes
+            let fields = body.get(1..).ok_or_else(bad)?; // skip the attributes byte
             let (ts_delta, n) = read_zigzag(fields).ok_or_else(bad)?;
             let (offset_delta, _) =
                 read_zigzag(fields.get(n..).ok_or_else(bad)?).ok_or_else(bad)?;
@@ -838,6 +840,7 @@ impl Segment {
         &self,
         storage: &dyn Storage,
         from_offset: i64,
+        hint: Option<usize>,
         target: i64,
         min_offset: i64,
         mapped: &mut bool,
@@ -846,7 +849,7 @@ impl Segment {
             let (idx, m) = self.index.bytes(storage)?;
             *mapped |= m;
             let rel = u64::try_from(from_offset - self.base).unwrap_or(0);
-            match bracket_offset(&idx, rel) {
+            match bracket_offset_hinted(&idx, rel, hint) {
                 (_, Some((_, p)), next) => {
                     let p = u64::from(p);
                     let q = next.map_or(self.size, |(_, q)| u64::from(q));
