@@ -73,14 +73,34 @@ fn sigkill_at_random_points_never_loses_acked_batches() {
             leo, expected_leo,
             "run {run}: crasher resumed at the wrong offset"
         );
-        // Kill at a random point: sometimes at once, mostly after some appends.
-        let wait_us = rng % 25_000;
+        // Kill at a random point. Every other run first waits for one acknowledgement, so the
+        // test makes progress even on a loaded machine where fsyncs are slow; the other runs
+        // may die before, during or after the first append.
+        let mut lines = Vec::new();
+        if run % 2 == 1 {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                match rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok(line) => {
+                        let acked = line.starts_with("acked");
+                        lines.push(line);
+                        if acked {
+                            break;
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        }
+        let wait_us = rng % if run % 2 == 1 { 5_000 } else { 25_000 };
         std::thread::sleep(Duration::from_micros(wait_us));
         child.kill().expect("SIGKILL");
         child.wait().unwrap();
         reader.join().unwrap();
+        lines.extend(rx.try_iter());
         let mut next = leo;
-        for line in rx.try_iter() {
+        for line in lines {
             let mut parts = line.split_whitespace();
             if parts.next() == Some("acked") {
                 let first: i64 = parts.next().unwrap().parse().unwrap();
