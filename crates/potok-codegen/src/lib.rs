@@ -600,6 +600,9 @@ impl Ctx<'_> {
         let opt = self.is_option(f);
         match &f.ty {
             Ty::Prim(p) if !p.is_var() => format!("codec::put_{}({s}, {v});", p.fname()),
+            Ty::Prim(Prim::Records) => {
+                format!("codec::put_orecords({s}, {v}.as_ref(), {nullable}, {flex}, {name})?;")
+            }
             Ty::Prim(p) => {
                 let fnm = p.fname();
                 if opt {
@@ -1216,7 +1219,11 @@ fn emit_mod(specs: &[Spec]) -> Result<String> {
         o.push_str("/// The body with every field at its Kafka default.\npub fn default_for(api_key: ApiKey) -> Self { match api_key {");
         for a in &apis {
             let t = if is_req { &a.req } else { &a.resp };
-            let _ = write!(o, "ApiKey::{} => {enum_name}::{}({t}::default()),", a.name, a.name);
+            let _ = write!(
+                o,
+                "ApiKey::{} => {enum_name}::{}({t}::default()),",
+                a.name, a.name
+            );
         }
         o.push_str("} }\n");
         o.push_str("#[cfg(test)]\npub(crate) fn random(api_key: ApiKey, g: &mut crate::testgen::Gen, version: i16) -> Self { use crate::testgen::Random; match api_key {");

@@ -59,6 +59,11 @@ pub struct RawTaggedField {
 pub trait Sink {
     /// Appends `bytes`.
     fn put(&mut self, bytes: &[u8]);
+    /// Appends the bytes of a `records` field. Sinks that can reference shared buffers (see
+    /// [`ChunkedSink`]) keep a handle instead of copying.
+    fn put_records(&mut self, records: &Bytes) {
+        self.put(records);
+    }
 }
 
 impl Sink for BytesMut {
@@ -76,6 +81,67 @@ impl Sink for SizeCounter {
     #[inline]
     fn put(&mut self, bytes: &[u8]) {
         self.0 = self.0.saturating_add(bytes.len());
+    }
+}
+
+/// A [`Sink`] that produces a list of chunks for vectored writes: everything is copied into the
+/// current chunk except `records` fields of at least `min_shared` bytes, which are appended as
+/// their own chunk by reference (a `Bytes` clone, no copy). A Fetch response whose records are
+/// slices of a log segment (e.g. an mmapped `Bytes`) is thus encoded without touching the record
+/// bytes; only the headers are written.
+#[derive(Debug)]
+pub struct ChunkedSink {
+    chunks: Vec<Bytes>,
+    current: BytesMut,
+    min_shared: usize,
+    len: usize,
+}
+
+impl ChunkedSink {
+    /// A sink that shares `records` fields of at least `min_shared` bytes.
+    pub fn new(min_shared: usize) -> ChunkedSink {
+        ChunkedSink {
+            chunks: Vec::new(),
+            current: BytesMut::new(),
+            min_shared,
+            len: 0,
+        }
+    }
+
+    /// Total bytes written so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The chunks, in order; their concatenation is the encoding.
+    pub fn finish(mut self) -> Vec<Bytes> {
+        if !self.current.is_empty() {
+            self.chunks.push(self.current.freeze());
+        }
+        self.chunks
+    }
+}
+
+impl Sink for ChunkedSink {
+    fn put(&mut self, bytes: &[u8]) {
+        self.current.extend_from_slice(bytes);
+        self.len += bytes.len();
+    }
+    fn put_records(&mut self, records: &Bytes) {
+        if records.len() >= self.min_shared {
+            if !self.current.is_empty() {
+                self.chunks.push(self.current.split().freeze());
+            }
+            self.chunks.push(records.clone());
+            self.len += records.len();
+        } else {
+            self.put(records);
+        }
     }
 }
 
@@ -307,6 +373,29 @@ pub fn put_obytes<S: Sink>(
             put_i32(s, -1);
             Ok(())
         }
+    }
+}
+
+/// Writes a `records` field (nullable bytes) through [`Sink::put_records`].
+#[doc(hidden)]
+pub fn put_orecords<S: Sink>(
+    s: &mut S,
+    v: Option<&Bytes>,
+    nullable: bool,
+    flex: bool,
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    match v {
+        Some(v) => {
+            if flex {
+                put_uvarint(s, compact_len(v.len(), field)?);
+            } else {
+                put_len32(s, v.len(), field)?;
+            }
+            s.put_records(v);
+            Ok(())
+        }
+        None => put_obytes(s, None, nullable, flex, field),
     }
 }
 

@@ -24,6 +24,8 @@
 //! - [`frame`]: [`decode_request`] (header + body of one frame, dispatched by api key and
 //!   version; unknown keys/versions give errors carrying the correlation id),
 //!   [`encode_response_frame`] / [`encode_request_frame`] (length prefix + header + body),
+//!   [`encode_response_chunks`] (the same as chunks for a vectored write, with large `records`
+//!   fields shared by reference instead of copied — the Fetch response path),
 //!   [`read_frame_len`] / [`split_frame`] enforcing `socket.request.max.bytes`
 //!   ([`DEFAULT_MAX_REQUEST_BYTES`]) before any allocation, [`response_header_size`].
 //! - [`ErrorCode`]: Kafka error codes (`ErrorCode::UnknownTopicOrPartition.code() == 3`).
@@ -95,11 +97,14 @@ mod testgen;
 #[cfg(test)]
 mod tests;
 
-pub use codec::{ApiMessage, Decode, Encode, Message, RawTaggedField, Uuid};
+pub use codec::{
+    ApiMessage, ChunkedSink, Decode, Encode, Message, RawTaggedField, Sink, Uuid, Wire,
+};
 pub use error::{DecodeError, EncodeError, FrameError};
 pub use error_code::ErrorCode;
 pub use frame::{
-    decode_request, encode_request_frame, encode_response_frame, peek_header_prefix,
-    read_frame_len, response_header_size, split_frame, HeaderPrefix, DEFAULT_MAX_REQUEST_BYTES,
+    decode_request, encode_request_frame, encode_response_chunks, encode_response_frame,
+    peek_header_prefix, read_frame_len, response_header_size, split_frame, HeaderPrefix,
+    DEFAULT_MAX_REQUEST_BYTES,
 };
 pub use messages::{ApiKey, Request, Response};

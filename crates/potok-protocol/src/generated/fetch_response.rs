@@ -457,9 +457,9 @@ impl Wire for PartitionData {
                 version,
             });
         }
-        codec::put_obytes(
+        codec::put_orecords(
             s,
-            self.records.as_deref(),
+            self.records.as_ref(),
             true,
             flex,
             "PartitionData.Records",

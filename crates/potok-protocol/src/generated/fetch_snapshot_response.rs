@@ -322,9 +322,9 @@ impl Wire for PartitionSnapshot {
         self.snapshot_id.write(s, version)?;
         codec::put_i64(s, self.size);
         codec::put_i64(s, self.position);
-        codec::put_obytes(
+        codec::put_orecords(
             s,
-            self.unaligned_records.as_deref(),
+            self.unaligned_records.as_ref(),
             false,
             flex,
             "PartitionSnapshot.UnalignedRecords",

@@ -278,9 +278,9 @@ impl Wire for PartitionProduceData {
     fn write<S: Sink>(&self, s: &mut S, version: i16) -> Result<(), EncodeError> {
         let flex = version >= 9;
         codec::put_i32(s, self.index);
-        codec::put_obytes(
+        codec::put_orecords(
             s,
-            self.records.as_deref(),
+            self.records.as_ref(),
             true,
             flex,
             "PartitionProduceData.Records",

@@ -336,9 +336,9 @@ impl Wire for PartitionData {
             "PartitionData.AcknowledgeErrorMessage",
         )?;
         self.current_leader.write(s, version)?;
-        codec::put_obytes(
+        codec::put_orecords(
             s,
-            self.records.as_deref(),
+            self.records.as_ref(),
             true,
             flex,
             "PartitionData.Records",
