@@ -489,14 +489,20 @@ impl Segment {
                 // scan forward from the entry they find.
                 self.index.append(&offset_entry(rel, p));
             }
-            self.maybe_append_time_entry();
+            self.maybe_append_time_entry(false);
             self.bytes_since_last_index_entry = 0;
         }
         self.bytes_since_last_index_entry += len;
         self.next_offset = h.next_offset().0;
     }
 
-    fn maybe_append_time_entry(&mut self) {
+    /// Adds a time index entry for the running max timestamp if it grew. Except for the final
+    /// entry of a closing segment (`last`), one slot is always left free so that final entry
+    /// fits even when a rebuild (which cannot roll) fills the index.
+    fn maybe_append_time_entry(&mut self, last: bool) {
+        if !last && self.time_index.is_full(2) {
+            return;
+        }
         if self.max_timestamp > self.time_index_last {
             if let Ok(rel) = u32::try_from(self.offset_of_max_timestamp - self.base) {
                 if self.time_index.append(&time_entry(self.max_timestamp, rel)) {
@@ -1048,7 +1054,7 @@ impl Segment {
     /// `onBecomeInactiveSegment`) and trims both indexes to their entries, syncing them when
     /// `sync`.
     pub(crate) fn close_indexes(&mut self, sync: bool) -> Result<()> {
-        self.maybe_append_time_entry();
+        self.maybe_append_time_entry(true);
         self.index.make_closed(sync)?;
         self.time_index.make_closed(sync)
     }

@@ -373,3 +373,41 @@ fn failed_write_is_undone_and_the_log_stays_usable() {
     let log = faulty(dir.path(), &fs, small_config()).unwrap();
     assert_eq!(read_all(&log, 0).len(), 5);
 }
+
+#[test]
+fn rebuilding_into_a_smaller_index_keeps_the_largest_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = LogConfig {
+        segment_bytes: 1 << 20,
+        ..small_config()
+    };
+    let mut log = open(dir.path(), big.clone(), 0);
+    // Increasing timestamps with the largest at the very end of the segment.
+    for i in 0..60i64 {
+        log.append(simple_batch(1, 1000 + i, 300, 0), 0).unwrap();
+    }
+    log.append(simple_batch(1, 999_999, 300, 0), 0).unwrap();
+    log.close().unwrap();
+    std::fs::remove_file(segment_file(dir.path(), 0, "timeindex")).unwrap();
+    // Reopen with room for only four time index entries: the rebuild cannot hold them all.
+    let tiny = LogConfig {
+        segment_index_bytes: 48,
+        ..big
+    };
+    let mut log = open(dir.path(), tiny.clone(), 0);
+    assert_eq!(log.recovery_report().rebuilt_indexes, vec![0]);
+    log.roll(0).unwrap();
+    log.close().unwrap();
+    let log = open(dir.path(), tiny, 0);
+    // The closed segment's time index kept a slot for its final (largest) entry, so it now
+    // passes the sanity checks without another rebuild.
+    assert!(log.recovery_report().rebuilt_indexes.is_empty());
+    assert_eq!(
+        log.max_timestamp_and_offset().unwrap(),
+        Some((999_999, Offset(60)))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(1030).unwrap(),
+        Some((Offset(30), 1030))
+    );
+}
