@@ -784,12 +784,7 @@ impl Segment {
         min_offset: i64,
     ) -> Result<Option<(i64, i64)>> {
         let len = h.total_size().saturating_sub(BATCH_HEADER_LEN);
-        SCRATCH.with(|cell| {
-            let mut buf = cell.borrow_mut();
-            if buf.len() < len {
-                buf.resize(len, 0);
-            }
-            let records = buf.get_mut(..len).unwrap_or(&mut []);
+        with_scratch(len, |records| {
             read_exact_at(&*self.log, records, pos + BATCH_HEADER_LEN as u64)
                 .map_err(|e| LogError::io(&self.log_path, e))?;
             self.scan_records(pos, h, records, target, min_offset)
@@ -871,13 +866,8 @@ impl Segment {
         else {
             return Ok(None);
         };
-        SCRATCH.with(|cell| {
-            let mut buf = cell.borrow_mut();
-            let len = len as usize;
-            if buf.len() < len {
-                buf.resize(len, 0);
-            }
-            let data = buf.get_mut(..len).unwrap_or(&mut []);
+        let len = len as usize;
+        with_scratch(len, |data| {
             read_exact_at(&*self.log, data, p).map_err(|e| LogError::io(&self.log_path, e))?;
             let Ok(h) = BatchHeader::parse(data) else {
                 return Ok(None);
@@ -1162,10 +1152,31 @@ impl Segment {
 /// `index.interval.bytes` is 4096, so a span usually holds a few small batches).
 const SPAN_READ_BYTES: u64 = 8192;
 
+/// Batches up to this size are read into the per-thread scratch buffer; larger ones get a
+/// buffer of their own, so the scratch never pins more than this much memory per thread.
+const SCRATCH_MAX: usize = 1 << 20;
+
 thread_local! {
     /// Reused buffer for timestamp lookups, so a lookup does not allocate and zero a batch-sized
-    /// buffer each time. It grows to the largest batch looked into on this thread.
+    /// buffer each time.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on a zero-initialised-once buffer of exactly `len` bytes (contents unspecified).
+fn with_scratch<T>(len: usize, f: impl FnOnce(&mut [u8]) -> T) -> T {
+    if len > SCRATCH_MAX {
+        return f(&mut vec![0u8; len]);
+    }
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
+            f(buf.get_mut(..len).unwrap_or(&mut []))
+        }
+        // Not reachable (lookups do not nest), but a fresh buffer is always correct.
+        Err(_) => f(&mut vec![0u8; len]),
+    })
 }
 
 /// Decodes one zigzag varint (up to 10 bytes, as Kafka's varlong) from the start of `b`,
