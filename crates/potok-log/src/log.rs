@@ -391,10 +391,9 @@ impl Log {
     /// Number of closed segments whose indexes are currently memory-mapped (bounded by
     /// `max_mapped_closed_indexes`).
     pub fn mapped_closed_indexes(&self) -> usize {
-        let n = self.segments.len();
         self.segments
             .values()
-            .take(n.saturating_sub(1))
+            .take(self.segments.len().saturating_sub(1))
             .filter(|s| s.indexes_mapped())
             .count()
     }
@@ -733,8 +732,7 @@ impl Log {
             .range(..=from.0)
             .next_back()
             .map_or(i64::MIN, |(&b, _)| b);
-        let n = self.segments.len();
-        for (k, (&base, seg)) in self.segments.range(start_base..).enumerate() {
+        for (&base, seg) in self.segments.range(start_base..) {
             let mut mapped = false;
             let r = seg.read(
                 &*self.storage,
@@ -743,7 +741,8 @@ impl Log {
                 max_offset.map(|o| o.0),
                 &mut mapped,
             );
-            if mapped && (k + 1 < n) {
+            // Only closed segments' indexes get mapped on demand (the active one always is).
+            if mapped {
                 self.note_mapped(base);
             }
             if let Some(r) = r? {
@@ -763,8 +762,7 @@ impl Log {
     /// as `(offset, record timestamp)` (Kafka's ListOffsets by timestamp); `None` when every
     /// record is older.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(Offset, i64)>> {
-        let n = self.segments.len();
-        for (k, (&base, seg)) in self.segments.iter().enumerate() {
+        for (&base, seg) in self.segments.iter() {
             if seg.max_timestamp() < timestamp {
                 continue;
             }
@@ -775,7 +773,7 @@ impl Log {
                 self.log_start_offset,
                 &mut mapped,
             );
-            if mapped && k + 1 < n {
+            if mapped {
                 self.note_mapped(base);
             }
             if let Some((o, ts)) = r? {
