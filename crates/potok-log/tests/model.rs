@@ -12,8 +12,9 @@ use proptest::prelude::*;
 enum Op {
     /// Records as (timestamp, value length).
     Append(Vec<(i64, usize)>),
-    /// Read from a fraction of [log start, log end] with a byte limit.
-    Read(f64, usize),
+    /// Read from a fraction of [log start, log end] with a byte limit and, optionally, a high
+    /// watermark at a fraction of the same range.
+    Read(f64, usize, Option<f64>),
     Roll,
     /// Truncate at a fraction of [log start, log end].
     Truncate(f64),
@@ -29,7 +30,8 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => prop::collection::vec((0i64..5000, 0usize..300), 1..6).prop_map(Op::Append),
-        4 => (0.0f64..=1.0, 1usize..3000).prop_map(|(f, m)| Op::Read(f, m)),
+        4 => (0.0f64..=1.0, 1usize..3000, prop::option::of(0.0f64..=1.0))
+            .prop_map(|(f, m, hw)| Op::Read(f, m, hw)),
         1 => Just(Op::Roll),
         1 => (0.0f64..=1.0).prop_map(Op::Truncate),
         1 => (0.0f64..=1.0).prop_map(Op::DeleteRecords),
@@ -130,23 +132,37 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 });
                 m.leo = last + 1;
             }
-            Op::Read(f, max_bytes) => {
+            Op::Read(f, max_bytes, hw) => {
                 let from = m.pick(f);
-                let s = l.read(Offset(from), max_bytes, None).unwrap();
+                let hw = hw.map(|h| m.pick(h));
+                let s = l.read(Offset(from), max_bytes, hw.map(Offset)).unwrap();
                 if from == m.leo {
                     prop_assert!(s.is_empty());
                     continue;
                 }
                 let got = decode(&s);
                 let first = m.batches.iter().position(|b| b.last >= from).unwrap();
+                let below_hw = |b: &Batch| hw.is_none_or(|hw| b.last < hw);
+                if !below_hw(&m.batches[first]) {
+                    // The batch holding `from` reaches the high watermark: nothing to return.
+                    prop_assert!(s.is_empty(), "read past the high watermark");
+                    continue;
+                }
                 prop_assert_eq!(s.first_offset, Offset(m.batches[first].base));
-                // Whole consecutive batches starting with the one containing `from`.
+                // Whole consecutive batches starting with the one containing `from`, all below
+                // the high watermark.
                 let mut expect = Vec::new();
                 let mut bytes = 0;
                 for b in &m.batches[first..] {
                     if expect.len() >= got.len() {
                         break;
                     }
+                    prop_assert!(
+                        below_hw(b),
+                        "batch {}..{} reaches the high watermark",
+                        b.base,
+                        b.last
+                    );
                     expect.extend(b.records.iter().cloned());
                     bytes += b.size;
                 }
