@@ -415,7 +415,12 @@ impl Log {
     /// Appends batches as the leader: assigns offsets from the log end offset (rewriting each
     /// batch's base offset in place), stamps `LogAppendTime` when configured, and applies the
     /// flush policy. The batches must be well-formed v2 batches (the broker has checked their
-    /// CRCs); header fields are sanity-checked here.
+    /// CRCs); header fields are sanity-checked here, and nothing is written if any batch fails.
+    ///
+    /// On an IO error the batches of the failing write are removed again; when a buffer of
+    /// several batches straddles a roll, the batches written before the failure stay (the log
+    /// end offset shows how far it got). A Produce v2+ request carries one batch per partition,
+    /// so for the leader an append is all or nothing.
     pub fn append(&mut self, batches: Bytes, now_ms: i64) -> Result<AppendInfo> {
         self.append_inner(batches, now_ms, true)
     }
@@ -533,7 +538,7 @@ impl Log {
                 j += 1;
             }
             if j == i {
-                self.roll_at(pending[i].header.base_offset, now_ms)?;
+                self.roll_at_or_go_offline(pending[i].header.base_offset, now_ms)?;
                 continue;
             }
             let config = &self.config;
@@ -628,7 +633,17 @@ impl Log {
     pub fn roll(&mut self, now_ms: i64) -> Result<()> {
         self.check_online()?;
         let leo = self.log_end_offset().0;
-        self.roll_at(leo, now_ms)
+        self.roll_at_or_go_offline(leo, now_ms)
+    }
+
+    /// A roll that fails half-way (old segment closed, new one missing) leaves no segment to
+    /// append to, so any failure takes the log offline until it is reopened and recovered.
+    fn roll_at_or_go_offline(&mut self, new_base: i64, now_ms: i64) -> Result<()> {
+        let r = self.roll_at(new_base, now_ms);
+        if r.is_err() {
+            self.offline = true;
+        }
+        r
     }
 
     fn roll_at(&mut self, new_base: i64, now_ms: i64) -> Result<()> {

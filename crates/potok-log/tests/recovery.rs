@@ -411,3 +411,34 @@ fn rebuilding_into_a_smaller_index_keeps_the_largest_timestamp() {
         Some((Offset(30), 1030))
     );
 }
+
+#[test]
+fn failed_roll_takes_the_log_offline_and_reopen_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyStorage::new();
+    let mut log = faulty(dir.path(), &fs, small_config()).unwrap();
+    for i in 0..30u8 {
+        log.append(simple_batch(1, 1, 100, i), 0).unwrap();
+    }
+    let before = read_all(&log, 0);
+    // The roll closes the old segment and creates the new one, then its checkpoint write fails.
+    fs.set_plan(FaultPlan {
+        fail_writes: 1,
+        ..FaultPlan::default()
+    });
+    assert!(log.roll(0).is_err());
+    assert!(matches!(
+        log.append(simple_batch(1, 1, 1, 0), 0),
+        Err(LogError::Offline)
+    ));
+    assert!(matches!(log.roll(0), Err(LogError::Offline)));
+    drop(log);
+    let mut log = faulty(dir.path(), &fs, small_config()).unwrap();
+    assert_eq!(read_all(&log, 0), before);
+    assert_eq!(
+        log.append(simple_batch(1, 1, 1, 0), 0)
+            .unwrap()
+            .first_offset,
+        Offset(30)
+    );
+}
