@@ -1055,7 +1055,7 @@ fn emit_mod(specs: &[Spec]) -> Result<String> {
     o.push_str(
         "//! message's module (e.g. `messages::produce_request::PartitionProduceData`).\n\n",
     );
-    o.push_str("use crate::codec::{Encode, Sink, Wire};\nuse crate::error::{DecodeError, EncodeError};\nuse bytes::Bytes;\n\n");
+    o.push_str("use crate::codec::{Encode, Sink, Wire, WriteBody};\nuse crate::error::{DecodeError, EncodeError};\nuse bytes::Bytes;\n\n");
     o.push_str("pub mod internal;\n");
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for s in specs {
@@ -1236,7 +1236,9 @@ fn emit_mod(specs: &[Spec]) -> Result<String> {
             );
         }
         o.push_str("} }\n");
-        o.push_str("pub(crate) fn write_body<S: Sink>(&self, s: &mut S, version: i16) -> Result<(), EncodeError> { match self {");
+        o.push_str("}\n\n");
+        let _ = writeln!(o, "impl crate::codec::WriteBody for {enum_name} {{");
+        o.push_str("fn write_body<S: Sink>(&self, s: &mut S, version: i16) -> Result<(), EncodeError> { match self {");
         for a in &apis {
             let _ = write!(o, "{enum_name}::{}(m) => m.write(s, version),", a.name);
         }

@@ -157,6 +157,19 @@ pub trait Wire: Sized {
     fn min_size(version: i16) -> usize;
 }
 
+/// Anything that can write a message body into a [`Sink`]: every generated struct (through
+/// [`Wire`]) and the [`crate::Request`] / [`crate::Response`] enums.
+pub trait WriteBody {
+    /// Writes the body at `version` into `s`.
+    fn write_body<S: Sink>(&self, s: &mut S, version: i16) -> Result<(), EncodeError>;
+}
+
+impl<T: Wire> WriteBody for T {
+    fn write_body<S: Sink>(&self, s: &mut S, version: i16) -> Result<(), EncodeError> {
+        self.write(s, version)
+    }
+}
+
 /// Encoding of a message or struct at a given version.
 pub trait Encode {
     /// Appends the encoding of `self` at `version` to `buf`.

@@ -5,7 +5,7 @@
 //! before any buffer is allocated for the frame, and negative lengths are rejected, so a client
 //! cannot make the broker reserve memory it never sends.
 
-use crate::codec::{self, ChunkedSink, Encode, SizeCounter, Wire};
+use crate::codec::{self, ChunkedSink, Encode, SizeCounter, Wire, WriteBody};
 use crate::error::{DecodeError, EncodeError, FrameError};
 use crate::messages::{ApiKey, Request, RequestHeader, ResponseHeader};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -192,7 +192,7 @@ pub fn response_header_size(api_key: ApiKey, version: i16) -> usize {
 /// write, sharing `records` fields of at least `min_shared_records` bytes instead of copying
 /// them (see [`ChunkedSink`]). The Fetch path uses this so that encoding cost does not depend on
 /// how many record bytes are returned.
-pub fn encode_response_chunks<M: Wire>(
+pub fn encode_response_chunks<M: WriteBody + ?Sized>(
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
@@ -206,7 +206,7 @@ pub fn encode_response_chunks<M: Wire>(
     let hv = api_key.response_header_version(version);
     let mut size = SizeCounter::default();
     header.write(&mut size, hv)?;
-    body.write(&mut size, version)?;
+    body.write_body(&mut size, version)?;
     let len = i32::try_from(size.0).map_err(|_| EncodeError::TooLong {
         field: "frame",
         len: size.0,
@@ -214,6 +214,6 @@ pub fn encode_response_chunks<M: Wire>(
     let mut sink = ChunkedSink::new(min_shared_records);
     codec::put_i32(&mut sink, len);
     header.write(&mut sink, hv)?;
-    body.write(&mut sink, version)?;
+    body.write_body(&mut sink, version)?;
     Ok(sink.finish())
 }

@@ -30,6 +30,19 @@
 //!   ([`DEFAULT_MAX_REQUEST_BYTES`]) before any allocation, [`response_header_size`].
 //! - [`ErrorCode`]: Kafka error codes (`ErrorCode::UnknownTopicOrPartition.code() == 3`).
 //!
+//! Notes for users:
+//! - Versions are those of the Kafka 4.0 definitions. `ApiKey::valid_versions()` includes a
+//!   latest version marked `latestVersionUnstable`; like Kafka (without
+//!   `unstable.api.versions.enable`), a broker should advertise `max - 1` for such keys in its
+//!   ApiVersions response.
+//! - Message fields are plain integers (`i32` broker ids, `i64` offsets, ...) exactly as on the
+//!   wire; the newtypes of `potok-records` (`Offset`, `LeaderEpoch`, ...) are applied by callers.
+//! - Nested struct names that occur in several messages (e.g. `PartitionData`, `NodeEndpoint`,
+//!   `LeaderIdAndEpoch`) are not re-exported from `messages`; use the message module
+//!   (`messages::fetch_response::PartitionData`).
+//! - The generated code is committed; `tests/regenerate.rs` fails when it differs from a fresh
+//!   generation (and is skipped when `../shared/kafka-message-specs` is absent).
+//!
 //! # Safety against hostile input
 //!
 //! Decoding never panics and never allocates more than the remaining input could justify: every

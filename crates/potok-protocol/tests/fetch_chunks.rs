@@ -3,7 +3,9 @@
 
 use bytes::{Bytes, BytesMut};
 use potok_protocol::messages::{fetch_response, FetchResponse};
-use potok_protocol::{encode_response_chunks, encode_response_frame, response_header_size, ApiKey};
+use potok_protocol::{
+    encode_response_chunks, encode_response_frame, response_header_size, ApiKey, Response,
+};
 
 #[test]
 fn fetch_response_chunks_share_records() {
@@ -38,6 +40,16 @@ fn fetch_response_chunks_share_records() {
                 "records not shared at v{version}"
             );
         }
+        // The `Response` enum encodes identically.
+        let via_enum = encode_response_chunks(
+            ApiKey::Fetch,
+            version,
+            9,
+            &Response::Fetch(resp.clone()),
+            1024,
+        )
+        .unwrap();
+        assert_eq!(via_enum, chunks);
         // The frame length prefix covers header + body.
         let len = i32::from_be_bytes(joined[..4].try_into().unwrap()) as usize;
         assert_eq!(len + 4, joined.len());

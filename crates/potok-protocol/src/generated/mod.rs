@@ -4,7 +4,7 @@
 //! unique across all messages, is re-exported here; the others are reached through their
 //! message's module (e.g. `messages::produce_request::PartitionProduceData`).
 
-use crate::codec::{Encode, Sink, Wire};
+use crate::codec::{Encode, Sink, Wire, WriteBody};
 use crate::error::{DecodeError, EncodeError};
 use bytes::Bytes;
 
@@ -2118,7 +2118,10 @@ impl Request {
             ),
         }
     }
-    pub(crate) fn write_body<S: Sink>(&self, s: &mut S, version: i16) -> Result<(), EncodeError> {
+}
+
+impl crate::codec::WriteBody for Request {
+    fn write_body<S: Sink>(&self, s: &mut S, version: i16) -> Result<(), EncodeError> {
         match self {
             Request::Produce(m) => m.write(s, version),
             Request::Fetch(m) => m.write(s, version),
@@ -3597,7 +3600,10 @@ impl Response {
             ),
         }
     }
-    pub(crate) fn write_body<S: Sink>(&self, s: &mut S, version: i16) -> Result<(), EncodeError> {
+}
+
+impl crate::codec::WriteBody for Response {
+    fn write_body<S: Sink>(&self, s: &mut S, version: i16) -> Result<(), EncodeError> {
         match self {
             Response::Produce(m) => m.write(s, version),
             Response::Fetch(m) => m.write(s, version),
