@@ -155,3 +155,50 @@ fn differential_against_kafka_protocol() {
         "only {checked} (key, version) pairs checked"
     );
 }
+
+fn header_round_trip<Ours, Theirs>(version: i16, seed: u64) -> Result<(), String>
+where
+    Ours: crate::codec::Wire + crate::testgen::Random + std::fmt::Debug,
+    Theirs: kafka_protocol::protocol::Encodable + kafka_protocol::protocol::Decodable,
+{
+    let mut g = Gen::new(seed);
+    let x = Ours::random(&mut g, version);
+    let mut buf = BytesMut::new();
+    x.write(&mut buf, version).map_err(|e| e.to_string())?;
+    let ours = buf.freeze();
+    let theirs = ours_then_theirs(&ours, version, |b| {
+        let t = Theirs::decode(b, version)?;
+        let mut out = BytesMut::new();
+        t.encode(&mut out, version)?;
+        Ok(out)
+    })?;
+    theirs_then_ours(&theirs, version, |b| {
+        <Ours as crate::codec::Wire>::read(b, version)
+    })
+    .map(|_| ())
+}
+
+/// Acceptance 2 for the request and response headers, at every version both support
+/// (kafka-protocol 0.18 dropped request header v0, which only ControlledShutdown v0 used).
+#[test]
+fn differential_headers() {
+    use crate::messages::{RequestHeader, ResponseHeader};
+    let mut runner = TestRunner::new(Config::with_cases(256));
+    runner
+        .run(&any::<u64>(), |seed| {
+            for v in 1..=2 {
+                header_round_trip::<RequestHeader, kafka_protocol::messages::RequestHeader>(
+                    v, seed,
+                )
+                .map_err(|e| TestCaseError::fail(format!("RequestHeader v{v}: {e}")))?;
+            }
+            for v in 0..=1 {
+                header_round_trip::<ResponseHeader, kafka_protocol::messages::ResponseHeader>(
+                    v, seed,
+                )
+                .map_err(|e| TestCaseError::fail(format!("ResponseHeader v{v}: {e}")))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+}
