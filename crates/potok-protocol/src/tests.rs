@@ -183,3 +183,31 @@ fn generators_are_not_trivial_and_checks_can_fail() {
     let r = Request::random(ApiKey::Metadata, &mut g, 12);
     assert!(round_trip_enum(&r, 12, |b| Request::decode(ApiKey::Metadata, b, 8)).is_err());
 }
+
+/// Every strict prefix of a valid random request body fails to decode with a typed error (every
+/// field is mandatory, so a truncated body can never be mistaken for a complete one).
+#[test]
+fn truncated_random_requests_fail() {
+    for &key in ApiKey::ALL {
+        for version in versions(key) {
+            let mut runner = TestRunner::new(Config::with_cases(8));
+            runner
+                .run(&any::<u64>(), |seed| {
+                    let mut g = Gen::new(seed);
+                    let req = Request::random(key, &mut g, version);
+                    let mut buf = BytesMut::new();
+                    req.encode(&mut buf, version).unwrap();
+                    let full = buf.freeze();
+                    for cut in 0..full.len() {
+                        prop_assert!(
+                            Request::decode(key, &mut full.slice(..cut), version).is_err(),
+                            "{key:?} v{version}: prefix {cut} of {} decoded",
+                            full.len()
+                        );
+                    }
+                    Ok(())
+                })
+                .unwrap();
+        }
+    }
+}
