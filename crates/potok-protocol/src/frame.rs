@@ -68,6 +68,19 @@ impl ApiKey {
         }
     }
 
+    /// The versions a broker should advertise in ApiVersions: the valid versions without a latest
+    /// version marked `latestVersionUnstable` (Kafka only exposes those with
+    /// `unstable.api.versions.enable`). `None` when the only version is unstable.
+    pub fn stable_versions(self) -> Option<(i16, i16)> {
+        let (lo, hi) = self.valid_versions();
+        let hi = if self.latest_version_unstable() {
+            hi - 1
+        } else {
+            hi
+        };
+        (lo <= hi).then_some((lo, hi))
+    }
+
     /// Whether `version` uses the flexible (compact, tagged-field) encoding of KIP-482.
     pub fn is_flexible(self, version: i16) -> bool {
         self.flexible_versions_start().is_some_and(|f| version >= f)

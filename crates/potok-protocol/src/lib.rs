@@ -20,7 +20,8 @@
 //!   Kafka.
 //! - [`ApiKey`]: `from_i16`, `valid_versions()`, `flexible_versions_start()`, `is_flexible(v)`,
 //!   `request_header_version(v)`, `response_header_version(v)` (ApiVersions responses always use
-//!   header v0), `listeners()`, `latest_version_unstable()`.
+//!   header v0), `listeners()`, `latest_version_unstable()`, `stable_versions()` (what a broker
+//!   should advertise).
 //! - [`frame`]: [`decode_request`] (header + body of one frame, dispatched by api key and
 //!   version; unknown keys/versions give errors carrying the correlation id),
 //!   [`encode_response_frame`] / [`encode_request_frame`] (length prefix + header + body),
@@ -33,8 +34,8 @@
 //! Notes for users:
 //! - Versions are those of the Kafka 4.0 definitions. `ApiKey::valid_versions()` includes a
 //!   latest version marked `latestVersionUnstable`; like Kafka (without
-//!   `unstable.api.versions.enable`), a broker should advertise `max - 1` for such keys in its
-//!   ApiVersions response.
+//!   `unstable.api.versions.enable`), a broker should advertise `ApiKey::stable_versions()`, which
+//!   leaves such a version out.
 //! - Message fields are plain integers (`i32` broker ids, `i64` offsets, ...) exactly as on the
 //!   wire; the newtypes of `potok-records` (`Offset`, `LeaderEpoch`, ...) are applied by callers.
 //! - Nested struct names that occur in several messages (e.g. `PartitionData`, `NodeEndpoint`,

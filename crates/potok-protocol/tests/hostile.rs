@@ -275,3 +275,24 @@ fn random_bytes_never_panic_million_cases() {
     eprintln!("{total} random frames, {decoded_ok} decoded successfully");
     assert!(total >= 1_000_000, "{total}");
 }
+
+#[test]
+fn header_versions_and_stable_versions() {
+    assert_eq!(ApiKey::ApiVersions.response_header_version(3), 0);
+    assert_eq!(ApiKey::ApiVersions.request_header_version(3), 2);
+    assert_eq!(ApiKey::Metadata.response_header_version(9), 1);
+    assert_eq!(ApiKey::Metadata.response_header_version(8), 0);
+    assert_eq!(ApiKey::Metadata.request_header_version(8), 1);
+    assert_eq!(ApiKey::ControlledShutdown.request_header_version(0), 0);
+    assert_eq!(ApiKey::Produce.valid_versions(), (0, 11));
+    // EndTxn v5 (KIP-890) is marked unstable in Kafka 4.0's definitions; ShareFetch has only
+    // an unstable v0 (KIP-932 early access).
+    assert!(ApiKey::EndTxn.latest_version_unstable());
+    assert_eq!(ApiKey::EndTxn.stable_versions(), Some((0, 4)));
+    assert_eq!(ApiKey::ShareFetch.stable_versions(), None);
+    assert!(!ApiKey::ListOffsets.latest_version_unstable());
+    assert_eq!(
+        ApiKey::Fetch.stable_versions(),
+        Some(ApiKey::Fetch.valid_versions())
+    );
+}
