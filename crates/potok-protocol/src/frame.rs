@@ -119,7 +119,8 @@ pub fn peek_header_prefix(frame: &[u8]) -> Result<HeaderPrefix, DecodeError> {
 /// [`DecodeError::UnknownApiKey`] / [`DecodeError::UnsupportedVersion`], which carry the
 /// correlation id so that the caller can still answer (Kafka answers an unsupported ApiVersions
 /// version with an ApiVersions v0 response carrying UNSUPPORTED_VERSION).
-/// `records` fields in the result are zero-copy slices of `frame`.
+/// `records` fields in the result are zero-copy slices of `frame`. Bytes after the body are not
+/// rejected, so a client that appends data newer versions might define is still understood.
 pub fn decode_request(mut frame: Bytes) -> Result<(RequestHeader, Request), DecodeError> {
     let p = peek_header_prefix(&frame)?;
     let key = ApiKey::from_i16(p.api_key).ok_or(DecodeError::UnknownApiKey {
