@@ -45,6 +45,9 @@ pub struct LogConfig {
     /// How many closed segments may keep their indexes memory-mapped at once; older mappings
     /// are dropped and re-created on demand so memory stays bounded as the log grows.
     pub max_mapped_closed_indexes: usize,
+    /// `producer.id.expiration.ms` (a broker config in Kafka): forget an idempotent producer
+    /// whose last batch is this old (default 1 day). See `producer_state`.
+    pub producer_id_expiration_ms: i64,
 }
 
 /// 7 days in milliseconds, Kafka's default for `segment.ms` and `retention.ms`.
@@ -64,6 +67,7 @@ impl Default for LogConfig {
             fsync_before_ack: false,
             timestamp_policy: TimestampPolicy::CreateTime,
             max_mapped_closed_indexes: 64,
+            producer_id_expiration_ms: crate::producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
         }
     }
 }
@@ -97,6 +101,11 @@ impl LogConfig {
         }
         if matches!(self.flush_ms, Some(ms) if ms < 0) {
             return Err(LogError::InvalidConfig("flush.ms must be >= 0".into()));
+        }
+        if self.producer_id_expiration_ms < 1 {
+            return Err(LogError::InvalidConfig(
+                "producer.id.expiration.ms must be >= 1".into(),
+            ));
         }
         if self.max_mapped_closed_indexes == 0 {
             return Err(LogError::InvalidConfig(

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use potok_records::{Offset, RecordsError};
+use potok_records::{Offset, ProducerEpoch, ProducerId, RecordsError};
 
 /// Everything that can go wrong in the partition log.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +66,32 @@ pub enum LogError {
     /// until it is reopened (Kafka takes the whole log directory offline in this case).
     #[error("log is offline after an earlier IO failure; reopen it to recover")]
     Offline,
+    /// An idempotent batch's producer epoch is older than the newest the partition has seen
+    /// for that producer id (Kafka's `INVALID_PRODUCER_EPOCH`; see `producer_state`).
+    #[error(
+        "producer {producer_id}: epoch {epoch} is older than the current epoch {current_epoch}"
+    )]
+    InvalidProducerEpoch {
+        /// The producer id.
+        producer_id: ProducerId,
+        /// The batch's epoch.
+        epoch: ProducerEpoch,
+        /// The newest epoch known for the producer.
+        current_epoch: ProducerEpoch,
+    },
+    /// An idempotent batch's first sequence does not follow the producer's last written
+    /// sequence (Kafka's `OUT_OF_ORDER_SEQUENCE_NUMBER`).
+    #[error("producer {producer_id} epoch {epoch}: sequence {sequence} is out of order, expected {expected}")]
+    OutOfOrderSequence {
+        /// The producer id.
+        producer_id: ProducerId,
+        /// The batch's epoch.
+        epoch: ProducerEpoch,
+        /// The batch's first sequence.
+        sequence: i32,
+        /// The sequence that would have been accepted.
+        expected: i32,
+    },
 }
 
 impl LogError {

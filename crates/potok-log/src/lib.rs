@@ -2,7 +2,7 @@
 //!
 //! Synchronous (no tokio). Every file operation goes through the [`Storage`] trait
 //! ([`RealStorage`] in production, [`FaultyStorage`] in tests). File formats are drawn in
-//! `docs/format.md` (sections "Partition directory" to "Clean-shutdown marker").
+//! `docs/format.md` (sections "Partition directory" to "Producer state snapshot").
 //!
 //! # Public API (for the broker)
 //!
@@ -41,8 +41,21 @@
 //!   consumers and to [`Log::apply_retention_below`].
 //! * [`LogConfig`] carries the topic configs with Kafka's names and defaults (`segment.bytes`,
 //!   `segment.ms`, `segment.index.bytes`, `index.interval.bytes`, `retention.ms`,
-//!   `retention.bytes`, `flush.messages`, `flush.ms`, `message.timestamp.type`) plus
+//!   `retention.bytes`, `flush.messages`, `flush.ms`, `message.timestamp.type`,
+//!   `producer.id.expiration.ms`) plus
 //!   `fsync_before_ack` and `max_mapped_closed_indexes`.
+//! * Idempotent producers (KIP-98): [`Log::append`] checks every batch carrying a producer id
+//!   against the partition's [`ProducerStateManager`] before writing. A retry of one of the
+//!   producer's last five batches writes nothing and returns the original offsets with
+//!   [`AppendInfo::duplicate`] set (Kafka answers it with no error); an older epoch is
+//!   [`LogError::InvalidProducerEpoch`] (`INVALID_PRODUCER_EPOCH`), a sequence that does not
+//!   follow is [`LogError::OutOfOrderSequence`] (`OUT_OF_ORDER_SEQUENCE_NUMBER`); an unknown
+//!   producer may start at any sequence (KIP-360, so `UNKNOWN_PRODUCER_ID` is never returned).
+//!   Follower appends update the state unchecked. [`Log::producer_state`] serves
+//!   DescribeProducers; [`Log::remove_expired_producers`] applies
+//!   [`LogConfig::producer_id_expiration_ms`] (appends also do every 10 minutes). The state is
+//!   snapshotted to `{offset}.snapshot` on roll and close and rebuilt on open from the newest
+//!   snapshot plus the log tail (see [`producer_state`]).
 //! * Tests of other crates can use [`FaultyStorage`] to inject crashes, short writes and IO
 //!   errors, and [`Log::recovery_report`] to see what recovery did.
 //!
@@ -86,6 +99,7 @@ mod error;
 pub mod fault;
 mod index;
 mod log;
+pub mod producer_state;
 mod segment;
 pub mod storage;
 
@@ -95,5 +109,6 @@ pub use error::{LogError, Result};
 pub use fault::{FaultPlan, FaultyStorage};
 pub use log::{AppendInfo, Log, ReadSlice, RecoveryReport};
 pub use potok_records::Offset;
+pub use producer_state::{BatchMetadata, ProducerEntry, ProducerStateManager, SNAPSHOT_SUFFIX};
 pub use segment::{segment_file, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 pub use storage::{RealStorage, Storage, StorageFile};

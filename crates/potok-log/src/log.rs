@@ -8,13 +8,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
-use potok_records::{set_base_offset, set_max_timestamp_and_log_append_time, BatchHeader, Offset};
+use potok_records::{
+    set_base_offset, set_max_timestamp_and_log_append_time, BatchHeader, Offset, BATCH_HEADER_LEN,
+};
 
 use crate::checkpoint::{
     has_clean_shutdown, read_checkpoint, remove_clean_shutdown, write_checkpoint,
     write_clean_shutdown, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
 };
 use crate::config::TimestampPolicy;
+use crate::producer_state::{
+    self, LeaderCheck, ProducerStateManager, ProducerUpdate, EXPIRATION_CHECK_INTERVAL_MS,
+};
 use crate::segment::{
     parse_segment_file_name, segment_file, PendingBatch, Segment, INDEX_SUFFIX, LOG_SUFFIX,
     TIME_INDEX_SUFFIX,
@@ -43,6 +48,10 @@ pub struct AppendInfo {
     pub bytes: usize,
     /// The log start offset after the append.
     pub log_start_offset: Offset,
+    /// The batch was a retry of an idempotent batch already in the log: nothing was written,
+    /// and the offsets and timestamp above are the original's (the broker acknowledges it as
+    /// Kafka does, with no error and the original base offset).
+    pub duplicate: bool,
 }
 
 /// A byte range of one segment file holding whole record batches, ready for `sendfile`
@@ -106,6 +115,10 @@ pub struct RecoveryReport {
     /// Closed segments with invalid data in them that could not be repaired; their data from
     /// the reported byte position on is not served.
     pub corrupt_segments: Vec<(i64, u64, String)>,
+    /// Offset of the producer state snapshot the producer state was loaded from, if any.
+    pub producer_snapshot: Option<Offset>,
+    /// Idempotent batches replayed into the producer state after that snapshot.
+    pub producer_batches_replayed: u64,
 }
 
 /// A partition's log. See the crate docs for the API overview.
@@ -135,6 +148,11 @@ pub struct Log {
     /// Set when an IO failure left the files and memory possibly disagreeing.
     offline: bool,
     last_recovery: RecoveryReport,
+    /// Idempotent producers' epochs and last batches (see [`crate::producer_state`]); always
+    /// reflects every batch below the log end offset.
+    producers: ProducerStateManager,
+    /// Clock of the last `producer.id.expiration.ms` sweep.
+    last_expiration_check_ms: i64,
 }
 
 fn last_segment(segments: &BTreeMap<i64, Segment>) -> Result<&Segment> {
@@ -295,6 +313,8 @@ impl Log {
             mapped: Mutex::new(VecDeque::new()),
             offline: false,
             last_recovery: RecoveryReport::default(),
+            producers: ProducerStateManager::new(),
+            last_expiration_check_ms: now_ms,
         };
         if log.segments.is_empty() {
             let seg = Segment::create(&*log.storage, &log.dir, log_start, &log.config, now_ms)?;
@@ -329,6 +349,9 @@ impl Log {
             LOG_START_OFFSET_FILE,
             log.log_start_offset,
         )?;
+        let (snapshot, replayed) = log.load_producer_state(now_ms)?;
+        report.producer_snapshot = snapshot.map(Offset);
+        report.producer_batches_replayed = replayed;
         // From here on a crash must be seen as unclean.
         remove_clean_shutdown(&*log.storage, &log.dir)?;
         log.last_recovery = report;
@@ -438,6 +461,8 @@ impl Log {
             .unwrap_or_else(|b| BytesMut::from(&b[..]));
         let mut next = self.log_end_offset().0;
         let mut pending: Vec<PendingBatch> = Vec::new();
+        // (index into `pending`, update) for the batches that carry a producer id.
+        let mut updates: Vec<(usize, ProducerUpdate)> = Vec::new();
         let mut pos = 0usize;
         let mut records = 0u64;
         let append_time = match self.config.timestamp_policy {
@@ -498,6 +523,29 @@ impl Log {
                 return Err(LogError::InvalidBatchFields("offset overflow".into()));
             }
             next = last + 1;
+            if assign {
+                let earlier = updates.iter().map(|(_, u)| *u);
+                match self.producers.check_leader_batch(&header, earlier)? {
+                    LeaderCheck::Untracked => {}
+                    LeaderCheck::Accept(u) => updates.push((pending.len(), u)),
+                    LeaderCheck::Duplicate(dup) => {
+                        return Ok(AppendInfo {
+                            first_offset: dup.first_offset,
+                            last_offset: dup.last_offset,
+                            max_timestamp: dup.timestamp,
+                            offset_of_max_timestamp: dup.last_offset,
+                            log_append_time_ms: None,
+                            batches: 0,
+                            records: 0,
+                            bytes: 0,
+                            log_start_offset: Offset(self.log_start_offset),
+                            duplicate: true,
+                        });
+                    }
+                }
+            } else if let Some(u) = ProducerUpdate::from_header(&header) {
+                updates.push((pending.len(), u));
+            }
             records += u64::try_from(header.records_count).unwrap_or(0);
             pending.push(PendingBatch {
                 start: pos,
@@ -553,6 +601,10 @@ impl Log {
                 }
                 return Err(e);
             }
+            // Written: the producer state follows before a later roll snapshots it.
+            for (_, u) in updates.iter().filter(|(k, _)| (i..j).contains(k)) {
+                self.producers.apply(u);
+            }
             i = j;
         }
 
@@ -566,6 +618,9 @@ impl Log {
                     acc
                 }
             });
+        if now_ms.saturating_sub(self.last_expiration_check_ms) >= EXPIRATION_CHECK_INTERVAL_MS {
+            self.remove_expired_producers(now_ms);
+        }
         self.unflushed_records += records;
         if self.first_unflushed_ms.is_none() {
             self.first_unflushed_ms = Some(now_ms);
@@ -590,6 +645,7 @@ impl Log {
             records,
             bytes: buf.len(),
             log_start_offset: Offset(self.log_start_offset),
+            duplicate: false,
         })
     }
 
@@ -692,7 +748,10 @@ impl Log {
             self.recovery_point = new_base;
             write_checkpoint(&*self.storage, &self.dir, RECOVERY_POINT_FILE, new_base)?;
         }
-        Ok(())
+        // Kafka snapshots the producer state on every roll, so recovery replays at most the
+        // active segment. Everything below `new_base` is durable now, so the snapshot never
+        // describes data a crash could lose.
+        producer_state::write_snapshot(&*self.storage, &self.dir, new_base, &self.producers)
     }
 
     fn note_mapped(&self, base: i64) {
@@ -847,6 +906,9 @@ impl Log {
             self.recovery_point = leo;
             write_checkpoint(&*self.storage, &self.dir, RECOVERY_POINT_FILE, leo)?;
         }
+        // The removed batches may have been any producer's latest: rebuild the state from the
+        // newest snapshot that is still valid, as Kafka's `truncateAndReload` does.
+        self.load_producer_state(now_ms)?;
         Ok(true)
     }
 
@@ -912,6 +974,10 @@ impl Log {
         self.first_unflushed_ms = None;
         write_checkpoint(&*self.storage, &self.dir, LOG_START_OFFSET_FILE, offset.0)?;
         write_checkpoint(&*self.storage, &self.dir, RECOVERY_POINT_FILE, offset.0)?;
+        self.producers.clear();
+        for (_, path) in producer_state::list_snapshots(&*self.storage, &self.dir)? {
+            producer_state::remove_snapshot(&*self.storage, &path)?;
+        }
         Ok(())
     }
 
@@ -951,6 +1017,15 @@ impl Log {
                 .unwrap_or_else(|e| e.into_inner())
                 .retain(|&x| x != base);
             seg.delete_files(&*self.storage)?;
+        }
+        // Snapshots go with their segments, as in Kafka; the in-memory state is kept (since
+        // KIP-360 producers outlive their data until `producer.id.expiration.ms`), and the
+        // snapshot at the new first segment's base still carries it across a restart.
+        let first = self.segments.keys().next().copied().unwrap_or(i64::MAX);
+        for (offset, path) in producer_state::list_snapshots(&*self.storage, &self.dir)? {
+            if offset < first {
+                producer_state::remove_snapshot(&*self.storage, &path)?;
+            }
         }
         Ok(())
     }
@@ -1060,6 +1135,102 @@ impl Log {
         Ok(victims.into_iter().map(Offset).collect())
     }
 
+    /// The idempotent producers' state (DescribeProducers, tests).
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producers
+    }
+
+    /// Forgets producers whose last batch is `producer.id.expiration.ms` old (Kafka's
+    /// `removeExpiredProducers`). Appends run this every 10 minutes of the injected clock on
+    /// their own (`producer.id.expiration.check.interval.ms`); the broker may call it too.
+    /// Returns how many were removed.
+    pub fn remove_expired_producers(&mut self, now_ms: i64) -> usize {
+        self.last_expiration_check_ms = now_ms;
+        self.producers
+            .remove_expired(now_ms, self.config.producer_id_expiration_ms)
+    }
+
+    /// Rebuilds the producer state: drops snapshots above the log end offset (left by a
+    /// truncation or a crash) and unreadable ones, loads the newest remaining one, replays the
+    /// idempotent batches after it and expires old producers. Returns the snapshot's offset
+    /// and the number of batches replayed.
+    fn load_producer_state(&mut self, now_ms: i64) -> Result<(Option<i64>, u64)> {
+        let leo = self.log_end_offset().0;
+        let mut loaded = None;
+        let snapshots = producer_state::list_snapshots(&*self.storage, &self.dir)?;
+        for (offset, path) in snapshots.into_iter().rev() {
+            if offset > leo {
+                tracing::info!(path = %path.display(), "deleting producer state snapshot beyond the log end");
+                producer_state::remove_snapshot(&*self.storage, &path)?;
+                continue;
+            }
+            if loaded.is_some() {
+                continue;
+            }
+            match producer_state::read_snapshot(&*self.storage, &path, offset)? {
+                Ok(state) => loaded = Some((offset, state)),
+                Err(reason) => {
+                    tracing::warn!(path = %path.display(), %reason, "deleting invalid producer state snapshot");
+                    producer_state::remove_snapshot(&*self.storage, &path)?;
+                }
+            }
+        }
+        let (from, snapshot) = match loaded {
+            Some((offset, state)) => {
+                self.producers = state;
+                (offset, Some(offset))
+            }
+            None => {
+                self.producers.clear();
+                (i64::MIN, None)
+            }
+        };
+        let replayed = self.replay_producer_batches(from);
+        self.remove_expired_producers(now_ms);
+        Ok((snapshot, replayed))
+    }
+
+    /// Applies every idempotent batch starting at or after `from` to the producer state,
+    /// reading only batch headers. Data recovery has already run, so what is readable is
+    /// valid; a read failure (a corrupt closed segment) ends the replay with a warning rather
+    /// than failing the open.
+    fn replay_producer_batches(&mut self, from: i64) -> u64 {
+        let leo = self.log_end_offset().0;
+        let mut next = from.max(self.log_start_offset);
+        let mut replayed = 0;
+        let mut hdr = [0u8; BATCH_HEADER_LEN];
+        while next < leo {
+            let header = self.read(Offset(next), 1, None).and_then(|slice| {
+                if slice.is_empty() {
+                    return Ok(None);
+                }
+                read_exact_at(&*slice.source, &mut hdr, slice.position)
+                    .map_err(|e| LogError::io(&self.dir, e))?;
+                Ok(Some(BatchHeader::parse(&hdr)?))
+            });
+            let h = match header {
+                Ok(Some(h)) => h,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(offset = next, error = %e, "producer state replay stopped at unreadable data");
+                    break;
+                }
+            };
+            if h.base_offset >= from {
+                if let Some(u) = ProducerUpdate::from_header(&h) {
+                    self.producers.apply(&u);
+                    replayed += 1;
+                }
+            }
+            let after = h.next_offset().0;
+            if after <= next {
+                break;
+            }
+            next = after;
+        }
+        replayed
+    }
+
     /// Flushes everything, trims the active segment's indexes, writes both checkpoints and the
     /// clean-shutdown marker, so the next open skips recovery.
     pub fn close(mut self) -> Result<()> {
@@ -1080,6 +1251,8 @@ impl Log {
             LOG_START_OFFSET_FILE,
             self.log_start_offset,
         )?;
+        let leo = self.log_end_offset().0;
+        producer_state::write_snapshot(&*self.storage, &self.dir, leo, &self.producers)?;
         write_clean_shutdown(&*self.storage, &self.dir)
     }
 
