@@ -1,0 +1,429 @@
+//! Broker configuration with Kafka's property names (`server.properties` style).
+//!
+//! Settings come, in increasing precedence, from the defaults in [`SETTINGS`], a properties
+//! file (`--config`) and `name=value` overrides (`--set`). An unknown name or an invalid value
+//! is an error at start-up ([`BrokerError::Config`]) naming the setting, so a typo cannot
+//! silently fall back to a default.
+//!
+//! Adding a setting: add a row to [`SETTINGS`] (name, default, one-line doc — the table is also
+//! what `docs/configuration.md` describes) and, if code needs it typed, a field on
+//! [`BrokerConfig`] filled in [`BrokerConfig::from_properties`]. Code that only needs the raw
+//! string can call [`BrokerConfig::get`].
+//!
+//! Topic-level configs (`retention.ms`, `max.message.bytes`, ...) are in [`crate::topic_config`];
+//! the broker-wide `log.*` settings here are their defaults, as in Kafka.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::error::{BrokerError, Result};
+
+/// One known broker setting.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// Kafka's property name (or a `potok.` name for settings Kafka does not have).
+    pub name: &'static str,
+    /// The default as a string; empty means "unset".
+    pub default: &'static str,
+    /// What it does.
+    pub doc: &'static str,
+}
+
+/// Every setting the broker accepts. Names and defaults are Kafka's unless marked `potok.`.
+pub const SETTINGS: &[Setting] = &[
+    Setting { name: "listeners", default: "PLAINTEXT://127.0.0.1:9092", doc: "The listener to bind (one PLAINTEXT listener; port 0 picks a free port)." },
+    Setting { name: "advertised.listeners", default: "", doc: "The address clients are told to connect to; defaults to `listeners`." },
+    Setting { name: "node.id", default: "1", doc: "This broker's id, returned in Metadata as every partition's leader." },
+    Setting { name: "broker.id", default: "", doc: "Alias of node.id (older Kafka name); must agree with node.id if both are set." },
+    Setting { name: "process.roles", default: "broker,controller", doc: "Accepted for compatibility; a single Potok node is both broker and controller." },
+    Setting { name: "log.dirs", default: "./potok-data", doc: "The data directory (one directory): topic metadata and one sub-directory per partition." },
+    Setting { name: "log.dir", default: "", doc: "Used when log.dirs is not set explicitly (Kafka's fallback)." },
+    Setting { name: "num.partitions", default: "1", doc: "Partitions of an auto-created topic or a CreateTopics request with num_partitions = -1." },
+    Setting { name: "default.replication.factor", default: "1", doc: "Must be 1 on a single node." },
+    Setting { name: "auto.create.topics.enable", default: "true", doc: "Create unknown topics named in Metadata requests that allow it." },
+    Setting { name: "delete.topic.enable", default: "true", doc: "Whether DeleteTopics may delete topics." },
+    Setting { name: "message.max.bytes", default: "1048588", doc: "Largest record batch accepted (default of the topic config max.message.bytes)." },
+    Setting { name: "socket.request.max.bytes", default: "104857600", doc: "Largest request frame; a larger one closes the connection before anything is allocated." },
+    Setting { name: "max.connections", default: "10000", doc: "Most client connections at once; further ones wait in the accept queue. (Kafka's default is unlimited; Potok bounds it.)" },
+    Setting { name: "log.retention.hours", default: "168", doc: "Default retention.ms in hours (lowest precedence)." },
+    Setting { name: "log.retention.minutes", default: "", doc: "Default retention.ms in minutes (overrides log.retention.hours)." },
+    Setting { name: "log.retention.ms", default: "", doc: "Default retention.ms (overrides minutes and hours); -1 keeps data forever." },
+    Setting { name: "log.retention.bytes", default: "-1", doc: "Default retention.bytes per partition; -1 is unlimited." },
+    Setting { name: "log.segment.bytes", default: "1073741824", doc: "Default segment.bytes." },
+    Setting { name: "log.roll.hours", default: "168", doc: "Default segment.ms in hours." },
+    Setting { name: "log.roll.ms", default: "", doc: "Default segment.ms (overrides log.roll.hours)." },
+    Setting { name: "log.index.size.max.bytes", default: "10485760", doc: "Default segment.index.bytes." },
+    Setting { name: "log.index.interval.bytes", default: "4096", doc: "Default index.interval.bytes." },
+    Setting { name: "log.flush.interval.messages", default: "9223372036854775807", doc: "Default flush.messages (fsync after this many records; the default leaves it to the OS)." },
+    Setting { name: "log.flush.interval.ms", default: "", doc: "Default flush.ms (unset leaves flushing to the OS)." },
+    Setting { name: "log.message.timestamp.type", default: "CreateTime", doc: "Default message.timestamp.type (CreateTime or LogAppendTime)." },
+    Setting { name: "log.retention.check.interval.ms", default: "300000", doc: "How often retention runs over every partition." },
+    Setting { name: "log.cleanup.policy", default: "delete", doc: "Default cleanup.policy (compaction is not implemented: compacted topics are kept whole)." },
+    Setting { name: "min.insync.replicas", default: "1", doc: "Default min.insync.replicas; acks=-1 produce fails with NOT_ENOUGH_REPLICAS when above 1 on one node." },
+    Setting { name: "potok.admin.listener", default: "", doc: "host:port of the HTTP admin endpoint serving Prometheus /metrics; unset disables it." },
+];
+
+/// A parsed `PLAINTEXT://host:port` listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// The host as written (may be empty for "all interfaces").
+    pub host: String,
+    /// The port (0 = pick a free one when binding).
+    pub port: u16,
+}
+
+impl Listener {
+    fn parse(name: &str, value: &str) -> Result<Listener> {
+        let bad = |why: &str| BrokerError::Config(format!("{name}={value}: {why}"));
+        let mut items = value.split(',').map(str::trim).filter(|s| !s.is_empty());
+        let first = items.next().ok_or_else(|| bad("no listener given"))?;
+        if items.next().is_some() {
+            return Err(bad("only one listener is supported"));
+        }
+        let rest = first
+            .strip_prefix("PLAINTEXT://")
+            .ok_or_else(|| bad("only PLAINTEXT://host:port listeners are supported"))?;
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| bad("expected PLAINTEXT://host:port"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port: u16 = port.parse().map_err(|_| bad("invalid port"))?;
+        Ok(Listener {
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    /// The address to bind: an empty host binds every interface, as in Kafka.
+    pub fn bind_addr(&self) -> String {
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &self.host
+        };
+        if host.contains(':') {
+            format!("[{host}]:{}", self.port)
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+/// The broker's typed configuration. See [`SETTINGS`] for names, defaults and meaning.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `listeners`.
+    pub listener: Listener,
+    /// `advertised.listeners` (defaults to `listeners`).
+    pub advertised: Listener,
+    /// `node.id`.
+    pub node_id: i32,
+    /// `log.dirs` (exactly one directory).
+    pub data_dir: PathBuf,
+    /// `num.partitions`.
+    pub num_partitions: i32,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// `delete.topic.enable`.
+    pub delete_topic_enable: bool,
+    /// `message.max.bytes`.
+    pub message_max_bytes: i32,
+    /// `socket.request.max.bytes`.
+    pub socket_request_max_bytes: usize,
+    /// `max.connections`.
+    pub max_connections: usize,
+    /// `log.retention.check.interval.ms`.
+    pub retention_check_interval_ms: u64,
+    /// `potok.admin.listener`.
+    pub admin_listener: Option<SocketAddr>,
+    /// Every setting's effective string value (defaults included, unset ones left out).
+    values: BTreeMap<String, String>,
+}
+
+fn lookup(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+/// Parses `server.properties` text: `name=value` or `name: value` lines, `#`/`!` comments,
+/// blank lines ignored. Line continuations and escapes of Java properties are not supported
+/// (a trailing backslash is rejected rather than misread).
+pub fn parse_properties(text: &str, origin: &str) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        if line.ends_with('\\') {
+            return Err(BrokerError::Config(format!(
+                "{origin}:{}: line continuations are not supported",
+                i + 1
+            )));
+        }
+        let split = line.find(['=', ':']).ok_or_else(|| {
+            BrokerError::Config(format!("{origin}:{}: expected name=value", i + 1))
+        })?;
+        let (k, v) = line.split_at(split);
+        out.push((k.trim().to_string(), v[1..].trim().to_string()));
+    }
+    Ok(out)
+}
+
+/// Parses one `--set name=value` argument.
+pub fn parse_override(arg: &str) -> Result<(String, String)> {
+    let (k, v) = arg
+        .split_once('=')
+        .ok_or_else(|| BrokerError::Config(format!("--set {arg}: expected name=value")))?;
+    Ok((k.trim().to_string(), v.trim().to_string()))
+}
+
+fn parse_num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T> {
+    v.parse()
+        .map_err(|_| BrokerError::Config(format!("{name}={v}: not a valid number")))
+}
+
+fn parse_bool(name: &str, v: &str) -> Result<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(BrokerError::Config(format!(
+            "{name}={v}: expected true or false"
+        ))),
+    }
+}
+
+impl BrokerConfig {
+    /// The configuration with every default.
+    pub fn defaults() -> BrokerConfig {
+        // The defaults are valid by construction; a failure here is a bug in SETTINGS.
+        BrokerConfig::from_properties(Vec::new()).expect("default configuration is valid")
+    }
+
+    /// Loads `file` (if any) and then applies `overrides` (`name=value` strings).
+    pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<BrokerConfig> {
+        let mut props = Vec::new();
+        if let Some(f) = file {
+            let text = std::fs::read_to_string(f).map_err(|e| BrokerError::io(f, e))?;
+            props.extend(parse_properties(&text, &f.display().to_string())?);
+        }
+        for o in overrides {
+            props.push(parse_override(o)?);
+        }
+        BrokerConfig::from_properties(props)
+    }
+
+    /// Builds the configuration from `(name, value)` pairs applied in order over the defaults.
+    pub fn from_properties(props: Vec<(String, String)>) -> Result<BrokerConfig> {
+        let mut values: BTreeMap<String, String> = SETTINGS
+            .iter()
+            .filter(|s| !s.default.is_empty())
+            .map(|s| (s.name.to_string(), s.default.to_string()))
+            .collect();
+        let mut explicit = std::collections::BTreeSet::new();
+        for (k, v) in props {
+            if lookup(&k).is_none() {
+                return Err(BrokerError::Config(format!(
+                    "unknown setting `{k}` (see docs/configuration.md for the supported settings)"
+                )));
+            }
+            explicit.insert(k.clone());
+            values.insert(k, v);
+        }
+        let get = |k: &str| values.get(k).map(String::as_str);
+
+        let listener = Listener::parse("listeners", get("listeners").unwrap_or_default())?;
+        let advertised = match get("advertised.listeners") {
+            Some(v) => Listener::parse("advertised.listeners", v)?,
+            None => listener.clone(),
+        };
+        if advertised.host.is_empty() || advertised.host == "0.0.0.0" || advertised.host == "::" {
+            return Err(BrokerError::Config(format!(
+                "advertised.listeners: `{}` is not an address clients can connect to; set \
+                 advertised.listeners explicitly (Kafka refuses the meta-address too)",
+                advertised.host
+            )));
+        }
+        let node_id: i32 = parse_num("node.id", get("node.id").unwrap_or("1"))?;
+        if node_id < 0 {
+            return Err(BrokerError::Config(format!(
+                "node.id={node_id}: must be >= 0"
+            )));
+        }
+        if let Some(b) = get("broker.id") {
+            let b: i32 = parse_num("broker.id", b)?;
+            if b != node_id && explicit.contains("node.id") {
+                return Err(BrokerError::Config(format!(
+                    "broker.id={b} disagrees with node.id={node_id}"
+                )));
+            }
+        }
+        if let Some(r) = get("process.roles") {
+            let ok = r
+                .split(',')
+                .map(str::trim)
+                .all(|x| x == "broker" || x == "controller");
+            if !ok {
+                return Err(BrokerError::Config(format!(
+                    "process.roles={r}: expected broker and/or controller"
+                )));
+            }
+        }
+        let dirs = if explicit.contains("log.dirs") || !explicit.contains("log.dir") {
+            get("log.dirs").unwrap_or("./potok-data")
+        } else {
+            get("log.dir").unwrap_or("./potok-data")
+        };
+        let dirs: Vec<&str> = dirs
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if dirs.len() != 1 {
+            return Err(BrokerError::Config(format!(
+                "log.dirs: exactly one directory is supported, got {}",
+                dirs.len()
+            )));
+        }
+        let num_partitions: i32 =
+            parse_num("num.partitions", get("num.partitions").unwrap_or("1"))?;
+        if num_partitions < 1 {
+            return Err(BrokerError::Config("num.partitions must be >= 1".into()));
+        }
+        let rf: i16 = parse_num(
+            "default.replication.factor",
+            get("default.replication.factor").unwrap_or("1"),
+        )?;
+        if rf != 1 {
+            return Err(BrokerError::Config(format!(
+                "default.replication.factor={rf}: a single node can only hold 1 replica"
+            )));
+        }
+        let auto_create_topics = parse_bool(
+            "auto.create.topics.enable",
+            get("auto.create.topics.enable").unwrap_or("true"),
+        )?;
+        let delete_topic_enable = parse_bool(
+            "delete.topic.enable",
+            get("delete.topic.enable").unwrap_or("true"),
+        )?;
+        let message_max_bytes: i32 = parse_num(
+            "message.max.bytes",
+            get("message.max.bytes").unwrap_or_default(),
+        )?;
+        if message_max_bytes < 0 {
+            return Err(BrokerError::Config("message.max.bytes must be >= 0".into()));
+        }
+        let socket_request_max_bytes: i32 = parse_num(
+            "socket.request.max.bytes",
+            get("socket.request.max.bytes").unwrap_or_default(),
+        )?;
+        if socket_request_max_bytes < 1 {
+            return Err(BrokerError::Config(
+                "socket.request.max.bytes must be >= 1".into(),
+            ));
+        }
+        let max_connections: usize = parse_num(
+            "max.connections",
+            get("max.connections").unwrap_or_default(),
+        )?;
+        if max_connections == 0 {
+            return Err(BrokerError::Config("max.connections must be >= 1".into()));
+        }
+        let retention_check_interval_ms: u64 = parse_num(
+            "log.retention.check.interval.ms",
+            get("log.retention.check.interval.ms").unwrap_or_default(),
+        )?;
+        if retention_check_interval_ms == 0 {
+            return Err(BrokerError::Config(
+                "log.retention.check.interval.ms must be >= 1".into(),
+            ));
+        }
+        let admin_listener = match get("potok.admin.listener") {
+            Some(a) if !a.is_empty() => Some(a.parse::<SocketAddr>().map_err(|_| {
+                BrokerError::Config(format!("potok.admin.listener={a}: expected ip:port"))
+            })?),
+            _ => None,
+        };
+        let cfg = BrokerConfig {
+            listener,
+            advertised,
+            node_id,
+            data_dir: PathBuf::from(dirs[0]),
+            num_partitions,
+            auto_create_topics,
+            delete_topic_enable,
+            message_max_bytes,
+            socket_request_max_bytes: socket_request_max_bytes as usize,
+            max_connections,
+            retention_check_interval_ms,
+            admin_listener,
+            values,
+        };
+        // The broker-wide topic defaults must themselves be valid topic configs.
+        crate::topic_config::TopicDefaults::from_broker(&cfg)?;
+        Ok(cfg)
+    }
+
+    /// The effective string value of a setting (`None` when unset and without default).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_issue() {
+        let c = BrokerConfig::defaults();
+        assert_eq!(
+            c.listener,
+            Listener {
+                host: "127.0.0.1".into(),
+                port: 9092
+            }
+        );
+        assert_eq!(c.advertised, c.listener);
+        assert_eq!(c.node_id, 1);
+        assert_eq!(c.data_dir, PathBuf::from("./potok-data"));
+        assert_eq!(c.num_partitions, 1);
+        assert!(c.auto_create_topics);
+        assert_eq!(c.message_max_bytes, 1048588);
+        assert_eq!(c.socket_request_max_bytes, 104857600);
+        assert_eq!(c.retention_check_interval_ms, 300000);
+    }
+
+    #[test]
+    fn unknown_and_invalid_settings_are_rejected() {
+        let e = BrokerConfig::from_properties(vec![("log.dirz".into(), "x".into())]).unwrap_err();
+        assert!(e.to_string().contains("unknown setting `log.dirz`"), "{e}");
+        let e = BrokerConfig::from_properties(vec![("num.partitions".into(), "zero".into())])
+            .unwrap_err();
+        assert!(e.to_string().contains("num.partitions"), "{e}");
+        let e = BrokerConfig::from_properties(vec![("listeners".into(), "SSL://h:1".into())])
+            .unwrap_err();
+        assert!(e.to_string().contains("PLAINTEXT"), "{e}");
+        let e = BrokerConfig::from_properties(vec![(
+            "log.message.timestamp.type".into(),
+            "Whenever".into(),
+        )])
+        .unwrap_err();
+        assert!(e.to_string().contains("message.timestamp.type"), "{e}");
+    }
+
+    #[test]
+    fn properties_file_syntax() {
+        let p = parse_properties("# c\n\na=1\nb : two\n! x\nc=x=y\n", "f").unwrap();
+        assert_eq!(
+            p,
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "two".into()),
+                ("c".into(), "x=y".into())
+            ]
+        );
+        assert!(parse_properties("novalue\n", "f").is_err());
+    }
+}

@@ -1,0 +1,197 @@
+//! CreateTopics: name validation as Kafka, `validate_only`, configs, explicit assignments to
+//! this node, and `INVALID_REPLICATION_FACTOR` for a replication factor above 1 (one node).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use potok_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use potok_protocol::messages::CreateTopicsResponse;
+use potok_protocol::{ErrorCode, Request, Response};
+
+use crate::error::{BrokerError, Result};
+use crate::registry::{Reply, RequestContext};
+use crate::topic_config::TOPIC_SETTINGS;
+use crate::topics::{ApiError, NewTopic};
+use crate::Broker;
+
+/// `DescribeConfigs` config source codes (KIP-226) used in CreateTopics v5+ results.
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DEFAULT: i8 = 5;
+
+/// Handles CreateTopics.
+pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> Result<Reply> {
+    let Request::CreateTopics(req) = req else {
+        return Err(BrokerError::NoHandler("CreateTopics"));
+    };
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for t in &req.topics {
+        *counts.entry(t.name.as_str()).or_default() += 1;
+    }
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let mut res = CreatableTopicResult {
+            name: t.name.clone(),
+            error_message: None,
+            ..Default::default()
+        };
+        let outcome = if counts.get(t.name.as_str()).copied().unwrap_or(0) > 1 {
+            Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("Found multiple entries for topic {}.", t.name),
+            ))
+        } else {
+            create_one(&broker, t, req.validate_only)
+        };
+        match outcome {
+            Ok((id, partitions, overrides)) => {
+                res.topic_id = id;
+                res.num_partitions = partitions;
+                res.replication_factor = 1;
+                if ctx.api_version >= 5 {
+                    res.configs = Some(config_entries(&broker, &overrides));
+                }
+            }
+            Err(e) => {
+                res.error_code = e.code.code();
+                res.error_message = Some(e.message);
+                if ctx.api_version >= 5 {
+                    res.topic_config_error_code = if e.code == ErrorCode::InvalidConfig {
+                        e.code.code()
+                    } else {
+                        0
+                    };
+                }
+            }
+        }
+        results.push(res);
+    }
+    Ok(Reply::Response(Response::CreateTopics(
+        CreateTopicsResponse {
+            topics: results,
+            ..Default::default()
+        },
+    )))
+}
+
+type Created = (potok_protocol::Uuid, i32, BTreeMap<String, String>);
+
+fn create_one(
+    broker: &Broker,
+    t: &potok_protocol::messages::create_topics_request::CreatableTopic,
+    validate_only: bool,
+) -> std::result::Result<Created, ApiError> {
+    let node = broker.config.node_id;
+    let partitions = if !t.assignments.is_empty() {
+        if t.num_partitions != -1 || t.replication_factor != -1 {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
+            ));
+        }
+        let mut seen: Vec<i32> = t.assignments.iter().map(|a| a.partition_index).collect();
+        seen.sort_unstable();
+        if seen.iter().enumerate().any(|(i, &p)| p != i as i32) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidReplicaAssignment,
+                "Partitions should be numbered consecutively from 0.",
+            ));
+        }
+        for a in &t.assignments {
+            if a.broker_ids.len() > 1 {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidReplicationFactor,
+                    format!("Unable to replicate the partition {} time(s): only 1 broker is registered.", a.broker_ids.len()),
+                ));
+            }
+            if a.broker_ids.as_slice() != [node] {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidReplicaAssignment,
+                    format!(
+                        "The manual partition assignment includes a broker other than {node}: {:?}",
+                        a.broker_ids
+                    ),
+                ));
+            }
+        }
+        t.assignments.len() as i32
+    } else {
+        match t.replication_factor {
+            -1 | 1 => {}
+            rf if rf > 1 => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidReplicationFactor,
+                    format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered."),
+                ))
+            }
+            _ => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidReplicationFactor,
+                    "Replication factor must be larger than 0, or -1 to use the default value.",
+                ))
+            }
+        }
+        match t.num_partitions {
+            -1 => broker.config.num_partitions,
+            n if n >= 1 => n,
+            _ => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidPartitions,
+                    "Number of partitions was set to an invalid non-positive value.",
+                ))
+            }
+        }
+    };
+    let mut configs = BTreeMap::new();
+    for c in &t.configs {
+        match &c.value {
+            Some(v) => {
+                configs.insert(c.name.clone(), v.clone());
+            }
+            None => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidConfig,
+                    format!("Null value not supported for topic config {}", c.name),
+                ))
+            }
+        }
+    }
+    let new = NewTopic {
+        name: t.name.clone(),
+        partitions,
+        configs: configs.clone(),
+    };
+    if validate_only {
+        broker.topics.validate_new_topic(&new)?;
+        return Ok((potok_protocol::Uuid::ZERO, partitions, configs));
+    }
+    let topic = broker.topics.create_topic(new)?;
+    Ok((topic.id(), partitions, configs))
+}
+
+fn config_entries(
+    broker: &Broker,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<CreatableTopicConfigs> {
+    TOPIC_SETTINGS
+        .iter()
+        .filter_map(|s| {
+            let (value, source) = match overrides.get(s.name) {
+                Some(v) => (v.clone(), SOURCE_TOPIC),
+                None => (
+                    broker.topics.defaults().get(s.name)?.to_string(),
+                    SOURCE_DEFAULT,
+                ),
+            };
+            Some(CreatableTopicConfigs {
+                name: s.name.to_string(),
+                value: Some(value),
+                read_only: false,
+                config_source: source,
+                is_sensitive: false,
+                ..Default::default()
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,286 @@
+//! Fetch: consumer reads with long polling and zero-copy record data.
+//!
+//! - Partitions are read up to `partition_max_bytes` each and `max_bytes` in total; as in
+//!   Kafka, the first non-empty partition returns at least one whole batch even if that batch
+//!   is larger than both limits, so a consumer can always make progress.
+//! - Long poll: when fewer than `min_bytes` are available, the request waits up to
+//!   `max_wait_ms`. Before each read it registers one `Notify` with every fetched partition
+//!   ([`crate::topics::Partition::add_waiter`]); an append notifies it, and the request is then
+//!   re-evaluated. Registering before reading means an append between the read and the wait is
+//!   not lost (the `Notify` keeps the permit). Shutdown ends the wait early.
+//! - Fetch sessions (KIP-227): Potok does not keep sessions. A request with session id 0 gets
+//!   a full answer and session id 0, which tells the client no session was created; a request
+//!   naming a session gets `FETCH_SESSION_ID_NOT_FOUND`, after which clients fall back to full
+//!   fetches. Both are what Kafka answers when its session cache is full.
+//! - v13+ identifies topics by id; an unknown id is `UNKNOWN_TOPIC_ID`.
+//! - The high watermark (and last stable offset: there are no transactions yet) is the log
+//!   end offset.
+
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use potok_log::{LogError, ReadSlice};
+use potok_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use potok_protocol::messages::{FetchRequest, FetchResponse};
+use potok_protocol::{ErrorCode, Request, Uuid};
+use potok_records::Offset;
+use tokio::sync::Notify;
+
+use super::metadata::LEADER_EPOCH;
+use super::non_negative;
+use crate::error::{BrokerError, Result};
+use crate::registry::{FetchReply, Reply, RequestContext};
+use crate::sendfile::placeholder;
+use crate::topics::{log_error_code, Partition};
+use crate::Broker;
+
+/// The longest a fetch may wait, whatever the client asks (Kafka has no cap, but a client
+/// asking for hours would pin a connection; 5 minutes is far above any client default).
+const MAX_WAIT: Duration = Duration::from_secs(300);
+
+/// Handles Fetch.
+pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> Result<Reply> {
+    let Request::Fetch(req) = req else {
+        return Err(BrokerError::NoHandler("Fetch"));
+    };
+    let v = ctx.api_version;
+    if req.session_id != 0 {
+        return Ok(top_level_error(ErrorCode::FetchSessionIdNotFound));
+    }
+    if req.session_epoch != -1 && req.session_epoch != 0 {
+        return Ok(top_level_error(ErrorCode::InvalidFetchSessionEpoch));
+    }
+    let wait = Duration::from_millis(non_negative(req.max_wait_ms) as u64).min(MAX_WAIT);
+    let deadline = Instant::now() + wait;
+    let min_bytes = non_negative(req.min_bytes);
+    let notify = Arc::new(Notify::new());
+    let mut shutdown = broker.shutdown_signal();
+    loop {
+        let round = read_all(&broker, &req, v, Some(&notify));
+        let now = Instant::now();
+        // Kafka's `DelayedFetch` conditions: enough bytes, an error, nothing to wait for, or
+        // the wait is over.
+        if round.bytes >= min_bytes
+            || round.has_error
+            || req.topics.is_empty()
+            || now >= deadline
+            || broker.is_shutting_down()
+        {
+            return Ok(round.into_reply(&broker));
+        }
+        drop(round);
+        tokio::select! {
+            _ = notify.notified() => {}
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+fn top_level_error(code: ErrorCode) -> Reply {
+    Reply::Fetch(FetchReply {
+        body: FetchResponse {
+            error_code: code.code(),
+            session_id: 0,
+            ..Default::default()
+        },
+        slices: Vec::new(),
+    })
+}
+
+struct Round {
+    body: FetchResponse,
+    slices: Vec<ReadSlice>,
+    bytes: usize,
+    has_error: bool,
+    /// (topic name, bytes, slice index range) for metrics.
+    per_topic: Vec<(String, usize)>,
+}
+
+impl Round {
+    fn into_reply(self, broker: &Broker) -> Reply {
+        for (t, b) in &self.per_topic {
+            if *b > 0 {
+                broker.metrics.fetched(t, *b as u64, 0);
+            }
+        }
+        let records: u64 = self.slices.iter().map(count_records).sum();
+        if records > 0 {
+            // Records are attributed to the first topic with data when one fetch spans
+            // several topics; per-topic record counts would need a header walk per topic.
+            if let Some((t, _)) = self.per_topic.iter().find(|(_, b)| *b > 0) {
+                broker.metrics.fetched(t, 0, records);
+            }
+        }
+        Reply::Fetch(FetchReply {
+            body: self.body,
+            slices: self.slices,
+        })
+    }
+}
+
+/// Counts the records in a slice by reading each batch's 61-byte header (from the page
+/// cache), without touching the records themselves.
+fn count_records(s: &ReadSlice) -> u64 {
+    let mut pos = s.position;
+    let end = s.position + s.len as u64;
+    let mut n = 0u64;
+    let mut h = [0u8; 61];
+    while pos + 61 <= end {
+        if s.file.read_exact_at(&mut h, pos).is_err() {
+            break;
+        }
+        let len = i32::from_be_bytes([h[8], h[9], h[10], h[11]]);
+        let count = i32::from_be_bytes([h[57], h[58], h[59], h[60]]);
+        if len < 49 {
+            break;
+        }
+        n += u64::try_from(count).unwrap_or(0);
+        pos += 12 + len as u64;
+    }
+    n
+}
+
+fn read_all(broker: &Broker, req: &FetchRequest, v: i16, notify: Option<&Arc<Notify>>) -> Round {
+    let mut remaining = non_negative(req.max_bytes);
+    let mut bytes = 0usize;
+    let mut has_error = false;
+    let mut slices = Vec::new();
+    let mut responses = Vec::with_capacity(req.topics.len());
+    let mut per_topic = Vec::new();
+    for ft in &req.topics {
+        let topic = if v >= 13 {
+            broker.topics.get_by_id(ft.topic_id)
+        } else {
+            broker.topics.get(&ft.topic)
+        };
+        let unknown = if v >= 13 {
+            ErrorCode::UnknownTopicId
+        } else {
+            ErrorCode::UnknownTopicOrPartition
+        };
+        let mut parts = Vec::with_capacity(ft.partitions.len());
+        let mut topic_bytes = 0usize;
+        for fp in &ft.partitions {
+            let mut pd = PartitionData {
+                partition_index: fp.partition,
+                high_watermark: -1,
+                last_stable_offset: -1,
+                log_start_offset: -1,
+                records: Some(Bytes::new()),
+                ..Default::default()
+            };
+            let partition = topic.as_ref().and_then(|t| t.partition(fp.partition));
+            let Some(p) = partition else {
+                pd.error_code = unknown.code();
+                has_error = true;
+                parts.push(pd);
+                continue;
+            };
+            if fp.current_leader_epoch > LEADER_EPOCH {
+                pd.error_code = ErrorCode::UnknownLeaderEpoch.code();
+                has_error = true;
+                parts.push(pd);
+                continue;
+            }
+            if let Some(n) = notify {
+                p.add_waiter(n);
+            }
+            let max = non_negative(fp.partition_max_bytes).min(remaining);
+            match read_partition(&p, fp.fetch_offset, max, bytes == 0) {
+                Ok((slice, lso, hw)) => {
+                    pd.high_watermark = hw.0;
+                    pd.last_stable_offset = hw.0;
+                    pd.log_start_offset = lso.0;
+                    if let Some(s) = slice {
+                        let len = s.len;
+                        remaining = remaining.saturating_sub(len);
+                        bytes += len;
+                        topic_bytes += len;
+                        match placeholder(len) {
+                            Some(ph) => {
+                                pd.records = Some(ph);
+                                slices.push(s);
+                            }
+                            None => match s.read_bytes() {
+                                Ok(b) => pd.records = Some(b),
+                                Err(e) => {
+                                    tracing::warn!(topic = p.topic(), partition = p.index(), error = %e, "fetch read failed");
+                                    pd.error_code = ErrorCode::KafkaStorageError.code();
+                                    has_error = true;
+                                }
+                            },
+                        }
+                    }
+                }
+                Err(e) => {
+                    if let Ok((lso, hw)) = p.offsets() {
+                        pd.high_watermark = hw.0;
+                        pd.last_stable_offset = hw.0;
+                        pd.log_start_offset = lso.0;
+                    }
+                    pd.error_code = log_error_code(&e).code();
+                    has_error = true;
+                }
+            }
+            parts.push(pd);
+        }
+        if topic_bytes > 0 {
+            per_topic.push((ft.topic.clone(), topic_bytes));
+            if let Some(t) = &topic {
+                if let Some(last) = per_topic.last_mut() {
+                    last.0 = t.name().to_string();
+                }
+            }
+        }
+        responses.push(FetchableTopicResponse {
+            topic: if v >= 13 {
+                String::new()
+            } else {
+                ft.topic.clone()
+            },
+            topic_id: if v >= 13 { ft.topic_id } else { Uuid::ZERO },
+            partitions: parts,
+            ..Default::default()
+        });
+    }
+    Round {
+        body: FetchResponse {
+            error_code: 0,
+            session_id: 0,
+            responses,
+            ..Default::default()
+        },
+        slices,
+        bytes,
+        has_error,
+        per_topic,
+    }
+}
+
+type PartitionRead = (Option<ReadSlice>, Offset, Offset);
+
+/// Reads one partition. `max == 0` reads nothing unless `first` (the first data of the
+/// response), where one whole batch is returned anyway.
+fn read_partition(
+    p: &Partition,
+    offset: i64,
+    max: usize,
+    first: bool,
+) -> std::result::Result<PartitionRead, LogError> {
+    if max == 0 && !first {
+        let (lso, hw) = p.offsets()?;
+        if offset < lso.0 || offset > hw.0 {
+            return Err(LogError::OffsetOutOfRange {
+                offset: Offset(offset),
+                log_start_offset: lso,
+                log_end_offset: hw,
+            });
+        }
+        return Ok((None, lso, hw));
+    }
+    let (slice, lso, hw) = p.read(Offset(offset), max)?;
+    Ok(((!slice.is_empty()).then_some(slice), lso, hw))
+}

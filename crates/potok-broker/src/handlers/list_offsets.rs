@@ -1,0 +1,93 @@
+//! ListOffsets: earliest (-2), latest (-1, the high watermark), max timestamp (-3, KIP-734)
+//! and the first offset whose timestamp is at or after a given time.
+
+use std::sync::Arc;
+
+use potok_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use potok_protocol::messages::ListOffsetsResponse;
+use potok_protocol::{ErrorCode, Request, Response};
+
+use super::metadata::LEADER_EPOCH;
+use crate::error::{BrokerError, Result};
+use crate::registry::{Reply, RequestContext};
+use crate::topics::{log_error_code, Partition};
+use crate::Broker;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+/// Handles ListOffsets.
+pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> Result<Reply> {
+    let Request::ListOffsets(req) = req else {
+        return Err(BrokerError::NoHandler("ListOffsets"));
+    };
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let topic = broker.topics.get(&t.name);
+        let partitions = t
+            .partitions
+            .iter()
+            .map(|p| {
+                let mut r = ListOffsetsPartitionResponse {
+                    partition_index: p.partition_index,
+                    ..Default::default()
+                };
+                match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
+                    None => r.error_code = ErrorCode::UnknownTopicOrPartition.code(),
+                    Some(_) if p.current_leader_epoch > LEADER_EPOCH => {
+                        r.error_code = ErrorCode::UnknownLeaderEpoch.code()
+                    }
+                    Some(part) => match lookup(&part, p.timestamp) {
+                        Ok((offset, ts)) => {
+                            r.offset = offset;
+                            r.timestamp = ts;
+                            // The field exists from v4 on; earlier versions must keep the default.
+                            if ctx.api_version >= 4 && offset >= 0 {
+                                r.leader_epoch = LEADER_EPOCH;
+                            }
+                        }
+                        Err(code) => r.error_code = code.code(),
+                    },
+                }
+                r
+            })
+            .collect();
+        topics.push(ListOffsetsTopicResponse {
+            name: t.name,
+            partitions,
+            ..Default::default()
+        });
+    }
+    Ok(Reply::Response(Response::ListOffsets(
+        ListOffsetsResponse {
+            topics,
+            ..Default::default()
+        },
+    )))
+}
+
+/// `(offset, timestamp)`; `(-1, -1)` when no record matches, as Kafka answers.
+fn lookup(p: &Partition, ts: i64) -> std::result::Result<(i64, i64), ErrorCode> {
+    p.with_log(|log| {
+        Ok(match ts {
+            LATEST => (log.log_end_offset().0, -1),
+            EARLIEST => (log.log_start_offset().0, -1),
+            MAX_TIMESTAMP => match log.max_timestamp_and_offset()? {
+                Some((t, o)) => (o.0, t),
+                None => (-1, -1),
+            },
+            t if t >= 0 => match log.offset_for_timestamp(t)? {
+                Some((o, t)) => (o.0, t),
+                None => (-1, -1),
+            },
+            _ => return Err(potok_log::LogError::InvalidConfig("bad timestamp".into())),
+        })
+    })
+    .map_err(|e| match e {
+        potok_log::LogError::InvalidConfig(_) => ErrorCode::InvalidRequest,
+        e => log_error_code(&e),
+    })
+}

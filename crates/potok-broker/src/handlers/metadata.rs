@@ -1,0 +1,127 @@
+//! Metadata: brokers (this node), the controller (this node) and topics with their
+//! partitions, every one led by this node at leader epoch 0. Unknown topics are created when
+//! `auto.create.topics.enable` is on and the request allows it (always for v0-v3), as Kafka
+//! does.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use potok_protocol::messages::{
+    MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use potok_protocol::{ErrorCode, Request, Response, Uuid};
+
+use crate::error::{BrokerError, Result};
+use crate::registry::{Reply, RequestContext};
+use crate::topics::{NewTopic, Topic};
+use crate::Broker;
+
+/// The leader epoch of every partition: a single node never changes leaders.
+pub const LEADER_EPOCH: i32 = 0;
+
+pub(crate) fn topic_entry(broker: &Broker, t: &Topic) -> MetadataResponseTopic {
+    let node = broker.config.node_id;
+    let n = t.partition_count() as i32;
+    MetadataResponseTopic {
+        error_code: 0,
+        name: Some(t.name().to_string()),
+        topic_id: t.id(),
+        is_internal: t.name().starts_with("__"),
+        partitions: (0..n)
+            .map(|p| MetadataResponsePartition {
+                error_code: 0,
+                partition_index: p,
+                leader_id: node,
+                leader_epoch: LEADER_EPOCH,
+                replica_nodes: vec![node],
+                isr_nodes: vec![node],
+                offline_replicas: vec![],
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn error_entry(name: Option<String>, id: Uuid, code: ErrorCode) -> MetadataResponseTopic {
+    MetadataResponseTopic {
+        error_code: code.code(),
+        name,
+        topic_id: id,
+        ..Default::default()
+    }
+}
+
+/// Handles Metadata.
+pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> Result<Reply> {
+    let Request::Metadata(req) = req else {
+        return Err(BrokerError::NoHandler("Metadata"));
+    };
+    let v = ctx.api_version;
+    // v0 has no null: an empty list means "all topics". From v1 null means all, empty none.
+    let requested = match req.topics {
+        None => None,
+        Some(t) if t.is_empty() && v == 0 => None,
+        Some(t) => Some(t),
+    };
+    let allow_auto = broker.config.auto_create_topics && (v < 4 || req.allow_auto_topic_creation);
+    let topics = match requested {
+        None => broker
+            .topics
+            .all()
+            .iter()
+            .map(|t| topic_entry(&broker, t))
+            .collect(),
+        Some(list) => {
+            let mut out = Vec::with_capacity(list.len());
+            for rt in list {
+                match rt.name {
+                    Some(name) => out.push(lookup_or_create(&broker, name, allow_auto)),
+                    None => match broker.topics.get_by_id(rt.topic_id) {
+                        Some(t) => out.push(topic_entry(&broker, &t)),
+                        None => out.push(error_entry(None, rt.topic_id, ErrorCode::UnknownTopicId)),
+                    },
+                }
+            }
+            out
+        }
+    };
+    let node = broker.config.node_id;
+    let resp = MetadataResponse {
+        brokers: vec![MetadataResponseBroker {
+            node_id: node,
+            host: broker.config.advertised.host.clone(),
+            port: i32::from(broker.advertised_port),
+            rack: None,
+            ..Default::default()
+        }],
+        cluster_id: Some(broker.cluster_id.clone()),
+        controller_id: node,
+        topics,
+        ..Default::default()
+    };
+    Ok(Reply::Response(Response::Metadata(resp)))
+}
+
+fn lookup_or_create(broker: &Broker, name: String, allow_auto: bool) -> MetadataResponseTopic {
+    if let Some(t) = broker.topics.get(&name) {
+        return topic_entry(broker, &t);
+    }
+    if !allow_auto {
+        return error_entry(Some(name), Uuid::ZERO, ErrorCode::UnknownTopicOrPartition);
+    }
+    let new = NewTopic {
+        name: name.clone(),
+        partitions: broker.config.num_partitions,
+        configs: BTreeMap::new(),
+    };
+    match broker.topics.create_topic(new) {
+        Ok(t) => topic_entry(broker, &t),
+        // Two clients racing to auto-create: the loser sees the winner's topic.
+        Err(e) if e.code == ErrorCode::TopicAlreadyExists => match broker.topics.get(&name) {
+            Some(t) => topic_entry(broker, &t),
+            None => error_entry(Some(name), Uuid::ZERO, ErrorCode::LeaderNotAvailable),
+        },
+        Err(e) => error_entry(Some(name), Uuid::ZERO, e.code),
+    }
+}

@@ -1,0 +1,37 @@
+//! Request handlers, one module per API, and [`register_all`], the list of served APIs and
+//! versions (which is what ApiVersions advertises).
+//!
+//! Version ranges: the lowest versions are those Kafka 4.0 still accepts (KIP-896 removed
+//! older ones); the highest are the newest stable versions whose semantics are implemented
+//! here (the registry additionally clamps to what the codec decodes).
+
+pub mod api_versions;
+pub mod create_topics;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+pub mod retention;
+
+use potok_protocol::ApiKey;
+
+use crate::registry::Registry;
+
+/// Builds the registry of every handler this broker serves.
+pub fn register_all() -> Registry {
+    let mut r = Registry::new();
+    r.register(ApiKey::ApiVersions, 0, 4, api_versions::handle);
+    r.register(ApiKey::Metadata, 0, 12, metadata::handle);
+    r.register(ApiKey::Produce, 3, 11, produce::handle);
+    r.register(ApiKey::Fetch, 4, 17, fetch::handle);
+    // v9+ adds EARLIEST_LOCAL / LATEST_TIERED lookups (KIP-1005), which need tiered-storage
+    // semantics Potok does not have; v8 covers MAX_TIMESTAMP (KIP-734).
+    r.register(ApiKey::ListOffsets, 1, 8, list_offsets::handle);
+    r.register(ApiKey::CreateTopics, 2, 7, create_topics::handle);
+    r
+}
+
+/// Converts an `i32` count or size from the wire into a `usize`, treating negatives as 0.
+pub(crate) fn non_negative(v: i32) -> usize {
+    usize::try_from(v).unwrap_or(0)
+}

@@ -1,0 +1,52 @@
+//! The retention task: every `log.retention.check.interval.ms`, applies `retention.ms` and
+//! `retention.bytes` to every partition (Kafka's `LogManager.cleanupLogs`), and runs the
+//! time-based flush policy (`flush.ms`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::topics::now_ms;
+use crate::Broker;
+
+/// Runs until shutdown.
+pub async fn run(broker: Arc<Broker>) {
+    let mut shutdown = broker.shutdown_signal();
+    let period = Duration::from_millis(broker.config.retention_check_interval_ms);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = shutdown.changed() => return,
+        }
+        let b = Arc::clone(&broker);
+        // Segment deletion is file IO; keep it off the request threads.
+        let _ = tokio::task::spawn_blocking(move || sweep(&b)).await;
+    }
+}
+
+/// One retention pass over every partition.
+pub fn sweep(broker: &Broker) {
+    let now = now_ms();
+    for p in broker.topics.all_partitions() {
+        let r = p.with_log(|log| {
+            let hw = log.log_end_offset();
+            let deleted = log.apply_retention_below(now, Some(hw))?;
+            log.maybe_flush(now)?;
+            Ok(deleted)
+        });
+        match r {
+            Ok(d) if !d.is_empty() => {
+                tracing::info!(
+                    topic = p.topic(),
+                    partition = p.index(),
+                    segments = d.len(),
+                    "retention deleted segments"
+                )
+            }
+            Ok(_) => {}
+            Err(potok_log::LogError::Offline) => {}
+            Err(e) => {
+                tracing::warn!(topic = p.topic(), partition = p.index(), error = %e, "retention failed")
+            }
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! The Potok broker: configuration, durable topic metadata, partitions, the network server and
+//! the Kafka request handlers. This crate is the composition root; the `potok` binary only
+//! parses arguments and calls [`run`].
+//!
+//! # Map
+//!
+//! - [`config`]: [`BrokerConfig`] with Kafka's property names; unknown or invalid settings are
+//!   errors at start.
+//! - [`topic_config`]: topic-level configs (`retention.ms`, `max.message.bytes`, ...), their
+//!   broker defaults and the effective `potok_log::LogConfig`.
+//! - [`metadata_log`]: the append-only, CRC-checked log of metadata records (topics, partition
+//!   counts, configs) replayed at start — the unit a Raft quorum will replicate later.
+//! - [`topics`]: [`TopicManager`] — topics, [`topics::Partition`]s (one `potok_log::Log`
+//!   each, in `{log.dirs}/{topic}-{partition}`) and every metadata change.
+//! - [`registry`]: handler registration; the registry is the only source of the ApiVersions
+//!   answer.
+//! - [`handlers`]: one module per API.
+//! - [`server`]: the tokio TCP server (bounded connections and frames, in-order responses).
+//! - [`sendfile`]: zero-copy Fetch responses.
+//! - [`metrics`]: counters and the Prometheus text served by [`admin`].
+//!
+//! `docs/configuration.md` lists the settings; `/work/notes/broker-api.md` (for contributors)
+//! explains how to add a handler.
+//!
+//! # Threads and locks
+//!
+//! Handlers run on tokio worker threads and call the synchronous partition log directly: an
+//! append or read touches the page cache only (fsync happens on roll and close, or per
+//! `flush.*`), as Kafka's request handler threads do. Locks are `std::sync` locks, never held
+//! across an `.await`; their order is documented on [`TopicManager`].
+
+pub mod admin;
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod metadata_log;
+pub mod metrics;
+pub mod registry;
+pub mod sendfile;
+pub mod server;
+pub mod topic_config;
+pub mod topics;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use config::BrokerConfig;
+pub use error::{BrokerError, Result};
+pub use metrics::Metrics;
+pub use registry::{Registry, Reply, RequestContext};
+pub use topics::{ApiError, TopicManager};
+
+/// The broker: everything a handler can reach.
+#[derive(Debug)]
+pub struct Broker {
+    /// The configuration.
+    pub config: BrokerConfig,
+    /// Topics and partitions.
+    pub topics: TopicManager,
+    /// The registered handlers.
+    pub registry: Registry,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// The cluster id (persisted in `{log.dirs}/meta.properties`, as Kafka does).
+    pub cluster_id: String,
+    /// The port clients are told to use (the bound port when `listeners` used port 0).
+    pub advertised_port: u16,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Broker {
+    /// A receiver that changes to `true` when shutdown starts. Long-running waits (fetch long
+    /// polls, connection loops) select on it.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Whether shutdown has started.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
+
+/// Reads or creates `{log.dirs}/meta.properties` (`cluster.id`, `node.id`), refusing to start
+/// when the directory belongs to another node id, as Kafka does.
+fn cluster_identity(cfg: &BrokerConfig) -> Result<String> {
+    let path = cfg.data_dir.join("meta.properties");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let props = config::parse_properties(&text, &path.display().to_string())?;
+            let get = |k: &str| props.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            if let Some(n) = get("node.id") {
+                if n != cfg.node_id.to_string() {
+                    return Err(BrokerError::Config(format!(
+                        "{} belongs to node.id={n}, but node.id={} is configured",
+                        path.display(),
+                        cfg.node_id
+                    )));
+                }
+            }
+            get("cluster.id").ok_or_else(|| BrokerError::CorruptMetadata {
+                path: path.clone(),
+                reason: "no cluster.id".into(),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = topics::random_uuid();
+            let cluster_id = base64_url(&id.0);
+            let text = format!(
+                "# Written by potok at first start.\nversion=1\ncluster.id={cluster_id}\nnode.id={}\n",
+                cfg.node_id
+            );
+            let tmp = cfg.data_dir.join("meta.properties.tmp");
+            std::fs::write(&tmp, text)
+                .and_then(|_| std::fs::rename(&tmp, &path))
+                .map_err(|e| BrokerError::io(&path, e))?;
+            Ok(cluster_id)
+        }
+        Err(e) => Err(BrokerError::io(&path, e)),
+    }
+}
+
+/// Kafka cluster ids are a UUID in URL-safe base64 without padding (22 characters).
+fn base64_url(b: &[u8; 16]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    let mut bits = 0u32;
+    let mut n = 0;
+    for &x in b {
+        bits = (bits << 8) | u32::from(x);
+        n += 8;
+        while n >= 6 {
+            n -= 6;
+            out.push(A[((bits >> n) & 63) as usize] as char);
+        }
+    }
+    if n > 0 {
+        out.push(A[((bits << (6 - n)) & 63) as usize] as char);
+    }
+    out
+}
+
+/// A running broker: its address and a handle to stop it.
+#[derive(Debug)]
+pub struct Running {
+    /// The broker.
+    pub broker: Arc<Broker>,
+    /// The bound client address.
+    pub addr: SocketAddr,
+    /// The bound admin address, if enabled.
+    pub admin_addr: Option<SocketAddr>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, ends connections and long polls, and closes every log cleanly
+    /// (flush, checkpoints, clean-shutdown marker).
+    pub async fn shutdown(self) {
+        let _ = self.broker.shutdown.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        let b = Arc::clone(&self.broker);
+        let _ = tokio::task::spawn_blocking(move || b.topics.close_all()).await;
+        tracing::info!("shut down cleanly");
+    }
+}
+
+/// Opens the data directory, binds the listeners and starts serving. Returns once the broker
+/// accepts connections.
+pub async fn start(config: BrokerConfig) -> Result<Running> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| BrokerError::io(&config.data_dir, e))?;
+    let cluster_id = cluster_identity(&config)?;
+    let bind = config.listener.bind_addr();
+    let listener = TcpListener::bind(&bind)
+        .await
+        .map_err(|e| BrokerError::io(&bind, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| BrokerError::io(&bind, e))?;
+    let topics = {
+        let cfg = config.clone();
+        tokio::task::spawn_blocking(move || TopicManager::open(&cfg))
+            .await
+            .map_err(|e| BrokerError::Config(format!("start-up task failed: {e}")))??
+    };
+    let advertised_port = if config.advertised.port == 0 {
+        addr.port()
+    } else {
+        config.advertised.port
+    };
+    let (shutdown, _) = watch::channel(false);
+    let admin_bind = config.admin_listener;
+    let broker = Arc::new(Broker {
+        config,
+        topics,
+        registry: handlers::register_all(),
+        metrics: Metrics::default(),
+        cluster_id,
+        advertised_port,
+        shutdown,
+    });
+    let mut tasks = Vec::new();
+    let mut admin_addr = None;
+    if let Some(a) = admin_bind {
+        let l = TcpListener::bind(a)
+            .await
+            .map_err(|e| BrokerError::io(a.to_string(), e))?;
+        admin_addr = Some(
+            l.local_addr()
+                .map_err(|e| BrokerError::io(a.to_string(), e))?,
+        );
+        tasks.push(tokio::spawn(admin::serve(Arc::clone(&broker), l)));
+    }
+    tasks.push(tokio::spawn(handlers::retention::run(Arc::clone(&broker))));
+    tasks.push(tokio::spawn(server::serve(Arc::clone(&broker), listener)));
+    tracing::info!(%addr, admin = ?admin_addr, node_id = broker.config.node_id, cluster_id = %broker.cluster_id, data = %broker.config.data_dir.display(), "potok broker started");
+    Ok(Running {
+        broker,
+        addr,
+        admin_addr,
+        tasks,
+    })
+}
+
+/// Starts the broker and runs it until SIGTERM or SIGINT, then shuts down cleanly.
+pub async fn run(config: BrokerConfig) -> Result<()> {
+    let running = start(config).await?;
+    wait_for_signal().await;
+    tracing::info!("shutdown signal received");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cluster_ids_look_like_kafkas() {
+        let s = super::base64_url(&[0xff; 16]);
+        assert_eq!(s.len(), 22);
+        assert!(s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+    }
+}

@@ -1,0 +1,181 @@
+//! Zero-copy Fetch responses: record bytes go from segment files to the socket with
+//! `sendfile(2)`, never through user space.
+//!
+//! The Fetch handler builds an ordinary `FetchResponse` whose `records` fields are
+//! *placeholders*: `Bytes` slices of a static all-zero region with the length of the file
+//! range they stand for. The generated encoder then writes every length prefix correctly;
+//! [`FetchSink`] (a `potok_protocol::Sink`) recognises the placeholders by address when the
+//! encoder hands them over and records "send file range N here" instead of copying. The
+//! static region is in `.bss` and never read, so it costs address space but no memory.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::AsRawFd;
+
+use bytes::{Bytes, BytesMut};
+use potok_log::ReadSlice;
+use potok_protocol::{Sink, Wire};
+use tokio::io::{AsyncWriteExt, Interest};
+use tokio::net::tcp::OwnedWriteHalf;
+
+/// The largest file range one placeholder can stand for. Larger ranges (a single batch above
+/// 64 MiB) are copied into memory instead.
+pub const MAX_PLACEHOLDER: usize = 64 << 20;
+
+static ZEROS: [u8; MAX_PLACEHOLDER] = [0; MAX_PLACEHOLDER];
+
+/// A placeholder `records` value of `len` bytes, or `None` when `len` is too large.
+pub fn placeholder(len: usize) -> Option<Bytes> {
+    (len <= MAX_PLACEHOLDER).then(|| Bytes::from_static(&ZEROS[..len]))
+}
+
+fn is_placeholder(b: &Bytes) -> bool {
+    let start = ZEROS.as_ptr() as usize;
+    let p = b.as_ptr() as usize;
+    !b.is_empty() && p >= start && p < start + MAX_PLACEHOLDER
+}
+
+/// One piece of an outgoing frame.
+#[derive(Debug)]
+pub enum Part {
+    /// Bytes in memory.
+    Mem(Bytes),
+    /// A range of a segment file.
+    File(ReadSlice),
+}
+
+/// A [`Sink`] that collects a response as memory chunks and file ranges.
+#[derive(Debug)]
+pub struct FetchSink {
+    parts: Vec<Part>,
+    current: BytesMut,
+    slices: VecDeque<ReadSlice>,
+    missing: bool,
+}
+
+impl FetchSink {
+    /// A sink that substitutes `slices`, in order, for placeholders.
+    pub fn new(slices: Vec<ReadSlice>) -> FetchSink {
+        FetchSink {
+            parts: Vec::new(),
+            current: BytesMut::with_capacity(1024),
+            slices: slices.into(),
+            missing: false,
+        }
+    }
+
+    fn flush_current(&mut self) {
+        if !self.current.is_empty() {
+            self.parts.push(Part::Mem(self.current.split().freeze()));
+        }
+    }
+
+    /// The parts, or an error when the placeholders and slices did not match up (a bug).
+    pub fn finish(mut self) -> io::Result<Vec<Part>> {
+        self.flush_current();
+        if self.missing || !self.slices.is_empty() {
+            return Err(io::Error::other(
+                "fetch response placeholders and file slices do not match",
+            ));
+        }
+        Ok(self.parts)
+    }
+}
+
+impl Sink for FetchSink {
+    fn put(&mut self, bytes: &[u8]) {
+        self.current.extend_from_slice(bytes);
+    }
+
+    fn put_records(&mut self, records: &Bytes) {
+        if is_placeholder(records) {
+            self.flush_current();
+            match self.slices.pop_front() {
+                Some(s) if s.len == records.len() => self.parts.push(Part::File(s)),
+                _ => self.missing = true,
+            }
+        } else if records.len() >= 16 * 1024 {
+            self.flush_current();
+            self.parts.push(Part::Mem(records.clone()));
+        } else {
+            self.put(records);
+        }
+    }
+}
+
+/// Encodes a complete Fetch response frame (length, header, body) into parts.
+pub fn encode_fetch(
+    body: &potok_protocol::messages::FetchResponse,
+    slices: Vec<ReadSlice>,
+    version: i16,
+    correlation_id: i32,
+) -> io::Result<Vec<Part>> {
+    use potok_protocol::messages::ResponseHeader;
+    use potok_protocol::{ApiKey, Encode};
+    let enc = |e: potok_protocol::EncodeError| io::Error::other(e.to_string());
+    let header = ResponseHeader {
+        correlation_id,
+        ..Default::default()
+    };
+    let hv = ApiKey::Fetch.response_header_version(version);
+    let size = header.encoded_size(hv).map_err(enc)? + body.encoded_size(version).map_err(enc)?;
+    let size = i32::try_from(size).map_err(|_| io::Error::other("fetch response over 2 GiB"))?;
+    let mut sink = FetchSink::new(slices);
+    sink.put(&size.to_be_bytes());
+    header.write(&mut sink, hv).map_err(enc)?;
+    body.write(&mut sink, version).map_err(enc)?;
+    sink.finish()
+}
+
+/// Writes parts to the socket: memory with ordinary writes, file ranges with `sendfile`.
+/// A file range that has become shorter (the log was truncated under it) is an error: the
+/// frame length is already on the wire, so the connection must be closed.
+pub async fn write_parts(w: &mut OwnedWriteHalf, parts: Vec<Part>) -> io::Result<u64> {
+    let mut file_bytes = 0u64;
+    for part in parts {
+        match part {
+            Part::Mem(b) => w.write_all(&b).await?,
+            Part::File(s) => {
+                sendfile_all(w, &s).await?;
+                file_bytes += s.len as u64;
+            }
+        }
+    }
+    Ok(file_bytes)
+}
+
+async fn sendfile_all(w: &mut OwnedWriteHalf, s: &ReadSlice) -> io::Result<()> {
+    let stream = w.as_ref();
+    let sock = stream.as_raw_fd();
+    let file = s.file.as_raw_fd();
+    let mut offset = libc::off_t::try_from(s.position)
+        .map_err(|_| io::Error::other("file position out of range"))?;
+    let mut left = s.len;
+    while left > 0 {
+        stream.writable().await?;
+        let r = stream.try_io(Interest::WRITABLE, || {
+            // SAFETY: both descriptors are open for the duration of the call (the socket is
+            // borrowed from `w`, the file is kept alive by `s.file`), and `offset` is a valid
+            // pointer to an off_t that sendfile updates.
+            let n = unsafe { libc::sendfile(sock, file, &mut offset, left) };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        });
+        match r {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "segment file ended before the fetched range",
+                ))
+            }
+            Ok(n) => left -= n.min(left),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

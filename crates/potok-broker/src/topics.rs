@@ -1,0 +1,763 @@
+//! Topics and partitions: the in-memory image of the metadata log plus one open
+//! [`potok_log::Log`] per partition, and the operations that change them.
+//!
+//! # Ownership and lock order
+//!
+//! [`TopicManager`] owns the [`MetadataLog`] (behind `meta`, a `Mutex` that serialises every
+//! metadata change, held while the change is fsynced and applied), the name and id maps
+//! (`topics`, an `RwLock`), each [`Topic`]'s mutable state (an `RwLock`), each [`Partition`]'s
+//! log (a `Mutex`) and its fetch waiters (a `Mutex`). Locks are only ever taken in that order
+//! (meta → topics → topic state → partition log → waiters), all are `std::sync` locks, and none
+//! is held across an `.await`: handlers clone the `Arc<Topic>` / `Arc<Partition>` they need and
+//! drop the guards before awaiting.
+//!
+//! Partition `p` of topic `t` lives in `{log.dirs}/{t}-{p}`, as in Kafka.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use bytes::Bytes;
+use potok_log::{AppendInfo, Log, LogError, ReadSlice, RealStorage, Storage};
+use potok_protocol::{ErrorCode, Uuid};
+use potok_records::Offset;
+use tokio::sync::Notify;
+
+use crate::config::BrokerConfig;
+use crate::error::{BrokerError, Result};
+use crate::metadata_log::{MetadataLog, MetadataRecord, METADATA_DIR};
+use crate::topic_config::{EffectiveTopicConfig, TopicDefaults};
+
+/// A Kafka error code with a message, the per-topic / per-partition outcome of an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The error code.
+    pub code: ErrorCode,
+    /// A human-readable message for the client (Kafka's `error_message` fields).
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Maps a partition log error to the Kafka error code a client should see.
+pub fn log_error_code(e: &LogError) -> ErrorCode {
+    match e {
+        LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+        LogError::InvalidBatch(potok_records::RecordsError::CrcMismatch { .. }) => {
+            ErrorCode::CorruptMessage
+        }
+        LogError::InvalidBatch(_) | LogError::InvalidBatchFields(_) => ErrorCode::InvalidRecord,
+        LogError::BatchTooLarge { .. } => ErrorCode::RecordListTooLarge,
+        LogError::OutOfOrderOffsets { .. } => ErrorCode::InvalidRecord,
+        LogError::Io { .. } | LogError::Corrupt { .. } | LogError::Offline => {
+            ErrorCode::KafkaStorageError
+        }
+        LogError::InvalidConfig(_) => ErrorCode::InvalidConfig,
+    }
+}
+
+/// The clock, in milliseconds since the epoch (the logs take it injected).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A fresh random version-4 UUID (topic ids, cluster id), from the OS random source.
+pub fn random_uuid() -> Uuid {
+    let mut b = [0u8; 16];
+    // /dev/urandom never blocks and is always present on Linux; fall back to the clock and the
+    // process id only if it is unreadable, which still gives distinct ids on one node.
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .is_err()
+    {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        b.copy_from_slice(&(t ^ (u128::from(std::process::id()) << 64)).to_be_bytes());
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    Uuid(b)
+}
+
+/// One partition: its log and the fetch requests waiting for new data.
+///
+/// On a single node the high watermark equals the log end offset once an append returns (the
+/// only in-sync replica is the leader), so no separate high watermark is kept.
+#[derive(Debug)]
+pub struct Partition {
+    topic: String,
+    index: i32,
+    log: Mutex<Option<Log>>,
+    /// Long-polling fetches to wake on append. Entries whose fetch is gone (only this list
+    /// holds the `Arc`) are pruned on every insert, so the list is bounded by the number of
+    /// fetches currently waiting.
+    waiters: Mutex<Vec<Arc<Notify>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock cannot leave a Log half-updated in a way the Log itself does
+    // not guard against (it marks itself offline), so poisoning is not propagated.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read<T>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|e| e.into_inner())
+}
+
+fn offline() -> LogError {
+    LogError::Offline
+}
+
+impl Partition {
+    /// The topic name.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The partition index.
+    pub fn index(&self) -> i32 {
+        self.index
+    }
+
+    /// Runs `f` with the log locked. Keep `f` short and synchronous.
+    pub fn with_log<R>(
+        &self,
+        f: impl FnOnce(&mut Log) -> Result<R, LogError>,
+    ) -> Result<R, LogError> {
+        let mut g = lock(&self.log);
+        match g.as_mut() {
+            Some(log) => f(log),
+            None => Err(offline()),
+        }
+    }
+
+    /// Appends batches as the leader and wakes waiting fetches.
+    pub fn append(&self, batches: Bytes, now_ms: i64) -> Result<AppendInfo, LogError> {
+        let info = self.with_log(|log| log.append(batches, now_ms))?;
+        self.wake_waiters();
+        Ok(info)
+    }
+
+    /// `(log start offset, high watermark = log end offset)`.
+    pub fn offsets(&self) -> Result<(Offset, Offset), LogError> {
+        self.with_log(|log| Ok((log.log_start_offset(), log.log_end_offset())))
+    }
+
+    /// Reads for a consumer: whole batches from `from`, at most `max_bytes` (but at least one
+    /// batch), below the high watermark. Returns the slice and `(log start, high watermark)`.
+    pub fn read(
+        &self,
+        from: Offset,
+        max_bytes: usize,
+    ) -> Result<(ReadSlice, Offset, Offset), LogError> {
+        self.with_log(|log| {
+            let hw = log.log_end_offset();
+            let slice = log.read(from, max_bytes, Some(hw))?;
+            Ok((slice, log.log_start_offset(), hw))
+        })
+    }
+
+    /// Registers `n` to be notified on the next append.
+    pub fn add_waiter(&self, n: &Arc<Notify>) {
+        let mut w = lock(&self.waiters);
+        w.retain(|x| Arc::strong_count(x) > 1);
+        if !w.iter().any(|x| Arc::ptr_eq(x, n)) {
+            w.push(Arc::clone(n));
+        }
+    }
+
+    fn wake_waiters(&self) {
+        let waiters = std::mem::take(&mut *lock(&self.waiters));
+        for w in waiters {
+            w.notify_one();
+        }
+    }
+
+    /// Closes the log cleanly (flush, checkpoints, clean-shutdown marker). Later calls fail
+    /// with `Offline`.
+    pub fn close(&self) -> Result<(), LogError> {
+        let log = lock(&self.log).take();
+        self.wake_waiters();
+        match log {
+            Some(l) => l.close(),
+            None => Ok(()),
+        }
+    }
+
+    fn delete(&self) -> Result<(), LogError> {
+        let log = lock(&self.log).take();
+        self.wake_waiters();
+        match log {
+            Some(l) => l.delete(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The mutable part of a topic.
+#[derive(Debug, Clone)]
+pub struct TopicState {
+    /// Partitions by index (`partitions[i].index() == i`).
+    pub partitions: Vec<Arc<Partition>>,
+    /// Config overrides as set by the user.
+    pub overrides: BTreeMap<String, String>,
+    /// The resolved configs.
+    pub config: EffectiveTopicConfig,
+}
+
+/// A topic.
+#[derive(Debug)]
+pub struct Topic {
+    name: String,
+    id: Uuid,
+    state: RwLock<TopicState>,
+}
+
+impl Topic {
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The topic id.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// A snapshot of the mutable state (cheap: `Arc`s and small maps).
+    pub fn state(&self) -> TopicState {
+        read(&self.state).clone()
+    }
+
+    /// The partition count.
+    pub fn partition_count(&self) -> usize {
+        read(&self.state).partitions.len()
+    }
+
+    /// One partition.
+    pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
+        let i = usize::try_from(index).ok()?;
+        read(&self.state).partitions.get(i).cloned()
+    }
+
+    /// The resolved configs.
+    pub fn config(&self) -> EffectiveTopicConfig {
+        read(&self.state).config.clone()
+    }
+}
+
+/// Kafka's topic name rules (`org.apache.kafka.common.internals.Topic.validate`): 1 to 249
+/// characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() {
+        return Err("Topic name is illegal, it can't be empty".into());
+    }
+    if name == "." || name == ".." {
+        return Err("Topic name cannot be \".\" or \"..\"".into());
+    }
+    if name.len() > 249 {
+        return Err(format!(
+            "Topic name is illegal, it can't be longer than 249 characters, topic name: {name}"
+        ));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err(format!(
+            "Topic name {name} is illegal, it contains a character other than ASCII \
+             alphanumerics, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// Kafka treats `.` and `_` as the same character in metric names, so topics differing only
+/// there collide (`Topic.unifyCollisionChars`).
+fn collision_key(name: &str) -> String {
+    name.replace('.', "_")
+}
+
+#[derive(Debug, Default)]
+struct Maps {
+    by_name: HashMap<String, Arc<Topic>>,
+    by_id: HashMap<Uuid, Arc<Topic>>,
+}
+
+/// What a topic creation should do.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    /// Name.
+    pub name: String,
+    /// Partition count (already resolved from -1 to `num.partitions`).
+    pub partitions: i32,
+    /// Config overrides.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// All topics and partitions of this node. See the module docs for the lock order.
+#[derive(Debug)]
+pub struct TopicManager {
+    data_dir: PathBuf,
+    defaults: TopicDefaults,
+    storage: Arc<dyn Storage>,
+    meta: Mutex<MetadataLog>,
+    maps: RwLock<Maps>,
+}
+
+impl TopicManager {
+    /// Opens the metadata log under `log.dirs`, replays it and opens (recovers) every
+    /// partition log. Partition directories of deleted topics (left by a crash during deletion)
+    /// are removed.
+    pub fn open(cfg: &BrokerConfig) -> Result<TopicManager> {
+        let data_dir = cfg.data_dir.clone();
+        std::fs::create_dir_all(&data_dir).map_err(|e| BrokerError::io(&data_dir, e))?;
+        let defaults = TopicDefaults::from_broker(cfg)?;
+        let (meta, records) = MetadataLog::open(&data_dir)?;
+        // Replay into plain values first, then open logs once per surviving partition.
+        let mut image: BTreeMap<Uuid, (String, i32, BTreeMap<String, String>)> = BTreeMap::new();
+        for r in records {
+            match r {
+                MetadataRecord::TopicCreated {
+                    id,
+                    name,
+                    partitions,
+                    configs,
+                } => {
+                    image.insert(id, (name, partitions, configs));
+                }
+                MetadataRecord::PartitionsIncreased { id, total } => {
+                    if let Some(t) = image.get_mut(&id) {
+                        t.1 = t.1.max(total);
+                    }
+                }
+                MetadataRecord::TopicConfigSet { id, name, value } => {
+                    if let Some(t) = image.get_mut(&id) {
+                        match value {
+                            Some(v) => t.2.insert(name, v),
+                            None => t.2.remove(&name),
+                        };
+                    }
+                }
+                MetadataRecord::TopicDeleted { id } => {
+                    image.remove(&id);
+                }
+            }
+        }
+        let mgr = TopicManager {
+            data_dir,
+            defaults,
+            storage: Arc::new(RealStorage),
+            meta: Mutex::new(meta),
+            maps: RwLock::new(Maps::default()),
+        };
+        let mut live_dirs = std::collections::HashSet::new();
+        for (id, (name, partitions, overrides)) in image {
+            let config =
+                mgr.defaults
+                    .effective(&overrides)
+                    .map_err(|e| BrokerError::CorruptMetadata {
+                        path: mgr.data_dir.join(METADATA_DIR),
+                        reason: format!("topic {name}: {e}"),
+                    })?;
+            let mut parts = Vec::new();
+            for p in 0..partitions {
+                live_dirs.insert(format!("{name}-{p}"));
+                parts.push(mgr.open_partition(&name, p, &config)?);
+            }
+            let topic = Arc::new(Topic {
+                name: name.clone(),
+                id,
+                state: RwLock::new(TopicState {
+                    partitions: parts,
+                    overrides,
+                    config,
+                }),
+            });
+            let mut maps = write(&mgr.maps);
+            maps.by_id.insert(id, Arc::clone(&topic));
+            maps.by_name.insert(name, topic);
+        }
+        mgr.remove_orphans(&live_dirs)?;
+        Ok(mgr)
+    }
+
+    fn remove_orphans(&self, live: &std::collections::HashSet<String>) -> Result<()> {
+        let entries =
+            std::fs::read_dir(&self.data_dir).map_err(|e| BrokerError::io(&self.data_dir, e))?;
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let is_partition_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false)
+                && name
+                    .rsplit_once('-')
+                    .is_some_and(|(t, p)| !t.is_empty() && p.parse::<u32>().is_ok());
+            if is_partition_dir && !live.contains(&name) {
+                tracing::warn!(dir = %e.path().display(), "removing the directory of a deleted partition");
+                std::fs::remove_dir_all(e.path()).map_err(|err| BrokerError::io(e.path(), err))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn partition_dir(&self, topic: &str, p: i32) -> PathBuf {
+        self.data_dir.join(format!("{topic}-{p}"))
+    }
+
+    fn open_partition(
+        &self,
+        topic: &str,
+        p: i32,
+        config: &EffectiveTopicConfig,
+    ) -> Result<Arc<Partition>> {
+        let dir = self.partition_dir(topic, p);
+        let log = Log::open(
+            &dir,
+            config.log.clone(),
+            Arc::clone(&self.storage),
+            now_ms(),
+        )?;
+        let r = log.recovery_report();
+        if !r.scanned_segments.is_empty() || r.truncated_bytes > 0 {
+            tracing::info!(partition = %dir.display(), scanned = r.scanned_segments.len(), truncated_bytes = r.truncated_bytes, "recovered partition log");
+        }
+        Ok(Arc::new(Partition {
+            topic: topic.to_string(),
+            index: p,
+            log: Mutex::new(Some(log)),
+            waiters: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The broker-wide defaults of topic configs.
+    pub fn defaults(&self) -> &TopicDefaults {
+        &self.defaults
+    }
+
+    /// A topic by name.
+    pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
+        read(&self.maps).by_name.get(name).cloned()
+    }
+
+    /// A topic by id.
+    pub fn get_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        read(&self.maps).by_id.get(&id).cloned()
+    }
+
+    /// Every topic, sorted by name.
+    pub fn all(&self) -> Vec<Arc<Topic>> {
+        let mut v: Vec<_> = read(&self.maps).by_name.values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Checks whether `t` could be created (name rules, collisions, existence, configs)
+    /// without creating it. Returns the resolved configs.
+    pub fn validate_new_topic(
+        &self,
+        t: &NewTopic,
+    ) -> std::result::Result<EffectiveTopicConfig, ApiError> {
+        validate_topic_name(&t.name)
+            .map_err(|m| ApiError::new(ErrorCode::InvalidTopicException, m))?;
+        if t.name == METADATA_DIR {
+            return Err(ApiError::new(
+                ErrorCode::InvalidTopicException,
+                format!("Topic name {} is reserved", t.name),
+            ));
+        }
+        {
+            let maps = read(&self.maps);
+            if maps.by_name.contains_key(&t.name) {
+                return Err(ApiError::new(
+                    ErrorCode::TopicAlreadyExists,
+                    format!("Topic '{}' already exists.", t.name),
+                ));
+            }
+            let key = collision_key(&t.name);
+            if let Some(other) = maps.by_name.keys().find(|n| collision_key(n) == key) {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidTopicException,
+                    format!("Topic '{}' collides with existing topic: {other}", t.name),
+                ));
+            }
+        }
+        if t.partitions < 1 {
+            return Err(ApiError::new(
+                ErrorCode::InvalidPartitions,
+                "Number of partitions must be larger than 0.",
+            ));
+        }
+        self.defaults
+            .effective(&t.configs)
+            .map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))
+    }
+
+    /// Creates a topic: validates it, makes the metadata record durable, opens its partition
+    /// logs and publishes it.
+    pub fn create_topic(&self, t: NewTopic) -> std::result::Result<Arc<Topic>, ApiError> {
+        let mut meta = lock(&self.meta);
+        // Validation under the metadata lock so two concurrent creations cannot both pass.
+        let config = self.validate_new_topic(&t)?;
+        let id = random_uuid();
+        // Stale directories of an earlier topic with this name (a crash during its deletion)
+        // must not be adopted by the new topic.
+        for p in 0..t.partitions {
+            let dir = self.partition_dir(&t.name, p);
+            if dir.exists() {
+                tracing::warn!(dir = %dir.display(), "removing a stale partition directory before creating the topic");
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+        meta.append(&MetadataRecord::TopicCreated {
+            id,
+            name: t.name.clone(),
+            partitions: t.partitions,
+            configs: t.configs.clone(),
+        })
+        .map_err(storage_error)?;
+        let mut parts = Vec::new();
+        for p in 0..t.partitions {
+            parts.push(
+                self.open_partition(&t.name, p, &config)
+                    .map_err(storage_error)?,
+            );
+        }
+        let topic = Arc::new(Topic {
+            name: t.name.clone(),
+            id,
+            state: RwLock::new(TopicState {
+                partitions: parts,
+                overrides: t.configs,
+                config,
+            }),
+        });
+        let mut maps = write(&self.maps);
+        maps.by_id.insert(id, Arc::clone(&topic));
+        maps.by_name.insert(t.name, Arc::clone(&topic));
+        tracing::info!(topic = %topic.name, id = %id, partitions = topic.partition_count(), "created topic");
+        Ok(topic)
+    }
+
+    /// Deletes a topic: the deletion is made durable, the topic unpublished, its logs closed
+    /// and its directories removed.
+    pub fn delete_topic(&self, id: Uuid) -> std::result::Result<(), ApiError> {
+        let mut meta = lock(&self.meta);
+        let topic = self.get_by_id(id).ok_or_else(|| {
+            ApiError::new(ErrorCode::UnknownTopicId, format!("unknown topic id {id}"))
+        })?;
+        meta.append(&MetadataRecord::TopicDeleted { id })
+            .map_err(storage_error)?;
+        {
+            let mut maps = write(&self.maps);
+            maps.by_id.remove(&id);
+            maps.by_name.remove(&topic.name);
+        }
+        for p in topic.state().partitions {
+            if let Err(e) = p.delete() {
+                tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "could not remove a deleted partition's directory; it is removed at the next start");
+            }
+        }
+        tracing::info!(topic = %topic.name, id = %id, "deleted topic");
+        Ok(())
+    }
+
+    /// Grows a topic to `total` partitions. A decrease or no change is `INVALID_PARTITIONS`.
+    /// With `validate_only` nothing changes.
+    pub fn create_partitions(
+        &self,
+        id: Uuid,
+        total: i32,
+        validate_only: bool,
+    ) -> std::result::Result<(), ApiError> {
+        let meta_guard = lock(&self.meta);
+        let mut meta = meta_guard;
+        let topic = self.get_by_id(id).ok_or_else(|| {
+            ApiError::new(ErrorCode::UnknownTopicId, format!("unknown topic id {id}"))
+        })?;
+        let state = topic.state();
+        let current = state.partitions.len() as i32;
+        if total <= current {
+            let msg = if total == current {
+                format!("Topic already has {current} partitions.")
+            } else {
+                format!("The topic {} currently has {current} partition(s); {total} would not be an increase.", topic.name)
+            };
+            return Err(ApiError::new(ErrorCode::InvalidPartitions, msg));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        meta.append(&MetadataRecord::PartitionsIncreased { id, total })
+            .map_err(storage_error)?;
+        let mut new_parts = Vec::new();
+        for p in current..total {
+            new_parts.push(
+                self.open_partition(&topic.name, p, &state.config)
+                    .map_err(storage_error)?,
+            );
+        }
+        write(&topic.state).partitions.extend(new_parts);
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides with `overrides` (after validating them), writing
+    /// one record per changed config, and applies the result to every partition log.
+    pub fn set_topic_configs(
+        &self,
+        id: Uuid,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> std::result::Result<(), ApiError> {
+        let mut meta = lock(&self.meta);
+        let topic = self.get_by_id(id).ok_or_else(|| {
+            ApiError::new(ErrorCode::UnknownTopicId, format!("unknown topic id {id}"))
+        })?;
+        let config = self
+            .defaults
+            .effective(&overrides)
+            .map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))?;
+        if validate_only {
+            return Ok(());
+        }
+        let old = topic.state().overrides;
+        for (k, v) in &overrides {
+            if old.get(k) != Some(v) {
+                meta.append(&MetadataRecord::TopicConfigSet {
+                    id,
+                    name: k.clone(),
+                    value: Some(v.clone()),
+                })
+                .map_err(storage_error)?;
+            }
+        }
+        for k in old.keys() {
+            if !overrides.contains_key(k) {
+                meta.append(&MetadataRecord::TopicConfigSet {
+                    id,
+                    name: k.clone(),
+                    value: None,
+                })
+                .map_err(storage_error)?;
+            }
+        }
+        let parts = {
+            let mut st = write(&topic.state);
+            st.overrides = overrides;
+            st.config = config.clone();
+            st.partitions.clone()
+        };
+        for p in parts {
+            p.with_log(|log| log.set_config(config.log.clone()))
+                .map_err(|e| ApiError::new(log_error_code(&e), e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Every partition of every topic.
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.all()
+            .into_iter()
+            .flat_map(|t| t.state().partitions)
+            .collect()
+    }
+
+    /// Closes every partition log cleanly (SIGTERM path).
+    pub fn close_all(&self) {
+        for p in self.all_partitions() {
+            if let Err(e) = p.close() {
+                tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "closing partition log failed");
+            }
+        }
+    }
+}
+
+fn storage_error(e: BrokerError) -> ApiError {
+    tracing::error!(error = %e, "metadata or log storage failure");
+    ApiError::new(ErrorCode::KafkaStorageError, e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("a.b_c-D9").is_ok());
+        assert!(validate_topic_name("").is_err());
+        assert!(validate_topic_name(".").is_err());
+        assert!(validate_topic_name("..").is_err());
+        assert!(validate_topic_name("a b").is_err());
+        assert!(validate_topic_name("ä").is_err());
+        assert!(validate_topic_name(&"x".repeat(249)).is_ok());
+        assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn topics_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = BrokerConfig::from_properties(vec![(
+            "log.dirs".into(),
+            dir.path().display().to_string(),
+        )])
+        .unwrap();
+        let m = TopicManager::open(&cfg).unwrap();
+        let mut configs = BTreeMap::new();
+        configs.insert("retention.ms".to_string(), "12345".to_string());
+        let t = m
+            .create_topic(NewTopic {
+                name: "a.b".into(),
+                partitions: 2,
+                configs,
+            })
+            .unwrap();
+        let collide = m.create_topic(NewTopic {
+            name: "a_b".into(),
+            partitions: 1,
+            configs: BTreeMap::new(),
+        });
+        assert_eq!(collide.unwrap_err().code, ErrorCode::InvalidTopicException);
+        let gone = m
+            .create_topic(NewTopic {
+                name: "gone".into(),
+                partitions: 1,
+                configs: BTreeMap::new(),
+            })
+            .unwrap();
+        m.create_partitions(t.id(), 3, false).unwrap();
+        assert_eq!(
+            m.create_partitions(t.id(), 2, false).unwrap_err().code,
+            ErrorCode::InvalidPartitions
+        );
+        m.delete_topic(gone.id()).unwrap();
+        m.close_all();
+        drop(m);
+        let m = TopicManager::open(&cfg).unwrap();
+        let t2 = m.get("a.b").unwrap();
+        assert_eq!(t2.id(), t.id());
+        assert_eq!(t2.partition_count(), 3);
+        assert_eq!(t2.config().log.retention_ms, 12345);
+        assert!(m.get("gone").is_none());
+        assert!(!dir.path().join("gone-0").exists());
+    }
+}

@@ -1,0 +1,64 @@
+//! The `potok` binary: `potok serve` starts a broker; further subcommands (the command-line
+//! tools) are added as variants of [`Command`] and implemented in their own crates.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Potok: a Kafka-wire-compatible event-streaming broker.
+#[derive(Debug, Parser)]
+#[command(name = "potok", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Every subcommand. Add new tools here (one variant each) and dispatch them in `main`.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a broker until SIGTERM/SIGINT.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// A server.properties-style file with Kafka setting names.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Override one setting, e.g. `--set log.dirs=/data --set num.partitions=3`.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable line (with causes) instead of a backtrace: these are user errors
+            // such as a bad setting or an unusable data directory.
+            eprintln!("potok: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("POTOK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = potok_broker::BrokerConfig::load(args.config.as_deref(), &args.set)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("potok")
+        .build()?;
+    runtime.block_on(potok_broker::run(config))?;
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! Shared integration-test harness: runs the real `potok` binary on a free 127.0.0.1 port with
+//! a temporary data directory.
+//!
+//! ```ignore
+//! mod common;
+//! let mut b = common::Broker::start();                       // defaults
+//! let b2 = common::Broker::builder().set("num.partitions", "3").admin().start();
+//! b.bootstrap();                                              // "127.0.0.1:PORT"
+//! b.sigterm(); b.restart();                                   // same port and data dir
+//! b.sigkill(); b.restart();
+//! ```
+//!
+//! Every wait has a timeout; the child is killed when the `Broker` is dropped; the broker's
+//! stderr goes to `{tempdir}/broker.log` (see [`Broker::log`]), and is printed when a start
+//! fails.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a start may take before the test fails.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A free TCP port on 127.0.0.1 (bound and released; callers retry if it is taken meanwhile).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+/// Options for starting a broker.
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    sets: Vec<(String, String)>,
+    admin: bool,
+}
+
+impl Builder {
+    /// Adds `--set name=value`.
+    pub fn set(mut self, name: &str, value: &str) -> Builder {
+        self.sets.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Enables the admin (metrics) listener on a free port.
+    pub fn admin(mut self) -> Builder {
+        self.admin = true;
+        self
+    }
+
+    /// Starts the broker and waits until it accepts connections.
+    pub fn start(self) -> Broker {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut b = Broker {
+            child: None,
+            port: 0,
+            admin_port: None,
+            dir,
+            sets: self.sets,
+            admin: self.admin,
+        };
+        b.start_fresh_ports();
+        b
+    }
+}
+
+/// A running (or stopped) `potok serve` child process.
+#[derive(Debug)]
+pub struct Broker {
+    child: Option<Child>,
+    /// The client port.
+    pub port: u16,
+    /// The admin (metrics) port, when enabled.
+    pub admin_port: Option<u16>,
+    dir: tempfile::TempDir,
+    sets: Vec<(String, String)>,
+    admin: bool,
+}
+
+impl Broker {
+    /// Starts a broker with default settings.
+    pub fn start() -> Broker {
+        Builder::default().start()
+    }
+
+    /// Options for a broker.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// `host:port` for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The data directory (`log.dirs`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A scratch directory that lives as long as the broker (for test files).
+    pub fn scratch_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The broker's stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default()
+    }
+
+    /// The child's pid, if running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    fn start_fresh_ports(&mut self) {
+        let mut last = String::new();
+        for _ in 0..5 {
+            self.port = free_port();
+            if self.admin {
+                self.admin_port = Some(free_port());
+            }
+            match self.spawn() {
+                Ok(()) => return,
+                // Another process took the port between probing and binding: try another.
+                Err(e) => last = e,
+            }
+        }
+        panic!(
+            "potok did not start: {last}\n--- broker log ---\n{}",
+            self.log()
+        );
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("broker.log"))
+            .map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_potok"));
+        cmd.arg("serve")
+            .arg("--set")
+            .arg(format!("listeners=PLAINTEXT://127.0.0.1:{}", self.port))
+            .arg("--set")
+            .arg(format!("log.dirs={}", self.data_dir().display()));
+        if let Some(a) = self.admin_port {
+            cmd.arg("--set")
+                .arg(format!("potok.admin.listener=127.0.0.1:{a}"));
+        }
+        for (k, v) in &self.sets {
+            cmd.arg("--set").arg(format!("{k}={v}"));
+        }
+        cmd.env(
+            "POTOK_LOG",
+            std::env::var("POTOK_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+        let child = cmd.spawn().map_err(|e| format!("spawn: {e}"))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    self.child = None;
+                    return Err(format!("potok exited during start-up with {status}"));
+                }
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                return Err("timed out waiting for the listener".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Starts the broker again on the same port and data directory (after a stop).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart: the broker is still running");
+        let mut last = String::new();
+        for _ in 0..50 {
+            match self.spawn() {
+                Ok(()) => return,
+                // The old socket may linger briefly; retry on the same port.
+                Err(e) => last = e,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "potok did not restart: {last}\n--- broker log ---\n{}",
+            self.log()
+        );
+    }
+
+    fn signal(&mut self, sig: i32) {
+        if let Some(c) = &self.child {
+            // SAFETY: kill(2) with the pid of our own child process.
+            unsafe {
+                libc::kill(c.id() as libc::pid_t, sig);
+            }
+        }
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while let Some(c) = self.child.as_mut() {
+            if let Ok(Some(status)) = c.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// Sends SIGTERM and waits (up to 30 s) for a clean exit; panics otherwise.
+    pub fn sigterm(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        match self.wait(Duration::from_secs(30)) {
+            Some(s) => s,
+            None => {
+                self.kill();
+                panic!("potok did not exit within 30 s of SIGTERM\n{}", self.log());
+            }
+        }
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn sigkill(&mut self) {
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The resident set size of the broker in bytes (from /proc).
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let pid = self.pid()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    }
+
+    /// GET `path` from the admin listener; returns the body.
+    pub fn admin_get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let port = self.admin_port.expect("broker started without admin()");
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect admin");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or(out)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
