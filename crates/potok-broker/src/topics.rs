@@ -61,6 +61,8 @@ pub fn log_error_code(e: &LogError) -> ErrorCode {
             ErrorCode::KafkaStorageError
         }
         LogError::InvalidConfig(_) => ErrorCode::InvalidConfig,
+        LogError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
+        LogError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
     }
 }
 
