@@ -139,6 +139,9 @@ pub struct BrokerConfig {
     pub admin_listener: Option<SocketAddr>,
     /// Every setting's effective string value (defaults included, unset ones left out).
     values: BTreeMap<String, String>,
+    /// The settings given in the file or as overrides (DescribeConfigs reports these as
+    /// `STATIC_BROKER_CONFIG`, the rest as `DEFAULT_CONFIG`).
+    explicit: std::collections::BTreeSet<String>,
 }
 
 fn lookup(name: &str) -> Option<&'static Setting> {
@@ -359,10 +362,16 @@ impl BrokerConfig {
             retention_check_interval_ms,
             admin_listener,
             values,
+            explicit,
         };
         // The broker-wide topic defaults must themselves be valid topic configs.
         crate::topic_config::TopicDefaults::from_broker(&cfg)?;
         Ok(cfg)
+    }
+
+    /// Whether `name` was set in the configuration file or with `--set`.
+    pub fn is_explicit(&self, name: &str) -> bool {
+        self.explicit.contains(name)
     }
 
     /// The effective string value of a setting (`None` when unset and without default).

@@ -175,6 +175,13 @@ impl Running {
 pub async fn start(config: BrokerConfig) -> Result<Running> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| BrokerError::io(&config.data_dir, e))?;
     let cluster_id = cluster_identity(&config)?;
+    // Recover every partition before binding: a client that can connect must be served.
+    let topics = {
+        let cfg = config.clone();
+        tokio::task::spawn_blocking(move || TopicManager::open(&cfg))
+            .await
+            .map_err(|e| BrokerError::Config(format!("start-up task failed: {e}")))??
+    };
     let bind = config.listener.bind_addr();
     let listener = TcpListener::bind(&bind)
         .await
@@ -182,12 +189,6 @@ pub async fn start(config: BrokerConfig) -> Result<Running> {
     let addr = listener
         .local_addr()
         .map_err(|e| BrokerError::io(&bind, e))?;
-    let topics = {
-        let cfg = config.clone();
-        tokio::task::spawn_blocking(move || TopicManager::open(&cfg))
-            .await
-            .map_err(|e| BrokerError::Config(format!("start-up task failed: {e}")))??
-    };
     let advertised_port = if config.advertised.port == 0 {
         addr.port()
     } else {

@@ -53,6 +53,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = potok_broker::BrokerConfig::load(args.config.as_deref(), &args.set)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

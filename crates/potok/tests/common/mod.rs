@@ -15,6 +15,8 @@
 //! fails.
 #![allow(dead_code)]
 
+pub mod kafka;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
