@@ -35,12 +35,12 @@ async fn produce_and_consume_keyed_records_with_headers() {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", b.bootstrap())
         .set("acks", "all")
-        .set("linger.ms", "0")
-        .set("socket.nagle.disable", "true")
+        .set("linger.ms", "5")
         .create()
         .expect("producer");
     let mut sent = Vec::new();
-    for i in 0..120u32 {
+    let mut pending = Vec::new();
+    for i in 0..300u32 {
         let key = format!("key-{}", i % 7);
         let value: Vec<u8> = (0..(i % 50) * 13).map(|j| (i as u8) ^ (j as u8)).collect();
         let ts = 1_700_000_000_000i64 + i64::from(i);
@@ -53,18 +53,27 @@ async fn produce_and_consume_keyed_records_with_headers() {
                 key: "empty",
                 value: None::<&[u8]>,
             });
-        let rdkafka::producer::future_producer::Delivery {
-            partition, offset, ..
-        } = producer
-            .send(
+        // Enqueued without waiting, so the records are batched; librdkafka keeps them in
+        // enqueue order per partition.
+        let fut = producer
+            .send_result(
                 FutureRecord::to("orders")
                     .key(&key)
                     .payload(&value)
                     .timestamp(ts)
                     .headers(headers),
-                Duration::from_secs(10),
             )
+            .map_err(|(e, _)| e)
+            .expect("enqueue");
+        pending.push((fut, key, value, ts, i));
+    }
+    for (fut, key, value, ts, i) in pending {
+        let rdkafka::producer::future_producer::Delivery {
+            partition, offset, ..
+        } = tokio::time::timeout(Duration::from_secs(30), fut)
             .await
+            .expect("delivery timed out")
+            .expect("delivery canceled")
             .map_err(|(e, _)| e)
             .expect("delivery");
         sent.push((partition, offset, key, value, ts, i));

@@ -95,8 +95,10 @@ struct Round {
     slices: Vec<ReadSlice>,
     bytes: usize,
     has_error: bool,
-    /// (topic name, bytes, slice index range) for metrics.
+    /// (topic name, bytes) for metrics.
     per_topic: Vec<(String, usize)>,
+    /// The topic of each entry of `slices`, for the records-out metric.
+    slice_topics: Vec<Arc<str>>,
 }
 
 impl Round {
@@ -106,12 +108,10 @@ impl Round {
                 broker.metrics.fetched(t, *b as u64, 0);
             }
         }
-        let records: u64 = self.slices.iter().map(count_records).sum();
-        if records > 0 {
-            // Records are attributed to the first topic with data when one fetch spans
-            // several topics; per-topic record counts would need a header walk per topic.
-            if let Some((t, _)) = self.per_topic.iter().find(|(_, b)| *b > 0) {
-                broker.metrics.fetched(t, 0, records);
+        for (s, t) in self.slices.iter().zip(&self.slice_topics) {
+            let n = count_records(s);
+            if n > 0 {
+                broker.metrics.fetched(t, 0, n);
             }
         }
         Reply::Fetch(FetchReply {
@@ -150,6 +150,7 @@ fn read_all(broker: &Broker, req: &FetchRequest, v: i16, notify: Option<&Arc<Not
     let mut slices = Vec::new();
     let mut responses = Vec::with_capacity(req.topics.len());
     let mut per_topic = Vec::new();
+    let mut slice_topics = Vec::new();
     for ft in &req.topics {
         let topic = if v >= 13 {
             broker.topics.get_by_id(ft.topic_id)
@@ -163,6 +164,9 @@ fn read_all(broker: &Broker, req: &FetchRequest, v: i16, notify: Option<&Arc<Not
         };
         let mut parts = Vec::with_capacity(ft.partitions.len());
         let mut topic_bytes = 0usize;
+        let topic_name: Arc<str> = topic
+            .as_ref()
+            .map_or_else(|| Arc::from(""), |t| Arc::from(t.name()));
         for fp in &ft.partitions {
             let mut pd = PartitionData {
                 partition_index: fp.partition,
@@ -203,6 +207,7 @@ fn read_all(broker: &Broker, req: &FetchRequest, v: i16, notify: Option<&Arc<Not
                             Some(ph) => {
                                 pd.records = Some(ph);
                                 slices.push(s);
+                                slice_topics.push(Arc::clone(&topic_name));
                             }
                             None => match s.read_bytes() {
                                 Ok(b) => pd.records = Some(b),
@@ -228,12 +233,7 @@ fn read_all(broker: &Broker, req: &FetchRequest, v: i16, notify: Option<&Arc<Not
             parts.push(pd);
         }
         if topic_bytes > 0 {
-            per_topic.push((ft.topic.clone(), topic_bytes));
-            if let Some(t) = &topic {
-                if let Some(last) = per_topic.last_mut() {
-                    last.0 = t.name().to_string();
-                }
-            }
+            per_topic.push((topic_name.to_string(), topic_bytes));
         }
         responses.push(FetchableTopicResponse {
             topic: if v >= 13 {
@@ -257,6 +257,7 @@ fn read_all(broker: &Broker, req: &FetchRequest, v: i16, notify: Option<&Arc<Not
         bytes,
         has_error,
         per_topic,
+        slice_topics,
     }
 }
 

@@ -1,0 +1,302 @@
+//! Broker benchmark (issue #4 acceptance 4) until `potok bench` exists: starts the release
+//! `potok` binary on an empty data directory and measures, in one run,
+//!
+//! - start-up time: process spawn to the first accepted TCP connection;
+//! - idle RSS;
+//! - produce of 1 KiB records with acks=1 into 1 and 8 partitions (librdkafka via rdkafka):
+//!   MB/s and delivery latency p50/p99/p99.9 (enqueue to acknowledgement, under full load);
+//! - consume of everything just written (from the page cache): MB/s;
+//! - broker RSS under load (sampled during the runs, maximum reported);
+//! - the loopback limit with `iperf3 -c 127.0.0.1` (single stream).
+//!
+//! Run: `cargo run --release -p potok --example broker_bench -- [--records N] [--potok PATH]`
+//! (default 1,000,000 records per produce run and `target/release/potok`).
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+struct LatencyContext {
+    micros: Mutex<Vec<u32>>,
+    failed: AtomicU64,
+}
+
+impl ClientContext for LatencyContext {}
+
+impl ProducerContext for LatencyContext {
+    type DeliveryOpaque = Box<Instant>;
+    fn delivery(&self, r: &DeliveryResult<'_>, sent: Box<Instant>) {
+        if r.is_err() {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        let us = sent.elapsed().as_micros().min(u32::MAX as u128) as u32;
+        self.micros.lock().unwrap().push(us);
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn pct(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Broker {
+    child: Child,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_broker(potok: &str, dir: &std::path::Path, port: u16) -> (Broker, Duration) {
+    let t0 = Instant::now();
+    let child = Command::new(potok)
+        .args(["serve", "--set"])
+        .arg(format!("listeners=PLAINTEXT://127.0.0.1:{port}"))
+        .arg("--set")
+        .arg(format!("log.dirs={}", dir.display()))
+        .env("POTOK_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn potok");
+    loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "broker did not start"
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    (Broker { child }, t0.elapsed())
+}
+
+fn produce(
+    boot: &str,
+    topic: &str,
+    partitions: i32,
+    records: usize,
+    pid: u32,
+    max_rss: &AtomicU64,
+) -> (f64, Vec<u32>) {
+    let ctx = LatencyContext {
+        micros: Mutex::new(Vec::with_capacity(records)),
+        failed: AtomicU64::new(0),
+    };
+    let p: BaseProducer<LatencyContext> = ClientConfig::new()
+        .set("bootstrap.servers", boot)
+        .set("acks", "1")
+        .set("linger.ms", "5")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set("socket.nagle.disable", "true")
+        .create_with_context(ctx)
+        .expect("producer");
+    let payload = vec![0x5au8; 1024];
+    let start = Instant::now();
+    let mut last_sample = Instant::now();
+    for i in 0..records {
+        let part = (i as i32) % partitions;
+        let mut rec = BaseRecord::with_opaque_to(topic, Box::new(Instant::now()))
+            .payload(&payload[..])
+            .partition(part);
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    rec = r;
+                    p.poll(Duration::from_millis(1));
+                }
+                Err((e, _)) => panic!("produce: {e}"),
+            }
+        }
+        if i % 1024 == 0 {
+            p.poll(Duration::ZERO);
+            if last_sample.elapsed() > Duration::from_millis(100) {
+                max_rss.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                last_sample = Instant::now();
+            }
+        }
+    }
+    p.flush(Duration::from_secs(120)).expect("flush");
+    let secs = start.elapsed().as_secs_f64();
+    let ctx = p.context();
+    assert_eq!(ctx.failed.load(Ordering::Relaxed), 0, "deliveries failed");
+    let mut lat = std::mem::take(&mut *ctx.micros.lock().unwrap());
+    lat.sort_unstable();
+    ((records * 1024) as f64 / secs / 1e6, lat)
+}
+
+fn consume(
+    boot: &str,
+    topic: &str,
+    partitions: i32,
+    records: usize,
+    pid: u32,
+    max_rss: &AtomicU64,
+) -> f64 {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", boot)
+        .set("group.id", "bench")
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "10485760")
+        .set("queued.max.messages.kbytes", "262144")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let start = Instant::now();
+    let mut n = 0usize;
+    let mut bytes = 0usize;
+    let mut last_sample = Instant::now();
+    while n < records {
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            let m = m.expect("consume");
+            bytes += m.payload().map_or(0, |p| p.len());
+            n += 1;
+        }
+        if n % 4096 == 0 && last_sample.elapsed() > Duration::from_millis(100) {
+            max_rss.fetch_max(rss_kib(pid), Ordering::Relaxed);
+            last_sample = Instant::now();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "consume timed out"
+        );
+    }
+    bytes as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+fn iperf3() -> Option<f64> {
+    let port = free_port();
+    let mut server = Command::new("iperf3")
+        .args(["-s", "-1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    std::thread::sleep(Duration::from_millis(300));
+    let out = Command::new("iperf3")
+        .args(["-c", "127.0.0.1", "-p", &port.to_string(), "-t", "3", "-J"])
+        .output()
+        .ok()?;
+    let _ = server.wait();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .map(|b| b / 8.0 / 1e6)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let records: usize = arg("--records").map_or(1_000_000, |v| v.parse().expect("--records N"));
+    let potok = arg("--potok").unwrap_or_else(|| "target/release/potok".into());
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let (broker, startup) = start_broker(&potok, dir.path(), port);
+    let pid = broker.child.id();
+    std::thread::sleep(Duration::from_millis(500));
+    let idle_rss = rss_kib(pid);
+    let boot = format!("127.0.0.1:{port}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &boot)
+            .create()
+            .unwrap();
+        let topics = [
+            NewTopic::new("bench1", 1, TopicReplication::Fixed(1)),
+            NewTopic::new("bench8", 8, TopicReplication::Fixed(1)),
+        ];
+        for r in admin
+            .create_topics(&topics, &AdminOptions::new())
+            .await
+            .unwrap()
+        {
+            r.expect("create topic");
+        }
+    });
+    let max_rss = AtomicU64::new(0);
+    println!(
+        "potok broker benchmark: {records} records of 1 KiB per run, acks=1, librdkafka {}",
+        rdkafka::util::get_rdkafka_version().1
+    );
+    println!(
+        "start-up to first accepted connection: {:.1} ms",
+        startup.as_secs_f64() * 1e3
+    );
+    println!("idle RSS: {:.1} MiB", idle_rss as f64 / 1024.0);
+    for (topic, parts) in [("bench1", 1), ("bench8", 8)] {
+        let (mbps, lat) = produce(&boot, topic, parts, records, pid, &max_rss);
+        println!(
+            "produce {parts} partition(s): {mbps:.0} MB/s, latency ms p50 {:.2} p99 {:.2} p99.9 {:.2}",
+            pct(&lat, 0.5),
+            pct(&lat, 0.99),
+            pct(&lat, 0.999)
+        );
+        let c = consume(&boot, topic, parts, records, pid, &max_rss);
+        println!("consume {parts} partition(s): {c:.0} MB/s");
+    }
+    println!(
+        "broker RSS under load (max sampled): {:.1} MiB",
+        max_rss.load(Ordering::Relaxed) as f64 / 1024.0
+    );
+    match iperf3() {
+        Some(l) => println!("loopback iperf3 -c 127.0.0.1 (1 stream, 3 s): {l:.0} MB/s"),
+        None => println!("iperf3 not available"),
+    }
+    let mut s = String::new();
+    let _ = std::io::stdin().take(0).read_to_string(&mut s);
+    drop(broker);
+}
