@@ -163,6 +163,19 @@ fn append(
             None,
         ));
     }
+    // Kafka requires exactly one v2 batch per partition in a produce request
+    // (`LogValidator.validateOneBatchRecords`); it also keeps the append all-or-nothing.
+    if n > 1 {
+        return Err((
+            ApiError::new(
+                ErrorCode::InvalidRecord,
+                format!(
+                    "a produce request must carry exactly one record batch per partition, got {n}"
+                ),
+            ),
+            None,
+        ));
+    }
     let bytes = records.len() as u64;
     let info = p
         .append(records, now_ms())
