@@ -16,7 +16,7 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -136,9 +136,10 @@ fn produce(
     let mut last_sample = Instant::now();
     for i in 0..records {
         let part = (i as i32) % partitions;
-        let mut rec = BaseRecord::with_opaque_to(topic, Box::new(Instant::now()))
-            .payload(&payload[..])
-            .partition(part);
+        let mut rec =
+            BaseRecord::<(), [u8], Box<Instant>>::with_opaque_to(topic, Box::new(Instant::now()))
+                .payload(&payload[..])
+                .partition(part);
         loop {
             match p.send(rec) {
                 Ok(()) => break,

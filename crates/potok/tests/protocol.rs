@@ -19,7 +19,7 @@ use potok_protocol::messages::{
     ListOffsetsResponse, ProduceRequest, ProduceResponse, RequestHeader,
 };
 use potok_protocol::{encode_request_frame, ApiKey, Decode, Encode, ErrorCode};
-use potok_records::{Compression, RecordBatchBuilder};
+use potok_records::RecordBatchBuilder;
 
 struct Client {
     s: TcpStream,
