@@ -200,7 +200,7 @@ fn consume(
             bytes += m.payload().map_or(0, |p| p.len());
             n += 1;
         }
-        if n % 4096 == 0 && last_sample.elapsed() > Duration::from_millis(100) {
+        if n.is_multiple_of(4096) && last_sample.elapsed() > Duration::from_millis(100) {
             max_rss.fetch_max(rss_kib(pid), Ordering::Relaxed);
             last_sample = Instant::now();
         }
