@@ -125,6 +125,16 @@ pub fn run(args: &ConsumeArgs, out: &mut impl Write) -> Result<()> {
         }
     }
 
+    if let (Some(group), Some((t, p))) = (&args.group, all_partitions.first()) {
+        // Reading the group's committed offset goes through its coordinator, so a broker without
+        // consumer groups (or an unauthorized group) is reported here in one line, instead of
+        // librdkafka waiting for a coordinator forever.
+        let mut probe = TopicPartitionList::new();
+        probe.add_partition(t, *p);
+        consumer
+            .committed_offsets(probe, client.timeout())
+            .map_err(|e| Error::kafka(format!("reaching the coordinator of group '{group}'"), e))?;
+    }
     if subscribe {
         let topics: Vec<&str> = args.topics.iter().map(String::as_str).collect();
         consumer

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Potok: a Kafka-wire-compatible event-streaming broker.
 #[derive(Debug, Parser)]
@@ -18,6 +18,9 @@ struct Cli {
 enum Command {
     /// Run a broker until SIGTERM/SIGINT.
     Serve(ServeArgs),
+    /// The client tools (topics, produce, consume, groups, bench, completions), in potok-cli.
+    #[command(flatten)]
+    Client(potok_cli::Command),
 }
 
 #[derive(Debug, clap::Args)]
@@ -34,6 +37,11 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        // The CLI's errors already read as one complete line (their sources included), so they
+        // are passed on as text rather than as a chain that `{:#}` would print twice.
+        Command::Client(cmd) => {
+            potok_cli::run(cmd, Cli::command(), "potok").map_err(|e| anyhow::anyhow!("{e}"))
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
