@@ -728,7 +728,8 @@ fn report(mode: &str, args: &BenchArgs, o: &Outcome) -> Result<()> {
                 format!(
                     "bench {mode}: {} records of {} bytes in {:.3} s{}",
                     o.records,
-                    args.size,
+                    // What was actually moved: `consume` reads whatever sizes the topic holds.
+                    o.bytes.checked_div(o.records).unwrap_or(args.size as u64),
                     secs,
                     if mode == "e2e" {
                         format!(" ({} produced)", o.produced)
