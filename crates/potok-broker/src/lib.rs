@@ -35,6 +35,7 @@ pub mod error;
 pub mod handlers;
 pub mod metadata_log;
 pub mod metrics;
+pub mod producer_ids;
 pub mod registry;
 pub mod sendfile;
 pub mod server;
@@ -65,6 +66,8 @@ pub struct Broker {
     pub registry: Registry,
     /// Metrics.
     pub metrics: Metrics,
+    /// Producer id allocation for InitProducerId (issue #6).
+    pub producer_ids: producer_ids::ProducerIdManager,
     /// The cluster id (persisted in `{log.dirs}/meta.properties`, as Kafka does).
     pub cluster_id: String,
     /// The port clients are told to use (the bound port when `listeners` used port 0).
@@ -182,6 +185,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running> {
             .await
             .map_err(|e| BrokerError::Config(format!("start-up task failed: {e}")))??
     };
+    let producer_ids = producer_ids::ProducerIdManager::open(&config.data_dir)?;
     let bind = config.listener.bind_addr();
     let listener = TcpListener::bind(&bind)
         .await
@@ -201,6 +205,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running> {
         topics,
         registry: handlers::register_all(),
         metrics: Metrics::default(),
+        producer_ids,
         cluster_id,
         advertised_port,
         shutdown,

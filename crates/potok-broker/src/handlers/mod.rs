@@ -7,7 +7,9 @@
 
 pub mod api_versions;
 pub mod create_topics;
+pub mod describe_producers;
 pub mod fetch;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -28,6 +30,10 @@ pub fn register_all() -> Registry {
     // semantics Potok does not have; v8 covers MAX_TIMESTAMP (KIP-734).
     r.register(ApiKey::ListOffsets, 1, 8, list_offsets::handle);
     r.register(ApiKey::CreateTopics, 2, 7, create_topics::handle);
+    // Idempotent producers (issue #6). InitProducerId v5+ only adds transaction semantics
+    // (KIP-890), which Potok does not implement.
+    r.register(ApiKey::InitProducerId, 0, 4, init_producer_id::handle);
+    r.register(ApiKey::DescribeProducers, 0, 0, describe_producers::handle);
     r
 }
 

@@ -180,7 +180,11 @@ fn append(
     let info = p
         .append(records, now_ms())
         .map_err(|e| (ApiError::new(log_error_code(&e), e.to_string()), None))?;
-    broker.metrics.produced(topic.name(), bytes, count);
+    // A duplicate of an idempotent batch (issue #6) wrote nothing; it is acknowledged with the
+    // original offsets but not counted again.
+    if !info.duplicate {
+        broker.metrics.produced(topic.name(), bytes, count);
+    }
     Ok(Appended {
         base_offset: info.first_offset.0,
         log_append_time_ms: info.log_append_time_ms.unwrap_or(-1),

@@ -1,0 +1,79 @@
+//! DescribeProducers (KIP-664): the idempotent producers each partition knows, from the log's
+//! producer state (`potok_log::Log::producer_state`).
+//!
+//! Transactions are not implemented, so `coordinator_epoch` and `current_txn_start_offset` are
+//! always -1, as Kafka reports for a producer with no transaction in progress.
+
+use std::sync::Arc;
+
+use potok_protocol::messages::describe_producers_response::{
+    PartitionResponse, ProducerState, TopicResponse,
+};
+use potok_protocol::messages::DescribeProducersResponse;
+use potok_protocol::{ErrorCode, Request, Response};
+
+use crate::error::{BrokerError, Result};
+use crate::registry::{Reply, RequestContext};
+use crate::topics::log_error_code;
+use crate::Broker;
+
+/// Handles DescribeProducers.
+pub async fn handle(broker: Arc<Broker>, _ctx: RequestContext, req: Request) -> Result<Reply> {
+    let Request::DescribeProducers(req) = req else {
+        return Err(BrokerError::NoHandler("DescribeProducers"));
+    };
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let topic = broker.topics.get(&t.name);
+        let mut partitions = Vec::with_capacity(t.partition_indexes.len());
+        for index in t.partition_indexes {
+            let mut r = PartitionResponse {
+                partition_index: index,
+                ..Default::default()
+            };
+            match topic.as_ref().and_then(|t| t.partition(index)) {
+                None => {
+                    r.error_code = ErrorCode::UnknownTopicOrPartition.code();
+                    r.error_message =
+                        Some("This server does not host this topic-partition.".into());
+                }
+                Some(p) => {
+                    let producers = p.with_log(|log| {
+                        Ok(log
+                            .producer_state()
+                            .entries()
+                            .map(|e| ProducerState {
+                                producer_id: e.producer_id.0,
+                                producer_epoch: i32::from(e.epoch.0),
+                                last_sequence: e.last_sequence(),
+                                last_timestamp: e.last_timestamp,
+                                coordinator_epoch: -1,
+                                current_txn_start_offset: -1,
+                                ..Default::default()
+                            })
+                            .collect::<Vec<_>>())
+                    });
+                    match producers {
+                        Ok(v) => r.active_producers = v,
+                        Err(e) => {
+                            r.error_code = log_error_code(&e).code();
+                            r.error_message = Some(e.to_string());
+                        }
+                    }
+                }
+            }
+            partitions.push(r);
+        }
+        topics.push(TopicResponse {
+            name: t.name,
+            partitions,
+            ..Default::default()
+        });
+    }
+    Ok(Reply::Response(Response::DescribeProducers(
+        DescribeProducersResponse {
+            topics,
+            ..Default::default()
+        },
+    )))
+}

@@ -1,0 +1,65 @@
+//! InitProducerId for idempotent (non-transactional) producers (KIP-98, KIP-360).
+//!
+//! A request without a transactional id gets a fresh producer id at epoch 0 from
+//! [`crate::producer_ids::ProducerIdManager`], unique across restarts. A request that carries
+//! the producer's current id and epoch (v3+, KIP-360: the client recovers from an
+//! `OUT_OF_ORDER_SEQUENCE_NUMBER` or a lost batch by bumping its epoch) keeps its id and gets
+//! the next epoch, so the partitions accept it again from sequence 0; an id this broker never
+//! issued, or an epoch that would overflow, gets a fresh id instead. (Kafka's broker hands out a
+//! new id in both cases for non-transactional producers; keeping the id is equally safe and is
+//! what a transactional producer gets, and it keeps DescribeProducers readable.)
+//!
+//! Transactions are not implemented, so a transactional id is refused with the non-retriable
+//! `INVALID_REQUEST`; the broker does not serve FindCoordinator for transactions either, so
+//! transactional clients stop before this point.
+
+use std::sync::Arc;
+
+use potok_protocol::messages::InitProducerIdResponse;
+use potok_protocol::{ErrorCode, Request, Response};
+
+use crate::error::{BrokerError, Result};
+use crate::registry::{Reply, RequestContext};
+use crate::Broker;
+
+/// Handles InitProducerId.
+pub async fn handle(broker: Arc<Broker>, _ctx: RequestContext, req: Request) -> Result<Reply> {
+    let Request::InitProducerId(req) = req else {
+        return Err(BrokerError::NoHandler("InitProducerId"));
+    };
+    let mut resp = InitProducerIdResponse {
+        producer_id: -1,
+        producer_epoch: -1,
+        ..Default::default()
+    };
+    if req.transactional_id.is_some() {
+        resp.error_code = ErrorCode::InvalidRequest.code();
+        return Ok(Reply::Response(Response::InitProducerId(resp)));
+    }
+    let ids = Arc::clone(&broker);
+    // The allocator may fsync its block file; keep that off the async worker.
+    let allocated = tokio::task::spawn_blocking(move || {
+        let bump = req.producer_id >= 0
+            && req.producer_epoch >= 0
+            && req.producer_epoch < i16::MAX - 1
+            && ids.producer_ids.was_issued(req.producer_id);
+        if bump {
+            Ok((req.producer_id, req.producer_epoch + 1))
+        } else {
+            ids.producer_ids.next_id().map(|id| (id, 0))
+        }
+    })
+    .await
+    .map_err(|e| BrokerError::Config(format!("producer id task failed: {e}")))?;
+    match allocated {
+        Ok((id, epoch)) => {
+            resp.producer_id = id;
+            resp.producer_epoch = epoch;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot reserve producer ids");
+            resp.error_code = ErrorCode::KafkaStorageError.code();
+        }
+    }
+    Ok(Reply::Response(Response::InitProducerId(resp)))
+}
