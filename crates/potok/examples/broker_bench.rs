@@ -57,6 +57,52 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The broker's user+system CPU time in seconds (from /proc/PID/stat, clock ticks of 100 Hz).
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// Latency at a modest fixed rate (no queueing in the client): acks=1, linger.ms=0.
+fn latency_run(boot: &str, topic: &str, records: usize, rate_per_sec: u64) -> Vec<u32> {
+    let ctx = LatencyContext {
+        micros: Mutex::new(Vec::with_capacity(records)),
+        failed: AtomicU64::new(0),
+    };
+    let p: BaseProducer<LatencyContext> = ClientConfig::new()
+        .set("bootstrap.servers", boot)
+        .set("acks", "1")
+        .set("linger.ms", "0")
+        .set("socket.nagle.disable", "true")
+        .create_with_context(ctx)
+        .expect("producer");
+    let payload = vec![0x33u8; 1024];
+    let start = Instant::now();
+    for i in 0..records {
+        let due = start + Duration::from_micros(i as u64 * 1_000_000 / rate_per_sec);
+        while Instant::now() < due {
+            p.poll(
+                due.saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(1)),
+            );
+        }
+        let rec =
+            BaseRecord::<(), [u8], Box<Instant>>::with_opaque_to(topic, Box::new(Instant::now()))
+                .payload(&payload[..])
+                .partition(0);
+        p.send(rec).map_err(|(e, _)| e).expect("send");
+    }
+    p.flush(Duration::from_secs(60)).expect("flush");
+    let mut lat = std::mem::take(&mut *p.context().micros.lock().unwrap());
+    lat.sort_unstable();
+    lat
+}
+
 fn pct(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -279,16 +325,31 @@ fn main() {
     );
     println!("idle RSS: {:.1} MiB", idle_rss as f64 / 1024.0);
     for (topic, parts) in [("bench1", 1), ("bench8", 8)] {
+        let cpu0 = cpu_secs(pid);
         let (mbps, lat) = produce(&boot, topic, parts, records, pid, &max_rss);
+        let cpu1 = cpu_secs(pid);
         println!(
-            "produce {parts} partition(s): {mbps:.0} MB/s, latency ms p50 {:.2} p99 {:.2} p99.9 {:.2}",
+            "produce {parts} partition(s): {mbps:.0} MB/s (broker CPU {:.2} s for {} MB), latency under full load ms p50 {:.2} p99 {:.2} p99.9 {:.2}",
+            cpu1 - cpu0,
+            records * 1024 / 1_000_000,
             pct(&lat, 0.5),
             pct(&lat, 0.99),
             pct(&lat, 0.999)
         );
         let c = consume(&boot, topic, parts, records, pid, &max_rss);
-        println!("consume {parts} partition(s): {c:.0} MB/s");
+        println!(
+            "consume {parts} partition(s): {c:.0} MB/s (broker CPU {:.2} s)",
+            cpu_secs(pid) - cpu1
+        );
     }
+    let n = (records / 20).clamp(1000, 20_000);
+    let lat = latency_run(&boot, "bench1", n, 2000);
+    println!(
+        "produce latency at 2000 records/s (acks=1, linger.ms=0, {n} records) ms p50 {:.3} p99 {:.3} p99.9 {:.3}",
+        pct(&lat, 0.5),
+        pct(&lat, 0.99),
+        pct(&lat, 0.999)
+    );
     println!(
         "broker RSS under load (max sampled): {:.1} MiB",
         max_rss.load(Ordering::Relaxed) as f64 / 1024.0
