@@ -40,8 +40,11 @@ use crate::Broker;
 /// Responses queued between a connection's reader and writer.
 pub const RESPONSE_QUEUE: usize = 16;
 
-/// How much the read buffer may grow per read while a large frame arrives.
-const READ_CHUNK: usize = 256 * 1024;
+/// The read buffer's growth when no frame length is known yet.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The most the read buffer grows at once for a frame whose length is known.
+const FRAME_RESERVE_STEP: usize = 8 << 20;
 
 /// Accepts connections until shutdown.
 pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
@@ -125,10 +128,24 @@ async fn reader(
                 let len = read_frame_len(&p, max).map_err(|e| e.to_string())?;
                 if buf.len() >= 4 + len {
                     buf.advance(4);
-                    break buf.split_to(len).freeze();
+                    let frame = buf.split_to(len);
+                    // Give the frame its allocation to itself: the bytes already read of the
+                    // next frame (at most one read's worth) move to a fresh buffer, so that a
+                    // single-partition Produce hands the log a uniquely owned batch it can
+                    // rewrite in place instead of copying the whole batch.
+                    buf = if buf.is_empty() {
+                        BytesMut::new()
+                    } else {
+                        BytesMut::from(&buf[..])
+                    };
+                    break frame.freeze();
                 }
+                // Room for the rest of the frame in one allocation (so it is not copied while
+                // it grows), but at most FRAME_RESERVE_STEP beyond what has arrived: an
+                // announced size alone cannot make the broker allocate more than that, and the
+                // pages of an allocation only become resident as bytes arrive in them.
                 let need = 4 + len - buf.len();
-                buf.reserve(need.min(READ_CHUNK));
+                buf.reserve(need.min(FRAME_RESERVE_STEP));
             } else if buf.capacity() - buf.len() < 4 {
                 buf.reserve(READ_CHUNK);
             }
