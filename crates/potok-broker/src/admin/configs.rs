@@ -1,0 +1,392 @@
+//! DescribeConfigs, AlterConfigs (legacy: replaces a resource's whole override set) and
+//! IncrementalAlterConfigs (SET / DELETE / APPEND / SUBTRACT) for topics and this broker.
+//!
+//! Broker properties are static in Potok (read from `server.properties` and `--set` at start),
+//! so they are described with `read_only = true` and every attempt to alter them is refused
+//! with `INVALID_REQUEST`, which is what Kafka answers for a config it cannot update
+//! dynamically.
+
+use std::collections::{BTreeMap, HashSet};
+
+use potok_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use potok_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use potok_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse as IncrementalResourceResponse;
+use potok_protocol::messages::{
+    AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use potok_protocol::ErrorCode;
+
+use super::topic_config::{self, AlterOp, ConfigError, ConfigSource, DescribedConfig};
+use super::{AdminBackend, AdminError, RESOURCE_BROKER, RESOURCE_TOPIC};
+
+impl From<ConfigError> for AdminError {
+    fn from(e: ConfigError) -> AdminError {
+        AdminError::new(e.code, e.message)
+    }
+}
+
+/// DescribeConfigs v0-4.
+pub fn handle_describe_configs(
+    backend: &dyn AdminBackend,
+    request: &DescribeConfigsRequest,
+    version: i16,
+) -> DescribeConfigsResponse {
+    let results = request
+        .resources
+        .iter()
+        .map(|resource| {
+            let keys: Option<Vec<&str>> = resource
+                .configuration_keys
+                .as_ref()
+                .map(|k| k.iter().map(String::as_str).collect());
+            let described = match resource.resource_type {
+                RESOURCE_TOPIC => describe_topic(backend, &resource.resource_name, keys.as_deref()),
+                RESOURCE_BROKER => {
+                    describe_broker(backend, &resource.resource_name, keys.as_deref())
+                }
+                other => Err(unsupported_resource(other)),
+            };
+            let mut result = DescribeConfigsResult {
+                error_code: 0,
+                error_message: None,
+                resource_type: resource.resource_type,
+                resource_name: resource.resource_name.clone(),
+                configs: Vec::new(),
+                ..Default::default()
+            };
+            match described {
+                Ok(configs) => {
+                    result.configs = configs
+                        .into_iter()
+                        .map(|c| {
+                            to_wire(
+                                c,
+                                version,
+                                request.include_synonyms,
+                                request.include_documentation,
+                            )
+                        })
+                        .collect();
+                }
+                Err(e) => {
+                    result.error_code = e.code.code();
+                    result.error_message = Some(e.message);
+                }
+            }
+            result
+        })
+        .collect();
+    DescribeConfigsResponse {
+        throttle_time_ms: 0,
+        results,
+        ..Default::default()
+    }
+}
+
+fn unsupported_resource(resource_type: i8) -> AdminError {
+    AdminError::new(
+        ErrorCode::InvalidRequest,
+        format!("Config resource type {resource_type} is not supported by this broker."),
+    )
+}
+
+fn describe_topic(
+    backend: &dyn AdminBackend,
+    name: &str,
+    keys: Option<&[&str]>,
+) -> Result<Vec<DescribedConfig>, AdminError> {
+    if name.is_empty() {
+        return Err(AdminError::new(
+            ErrorCode::InvalidTopicException,
+            "Topic name must not be empty.",
+        ));
+    }
+    let topic = backend.topic_by_name(name).ok_or_else(|| {
+        AdminError::new(
+            ErrorCode::UnknownTopicOrPartition,
+            format!("Topic {name} does not exist."),
+        )
+    })?;
+    Ok(topic_config::describe_topic(
+        &topic.overrides,
+        backend,
+        keys,
+    ))
+}
+
+/// Checks a BROKER resource name: this broker's id, or the empty string for cluster-wide
+/// dynamic defaults (of which Potok has none).
+fn check_broker_name(backend: &dyn AdminBackend, name: &str) -> Result<bool, AdminError> {
+    if name.is_empty() {
+        return Ok(false);
+    }
+    match name.parse::<i32>() {
+        Ok(id) if id == backend.node_id() => Ok(true),
+        _ => Err(AdminError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "Unexpected broker id, expected {} or empty string, but received {name}",
+                backend.node_id()
+            ),
+        )),
+    }
+}
+
+fn describe_broker(
+    backend: &dyn AdminBackend,
+    name: &str,
+    keys: Option<&[&str]>,
+) -> Result<Vec<DescribedConfig>, AdminError> {
+    if !check_broker_name(backend, name)? {
+        // Cluster-wide dynamic defaults: Potok has no dynamic broker configuration.
+        return Ok(Vec::new());
+    }
+    Ok(backend
+        .broker_configs()
+        .into_iter()
+        .filter(|entry| keys.is_none_or(|k| k.contains(&entry.name.as_str())))
+        .map(|entry| {
+            let source = if entry.explicit {
+                ConfigSource::StaticBrokerConfig
+            } else {
+                ConfigSource::DefaultConfig
+            };
+            let value = if entry.sensitive { None } else { entry.value };
+            let synonyms = match &value {
+                Some(v) => vec![(entry.name.clone(), Some(v.clone()), source)],
+                None => Vec::new(),
+            };
+            DescribedConfig {
+                name: entry.name,
+                value,
+                source,
+                read_only: true,
+                sensitive: entry.sensitive,
+                config_type: entry.config_type,
+                documentation: Some(entry.documentation),
+                synonyms,
+            }
+        })
+        .collect())
+}
+
+/// Shapes one described config for the response version: v0 has `is_default` instead of a
+/// source, v1 adds the source and synonyms, v3 adds type and documentation.
+fn to_wire(
+    config: DescribedConfig,
+    version: i16,
+    include_synonyms: bool,
+    include_documentation: bool,
+) -> DescribeConfigsResourceResult {
+    let mut out = DescribeConfigsResourceResult {
+        name: config.name,
+        value: config.value,
+        read_only: config.read_only,
+        is_sensitive: config.sensitive,
+        ..Default::default()
+    };
+    if version == 0 {
+        out.is_default = config.source == ConfigSource::DefaultConfig;
+    } else {
+        out.config_source = config.source as i8;
+        if include_synonyms {
+            out.synonyms = config
+                .synonyms
+                .into_iter()
+                .map(|(name, value, source)| DescribeConfigsSynonym {
+                    name,
+                    value,
+                    source: source as i8,
+                    ..Default::default()
+                })
+                .collect();
+        }
+    }
+    if version >= 3 {
+        out.config_type = config.config_type as i8;
+        out.documentation = if include_documentation {
+            config.documentation
+        } else {
+            None
+        };
+    } else {
+        out.documentation = None;
+    }
+    out
+}
+
+/// Resources named more than once in one request; Kafka refuses all of their entries.
+fn duplicate_resources<'a>(
+    resources: impl Iterator<Item = (i8, &'a str)>,
+) -> HashSet<(i8, String)> {
+    let mut seen = HashSet::new();
+    let mut duplicates = HashSet::new();
+    for (t, n) in resources {
+        if !seen.insert((t, n)) {
+            duplicates.insert((t, n.to_string()));
+        }
+    }
+    duplicates
+}
+
+fn broker_alter_refused(backend: &dyn AdminBackend, name: &str) -> AdminError {
+    match check_broker_name(backend, name) {
+        Err(e) => e,
+        Ok(_) => AdminError::new(
+            ErrorCode::InvalidRequest,
+            "Broker configs cannot be updated dynamically on Potok; set them in server.properties or with --set and restart.",
+        ),
+    }
+}
+
+/// AlterConfigs v0-2 (legacy): the given configs become the topic's complete override set;
+/// anything not named returns to its default.
+pub fn handle_alter_configs(
+    backend: &dyn AdminBackend,
+    request: &AlterConfigsRequest,
+    _version: i16,
+) -> AlterConfigsResponse {
+    let duplicates = duplicate_resources(
+        request
+            .resources
+            .iter()
+            .map(|r| (r.resource_type, r.resource_name.as_str())),
+    );
+    let responses = request
+        .resources
+        .iter()
+        .map(|resource| {
+            let outcome = (|| -> Result<(), AdminError> {
+                if duplicates.contains(&(resource.resource_type, resource.resource_name.clone())) {
+                    return Err(AdminError::new(
+                        ErrorCode::InvalidRequest,
+                        "Duplicate resource in request.",
+                    ));
+                }
+                match resource.resource_type {
+                    RESOURCE_TOPIC => {
+                        let topic =
+                            backend
+                                .topic_by_name(&resource.resource_name)
+                                .ok_or_else(|| {
+                                    AdminError::new(
+                                        ErrorCode::UnknownTopicOrPartition,
+                                        format!("Topic {} does not exist.", resource.resource_name),
+                                    )
+                                })?;
+                        let overrides = topic_config::validate_overrides(
+                            resource
+                                .configs
+                                .iter()
+                                .map(|c| (c.name.as_str(), c.value.as_deref())),
+                            backend,
+                        )?;
+                        if !request.validate_only && overrides != topic.overrides {
+                            backend.set_topic_overrides(&topic.name, overrides)?;
+                        }
+                        Ok(())
+                    }
+                    RESOURCE_BROKER => Err(broker_alter_refused(backend, &resource.resource_name)),
+                    other => Err(unsupported_resource(other)),
+                }
+            })();
+            let (error_code, error_message) = match outcome {
+                Ok(()) => (0, None),
+                Err(e) => (e.code.code(), Some(e.message)),
+            };
+            AlterConfigsResourceResponse {
+                error_code,
+                error_message,
+                resource_type: resource.resource_type,
+                resource_name: resource.resource_name.clone(),
+                ..Default::default()
+            }
+        })
+        .collect();
+    AlterConfigsResponse {
+        throttle_time_ms: 0,
+        responses,
+        ..Default::default()
+    }
+}
+
+/// IncrementalAlterConfigs v0-1.
+pub fn handle_incremental_alter_configs(
+    backend: &dyn AdminBackend,
+    request: &IncrementalAlterConfigsRequest,
+    _version: i16,
+) -> IncrementalAlterConfigsResponse {
+    let duplicates = duplicate_resources(
+        request
+            .resources
+            .iter()
+            .map(|r| (r.resource_type, r.resource_name.as_str())),
+    );
+    let responses = request
+        .resources
+        .iter()
+        .map(|resource| {
+            let outcome = (|| -> Result<(), AdminError> {
+                if duplicates.contains(&(resource.resource_type, resource.resource_name.clone())) {
+                    return Err(AdminError::new(
+                        ErrorCode::InvalidRequest,
+                        "Duplicate resource in request.",
+                    ));
+                }
+                match resource.resource_type {
+                    RESOURCE_TOPIC => {
+                        let topic =
+                            backend
+                                .topic_by_name(&resource.resource_name)
+                                .ok_or_else(|| {
+                                    AdminError::new(
+                                        ErrorCode::UnknownTopicOrPartition,
+                                        format!("Topic {} does not exist.", resource.resource_name),
+                                    )
+                                })?;
+                        let mut ops = Vec::with_capacity(resource.configs.len());
+                        for c in &resource.configs {
+                            let op = AlterOp::from_i8(c.config_operation).ok_or_else(|| {
+                                AdminError::new(
+                                    ErrorCode::InvalidRequest,
+                                    format!(
+                                        "Unknown config operation {} for {}",
+                                        c.config_operation, c.name
+                                    ),
+                                )
+                            })?;
+                            ops.push((c.name.as_str(), op, c.value.as_deref()));
+                        }
+                        let next: BTreeMap<String, String> =
+                            topic_config::apply_incremental(&topic.overrides, ops, backend)?;
+                        if !request.validate_only && next != topic.overrides {
+                            backend.set_topic_overrides(&topic.name, next)?;
+                        }
+                        Ok(())
+                    }
+                    RESOURCE_BROKER => Err(broker_alter_refused(backend, &resource.resource_name)),
+                    other => Err(unsupported_resource(other)),
+                }
+            })();
+            let (error_code, error_message) = match outcome {
+                Ok(()) => (0, None),
+                Err(e) => (e.code.code(), Some(e.message)),
+            };
+            IncrementalResourceResponse {
+                error_code,
+                error_message,
+                resource_type: resource.resource_type,
+                resource_name: resource.resource_name.clone(),
+                ..Default::default()
+            }
+        })
+        .collect();
+    IncrementalAlterConfigsResponse {
+        throttle_time_ms: 0,
+        responses,
+        ..Default::default()
+    }
+}
