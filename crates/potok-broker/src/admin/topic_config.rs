@@ -466,6 +466,58 @@ fn convert(value: &str, unit: Unit) -> Option<String> {
     }
 }
 
+/// The partition-log settings of a topic with `overrides`: every Kafka-named field of
+/// `potok_log::LogConfig` from the effective topic config; the Potok-only fields
+/// (`fsync_before_ack`, `max_mapped_closed_indexes`) are taken from `base`. `Long.MAX_VALUE`
+/// for `flush.messages` / `flush.ms` means "leave it to the page cache", as in Kafka.
+pub fn log_config(
+    overrides: &BTreeMap<String, String>,
+    broker: &(impl BrokerConfigLookup + ?Sized),
+    base: &potok_log::LogConfig,
+) -> potok_log::LogConfig {
+    let long = |name: &str| -> Option<i64> {
+        effective_value(name, overrides, broker).and_then(|(v, _)| v.trim().parse().ok())
+    };
+    let mut config = base.clone();
+    if let Some(v) = long("segment.bytes").and_then(|v| u64::try_from(v).ok()) {
+        config.segment_bytes = v;
+    }
+    if let Some(v) = long("segment.ms") {
+        config.segment_ms = v;
+    }
+    if let Some(v) = long("segment.index.bytes").and_then(|v| u64::try_from(v).ok()) {
+        config.segment_index_bytes = v;
+    }
+    if let Some(v) = long("index.interval.bytes").and_then(|v| u64::try_from(v).ok()) {
+        config.index_interval_bytes = v;
+    }
+    if let Some(v) = long("retention.ms") {
+        config.retention_ms = v;
+    }
+    if let Some(v) = long("retention.bytes") {
+        config.retention_bytes = v;
+    }
+    config.flush_messages = long("flush.messages")
+        .filter(|v| *v != i64::MAX)
+        .and_then(|v| u64::try_from(v).ok());
+    config.flush_ms = long("flush.ms").filter(|v| *v != i64::MAX);
+    config.timestamp_policy = match effective_value("message.timestamp.type", overrides, broker) {
+        Some((v, _)) if v == "LogAppendTime" => potok_log::TimestampPolicy::LogAppendTime,
+        _ => potok_log::TimestampPolicy::CreateTime,
+    };
+    config
+}
+
+/// The topic's `max.message.bytes`: the largest record batch a Produce may append.
+pub fn max_message_bytes(
+    overrides: &BTreeMap<String, String>,
+    broker: &(impl BrokerConfigLookup + ?Sized),
+) -> i32 {
+    effective_value("max.message.bytes", overrides, broker)
+        .and_then(|(v, _)| v.trim().parse().ok())
+        .unwrap_or(1_048_588)
+}
+
 /// One config as DescribeConfigs reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DescribedConfig {
@@ -802,6 +854,50 @@ mod tests {
             Some(("delete".into(), ConfigSource::DefaultConfig))
         );
         assert_eq!(effective_value("nope", &BTreeMap::new(), &b), None);
+    }
+
+    #[test]
+    fn log_config_follows_overrides_and_broker_defaults() {
+        let b = defaults();
+        let base = potok_log::LogConfig {
+            fsync_before_ack: true,
+            ..Default::default()
+        };
+        let config = log_config(&BTreeMap::new(), &b, &base);
+        assert_eq!(
+            config, base,
+            "defaults are Kafka's, like LogConfig::default()"
+        );
+        let overrides = map(&[
+            ("retention.ms", "1000"),
+            ("segment.bytes", "4096"),
+            ("flush.messages", "1"),
+            ("message.timestamp.type", "LogAppendTime"),
+        ]);
+        let config = log_config(&overrides, &b, &base);
+        assert_eq!(
+            (
+                config.retention_ms,
+                config.segment_bytes,
+                config.flush_messages
+            ),
+            (1000, 4096, Some(1))
+        );
+        assert_eq!(
+            config.timestamp_policy,
+            potok_log::TimestampPolicy::LogAppendTime
+        );
+        assert!(config.fsync_before_ack);
+        let hours = Broker(vec![("log.retention.hours", "1", true)]);
+        assert_eq!(
+            log_config(&BTreeMap::new(), &hours, &base).retention_ms,
+            3_600_000
+        );
+        assert_eq!(
+            max_message_bytes(&map(&[("max.message.bytes", "4096")]), &b),
+            4096
+        );
+        assert_eq!(max_message_bytes(&BTreeMap::new(), &b), 1_048_588);
     }
 
     #[test]
