@@ -79,7 +79,7 @@ def main(run, total_timeout=200):
         import traceback
 
         traceback.print_exc()
-        print(f"FAILED {name}: {error}", file=sys.stderr)
+        print(f"FAILED {name}: {type(error).__name__}: {error}", file=sys.stderr)
         sys.stderr.flush()
         # os._exit: librdkafka handles left open must not keep the process alive past a failure.
         os._exit(1)
