@@ -19,7 +19,7 @@ use potok_protocol::messages::{
 };
 use potok_protocol::ErrorCode;
 
-use super::topic_config::{self, AlterOp, ConfigError, ConfigSource, DescribedConfig};
+use super::config_schema::{self, AlterOp, ConfigError, ConfigSource, DescribedConfig};
 use super::{AdminBackend, AdminError, RESOURCE_BROKER, RESOURCE_TOPIC};
 
 impl From<ConfigError> for AdminError {
@@ -110,7 +110,7 @@ fn describe_topic(
             format!("Topic {name} does not exist."),
         )
     })?;
-    Ok(topic_config::describe_topic(
+    Ok(config_schema::describe_topic(
         &topic.overrides,
         backend,
         keys,
@@ -277,12 +277,11 @@ pub fn handle_alter_configs(
                                         format!("Topic {} does not exist.", resource.resource_name),
                                     )
                                 })?;
-                        let overrides = topic_config::validate_overrides(
+                        let overrides = config_schema::validate_overrides(
                             resource
                                 .configs
                                 .iter()
                                 .map(|c| (c.name.as_str(), c.value.as_deref())),
-                            backend,
                         )?;
                         if !request.validate_only && overrides != topic.overrides {
                             backend.set_topic_overrides(&topic.name, overrides)?;
@@ -361,7 +360,7 @@ pub fn handle_incremental_alter_configs(
                             ops.push((c.name.as_str(), op, c.value.as_deref()));
                         }
                         let next: BTreeMap<String, String> =
-                            topic_config::apply_incremental(&topic.overrides, ops, backend)?;
+                            config_schema::apply_incremental(&topic.overrides, ops, backend)?;
                         if !request.validate_only && next != topic.overrides {
                             backend.set_topic_overrides(&topic.name, next)?;
                         }

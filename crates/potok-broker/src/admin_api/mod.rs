@@ -12,7 +12,7 @@
 //! (see [`ADMIN_API_VERSIONS`]), which covers what librdkafka 2.x, the Java client 3.x/4.x and
 //! kafka-python negotiate.
 
-pub mod topic_config;
+pub mod config_schema;
 
 mod configs;
 mod topics;
@@ -27,7 +27,7 @@ use potok_protocol::{ApiKey, ErrorCode, Uuid};
 pub use configs::{
     handle_alter_configs, handle_describe_configs, handle_incremental_alter_configs,
 };
-pub use topic_config::{BrokerConfigLookup, ConfigSource, ConfigType};
+pub use config_schema::{BrokerConfigLookup, ConfigSource, ConfigType};
 pub use topics::{
     handle_create_partitions, handle_delete_records, handle_delete_topics, handle_describe_cluster,
     handle_describe_topic_partitions,
