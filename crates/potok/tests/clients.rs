@@ -8,6 +8,8 @@
 //! `./scripts/install-test-deps` (run by `./scripts/test` and CI); a missing client is a failure,
 //! never a skip, so CI cannot pass without exercising them.
 
+mod common;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -22,9 +24,9 @@ fn script_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("python")
 }
 
-/// Runs `program args...` to completion or kills it after `SCRIPT_TIMEOUT`; panics with its
-/// output unless it exits successfully.
-fn run_client(program: &str, args: &[&str]) {
+/// Runs `program args...` to completion or kills it after `SCRIPT_TIMEOUT`. Returns its stdout
+/// on success, else a description of the failure with everything it printed.
+fn run_client(program: &str, args: &[&str]) -> Result<String, String> {
     let started = Instant::now();
     let mut child = Command::new(program)
         .args(args)
@@ -35,7 +37,7 @@ fn run_client(program: &str, args: &[&str]) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {program} (run ./scripts/install-test-deps): {e}"));
+        .map_err(|e| format!("cannot start {program} (run ./scripts/install-test-deps): {e}"))?;
     // Drain both pipes on threads so a chatty script cannot block on a full pipe.
     let mut stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
@@ -63,24 +65,29 @@ fn run_client(program: &str, args: &[&str]) {
     let out = out.join().unwrap_or_default();
     let err = err.join().unwrap_or_default();
     match status {
-        Some(status) if status.success() => {
-            // Shown with --nocapture; useful to see how long each client run took.
-            print!("{out}");
-        }
-        Some(status) => panic!(
+        Some(status) if status.success() => Ok(out),
+        Some(status) => Err(format!(
             "{program} {args:?} failed ({status}) after {:?}\n--- stdout ---\n{out}\n--- stderr ---\n{err}",
             started.elapsed()
-        ),
-        None => panic!(
+        )),
+        None => Err(format!(
             "{program} {args:?} killed after the {SCRIPT_TIMEOUT:?} timeout\n--- stdout ---\n{out}\n--- stderr ---\n{err}"
-        ),
+        )),
     }
 }
 
 fn run_python(script: &str) {
-    let broker = local_broker::Broker::start();
+    let broker = common::Broker::start();
     let path = script_dir().join(script);
-    run_client("python3", &[path.to_str().expect("utf-8 path"), &broker.bootstrap()]);
+    match run_client("python3", &[path.to_str().expect("utf-8 path"), &broker.bootstrap()]) {
+        // Shown with --nocapture: what the script checked and how long it took.
+        Ok(out) => print!("{out}"),
+        Err(failure) => {
+            let log = broker.log();
+            let tail: String = log.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            panic!("{failure}\n--- broker log (last 60 lines) ---\n{tail}");
+        }
+    }
 }
 
 /// confluent-kafka: every acks level x every codec with keys, headers and timestamps read back
@@ -113,50 +120,3 @@ fn kcat_list_produce_consume() {
     run_python("kcat_roundtrip.py");
 }
 
-/// Temporary launcher until core's harness (`tests/common/mod.rs`) lands.
-mod local_broker {
-    use std::net::{SocketAddr, TcpListener, TcpStream};
-    use std::process::{Child, Command, Stdio};
-    use std::time::{Duration, Instant};
-
-    pub struct Broker {
-        child: Child,
-        addr: SocketAddr,
-        _dir: tempfile::TempDir,
-    }
-
-    impl Broker {
-        pub fn start() -> Broker {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-            let child = Command::new(env!("CARGO_BIN_EXE_potok"))
-                .arg("serve")
-                .arg("--set")
-                .arg(format!("listeners=PLAINTEXT://{addr}"))
-                .arg("--set")
-                .arg(format!("log.dirs={}", dir.path().display()))
-                .stdin(Stdio::null())
-                .spawn()
-                .expect("start potok");
-            let broker = Broker { child, addr, _dir: dir };
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-                assert!(Instant::now() < deadline, "potok did not listen on {addr}");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            broker
-        }
-
-        pub fn bootstrap(&self) -> String {
-            self.addr.to_string()
-        }
-    }
-
-    impl Drop for Broker {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}

@@ -506,6 +506,23 @@ mod tests {
     }
 
     #[test]
+    fn table_matches_the_configs_the_broker_implements() {
+        let described: Vec<&str> = TOPIC_CONFIGS.iter().map(|d| d.name).collect();
+        let mut implemented: Vec<&str> = crate::topic_config::TOPIC_SETTINGS.iter().map(|s| s.name).collect();
+        implemented.sort_unstable();
+        assert_eq!(described, implemented);
+        for def in TOPIC_CONFIGS {
+            for (synonym, _) in def.synonyms {
+                assert!(
+                    crate::config::SETTINGS.iter().any(|s| s.name == *synonym),
+                    "{}: synonym {synonym} is not a broker setting",
+                    def.name
+                );
+            }
+        }
+    }
+
+    #[test]
     fn values_are_checked_by_type_and_range() {
         assert_eq!(validate_value("retention.ms", " 1000 "), Ok("1000".into()));
         assert_eq!(validate_value("retention.ms", "-1"), Ok("-1".into()));

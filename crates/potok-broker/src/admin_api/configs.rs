@@ -20,11 +20,11 @@ use potok_protocol::messages::{
 use potok_protocol::ErrorCode;
 
 use super::config_schema::{self, AlterOp, ConfigError, ConfigSource, DescribedConfig};
-use super::{AdminBackend, AdminError, RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::{AdminBackend, ApiError, RESOURCE_BROKER, RESOURCE_TOPIC};
 
-impl From<ConfigError> for AdminError {
-    fn from(e: ConfigError) -> AdminError {
-        AdminError::new(e.code, e.message)
+impl From<ConfigError> for ApiError {
+    fn from(e: ConfigError) -> ApiError {
+        ApiError::new(e.code, e.message)
     }
 }
 
@@ -86,8 +86,8 @@ pub fn handle_describe_configs(
     }
 }
 
-fn unsupported_resource(resource_type: i8) -> AdminError {
-    AdminError::new(
+fn unsupported_resource(resource_type: i8) -> ApiError {
+    ApiError::new(
         ErrorCode::InvalidRequest,
         format!("Config resource type {resource_type} is not supported by this broker."),
     )
@@ -97,15 +97,15 @@ fn describe_topic(
     backend: &dyn AdminBackend,
     name: &str,
     keys: Option<&[&str]>,
-) -> Result<Vec<DescribedConfig>, AdminError> {
+) -> Result<Vec<DescribedConfig>, ApiError> {
     if name.is_empty() {
-        return Err(AdminError::new(
+        return Err(ApiError::new(
             ErrorCode::InvalidTopicException,
             "Topic name must not be empty.",
         ));
     }
     let topic = backend.topic_by_name(name).ok_or_else(|| {
-        AdminError::new(
+        ApiError::new(
             ErrorCode::UnknownTopicOrPartition,
             format!("Topic {name} does not exist."),
         )
@@ -119,13 +119,13 @@ fn describe_topic(
 
 /// Checks a BROKER resource name: this broker's id, or the empty string for cluster-wide
 /// dynamic defaults (of which Potok has none).
-fn check_broker_name(backend: &dyn AdminBackend, name: &str) -> Result<bool, AdminError> {
+fn check_broker_name(backend: &dyn AdminBackend, name: &str) -> Result<bool, ApiError> {
     if name.is_empty() {
         return Ok(false);
     }
     match name.parse::<i32>() {
         Ok(id) if id == backend.node_id() => Ok(true),
-        _ => Err(AdminError::new(
+        _ => Err(ApiError::new(
             ErrorCode::InvalidRequest,
             format!(
                 "Unexpected broker id, expected {} or empty string, but received {name}",
@@ -139,7 +139,7 @@ fn describe_broker(
     backend: &dyn AdminBackend,
     name: &str,
     keys: Option<&[&str]>,
-) -> Result<Vec<DescribedConfig>, AdminError> {
+) -> Result<Vec<DescribedConfig>, ApiError> {
     if !check_broker_name(backend, name)? {
         // Cluster-wide dynamic defaults: Potok has no dynamic broker configuration.
         return Ok(Vec::new());
@@ -232,10 +232,10 @@ fn duplicate_resources<'a>(
     duplicates
 }
 
-fn broker_alter_refused(backend: &dyn AdminBackend, name: &str) -> AdminError {
+fn broker_alter_refused(backend: &dyn AdminBackend, name: &str) -> ApiError {
     match check_broker_name(backend, name) {
         Err(e) => e,
-        Ok(_) => AdminError::new(
+        Ok(_) => ApiError::new(
             ErrorCode::InvalidRequest,
             "Broker configs cannot be updated dynamically on Potok; set them in server.properties or with --set and restart.",
         ),
@@ -259,9 +259,9 @@ pub fn handle_alter_configs(
         .resources
         .iter()
         .map(|resource| {
-            let outcome = (|| -> Result<(), AdminError> {
+            let outcome = (|| -> Result<(), ApiError> {
                 if duplicates.contains(&(resource.resource_type, resource.resource_name.clone())) {
-                    return Err(AdminError::new(
+                    return Err(ApiError::new(
                         ErrorCode::InvalidRequest,
                         "Duplicate resource in request.",
                     ));
@@ -272,7 +272,7 @@ pub fn handle_alter_configs(
                             backend
                                 .topic_by_name(&resource.resource_name)
                                 .ok_or_else(|| {
-                                    AdminError::new(
+                                    ApiError::new(
                                         ErrorCode::UnknownTopicOrPartition,
                                         format!("Topic {} does not exist.", resource.resource_name),
                                     )
@@ -328,9 +328,9 @@ pub fn handle_incremental_alter_configs(
         .resources
         .iter()
         .map(|resource| {
-            let outcome = (|| -> Result<(), AdminError> {
+            let outcome = (|| -> Result<(), ApiError> {
                 if duplicates.contains(&(resource.resource_type, resource.resource_name.clone())) {
-                    return Err(AdminError::new(
+                    return Err(ApiError::new(
                         ErrorCode::InvalidRequest,
                         "Duplicate resource in request.",
                     ));
@@ -341,7 +341,7 @@ pub fn handle_incremental_alter_configs(
                             backend
                                 .topic_by_name(&resource.resource_name)
                                 .ok_or_else(|| {
-                                    AdminError::new(
+                                    ApiError::new(
                                         ErrorCode::UnknownTopicOrPartition,
                                         format!("Topic {} does not exist.", resource.resource_name),
                                     )
@@ -349,7 +349,7 @@ pub fn handle_incremental_alter_configs(
                         let mut ops = Vec::with_capacity(resource.configs.len());
                         for c in &resource.configs {
                             let op = AlterOp::from_i8(c.config_operation).ok_or_else(|| {
-                                AdminError::new(
+                                ApiError::new(
                                     ErrorCode::InvalidRequest,
                                     format!(
                                         "Unknown config operation {} for {}",

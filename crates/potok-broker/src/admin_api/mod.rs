@@ -14,6 +14,7 @@
 
 pub mod config_schema;
 
+mod backend;
 mod configs;
 mod topics;
 
@@ -22,8 +23,10 @@ mod tests;
 
 use std::collections::BTreeMap;
 
-use potok_protocol::{ApiKey, ErrorCode, Uuid};
+use potok_protocol::{ApiKey, Uuid};
 
+pub use crate::topics::ApiError;
+pub use backend::register;
 pub use configs::{
     handle_alter_configs, handle_describe_configs, handle_incremental_alter_configs,
 };
@@ -72,22 +75,6 @@ pub struct BrokerConfigEntry {
     pub documentation: String,
 }
 
-/// A refusal from the backend: the Kafka error code for the response and a message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AdminError {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl AdminError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> AdminError {
-        AdminError {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
 /// The broker state the admin handlers read and change. Every mutating method must make its
 /// change durable in the metadata log before it returns `Ok`, so that an acknowledged admin
 /// operation survives a crash; and must apply it to the live partitions (a new retention.ms
@@ -112,20 +99,20 @@ pub trait AdminBackend: BrokerConfigLookup {
 
     /// Deletes topic `name`: records the deletion in the metadata log, closes its partition
     /// logs and removes their directories.
-    fn delete_topic(&self, name: &str) -> Result<(), AdminError>;
+    fn delete_topic(&self, name: &str) -> Result<(), ApiError>;
     /// Grows topic `name` to `new_total` partitions (already validated to be larger).
-    fn create_partitions(&self, name: &str, new_total: i32) -> Result<(), AdminError>;
+    fn create_partitions(&self, name: &str, new_total: i32) -> Result<(), ApiError>;
     /// Replaces the config overrides of topic `name` (already validated) and applies them to
     /// its partition logs.
     fn set_topic_overrides(
         &self,
         name: &str,
         overrides: BTreeMap<String, String>,
-    ) -> Result<(), AdminError>;
+    ) -> Result<(), ApiError>;
     /// Moves the log start offset of `name`[`partition`] to `offset`, where `-1` means the
     /// high watermark; an offset above the high watermark is `OFFSET_OUT_OF_RANGE`. Returns the
     /// new low watermark.
-    fn delete_records(&self, name: &str, partition: i32, offset: i64) -> Result<i64, AdminError>;
+    fn delete_records(&self, name: &str, partition: i32, offset: i64) -> Result<i64, ApiError>;
 }
 
 /// Kafka's config resource types (`ConfigResource.Type`).

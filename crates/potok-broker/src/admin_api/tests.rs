@@ -121,16 +121,16 @@ impl AdminBackend for Fake {
             },
         ]
     }
-    fn delete_topic(&self, name: &str) -> Result<(), AdminError> {
+    fn delete_topic(&self, name: &str) -> Result<(), ApiError> {
         self.calls.lock().unwrap().push(format!("delete {name}"));
         self.topics
             .lock()
             .unwrap()
             .remove(name)
             .map(|_| ())
-            .ok_or_else(|| AdminError::new(ErrorCode::UnknownTopicOrPartition, "gone"))
+            .ok_or_else(|| ApiError::new(ErrorCode::UnknownTopicOrPartition, "gone"))
     }
-    fn create_partitions(&self, name: &str, new_total: i32) -> Result<(), AdminError> {
+    fn create_partitions(&self, name: &str, new_total: i32) -> Result<(), ApiError> {
         self.calls
             .lock()
             .unwrap()
@@ -148,17 +148,17 @@ impl AdminBackend for Fake {
         &self,
         name: &str,
         overrides: BTreeMap<String, String>,
-    ) -> Result<(), AdminError> {
+    ) -> Result<(), ApiError> {
         self.calls.lock().unwrap().push(format!("configs {name}"));
         self.topics.lock().unwrap().get_mut(name).unwrap().overrides = overrides;
         Ok(())
     }
-    fn delete_records(&self, name: &str, partition: i32, offset: i64) -> Result<i64, AdminError> {
+    fn delete_records(&self, name: &str, partition: i32, offset: i64) -> Result<i64, ApiError> {
         let mut offsets = self.offsets.lock().unwrap();
         let entry = offsets.get_mut(&(name.to_string(), partition)).unwrap();
         let offset = if offset == -1 { entry.1 } else { offset };
         if offset > entry.1 {
-            return Err(AdminError::new(ErrorCode::OffsetOutOfRange, "beyond hw"));
+            return Err(ApiError::new(ErrorCode::OffsetOutOfRange, "beyond hw"));
         }
         entry.0 = entry.0.max(offset);
         Ok(entry.0)

@@ -20,7 +20,7 @@ use potok_protocol::messages::{
 use potok_protocol::{ErrorCode, Uuid};
 
 use super::{
-    AdminBackend, AdminError, TopicInfo, CLUSTER_OPERATIONS, OPERATIONS_NOT_REQUESTED,
+    AdminBackend, ApiError, TopicInfo, CLUSTER_OPERATIONS, OPERATIONS_NOT_REQUESTED,
     TOPIC_OPERATIONS,
 };
 
@@ -72,17 +72,17 @@ pub fn handle_delete_topics(
             error_message: None,
             ..Default::default()
         };
-        let outcome = (|| -> Result<TopicInfo, AdminError> {
+        let outcome = (|| -> Result<TopicInfo, ApiError> {
             let topic = match (&name, id) {
                 (Some(n), Uuid::ZERO) => {
                     if name_counts.get(n).copied().unwrap_or(0) > 1 {
-                        return Err(AdminError::new(
+                        return Err(ApiError::new(
                             ErrorCode::InvalidRequest,
                             "Duplicate topic name.",
                         ));
                     }
                     backend.topic_by_name(n).ok_or_else(|| {
-                        AdminError::new(
+                        ApiError::new(
                             ErrorCode::UnknownTopicOrPartition,
                             "This server does not host this topic.",
                         )
@@ -90,20 +90,20 @@ pub fn handle_delete_topics(
                 }
                 (None, id) if id != Uuid::ZERO => {
                     if id_counts.get(&id).copied().unwrap_or(0) > 1 {
-                        return Err(AdminError::new(
+                        return Err(ApiError::new(
                             ErrorCode::InvalidRequest,
                             "Duplicate topic id.",
                         ));
                     }
                     backend.topic_by_id(id).ok_or_else(|| {
-                        AdminError::new(
+                        ApiError::new(
                             ErrorCode::UnknownTopicId,
                             "This server does not host this topic ID.",
                         )
                     })?
                 }
                 _ => {
-                    return Err(AdminError::new(
+                    return Err(ApiError::new(
                         ErrorCode::InvalidRequest,
                         "Exactly one of topic name and topic id must be given.",
                     ))
@@ -158,25 +158,25 @@ pub fn handle_create_partitions(
         .topics
         .iter()
         .map(|topic| {
-            let outcome = (|| -> Result<(), AdminError> {
+            let outcome = (|| -> Result<(), ApiError> {
                 if duplicates.contains(topic.name.as_str()) {
-                    return Err(AdminError::new(ErrorCode::InvalidRequest, "Duplicate topic in request."));
+                    return Err(ApiError::new(ErrorCode::InvalidRequest, "Duplicate topic in request."));
                 }
                 let info = backend
                     .topic_by_name(&topic.name)
-                    .ok_or_else(|| AdminError::new(ErrorCode::UnknownTopicOrPartition, "This server does not host this topic."))?;
+                    .ok_or_else(|| ApiError::new(ErrorCode::UnknownTopicOrPartition, "This server does not host this topic."))?;
                 let current = info.leader_epochs.len() as i32;
                 if topic.count < current {
-                    return Err(AdminError::new(
+                    return Err(ApiError::new(
                         ErrorCode::InvalidPartitions,
                         format!("Topic currently has {current} partitions, which is higher than the requested {}.", topic.count),
                     ));
                 }
                 if topic.count == current {
-                    return Err(AdminError::new(ErrorCode::InvalidPartitions, format!("Topic already has {current} partitions.")));
+                    return Err(ApiError::new(ErrorCode::InvalidPartitions, format!("Topic already has {current} partitions.")));
                 }
                 if topic.count > MAX_PARTITIONS_PER_TOPIC {
-                    return Err(AdminError::new(
+                    return Err(ApiError::new(
                         ErrorCode::InvalidPartitions,
                         format!("A topic may have at most {MAX_PARTITIONS_PER_TOPIC} partitions on this broker."),
                     ));
@@ -184,14 +184,14 @@ pub fn handle_create_partitions(
                 if let Some(assignments) = &topic.assignments {
                     let added = (topic.count - current) as usize;
                     if assignments.len() != added {
-                        return Err(AdminError::new(
+                        return Err(ApiError::new(
                             ErrorCode::InvalidReplicaAssignment,
                             format!("Increasing the number of partitions by {added} but {} assignments provided.", assignments.len()),
                         ));
                     }
                     // One node: every new partition's only replica is this broker.
                     if let Some(bad) = assignments.iter().find(|a| a.broker_ids != [node]) {
-                        return Err(AdminError::new(
+                        return Err(ApiError::new(
                             ErrorCode::InvalidReplicaAssignment,
                             format!("Replica assignment {:?} is not possible: the only broker is {node}.", bad.broker_ids),
                         ));

@@ -1,0 +1,175 @@
+//! [`AdminBackend`] over the running broker: topics from [`crate::topics::TopicManager`]
+//! (whose operations make every change durable in the metadata log before applying it),
+//! partition logs for DeleteRecords, and [`crate::config::BrokerConfig`] for broker configs —
+//! plus [`register`], which puts the admin handlers into the broker's handler registry (and so
+//! into the ApiVersions answer).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use potok_protocol::{ApiKey, ErrorCode, Request, Response, Uuid};
+use potok_records::Offset;
+
+use super::{
+    handle_alter_configs, handle_create_partitions, handle_delete_records, handle_delete_topics,
+    handle_describe_cluster, handle_describe_configs, handle_describe_topic_partitions,
+    handle_incremental_alter_configs, AdminBackend, BrokerConfigEntry, BrokerConfigLookup,
+    ConfigType, TopicInfo, ADMIN_API_VERSIONS,
+};
+use crate::error::{BrokerError, Result};
+use crate::handlers::metadata::LEADER_EPOCH;
+use crate::registry::{Registry, Reply, RequestContext};
+use crate::topics::{log_error_code, ApiError, Topic};
+use crate::Broker;
+
+impl BrokerConfigLookup for Broker {
+    fn broker_value(&self, name: &str) -> Option<(String, bool)> {
+        self.config
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| (v.to_string(), self.config.is_explicit(name)))
+    }
+}
+
+fn topic_info(topic: &Topic) -> TopicInfo {
+    let state = topic.state();
+    TopicInfo {
+        name: topic.name().to_string(),
+        id: topic.id(),
+        // One node: every partition is led by this broker at the same, constant epoch.
+        leader_epochs: vec![LEADER_EPOCH; state.partitions.len()],
+        overrides: state.overrides,
+        internal: topic.name().starts_with("__"),
+    }
+}
+
+/// The DescribeConfigs type of a broker setting. Potok's settings table has no types, so it
+/// is derived from the name and default the way Kafka's `KafkaConfig` declares them; the type
+/// only informs clients (nothing is parsed by it).
+fn broker_config_type(name: &str, default: &str) -> ConfigType {
+    if default == "true" || default == "false" {
+        ConfigType::Boolean
+    } else if matches!(name, "process.roles" | "log.cleanup.policy") {
+        ConfigType::List
+    } else if name.ends_with(".ms") || name.ends_with("retention.bytes") || name.ends_with("interval.messages") {
+        ConfigType::Long
+    } else if default.parse::<i64>().is_ok() || name.ends_with(".hours") || name.ends_with(".minutes") || name.ends_with(".bytes") {
+        ConfigType::Int
+    } else {
+        ConfigType::String
+    }
+}
+
+impl AdminBackend for Broker {
+    fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    fn cluster_id(&self) -> String {
+        self.cluster_id.clone()
+    }
+
+    fn advertised_endpoint(&self) -> (String, i32) {
+        (self.config.advertised.host.clone(), i32::from(self.advertised_port))
+    }
+
+    fn topics(&self) -> Vec<TopicInfo> {
+        self.topics.all().iter().map(|t| topic_info(t)).collect()
+    }
+
+    fn topic_by_name(&self, name: &str) -> Option<TopicInfo> {
+        self.topics.get(name).map(|t| topic_info(&t))
+    }
+
+    fn topic_by_id(&self, id: Uuid) -> Option<TopicInfo> {
+        self.topics.get_by_id(id).map(|t| topic_info(&t))
+    }
+
+    fn broker_configs(&self) -> Vec<BrokerConfigEntry> {
+        crate::config::SETTINGS
+            .iter()
+            .map(|s| BrokerConfigEntry {
+                name: s.name.to_string(),
+                value: self.config.get(s.name).filter(|v| !v.is_empty()).map(str::to_string),
+                explicit: self.config.is_explicit(s.name),
+                // No Potok setting holds a secret yet (no SASL/SSL).
+                sensitive: false,
+                config_type: broker_config_type(s.name, s.default),
+                documentation: s.doc.to_string(),
+            })
+            .collect()
+    }
+
+    fn delete_topic(&self, name: &str) -> std::result::Result<(), ApiError> {
+        if !self.config.delete_topic_enable {
+            return Err(ApiError::new(ErrorCode::TopicDeletionDisabled, "Topic deletion is disabled (delete.topic.enable=false)."));
+        }
+        let topic = self.topics.get(name).ok_or_else(|| ApiError::new(ErrorCode::UnknownTopicOrPartition, "This server does not host this topic."))?;
+        self.topics.delete_topic(topic.id())
+    }
+
+    fn create_partitions(&self, name: &str, new_total: i32) -> std::result::Result<(), ApiError> {
+        let topic = self.topics.get(name).ok_or_else(|| ApiError::new(ErrorCode::UnknownTopicOrPartition, "This server does not host this topic."))?;
+        self.topics.create_partitions(topic.id(), new_total, false)
+    }
+
+    fn set_topic_overrides(&self, name: &str, overrides: BTreeMap<String, String>) -> std::result::Result<(), ApiError> {
+        let topic = self.topics.get(name).ok_or_else(|| ApiError::new(ErrorCode::UnknownTopicOrPartition, "This server does not host this topic."))?;
+        self.topics.set_topic_configs(topic.id(), overrides, false)
+    }
+
+    fn delete_records(&self, name: &str, partition: i32, offset: i64) -> std::result::Result<i64, ApiError> {
+        let partition = self
+            .topics
+            .get(name)
+            .and_then(|t| t.partition(partition))
+            .ok_or_else(|| ApiError::new(ErrorCode::UnknownTopicOrPartition, "This server does not host this topic-partition."))?;
+        let outcome = partition.with_log(|log| {
+            // On one node the high watermark is the log end offset (see topics::Partition).
+            let high_watermark = log.log_end_offset().0;
+            let target = if offset == -1 { high_watermark } else { offset };
+            if target < 0 || target > high_watermark {
+                return Ok(Err(ApiError::new(
+                    ErrorCode::OffsetOutOfRange,
+                    format!("Cannot delete records before offset {offset}: the high watermark is {high_watermark}."),
+                )));
+            }
+            log.delete_records_before(Offset(target)).map(|start| Ok(start.0))
+        });
+        match outcome {
+            Ok(result) => result,
+            Err(e) => Err(ApiError::new(log_error_code(&e), e.to_string())),
+        }
+    }
+}
+
+macro_rules! admin_handler {
+    ($registry:expr, $key:ident, $handler:path) => {{
+        let (min, max) = ADMIN_API_VERSIONS
+            .iter()
+            .find(|(k, _, _)| *k == ApiKey::$key)
+            .map(|(_, lo, hi)| (*lo, *hi))
+            .expect("every admin API has a version range");
+        $registry.register(ApiKey::$key, min, max, |broker: Arc<Broker>, ctx: RequestContext, request: Request| async move {
+            let Request::$key(request) = request else {
+                return Err(BrokerError::NoHandler(stringify!($key)));
+            };
+            // Admin changes fsync the metadata log; like CreateTopics they run inline, since
+            // they are rare and each is one small synchronous write.
+            let response = $handler(&*broker, &request, ctx.api_version);
+            Result::Ok(Reply::Response(Response::$key(response)))
+        });
+    }};
+}
+
+/// Registers every admin API at the versions in [`ADMIN_API_VERSIONS`].
+pub fn register(registry: &mut Registry) {
+    admin_handler!(registry, DeleteTopics, handle_delete_topics);
+    admin_handler!(registry, CreatePartitions, handle_create_partitions);
+    admin_handler!(registry, DeleteRecords, handle_delete_records);
+    admin_handler!(registry, DescribeConfigs, handle_describe_configs);
+    admin_handler!(registry, AlterConfigs, handle_alter_configs);
+    admin_handler!(registry, IncrementalAlterConfigs, handle_incremental_alter_configs);
+    admin_handler!(registry, DescribeCluster, handle_describe_cluster);
+    admin_handler!(registry, DescribeTopicPartitions, handle_describe_topic_partitions);
+}
