@@ -30,6 +30,7 @@
 //! across an `.await`; their order is documented on [`TopicManager`].
 
 pub mod admin;
+pub mod admin_api;
 pub mod config;
 pub mod error;
 pub mod handlers;

@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(240);
 
 fn script_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("python")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("python")
 }
 
 /// Runs `program args...` to completion or kills it after `SCRIPT_TIMEOUT`. Returns its stdout
@@ -79,12 +81,23 @@ fn run_client(program: &str, args: &[&str]) -> Result<String, String> {
 fn run_python(script: &str) {
     let broker = common::Broker::start();
     let path = script_dir().join(script);
-    match run_client("python3", &[path.to_str().expect("utf-8 path"), &broker.bootstrap()]) {
+    match run_client(
+        "python3",
+        &[path.to_str().expect("utf-8 path"), &broker.bootstrap()],
+    ) {
         // Shown with --nocapture: what the script checked and how long it took.
         Ok(out) => print!("{out}"),
         Err(failure) => {
             let log = broker.log();
-            let tail: String = log.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            let tail: String = log
+                .lines()
+                .rev()
+                .take(60)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n");
             panic!("{failure}\n--- broker log (last 60 lines) ---\n{tail}");
         }
     }
@@ -119,4 +132,3 @@ fn kafka_python_admin_and_round_trip() {
 fn kcat_list_produce_consume() {
     run_python("kcat_roundtrip.py");
 }
-

@@ -51,9 +51,16 @@ fn broker_config_type(name: &str, default: &str) -> ConfigType {
         ConfigType::Boolean
     } else if matches!(name, "process.roles" | "log.cleanup.policy") {
         ConfigType::List
-    } else if name.ends_with(".ms") || name.ends_with("retention.bytes") || name.ends_with("interval.messages") {
+    } else if name.ends_with(".ms")
+        || name.ends_with("retention.bytes")
+        || name.ends_with("interval.messages")
+    {
         ConfigType::Long
-    } else if default.parse::<i64>().is_ok() || name.ends_with(".hours") || name.ends_with(".minutes") || name.ends_with(".bytes") {
+    } else if default.parse::<i64>().is_ok()
+        || name.ends_with(".hours")
+        || name.ends_with(".minutes")
+        || name.ends_with(".bytes")
+    {
         ConfigType::Int
     } else {
         ConfigType::String
@@ -70,7 +77,10 @@ impl AdminBackend for Broker {
     }
 
     fn advertised_endpoint(&self) -> (String, i32) {
-        (self.config.advertised.host.clone(), i32::from(self.advertised_port))
+        (
+            self.config.advertised.host.clone(),
+            i32::from(self.advertised_port),
+        )
     }
 
     fn topics(&self) -> Vec<TopicInfo> {
@@ -90,7 +100,11 @@ impl AdminBackend for Broker {
             .iter()
             .map(|s| BrokerConfigEntry {
                 name: s.name.to_string(),
-                value: self.config.get(s.name).filter(|v| !v.is_empty()).map(str::to_string),
+                value: self
+                    .config
+                    .get(s.name)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string),
                 explicit: self.config.is_explicit(s.name),
                 // No Potok setting holds a secret yet (no SASL/SSL).
                 sensitive: false,
@@ -102,28 +116,60 @@ impl AdminBackend for Broker {
 
     fn delete_topic(&self, name: &str) -> std::result::Result<(), ApiError> {
         if !self.config.delete_topic_enable {
-            return Err(ApiError::new(ErrorCode::TopicDeletionDisabled, "Topic deletion is disabled (delete.topic.enable=false)."));
+            return Err(ApiError::new(
+                ErrorCode::TopicDeletionDisabled,
+                "Topic deletion is disabled (delete.topic.enable=false).",
+            ));
         }
-        let topic = self.topics.get(name).ok_or_else(|| ApiError::new(ErrorCode::UnknownTopicOrPartition, "This server does not host this topic."))?;
+        let topic = self.topics.get(name).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                "This server does not host this topic.",
+            )
+        })?;
         self.topics.delete_topic(topic.id())
     }
 
     fn create_partitions(&self, name: &str, new_total: i32) -> std::result::Result<(), ApiError> {
-        let topic = self.topics.get(name).ok_or_else(|| ApiError::new(ErrorCode::UnknownTopicOrPartition, "This server does not host this topic."))?;
+        let topic = self.topics.get(name).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                "This server does not host this topic.",
+            )
+        })?;
         self.topics.create_partitions(topic.id(), new_total, false)
     }
 
-    fn set_topic_overrides(&self, name: &str, overrides: BTreeMap<String, String>) -> std::result::Result<(), ApiError> {
-        let topic = self.topics.get(name).ok_or_else(|| ApiError::new(ErrorCode::UnknownTopicOrPartition, "This server does not host this topic."))?;
+    fn set_topic_overrides(
+        &self,
+        name: &str,
+        overrides: BTreeMap<String, String>,
+    ) -> std::result::Result<(), ApiError> {
+        let topic = self.topics.get(name).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                "This server does not host this topic.",
+            )
+        })?;
         self.topics.set_topic_configs(topic.id(), overrides, false)
     }
 
-    fn delete_records(&self, name: &str, partition: i32, offset: i64) -> std::result::Result<i64, ApiError> {
+    fn delete_records(
+        &self,
+        name: &str,
+        partition: i32,
+        offset: i64,
+    ) -> std::result::Result<i64, ApiError> {
         let partition = self
             .topics
             .get(name)
             .and_then(|t| t.partition(partition))
-            .ok_or_else(|| ApiError::new(ErrorCode::UnknownTopicOrPartition, "This server does not host this topic-partition."))?;
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::UnknownTopicOrPartition,
+                    "This server does not host this topic-partition.",
+                )
+            })?;
         let outcome = partition.with_log(|log| {
             // On one node the high watermark is the log end offset (see topics::Partition).
             let high_watermark = log.log_end_offset().0;
@@ -150,15 +196,20 @@ macro_rules! admin_handler {
             .find(|(k, _, _)| *k == ApiKey::$key)
             .map(|(_, lo, hi)| (*lo, *hi))
             .expect("every admin API has a version range");
-        $registry.register(ApiKey::$key, min, max, |broker: Arc<Broker>, ctx: RequestContext, request: Request| async move {
-            let Request::$key(request) = request else {
-                return Err(BrokerError::NoHandler(stringify!($key)));
-            };
-            // Admin changes fsync the metadata log; like CreateTopics they run inline, since
-            // they are rare and each is one small synchronous write.
-            let response = $handler(&*broker, &request, ctx.api_version);
-            Result::Ok(Reply::Response(Response::$key(response)))
-        });
+        $registry.register(
+            ApiKey::$key,
+            min,
+            max,
+            |broker: Arc<Broker>, ctx: RequestContext, request: Request| async move {
+                let Request::$key(request) = request else {
+                    return Err(BrokerError::NoHandler(stringify!($key)));
+                };
+                // Admin changes fsync the metadata log; like CreateTopics they run inline, since
+                // they are rare and each is one small synchronous write.
+                let response = $handler(&*broker, &request, ctx.api_version);
+                Result::Ok(Reply::Response(Response::$key(response)))
+            },
+        );
     }};
 }
 
@@ -169,7 +220,15 @@ pub fn register(registry: &mut Registry) {
     admin_handler!(registry, DeleteRecords, handle_delete_records);
     admin_handler!(registry, DescribeConfigs, handle_describe_configs);
     admin_handler!(registry, AlterConfigs, handle_alter_configs);
-    admin_handler!(registry, IncrementalAlterConfigs, handle_incremental_alter_configs);
+    admin_handler!(
+        registry,
+        IncrementalAlterConfigs,
+        handle_incremental_alter_configs
+    );
     admin_handler!(registry, DescribeCluster, handle_describe_cluster);
-    admin_handler!(registry, DescribeTopicPartitions, handle_describe_topic_partitions);
+    admin_handler!(
+        registry,
+        DescribeTopicPartitions,
+        handle_describe_topic_partitions
+    );
 }

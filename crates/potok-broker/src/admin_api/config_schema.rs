@@ -508,7 +508,10 @@ mod tests {
     #[test]
     fn table_matches_the_configs_the_broker_implements() {
         let described: Vec<&str> = TOPIC_CONFIGS.iter().map(|d| d.name).collect();
-        let mut implemented: Vec<&str> = crate::topic_config::TOPIC_SETTINGS.iter().map(|s| s.name).collect();
+        let mut implemented: Vec<&str> = crate::topic_config::TOPIC_SETTINGS
+            .iter()
+            .map(|s| s.name)
+            .collect();
         implemented.sort_unstable();
         assert_eq!(described, implemented);
         for def in TOPIC_CONFIGS {

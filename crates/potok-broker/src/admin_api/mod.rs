@@ -27,10 +27,10 @@ use potok_protocol::{ApiKey, Uuid};
 
 pub use crate::topics::ApiError;
 pub use backend::register;
+pub use config_schema::{BrokerConfigLookup, ConfigSource, ConfigType};
 pub use configs::{
     handle_alter_configs, handle_describe_configs, handle_incremental_alter_configs,
 };
-pub use config_schema::{BrokerConfigLookup, ConfigSource, ConfigType};
 pub use topics::{
     handle_create_partitions, handle_delete_records, handle_delete_topics, handle_describe_cluster,
     handle_describe_topic_partitions,

@@ -34,6 +34,9 @@ pub fn register_all() -> Registry {
     // (KIP-890), which Potok does not implement.
     r.register(ApiKey::InitProducerId, 0, 4, init_producer_id::handle);
     r.register(ApiKey::DescribeProducers, 0, 0, describe_producers::handle);
+    // DeleteTopics, CreatePartitions, DeleteRecords, Describe/Alter/IncrementalAlterConfigs,
+    // DescribeCluster, DescribeTopicPartitions (versions in admin_api::ADMIN_API_VERSIONS).
+    crate::admin_api::register(&mut r);
     r
 }
 
