@@ -61,6 +61,14 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "log.retention.check.interval.ms", default: "300000", doc: "How often retention runs over every partition." },
     Setting { name: "log.cleanup.policy", default: "delete", doc: "Default cleanup.policy (compaction is not implemented: compacted topics are kept whole)." },
     Setting { name: "min.insync.replicas", default: "1", doc: "Default min.insync.replicas; acks=-1 produce fails with NOT_ENOUGH_REPLICAS when above 1 on one node." },
+    Setting { name: "group.initial.rebalance.delay.ms", default: "3000", doc: "How long the first rebalance of an empty group waits for more members (extended while members keep joining, up to the rebalance timeout)." },
+    Setting { name: "group.min.session.timeout.ms", default: "6000", doc: "Smallest session timeout a consumer group member may ask for." },
+    Setting { name: "group.max.session.timeout.ms", default: "1800000", doc: "Largest session timeout a consumer group member may ask for." },
+    Setting { name: "group.max.size", default: "2147483647", doc: "Most members in one consumer group; more get GROUP_MAX_SIZE_REACHED." },
+    Setting { name: "offsets.topic.num.partitions", default: "50", doc: "Partitions of __consumer_offsets (a group lives in partition abs(hash(group)) % this). Changing it on existing data moves groups; keep it fixed." },
+    Setting { name: "offsets.retention.minutes", default: "10080", doc: "How long committed offsets of a group are kept after the group became empty (or, for stable consumer groups, after the last commit of a topic no member subscribes to)." },
+    Setting { name: "offsets.retention.check.interval.ms", default: "600000", doc: "How often expired offsets are removed." },
+    Setting { name: "offset.metadata.max.bytes", default: "4096", doc: "Largest metadata string of a committed offset." },
     Setting { name: "potok.admin.listener", default: "", doc: "host:port of the HTTP admin endpoint serving Prometheus /metrics; unset disables it." },
 ];
 

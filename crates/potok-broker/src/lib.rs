@@ -33,6 +33,7 @@ pub mod admin;
 pub mod admin_api;
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod handlers;
 pub mod metadata_log;
 pub mod metrics;
@@ -69,6 +70,8 @@ pub struct Broker {
     pub metrics: Metrics,
     /// Producer id allocation for InitProducerId (issue #6).
     pub producer_ids: producer_ids::ProducerIdManager,
+    /// The group coordinator (consumer groups and committed offsets).
+    pub groups: group::GroupService,
     /// The cluster id (persisted in `{log.dirs}/meta.properties`, as Kafka does).
     pub cluster_id: String,
     /// The port clients are told to use (the bound port when `listeners` used port 0).
@@ -169,7 +172,11 @@ impl Running {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
         let b = Arc::clone(&self.broker);
-        let _ = tokio::task::spawn_blocking(move || b.topics.close_all()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            b.topics.close_all();
+            b.groups.close();
+        })
+        .await;
         tracing::info!("shut down cleanly");
     }
 }
@@ -187,6 +194,13 @@ pub async fn start(config: BrokerConfig) -> Result<Running> {
             .map_err(|e| BrokerError::Config(format!("start-up task failed: {e}")))??
     };
     let producer_ids = producer_ids::ProducerIdManager::open(&config.data_dir)?;
+    // Groups and committed offsets are loaded before binding too.
+    let groups = {
+        let cfg = config.clone();
+        tokio::task::spawn_blocking(move || group::GroupService::open(&cfg))
+            .await
+            .map_err(|e| BrokerError::Config(format!("start-up task failed: {e}")))??
+    };
     let bind = config.listener.bind_addr();
     let listener = TcpListener::bind(&bind)
         .await
@@ -207,6 +221,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running> {
         registry: handlers::register_all(),
         metrics: Metrics::default(),
         producer_ids,
+        groups,
         cluster_id,
         advertised_port,
         shutdown,
@@ -224,6 +239,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running> {
         tasks.push(tokio::spawn(admin::serve(Arc::clone(&broker), l)));
     }
     tasks.push(tokio::spawn(handlers::retention::run(Arc::clone(&broker))));
+    tasks.push(tokio::spawn(group::run_timers(Arc::clone(&broker))));
     tasks.push(tokio::spawn(server::serve(Arc::clone(&broker), listener)));
     tracing::info!(%addr, admin = ?admin_addr, node_id = broker.config.node_id, cluster_id = %broker.cluster_id, data = %broker.config.data_dir.display(), "potok broker started");
     Ok(Running {

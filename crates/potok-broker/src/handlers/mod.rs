@@ -37,6 +37,7 @@ pub fn register_all() -> Registry {
     // DeleteTopics, CreatePartitions, DeleteRecords, Describe/Alter/IncrementalAlterConfigs,
     // DescribeCluster, DescribeTopicPartitions (versions in admin_api::ADMIN_API_VERSIONS).
     crate::admin_api::register(&mut r);
+    crate::group::handlers::register(&mut r);
     r
 }
 

@@ -1,0 +1,550 @@
+//! The group coordinator service: drives the sans-IO [`potok_group::GroupCoordinator`] with
+//! real time, persists its records in the internal `__consumer_offsets` topic and parks
+//! JoinGroup / SyncGroup requests until the state machine answers them.
+//!
+//! # Storage
+//!
+//! `__consumer_offsets` has `offsets.topic.num.partitions` partitions (50), each a
+//! `potok_log::Log` in `{log.dirs}/__consumer_offsets/__consumer_offsets-{p}`. The extra
+//! directory level keeps these logs out of the topic manager, which owns (and garbage-collects)
+//! every `{topic}-{partition}` directory directly under `log.dirs`; the topic is therefore not
+//! listed by Metadata. Partitions are created lazily on their first write, so an idle broker
+//! starts without creating 50 logs. Retention is disabled on these logs (there is no
+//! compaction yet, so deleting old segments would lose live offsets); see "Replay".
+//!
+//! # Replay
+//!
+//! At start every existing partition is read in full and fed to a [`Loader`], which keeps only
+//! the latest value per key, then the coordinator loads that live state. Reading is
+//! proportional to the log size; to keep the next start proportional to live state, a
+//! partition whose log holds more than [`COMPACT_RATIO`] times as many records as live keys
+//! (and at least [`COMPACT_MIN_RECORDS`]) is rewritten with only its live records: the new log
+//! is written beside the old one, flushed, and swapped in by renames, so a crash at any point
+//! leaves either the old or the new log complete.
+//!
+//! # Locking
+//!
+//! One `std::sync::Mutex` guards the coordinator and the logs together, so that records reach
+//! the log in the order the state machine produced them. It is never held across an `.await`:
+//! a handler locks, feeds one request, appends the records, unlocks, and only then sends the
+//! answers of parked requests through their oneshot channels (`parked`, a second mutex taken
+//! only after the first is released, or alone). Appends touch the page cache only, as for any
+//! other partition.
+//!
+//! # Timers
+//!
+//! [`run_timers`] sleeps until the coordinator's next deadline (or until a request moves it
+//! earlier, signalled through a `Notify`) and fires it with `tick(now)`.
+
+pub mod handlers;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use potok_group::{
+    GroupConfig, GroupCoordinator, JoinGroupResponse, Loader, Output, PersistRecord,
+    SyncGroupResponse, Token,
+};
+use potok_log::{Log, LogConfig, LogError, RealStorage, Storage};
+use potok_protocol::ErrorCode;
+use potok_records::{split_batches, NewRecord, Offset, RecordBatchBuilder};
+use tokio::sync::{oneshot, Notify};
+
+use crate::config::BrokerConfig;
+use crate::error::{BrokerError, Result};
+use crate::topics::now_ms;
+use crate::Broker;
+
+/// The internal topic's name.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Rewrite a partition at start-up when it holds this many times more records than live keys.
+pub const COMPACT_RATIO: u64 = 4;
+
+/// ...and at least this many records (small logs are cheap to replay as they are).
+pub const COMPACT_MIN_RECORDS: u64 = 10_000;
+
+/// A parked JoinGroup or SyncGroup answer.
+#[derive(Debug)]
+pub enum Parked {
+    /// A JoinGroup answer.
+    Join(JoinGroupResponse),
+    /// A SyncGroup answer.
+    Sync(SyncGroupResponse),
+}
+
+struct Inner {
+    coordinator: GroupCoordinator,
+    logs: HashMap<i32, Log>,
+}
+
+/// The broker's group coordinator. Thread-safe; see the module docs for the lock order
+/// (`inner` before `parked`, never both across an `.await`).
+pub struct GroupService {
+    inner: Mutex<Inner>,
+    parked: Mutex<HashMap<u64, oneshot::Sender<Parked>>>,
+    next_token: AtomicU64,
+    timer: Notify,
+    dir: PathBuf,
+    log_config: LogConfig,
+    storage: Arc<dyn Storage>,
+    partitions: i32,
+}
+
+impl std::fmt::Debug for GroupService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupService")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The coordinator keeps its invariants per call; a panic in one request must not take
+    // every group down, so poisoning is not propagated.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn parse<T: std::str::FromStr>(cfg: &BrokerConfig, name: &str) -> Result<T> {
+    let v = cfg.get(name).unwrap_or_default();
+    v.parse()
+        .map_err(|_| BrokerError::Config(format!("{name}={v}: not a valid number")))
+}
+
+/// The coordinator settings from the broker configuration (Kafka's names).
+pub fn group_config(cfg: &BrokerConfig) -> Result<GroupConfig> {
+    let partitions: i32 = parse(cfg, "offsets.topic.num.partitions")?;
+    if partitions < 1 {
+        return Err(BrokerError::Config(
+            "offsets.topic.num.partitions must be at least 1".into(),
+        ));
+    }
+    let retention_minutes: i64 = parse(cfg, "offsets.retention.minutes")?;
+    let max_size: i64 = parse(cfg, "group.max.size")?;
+    let seed = u64::from_le_bytes(
+        crate::topics::random_uuid().0[..8]
+            .try_into()
+            .unwrap_or([0; 8]),
+    );
+    Ok(GroupConfig {
+        min_session_timeout_ms: parse(cfg, "group.min.session.timeout.ms")?,
+        max_session_timeout_ms: parse(cfg, "group.max.session.timeout.ms")?,
+        initial_rebalance_delay_ms: parse(cfg, "group.initial.rebalance.delay.ms")?,
+        max_size: usize::try_from(max_size.max(1)).unwrap_or(usize::MAX),
+        offsets_retention_ms: retention_minutes.saturating_mul(60_000),
+        offsets_retention_check_interval_ms: parse(cfg, "offsets.retention.check.interval.ms")?,
+        offset_metadata_max_bytes: parse(cfg, "offset.metadata.max.bytes")?,
+        offsets_partitions: partitions,
+        new_member_join_timeout_ms: 300_000,
+        member_id_seed: seed,
+    })
+}
+
+impl GroupService {
+    /// Opens every existing `__consumer_offsets` partition, replays it and loads the groups.
+    /// Blocking (file IO); call from `spawn_blocking` or before serving.
+    pub fn open(cfg: &BrokerConfig) -> Result<GroupService> {
+        let config = group_config(cfg)?;
+        let partitions = config.offsets_partitions;
+        let dir = cfg.data_dir.join(OFFSETS_TOPIC);
+        std::fs::create_dir_all(&dir).map_err(|e| BrokerError::io(&dir, e))?;
+        let log_config = LogConfig {
+            // Kafka's offsets.topic.segment.bytes.
+            segment_bytes: 100 * 1024 * 1024,
+            // No compaction yet: never delete segments by time or size.
+            retention_ms: -1,
+            retention_bytes: -1,
+            ..LogConfig::default()
+        };
+        let storage: Arc<dyn Storage> = Arc::new(RealStorage);
+        let now = now_ms();
+        let mut coordinator = GroupCoordinator::new(config, now);
+        let mut logs = HashMap::new();
+        let mut loader = Loader::new();
+        let mut stats = Vec::new();
+        for p in 0..partitions {
+            let pdir = partition_dir(&dir, p);
+            finish_interrupted_swap(&pdir)?;
+            if !pdir.exists() {
+                continue;
+            }
+            let log = Log::open(&pdir, log_config.clone(), Arc::clone(&storage), now)
+                .map_err(|e| BrokerError::Config(format!("{}: {e}", pdir.display())))?;
+            let mut part_loader = Loader::new();
+            replay_into(&log, &mut part_loader)
+                .map_err(|e| BrokerError::Config(format!("replaying {}: {e}", pdir.display())))?;
+            let (read, live) = (part_loader.records_read(), part_loader.live_keys() as u64);
+            tracing::info!(
+                partition = p,
+                records = read,
+                live_keys = live,
+                "replayed {OFFSETS_TOPIC}"
+            );
+            loader.merge(part_loader);
+            stats.push((p, read, live));
+            logs.insert(p, log);
+        }
+        let report = coordinator.load(loader, now);
+        if report.corrupt_records > 0 {
+            tracing::warn!(
+                corrupt = report.corrupt_records,
+                "skipped undecodable {OFFSETS_TOPIC} records"
+            );
+        }
+        tracing::info!(
+            groups = report.groups,
+            offsets = report.offsets,
+            "group coordinator loaded"
+        );
+        let svc = GroupService {
+            inner: Mutex::new(Inner { coordinator, logs }),
+            parked: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(1),
+            timer: Notify::new(),
+            dir,
+            log_config,
+            storage,
+            partitions,
+        };
+        svc.compact_at_start(&stats, now)?;
+        Ok(svc)
+    }
+
+    /// Rewrites partitions whose log is much larger than their live state (see module docs).
+    fn compact_at_start(&self, stats: &[(i32, u64, u64)], now: i64) -> Result<()> {
+        let mut inner = lock(&self.inner);
+        for &(p, read, live) in stats {
+            if read < COMPACT_MIN_RECORDS || read < live.saturating_mul(COMPACT_RATIO) {
+                continue;
+            }
+            let records = inner
+                .coordinator
+                .snapshot_records(p)
+                .map_err(|e| BrokerError::Config(format!("snapshot of partition {p}: {e}")))?;
+            let pdir = partition_dir(&self.dir, p);
+            let tmp = pdir.with_extension("compacting");
+            let old = pdir.with_extension("old");
+            let _ = std::fs::remove_dir_all(&tmp);
+            let mut fresh = Log::open(
+                &tmp,
+                self.log_config.clone(),
+                Arc::clone(&self.storage),
+                now,
+            )
+            .map_err(|e| BrokerError::Config(format!("{}: {e}", tmp.display())))?;
+            for chunk in records.chunks(1000) {
+                append_records(&mut fresh, chunk, now)
+                    .map_err(|e| BrokerError::Config(format!("{}: {e}", tmp.display())))?;
+            }
+            fresh
+                .close()
+                .map_err(|e| BrokerError::Config(format!("{}: {e}", tmp.display())))?;
+            if let Some(log) = inner.logs.remove(&p) {
+                let _ = log.close();
+            }
+            std::fs::rename(&pdir, &old).map_err(|e| BrokerError::io(&pdir, e))?;
+            std::fs::rename(&tmp, &pdir).map_err(|e| BrokerError::io(&tmp, e))?;
+            let _ = std::fs::remove_dir_all(&old);
+            let log = Log::open(
+                &pdir,
+                self.log_config.clone(),
+                Arc::clone(&self.storage),
+                now,
+            )
+            .map_err(|e| BrokerError::Config(format!("{}: {e}", pdir.display())))?;
+            tracing::info!(
+                partition = p,
+                before = read,
+                after = records.len(),
+                "rewrote {OFFSETS_TOPIC} partition with its live records"
+            );
+            inner.logs.insert(p, log);
+        }
+        Ok(())
+    }
+
+    /// The number of `__consumer_offsets` partitions.
+    pub fn partitions(&self) -> i32 {
+        self.partitions
+    }
+
+    /// Runs `f` on the coordinator, persists what it produced and delivers parked answers.
+    /// Returns `f`'s result, or `Err(code)` when the records could not be written (the caller
+    /// answers with that code, as Kafka does when the offsets topic append fails).
+    pub fn call<R>(
+        &self,
+        f: impl FnOnce(&mut GroupCoordinator, i64) -> R,
+    ) -> std::result::Result<R, ErrorCode> {
+        let now = now_ms();
+        let mut replies = Vec::new();
+        let mut failed = None;
+        let r = {
+            let mut inner = lock(&self.inner);
+            let before = inner.coordinator.next_deadline();
+            let r = f(&mut inner.coordinator, now);
+            let outputs: Vec<Output> = inner.coordinator.drain_outputs().collect();
+            self.apply_outputs(&mut inner, outputs, now, &mut replies, &mut failed);
+            let after = inner.coordinator.next_deadline();
+            if after.is_some() && (before.is_none() || after < before) {
+                self.timer.notify_one();
+            }
+            r
+        };
+        self.deliver(replies, failed);
+        match failed {
+            Some(code) => Err(code),
+            None => Ok(r),
+        }
+    }
+
+    fn apply_outputs(
+        &self,
+        inner: &mut Inner,
+        outputs: Vec<Output>,
+        now: i64,
+        replies: &mut Vec<(Token, Parked)>,
+        failed: &mut Option<ErrorCode>,
+    ) {
+        for o in outputs {
+            match o {
+                Output::Persist { partition, records } => {
+                    if let Err(e) = self.persist(inner, partition, &records, now) {
+                        tracing::error!(partition, error = %e, "cannot append to {OFFSETS_TOPIC}");
+                        // Kafka answers COORDINATOR_NOT_AVAILABLE-class errors when the offsets
+                        // topic append fails; clients retry or rediscover the coordinator.
+                        *failed = Some(ErrorCode::CoordinatorNotAvailable);
+                    }
+                }
+                Output::Join(t, r) => replies.push((t, Parked::Join(r))),
+                Output::Sync(t, r) => replies.push((t, Parked::Sync(r))),
+            }
+        }
+    }
+
+    fn persist(
+        &self,
+        inner: &mut Inner,
+        partition: i32,
+        records: &[PersistRecord],
+        now: i64,
+    ) -> std::result::Result<(), LogError> {
+        if !inner.logs.contains_key(&partition) {
+            let pdir = partition_dir(&self.dir, partition);
+            let log = Log::open(
+                &pdir,
+                self.log_config.clone(),
+                Arc::clone(&self.storage),
+                now,
+            )?;
+            inner.logs.insert(partition, log);
+        }
+        let log = inner.logs.get_mut(&partition).ok_or(LogError::Offline)?;
+        append_records(log, records, now)
+    }
+
+    fn deliver(&self, replies: Vec<(Token, Parked)>, failed: Option<ErrorCode>) {
+        if replies.is_empty() {
+            return;
+        }
+        let mut parked = lock(&self.parked);
+        for (t, mut reply) in replies {
+            if let Some(code) = failed {
+                // The records these answers depend on were not written.
+                reply = match reply {
+                    Parked::Join(r) => Parked::Join(JoinGroupResponse::error(code, r.member_id)),
+                    Parked::Sync(_) => Parked::Sync(SyncGroupResponse::error(code)),
+                };
+            }
+            if let Some(tx) = parked.remove(&t.0) {
+                // The client may have gone; its answer is dropped.
+                let _ = tx.send(reply);
+            }
+        }
+    }
+
+    /// Registers a parked request and returns its token and receiver. The map holds at most
+    /// one entry per in-flight JoinGroup/SyncGroup, and a connection has at most one request
+    /// in flight, so it is bounded by `max.connections`.
+    pub fn park(&self) -> (Token, oneshot::Receiver<Parked>) {
+        let t = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.parked).insert(t, tx);
+        (Token(t), rx)
+    }
+
+    /// Forgets a parked request whose client went away before it was answered.
+    pub fn unpark(&self, token: Token) {
+        lock(&self.parked).remove(&token.0);
+    }
+
+    /// Fires due timers.
+    fn tick(&self) {
+        let _ = self.call(|c, now| c.tick(now));
+    }
+
+    fn next_deadline(&self) -> Option<i64> {
+        lock(&self.inner).coordinator.next_deadline()
+    }
+
+    /// Flushes and closes every `__consumer_offsets` log (clean shutdown).
+    pub fn close(&self) {
+        let mut inner = lock(&self.inner);
+        for (p, log) in inner.logs.drain() {
+            if let Err(e) = log.close() {
+                tracing::warn!(partition = p, error = %e, "closing {OFFSETS_TOPIC} failed");
+            }
+        }
+    }
+
+    /// Prometheus lines for consumer lag: committed offset vs the high watermark of each
+    /// partition a group committed for (`potok_group_committed_offset`, `potok_group_lag`).
+    pub fn render_metrics(&self, broker: &Broker) -> String {
+        use std::fmt::Write as _;
+        let committed: Vec<(String, String, i32, Offset)> = {
+            let inner = lock(&self.inner);
+            inner
+                .coordinator
+                .all_committed()
+                .map(|(g, t, p, o)| (g.to_owned(), t.to_owned(), p, o))
+                .collect()
+        };
+        let mut out = String::new();
+        out.push_str("# TYPE potok_group_committed_offset gauge\n");
+        for (g, t, p, o) in &committed {
+            let _ = writeln!(
+                out,
+                "potok_group_committed_offset{{group=\"{}\",topic=\"{}\",partition=\"{p}\"}} {}",
+                escape(g),
+                escape(t),
+                o.0
+            );
+        }
+        out.push_str("# TYPE potok_group_lag gauge\n");
+        for (g, t, p, o) in &committed {
+            let hw = broker
+                .topics
+                .get(t)
+                .and_then(|topic| topic.partition(*p))
+                .and_then(|part| part.offsets().ok())
+                .map(|(_, hw)| hw.0);
+            if let Some(hw) = hw {
+                let _ = writeln!(
+                    out,
+                    "potok_group_lag{{group=\"{}\",topic=\"{}\",partition=\"{p}\"}} {}",
+                    escape(g),
+                    escape(t),
+                    (hw - o.0).max(0)
+                );
+            }
+        }
+        out
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn partition_dir(dir: &Path, p: i32) -> PathBuf {
+    dir.join(format!("{OFFSETS_TOPIC}-{p}"))
+}
+
+/// Completes or rolls back a start-up rewrite interrupted by a crash (see module docs).
+fn finish_interrupted_swap(pdir: &Path) -> Result<()> {
+    let old = pdir.with_extension("old");
+    let tmp = pdir.with_extension("compacting");
+    if old.exists() {
+        if pdir.exists() {
+            // The new log was swapped in; only the removal of the old one was missed.
+            std::fs::remove_dir_all(&old).map_err(|e| BrokerError::io(&old, e))?;
+        } else {
+            // The old log was moved aside but the new one not yet in place: keep the old.
+            std::fs::rename(&old, pdir).map_err(|e| BrokerError::io(&old, e))?;
+        }
+    }
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| BrokerError::io(&tmp, e))?;
+    }
+    Ok(())
+}
+
+fn append_records(
+    log: &mut Log,
+    records: &[PersistRecord],
+    now: i64,
+) -> std::result::Result<(), LogError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut b = RecordBatchBuilder::new();
+    for r in records {
+        b.push(NewRecord {
+            timestamp: now,
+            key: Some(r.key.clone()),
+            value: r.value.clone(),
+            headers: Vec::new(),
+        });
+    }
+    let batch = b.build().map_err(LogError::InvalidBatch)?;
+    log.append(batch.as_bytes().clone(), now)?;
+    Ok(())
+}
+
+/// Reads a whole partition log into `loader`.
+fn replay_into(log: &Log, loader: &mut Loader) -> std::result::Result<(), String> {
+    let end = log.log_end_offset();
+    let mut next = log.log_start_offset();
+    while next < end {
+        let slice = log
+            .read(next, 4 * 1024 * 1024, None)
+            .map_err(|e| e.to_string())?;
+        if slice.is_empty() {
+            break;
+        }
+        let bytes: Bytes = slice.read_bytes().map_err(|e| e.to_string())?;
+        let mut progressed = false;
+        for batch in split_batches(bytes) {
+            let batch = batch.map_err(|e| e.to_string())?;
+            let last = batch.header().last_offset();
+            if !batch.header().is_control() {
+                for rec in batch.records().map_err(|e| e.to_string())? {
+                    let rec = rec.map_err(|e| e.to_string())?;
+                    loader.apply(rec.key.as_deref(), rec.value.as_deref());
+                }
+            }
+            next = Offset(last.0 + 1);
+            progressed = true;
+        }
+        if !progressed {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Fires the coordinator's timers until shutdown.
+pub async fn run_timers(broker: Arc<Broker>) {
+    let mut shutdown = broker.shutdown_signal();
+    let groups = &broker.groups;
+    loop {
+        let wait = match groups.next_deadline() {
+            Some(d) => Duration::from_millis(u64::try_from(d - now_ms()).unwrap_or(0)),
+            // The offset-expiry task always has a deadline; this is only a fallback.
+            None => Duration::from_secs(1),
+        };
+        // Wake at least every second so that clock jumps are noticed.
+        let wait = wait.min(Duration::from_secs(1));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = groups.timer.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+        groups.tick();
+    }
+}
