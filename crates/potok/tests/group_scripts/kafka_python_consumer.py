@@ -16,7 +16,6 @@ c = KafkaConsumer(
     session_timeout_ms=6000,
     heartbeat_interval_ms=500,
     consumer_timeout_ms=30000,
-    api_version_auto_timeout_ms=10000,
 )
 seen = 0
 for m in c:
