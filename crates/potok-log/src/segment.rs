@@ -749,14 +749,6 @@ impl Segment {
             let len = h.total_size() as u64;
             if h.max_timestamp >= target && h.last_offset().0 >= min_offset {
                 let hit = if matches!(h.compression(), Ok(Compression::None)) {
-                    if len > 64 * 1024 {
-                        // A large batch: try its first record before reading all of it.
-                        if let Some(hit) =
-                            self.first_record_if_match(pos, &h, target, min_offset)?
-                        {
-                            return Ok(Some(hit));
-                        }
-                    }
                     self.scan_uncompressed(pos, &h, target, min_offset)?
                 } else {
                     self.scan_decoded(pos, &h, target, min_offset)?
@@ -773,9 +765,8 @@ impl Segment {
         }
     }
 
-    /// Finds the first matching record of an uncompressed batch by walking the record
-    /// prefixes (length, attributes, timestamp delta, offset delta) in a reused per-thread
-    /// buffer, without allocating or copying values.
+    /// Finds the first matching record of an uncompressed batch by walking its record
+    /// prefixes through a small read window (see [`Segment::scan_window`]).
     fn scan_uncompressed(
         &self,
         pos: u64,
@@ -783,22 +774,27 @@ impl Segment {
         target: i64,
         min_offset: i64,
     ) -> Result<Option<(i64, i64)>> {
-        let len = h.total_size().saturating_sub(BATCH_HEADER_LEN);
-        with_scratch(len, |records| {
-            read_exact_at(&*self.log, records, pos + BATCH_HEADER_LEN as u64)
-                .map_err(|e| LogError::io(&self.log_path, e))?;
-            self.scan_records(pos, h, records, target, min_offset)
+        with_scratch(SCAN_WINDOW_MAX, |window| {
+            self.scan_window(pos, h, window, (pos, 0), target, min_offset)
         })
     }
 
-    /// Walks the record prefixes (length, attributes, timestamp delta, offset delta) of an
-    /// uncompressed batch's records section for the first record at or after `min_offset`
-    /// with a timestamp `>= target`, without copying or allocating.
-    fn scan_records(
+    /// Walks the record prefixes (length, attributes, timestamp delta, offset delta) of the
+    /// uncompressed batch at `pos` for the first record at or after `min_offset` with a
+    /// timestamp `>= target`, without allocating.
+    ///
+    /// `window` holds the file bytes `[loaded.0, loaded.0 + loaded.1)`. Only record prefixes
+    /// are needed, so when the next prefix lies beyond the window, the window is refilled from
+    /// that record to the end of its page: a lookup copies the pages up to the matching record
+    /// instead of the whole batch (that copy out of the page cache was most of a lookup's cost,
+    /// and page-sized reads measured cheaper than larger windows), and the bodies of records
+    /// larger than a page are skipped without being read.
+    fn scan_window(
         &self,
         pos: u64,
         h: &BatchHeader,
-        records: &[u8],
+        window: &mut [u8],
+        mut loaded: (u64, usize),
         target: i64,
         min_offset: i64,
     ) -> Result<Option<(i64, i64)>> {
@@ -808,18 +804,29 @@ impl Segment {
                 format!("malformed record in batch at byte {pos}"),
             )
         };
-        let mut at = 0usize;
+        let batch_end = pos + h.total_size() as u64;
+        let mut at = pos + BATCH_HEADER_LEN as u64;
         for _ in 0..h.records_count.max(0) {
-            let rest = records.get(at..).ok_or_else(bad)?;
-            let (body_len, used) = read_zigzag(rest).ok_or_else(bad)?;
-            let body_len = usize::try_from(body_len).map_err(|_| bad())?;
-            let body = rest
-                .get(used..used.checked_add(body_len).ok_or_else(bad)?)
-                .ok_or_else(bad)?;
-            let fields = body.get(1..).ok_or_else(bad)?; // skip the attributes byte
+            let want = (at + RECORD_PREFIX_MAX).min(batch_end);
+            if at < loaded.0 || want > loaded.0 + loaded.1 as u64 {
+                let end = align_up(want).min(batch_end).min(at + window.len() as u64);
+                let len = usize::try_from(end.saturating_sub(at)).map_err(|_| bad())?;
+                let dst = window.get_mut(..len).ok_or_else(bad)?;
+                read_exact_at(&*self.log, dst, at).map_err(|e| LogError::io(&self.log_path, e))?;
+                loaded = (at, len);
+            }
+            let from = usize::try_from(at - loaded.0).map_err(|_| bad())?;
+            let prefix = window.get(from..loaded.1).ok_or_else(bad)?;
+            let (body_len, used) = read_zigzag(prefix).ok_or_else(bad)?;
+            let body_len = u64::try_from(body_len).map_err(|_| bad())?;
+            let fields = prefix.get(used + 1..).ok_or_else(bad)?; // skip the attributes byte
             let (ts_delta, n) = read_zigzag(fields).ok_or_else(bad)?;
             let (offset_delta, _) =
                 read_zigzag(fields.get(n..).ok_or_else(bad)?).ok_or_else(bad)?;
+            let next = at
+                .checked_add(used as u64 + body_len)
+                .filter(|&e| e <= batch_end)
+                .ok_or_else(bad)?;
             let ts = match h.timestamp_type() {
                 TimestampType::LogAppendTime => h.max_timestamp,
                 TimestampType::CreateTime => h.base_timestamp.wrapping_add(ts_delta),
@@ -828,15 +835,15 @@ impl Segment {
             if ts >= target && offset >= min_offset {
                 return Ok(Some((offset, ts)));
             }
-            at += used + body_len;
+            at = next;
         }
         Ok(None)
     }
 
     /// When the offset index brackets the batch holding `from_offset` exactly (an entry for it
     /// and the next entry right after it, as with batches larger than `index.interval.bytes`),
-    /// reads that whole uncompressed batch in one call and looks for the match in it. `None`
-    /// means "not applicable or not in this batch": the caller takes the general path.
+    /// reads that batch's header and first records in one call and looks for the match in it.
+    /// `None` means "not applicable or not in this batch": the caller takes the general path.
     fn timestamp_fast_path(
         &self,
         storage: &dyn Storage,
@@ -860,29 +867,34 @@ impl Segment {
             }
         };
         let (p, q) = span;
-        let Some(len) = q
-            .checked_sub(p)
-            .filter(|l| (BATCH_HEADER_LEN as u64..=64 * 1024).contains(l))
-        else {
+        if q.saturating_sub(p) < BATCH_HEADER_LEN as u64 {
+            return Ok(None);
+        }
+        // The first window covers the header and the first record's prefix, up to the end of
+        // that page.
+        let end = align_up(p + BATCH_HEADER_LEN as u64 + RECORD_PREFIX_MAX)
+            .min(q)
+            .max(p + BATCH_HEADER_LEN as u64);
+        let Ok(len) = usize::try_from(end - p) else {
             return Ok(None);
         };
-        let len = len as usize;
-        with_scratch(len, |data| {
-            read_exact_at(&*self.log, data, p).map_err(|e| LogError::io(&self.log_path, e))?;
-            let Ok(h) = BatchHeader::parse(data) else {
+        with_scratch(SCAN_WINDOW_MAX, |window| {
+            let Some(first) = window.get_mut(..len) else {
                 return Ok(None);
             };
-            let total = h.total_size();
+            read_exact_at(&*self.log, first, p).map_err(|e| LogError::io(&self.log_path, e))?;
+            let Ok(h) = BatchHeader::parse(first) else {
+                return Ok(None);
+            };
             if h.base_offset > from_offset
-                || total > len
+                || p + h.total_size() as u64 > q
                 || h.max_timestamp < target
                 || h.last_offset().0 < min_offset
                 || !matches!(h.compression(), Ok(Compression::None))
             {
                 return Ok(None);
             }
-            let records = data.get(BATCH_HEADER_LEN..total).unwrap_or(&[]);
-            self.scan_records(p, &h, records, target, min_offset)
+            self.scan_window(p, &h, window, (p, len), target, min_offset)
         })
     }
 
@@ -908,48 +920,6 @@ impl Segment {
             }
         }
         Ok(None)
-    }
-
-    /// Shortcut for the common case where the first record of an uncompressed batch already
-    /// matches: decodes just its timestamp and offset deltas from a small read instead of
-    /// reading and decoding the whole batch. `None` means "decode the batch".
-    fn first_record_if_match(
-        &self,
-        pos: u64,
-        h: &BatchHeader,
-        target: i64,
-        min_offset: i64,
-    ) -> Result<Option<(i64, i64)>> {
-        if h.records_count < 1 || !matches!(h.compression(), Ok(Compression::None)) {
-            return Ok(None);
-        }
-        // length varint (<= 5) + attributes (1) + timestamp delta varlong (<= 10) + offset
-        // delta varint (<= 5).
-        let mut buf = [0u8; 21];
-        let avail = (self.size - pos).saturating_sub(BATCH_HEADER_LEN as u64);
-        let n = buf.len().min(usize::try_from(avail).unwrap_or(0));
-        let Some(dst) = buf.get_mut(..n) else {
-            return Ok(None);
-        };
-        read_exact_at(&*self.log, dst, pos + BATCH_HEADER_LEN as u64)
-            .map_err(|e| LogError::io(&self.log_path, e))?;
-        let fields = (|| {
-            let bytes = buf.get(..n)?;
-            let (_, a) = read_zigzag(bytes)?; // record length
-            let at = a + 1; // attributes byte
-            let (ts_delta, b) = read_zigzag(bytes.get(at..)?)?;
-            let (offset_delta, _) = read_zigzag(bytes.get(at + b..)?)?;
-            Some((ts_delta, offset_delta))
-        })();
-        let Some((ts_delta, offset_delta)) = fields else {
-            return Ok(None);
-        };
-        let ts = match h.timestamp_type() {
-            TimestampType::LogAppendTime => h.max_timestamp,
-            TimestampType::CreateTime => h.base_timestamp.wrapping_add(ts_delta),
-        };
-        let offset = h.base_offset.saturating_add(offset_delta);
-        Ok((ts >= target && offset >= min_offset).then_some((offset, ts)))
     }
 
     /// Removes every batch whose last offset is `>= offset` (whole batches, as Kafka does).
@@ -1152,14 +1122,30 @@ impl Segment {
 /// `index.interval.bytes` is 4096, so a span usually holds a few small batches).
 const SPAN_READ_BYTES: u64 = 8192;
 
-/// Batches up to this size are read into the per-thread scratch buffer; larger ones get a
-/// buffer of their own, so the scratch never pins more than this much memory per thread.
+/// The page size a timestamp lookup's read windows end on (see `Segment::scan_window`); a read
+/// that ends on a page boundary does not touch a page it does not need.
+const PAGE: u64 = 4096;
+
+/// The largest read window: a batch header and a record prefix, then up to a page.
+const SCAN_WINDOW_MAX: usize = BATCH_HEADER_LEN + RECORD_PREFIX_MAX as usize + PAGE as usize;
+
+/// The longest record prefix a lookup decodes: length varint (5) + attributes (1) + timestamp
+/// delta varlong (10) + offset delta varint (5).
+const RECORD_PREFIX_MAX: u64 = 21;
+
+/// Scratch buffers up to this size are kept per thread; larger requests get a buffer of their
+/// own, so the scratch never pins more than this much memory per thread.
 const SCRATCH_MAX: usize = 1 << 20;
 
 thread_local! {
     /// Reused buffer for timestamp lookups, so a lookup does not allocate and zero a batch-sized
     /// buffer each time.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Rounds a file position up to the next page boundary.
+fn align_up(pos: u64) -> u64 {
+    pos.saturating_add(PAGE - 1) & !(PAGE - 1)
 }
 
 /// Runs `f` on a zero-initialised-once buffer of exactly `len` bytes (contents unspecified).

@@ -155,6 +155,65 @@ fn offset_for_timestamp_finds_first_record_at_or_after() {
     );
 }
 
+/// Timestamp lookups walk record prefixes through page-sized read windows; records smaller
+/// than a page, straddling page boundaries and larger than several pages (whose bodies are
+/// skipped) must all give the brute-force answer, on the active segment and after a roll and
+/// reopen, with either index density.
+#[test]
+fn offset_for_timestamp_matches_brute_force_across_record_sizes() {
+    let dense = LogConfig {
+        segment_bytes: 256 * 1024,
+        ..small_config()
+    };
+    for config in [LogConfig::default(), dense] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), config.clone(), 0);
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut all: Vec<i64> = Vec::new();
+        for _ in 0..120 {
+            let n = 1 + next(12) as usize;
+            let recs: Vec<(i64, Vec<u8>)> = (0..n)
+                .map(|_| {
+                    let len = match next(4) {
+                        0 => next(40),
+                        1 => 900 + next(300),
+                        2 => 3000 + next(3000),
+                        _ => 9000 + next(12000),
+                    } as usize;
+                    // Rising timestamps with jitter, so targets land all over the log and
+                    // some records are out of order.
+                    let ts = 10 * all.len() as i64 + next(40) as i64;
+                    all.push(ts);
+                    (ts, vec![7; len])
+                })
+                .collect();
+            log.append(batch(&recs), 0).unwrap();
+        }
+        let brute = |target: i64| {
+            all.iter()
+                .position(|&t| t >= target)
+                .map(|i| (Offset(i as i64), all[i]))
+        };
+        let end = 10 * all.len() as u64 + 60;
+        let targets: Vec<i64> = (0..400).map(|_| next(end) as i64).collect();
+        for &t in &targets {
+            assert_eq!(log.offset_for_timestamp(t).unwrap(), brute(t), "target {t}");
+        }
+        log.roll(0).unwrap();
+        log.close().unwrap();
+        let log = open(dir.path(), config, 0);
+        for &t in &targets {
+            assert_eq!(log.offset_for_timestamp(t).unwrap(), brute(t), "target {t}");
+        }
+    }
+}
+
 #[test]
 fn out_of_order_timestamps_use_the_running_maximum() {
     let dir = tempfile::tempdir().unwrap();

@@ -13,7 +13,7 @@
 //!   1 MiB slices copied into a buffer (both from the page cache);
 //! * random lookups by offset (`Log::read` of one batch) and by timestamp
 //!   (`Log::offset_for_timestamp`) on the N MiB segment, active and after a roll (closed,
-//!   lazily mapped index).
+//!   lazily mapped index); wall-clock and this thread's CPU time per lookup.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -272,7 +272,8 @@ fn run() -> Res<()> {
         rng ^= rng << 17;
         rng % n
     };
-    let mut lookup = |log: &Log, by_time: bool| -> Res<f64> {
+    let mut lookup = |log: &Log, by_time: bool| -> Res<(f64, f64)> {
+        let cpu_start = thread_cpu_ns();
         let start = Instant::now();
         for _ in 0..args.lookups {
             let o = rand(leo as u64) as i64;
@@ -289,7 +290,9 @@ fn run() -> Res<()> {
                 }
             }
         }
-        Ok(start.elapsed().as_secs_f64() * 1e6 / args.lookups as f64)
+        let wall = start.elapsed().as_secs_f64() * 1e6 / args.lookups as f64;
+        let cpu = (thread_cpu_ns() - cpu_start) as f64 / 1e3 / args.lookups as f64;
+        Ok((wall, cpu))
     };
     let off_active = lookup(&log, false)?;
     let ts_active = lookup(&log, true)?;
@@ -375,14 +378,35 @@ fn run() -> Res<()> {
         range(&dd_read, gbs),
         100.0 * median(&read) / median(&dd_read)
     );
-    println!("| lookup by offset, active segment | {off_active:.2} µs | | |");
-    println!("| lookup by timestamp, active segment | {ts_active:.2} µs | | |");
-    println!("| lookup by offset, closed segment | {off_closed:.2} µs | | |");
-    println!("| lookup by timestamp, closed segment | {ts_closed:.2} µs | | |");
+    println!(
+        "| lookup by offset, active segment | {:.2} µs (CPU {:.2} µs) | | |",
+        off_active.0, off_active.1
+    );
+    println!(
+        "| lookup by timestamp, active segment | {:.2} µs (CPU {:.2} µs) | | |",
+        ts_active.0, ts_active.1
+    );
+    println!(
+        "| lookup by offset, closed segment | {:.2} µs (CPU {:.2} µs) | | |",
+        off_closed.0, off_closed.1
+    );
+    println!(
+        "| lookup by timestamp, closed segment | {:.2} µs (CPU {:.2} µs) | | |",
+        ts_closed.0, ts_closed.1
+    );
     println!();
     println!(
         "segment: {} MiB, {batches} batches, {idx} offset index entries, {tidx} time index entries",
         args.mib
     );
     Ok(())
+}
+
+/// This thread's CPU time in nanoseconds (first field of `/proc/thread-self/schedstat`), so a
+/// lookup figure can be told apart from time spent waiting for a core on a busy machine.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
 }
