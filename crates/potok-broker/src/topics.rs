@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
 use crate::metadata_log::{MetadataLog, MetadataRecord, METADATA_DIR};
-use crate::topic_config::{EffectiveTopicConfig, TopicDefaults};
+use crate::topic_config::{normalize_overrides, EffectiveTopicConfig, TopicDefaults};
 
 /// A Kafka error code with a message, the per-topic / per-partition outcome of an operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -377,7 +377,7 @@ impl TopicManager {
                     .effective(&overrides)
                     .map_err(|e| BrokerError::CorruptMetadata {
                         path: mgr.data_dir.join(METADATA_DIR),
-                        reason: format!("topic {name}: {e}"),
+                        reason: format!("topic {name}: {}", e.message),
                     })?;
             let mut parts = Vec::new();
             for p in 0..partitions {
@@ -452,11 +452,6 @@ impl TopicManager {
         &self.data_dir
     }
 
-    /// The broker-wide defaults of topic configs.
-    pub fn defaults(&self) -> &TopicDefaults {
-        &self.defaults
-    }
-
     /// A topic by name.
     pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
         read(&self.maps).by_name.get(name).cloned()
@@ -475,11 +470,13 @@ impl TopicManager {
     }
 
     /// Checks whether `t` could be created (name rules, collisions, existence, configs)
-    /// without creating it. Returns the resolved configs.
+    /// without creating it, in Kafka's order (names before configs). Returns the overrides as
+    /// they are stored (normalized by [`crate::topic_config::validate_value`]) and the
+    /// resolved configs.
     pub fn validate_new_topic(
         &self,
         t: &NewTopic,
-    ) -> std::result::Result<EffectiveTopicConfig, ApiError> {
+    ) -> std::result::Result<(BTreeMap<String, String>, EffectiveTopicConfig), ApiError> {
         validate_topic_name(&t.name)
             .map_err(|m| ApiError::new(ErrorCode::InvalidTopicException, m))?;
         if t.name == METADATA_DIR {
@@ -510,9 +507,9 @@ impl TopicManager {
                 "Number of partitions must be larger than 0.",
             ));
         }
-        self.defaults
-            .effective(&t.configs)
-            .map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))
+        let overrides = normalize_overrides(&t.configs)?;
+        let config = self.defaults.effective(&overrides)?;
+        Ok((overrides, config))
     }
 
     /// Creates a topic: validates it, makes the metadata record durable, opens its partition
@@ -520,7 +517,7 @@ impl TopicManager {
     pub fn create_topic(&self, t: NewTopic) -> std::result::Result<Arc<Topic>, ApiError> {
         let mut meta = lock(&self.meta);
         // Validation under the metadata lock so two concurrent creations cannot both pass.
-        let config = self.validate_new_topic(&t)?;
+        let (overrides, config) = self.validate_new_topic(&t)?;
         let id = random_uuid();
         // Stale directories of an earlier topic with this name (a crash during its deletion)
         // must not be adopted by the new topic.
@@ -535,7 +532,7 @@ impl TopicManager {
             id,
             name: t.name.clone(),
             partitions: t.partitions,
-            configs: t.configs.clone(),
+            configs: overrides.clone(),
         })
         .map_err(storage_error)?;
         let mut parts = Vec::new();
@@ -550,7 +547,7 @@ impl TopicManager {
             id,
             state: RwLock::new(TopicState {
                 partitions: parts,
-                overrides: t.configs,
+                overrides,
                 config,
             }),
         });
@@ -635,10 +632,8 @@ impl TopicManager {
         let topic = self.get_by_id(id).ok_or_else(|| {
             ApiError::new(ErrorCode::UnknownTopicId, format!("unknown topic id {id}"))
         })?;
-        let config = self
-            .defaults
-            .effective(&overrides)
-            .map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))?;
+        let overrides = normalize_overrides(&overrides)?;
+        let config = self.defaults.effective(&overrides)?;
         if validate_only {
             return Ok(());
         }

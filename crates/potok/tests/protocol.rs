@@ -473,6 +473,18 @@ fn create_topics_validation() {
         .find(|c| c.name == "retention.ms")
         .unwrap();
     assert_eq!(retention.value.as_deref(), Some("1000"));
+    // Sources as DescribeConfigs reports them: the topic's override, the built-in default.
+    assert_eq!(retention.config_source, 1);
+    let policy = ok
+        .configs
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.name == "cleanup.policy");
+    assert_eq!(
+        policy.map(|c| (c.value.as_deref(), c.config_source)),
+        Some((Some("delete"), 5))
+    );
     // Existing topic; a name colliding through '.'/'_'; validate_only creates nothing.
     let again: CreateTopicsResponse = c.call(
         ApiKey::CreateTopics,

@@ -24,10 +24,7 @@ use crate::Broker;
 
 impl BrokerConfigLookup for Broker {
     fn broker_value(&self, name: &str) -> Option<(String, bool)> {
-        self.config
-            .get(name)
-            .filter(|v| !v.is_empty())
-            .map(|v| (v.to_string(), self.config.is_explicit(name)))
+        self.config.broker_value(name)
     }
 }
 

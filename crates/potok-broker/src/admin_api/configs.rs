@@ -19,14 +19,8 @@ use potok_protocol::messages::{
 };
 use potok_protocol::ErrorCode;
 
-use super::config_schema::{self, AlterOp, ConfigError, ConfigSource, DescribedConfig};
-use super::{AdminBackend, ApiError, RESOURCE_BROKER, RESOURCE_TOPIC};
-
-impl From<ConfigError> for ApiError {
-    fn from(e: ConfigError) -> ApiError {
-        ApiError::new(e.code, e.message)
-    }
-}
+use super::config_ops::{self, AlterOp, DescribedConfig};
+use super::{AdminBackend, ApiError, ConfigSource, RESOURCE_BROKER, RESOURCE_TOPIC};
 
 /// DescribeConfigs v0-4.
 pub fn handle_describe_configs(
@@ -110,11 +104,7 @@ fn describe_topic(
             format!("Topic {name} does not exist."),
         )
     })?;
-    Ok(config_schema::describe_topic(
-        &topic.overrides,
-        backend,
-        keys,
-    ))
+    Ok(config_ops::describe_topic(&topic.overrides, backend, keys))
 }
 
 /// Checks a BROKER resource name: this broker's id, or the empty string for cluster-wide
@@ -277,7 +267,7 @@ pub fn handle_alter_configs(
                                         format!("Topic {} does not exist.", resource.resource_name),
                                     )
                                 })?;
-                        let overrides = config_schema::validate_overrides(
+                        let overrides = config_ops::validate_overrides(
                             resource
                                 .configs
                                 .iter()
@@ -360,7 +350,7 @@ pub fn handle_incremental_alter_configs(
                             ops.push((c.name.as_str(), op, c.value.as_deref()));
                         }
                         let next: BTreeMap<String, String> =
-                            config_schema::apply_incremental(&topic.overrides, ops, backend)?;
+                            config_ops::apply_incremental(&topic.overrides, ops, backend)?;
                         if !request.validate_only && next != topic.overrides {
                             backend.set_topic_overrides(&topic.name, next)?;
                         }

@@ -12,7 +12,7 @@
 //! (see [`ADMIN_API_VERSIONS`]), which covers what librdkafka 2.x, the Java client 3.x/4.x and
 //! kafka-python negotiate.
 
-pub mod config_schema;
+pub mod config_ops;
 
 mod backend;
 mod configs;
@@ -25,9 +25,9 @@ use std::collections::BTreeMap;
 
 use potok_protocol::{ApiKey, Uuid};
 
+pub use crate::topic_config::{BrokerConfigLookup, ConfigSource, ConfigType};
 pub use crate::topics::ApiError;
 pub use backend::register;
-pub use config_schema::{BrokerConfigLookup, ConfigSource, ConfigType};
 pub use configs::{
     handle_alter_configs, handle_describe_configs, handle_incremental_alter_configs,
 };

@@ -12,13 +12,9 @@ use potok_protocol::{ErrorCode, Request, Response};
 
 use crate::error::{BrokerError, Result};
 use crate::registry::{Reply, RequestContext};
-use crate::topic_config::TOPIC_SETTINGS;
+use crate::topic_config::TOPIC_CONFIGS;
 use crate::topics::{ApiError, NewTopic};
 use crate::Broker;
-
-/// `DescribeConfigs` config source codes (KIP-226) used in CreateTopics v5+ results.
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_DEFAULT: i8 = 5;
 
 /// Handles CreateTopics.
 pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> Result<Reply> {
@@ -143,55 +139,59 @@ fn create_one(
             }
         }
     };
-    let mut configs = BTreeMap::new();
-    for c in &t.configs {
-        match &c.value {
-            Some(v) => {
-                configs.insert(c.name.clone(), v.clone());
-            }
-            None => {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidConfig,
-                    format!("Null value not supported for topic config {}", c.name),
-                ))
-            }
-        }
+    // As Kafka's ReplicationControlManager: every null-valued name in one INVALID_CONFIG
+    // (AlterConfigs answers INVALID_REQUEST instead); a name given twice keeps its last value.
+    let nulls: Vec<&str> = t
+        .configs
+        .iter()
+        .filter(|c| c.value.is_none())
+        .map(|c| c.name.as_str())
+        .collect();
+    if !nulls.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidConfig,
+            format!(
+                "Null value not supported for topic configs: {}",
+                nulls.join(",")
+            ),
+        ));
     }
+    let configs: BTreeMap<String, String> = t
+        .configs
+        .iter()
+        .filter_map(|c| Some((c.name.clone(), c.value.clone()?)))
+        .collect();
     let new = NewTopic {
         name: t.name.clone(),
         partitions,
-        configs: configs.clone(),
+        configs,
     };
     if validate_only {
-        broker.topics.validate_new_topic(&new)?;
-        return Ok((potok_protocol::Uuid::ZERO, partitions, configs));
+        let (overrides, _) = broker.topics.validate_new_topic(&new)?;
+        return Ok((potok_protocol::Uuid::ZERO, partitions, overrides));
     }
     let topic = broker.topics.create_topic(new)?;
-    Ok((topic.id(), partitions, configs))
+    Ok((topic.id(), partitions, topic.state().overrides))
 }
 
+/// The created topic's configs as DescribeConfigs would report them (value and source), which
+/// is what Kafka puts in CreateTopics v5+ results.
 fn config_entries(
     broker: &Broker,
     overrides: &BTreeMap<String, String>,
 ) -> Vec<CreatableTopicConfigs> {
-    TOPIC_SETTINGS
+    TOPIC_CONFIGS
         .iter()
-        .filter_map(|s| {
-            let (value, source) = match overrides.get(s.name) {
-                Some(v) => (v.clone(), SOURCE_TOPIC),
-                None => (
-                    broker.topics.defaults().get(s.name)?.to_string(),
-                    SOURCE_DEFAULT,
-                ),
-            };
-            Some(CreatableTopicConfigs {
-                name: s.name.to_string(),
+        .map(|def| {
+            let (value, source) = def.resolve(overrides, broker);
+            CreatableTopicConfigs {
+                name: def.name.to_string(),
                 value: Some(value),
                 read_only: false,
-                config_source: source,
+                config_source: source as i8,
                 is_sensitive: false,
                 ..Default::default()
-            })
+            }
         })
         .collect()
 }
