@@ -208,18 +208,73 @@ fn to_wire(
     out
 }
 
-/// Resources named more than once in one request; Kafka refuses all of their entries.
-fn duplicate_resources<'a>(
-    resources: impl Iterator<Item = (i8, &'a str)>,
-) -> HashSet<(i8, String)> {
+/// A topic's config overrides, name → value.
+type Overrides = BTreeMap<String, String>;
+
+/// The part both alter APIs share, applied to every resource of a request (identified by
+/// `key`): a resource named more than once is refused in all its entries (as Kafka does), a
+/// BROKER resource is refused (nothing is dynamic in Potok), and for a TOPIC resource
+/// `next_overrides` computes the new override set from the current one, which is stored
+/// unless `validate_only` or unchanged. `respond` makes each resource's response entry from its
+/// error code and message.
+fn alter_resources<R, T>(
+    backend: &dyn AdminBackend,
+    resources: &[R],
+    key: impl Fn(&R) -> (i8, &str),
+    validate_only: bool,
+    next_overrides: impl Fn(&R, &Overrides) -> Result<Overrides, ApiError>,
+    respond: impl Fn(&R, i16, Option<String>) -> T,
+) -> Vec<T> {
     let mut seen = HashSet::new();
-    let mut duplicates = HashSet::new();
-    for (t, n) in resources {
-        if !seen.insert((t, n)) {
-            duplicates.insert((t, n.to_string()));
-        }
+    let duplicates: HashSet<(i8, &str)> = resources
+        .iter()
+        .map(&key)
+        .filter(|k| !seen.insert(*k))
+        .collect();
+    resources
+        .iter()
+        .map(|resource| {
+            let (resource_type, name) = key(resource);
+            let outcome = if duplicates.contains(&(resource_type, name)) {
+                Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "Duplicate resource in request.",
+                ))
+            } else {
+                match resource_type {
+                    RESOURCE_TOPIC => alter_topic(backend, name, validate_only, |current| {
+                        next_overrides(resource, current)
+                    }),
+                    RESOURCE_BROKER => Err(broker_alter_refused(backend, name)),
+                    other => Err(unsupported_resource(other)),
+                }
+            };
+            match outcome {
+                Ok(()) => respond(resource, 0, None),
+                Err(e) => respond(resource, e.code.code(), Some(e.message)),
+            }
+        })
+        .collect()
+}
+
+/// Alters existing topic `name` (`UNKNOWN_TOPIC_OR_PARTITION` if there is none).
+fn alter_topic(
+    backend: &dyn AdminBackend,
+    name: &str,
+    validate_only: bool,
+    next_overrides: impl FnOnce(&Overrides) -> Result<Overrides, ApiError>,
+) -> Result<(), ApiError> {
+    let topic = backend.topic_by_name(name).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UnknownTopicOrPartition,
+            format!("Topic {name} does not exist."),
+        )
+    })?;
+    let next = next_overrides(&topic.overrides)?;
+    if !validate_only && next != topic.overrides {
+        backend.set_topic_overrides(&topic.name, next)?;
     }
-    duplicates
+    Ok(())
 }
 
 fn broker_alter_refused(backend: &dyn AdminBackend, name: &str) -> ApiError {
@@ -239,62 +294,27 @@ pub fn handle_alter_configs(
     request: &AlterConfigsRequest,
     _version: i16,
 ) -> AlterConfigsResponse {
-    let duplicates = duplicate_resources(
-        request
-            .resources
-            .iter()
-            .map(|r| (r.resource_type, r.resource_name.as_str())),
+    let responses = alter_resources(
+        backend,
+        &request.resources,
+        |r| (r.resource_type, r.resource_name.as_str()),
+        request.validate_only,
+        |resource, _current| {
+            Ok(config_ops::validate_overrides(
+                resource
+                    .configs
+                    .iter()
+                    .map(|c| (c.name.as_str(), c.value.as_deref())),
+            )?)
+        },
+        |resource, error_code, error_message| AlterConfigsResourceResponse {
+            error_code,
+            error_message,
+            resource_type: resource.resource_type,
+            resource_name: resource.resource_name.clone(),
+            ..Default::default()
+        },
     );
-    let responses = request
-        .resources
-        .iter()
-        .map(|resource| {
-            let outcome = (|| -> Result<(), ApiError> {
-                if duplicates.contains(&(resource.resource_type, resource.resource_name.clone())) {
-                    return Err(ApiError::new(
-                        ErrorCode::InvalidRequest,
-                        "Duplicate resource in request.",
-                    ));
-                }
-                match resource.resource_type {
-                    RESOURCE_TOPIC => {
-                        let topic =
-                            backend
-                                .topic_by_name(&resource.resource_name)
-                                .ok_or_else(|| {
-                                    ApiError::new(
-                                        ErrorCode::UnknownTopicOrPartition,
-                                        format!("Topic {} does not exist.", resource.resource_name),
-                                    )
-                                })?;
-                        let overrides = config_ops::validate_overrides(
-                            resource
-                                .configs
-                                .iter()
-                                .map(|c| (c.name.as_str(), c.value.as_deref())),
-                        )?;
-                        if !request.validate_only && overrides != topic.overrides {
-                            backend.set_topic_overrides(&topic.name, overrides)?;
-                        }
-                        Ok(())
-                    }
-                    RESOURCE_BROKER => Err(broker_alter_refused(backend, &resource.resource_name)),
-                    other => Err(unsupported_resource(other)),
-                }
-            })();
-            let (error_code, error_message) = match outcome {
-                Ok(()) => (0, None),
-                Err(e) => (e.code.code(), Some(e.message)),
-            };
-            AlterConfigsResourceResponse {
-                error_code,
-                error_message,
-                resource_type: resource.resource_type,
-                resource_name: resource.resource_name.clone(),
-                ..Default::default()
-            }
-        })
-        .collect();
     AlterConfigsResponse {
         throttle_time_ms: 0,
         responses,
@@ -308,71 +328,35 @@ pub fn handle_incremental_alter_configs(
     request: &IncrementalAlterConfigsRequest,
     _version: i16,
 ) -> IncrementalAlterConfigsResponse {
-    let duplicates = duplicate_resources(
-        request
-            .resources
-            .iter()
-            .map(|r| (r.resource_type, r.resource_name.as_str())),
-    );
-    let responses = request
-        .resources
-        .iter()
-        .map(|resource| {
-            let outcome = (|| -> Result<(), ApiError> {
-                if duplicates.contains(&(resource.resource_type, resource.resource_name.clone())) {
-                    return Err(ApiError::new(
+    let responses = alter_resources(
+        backend,
+        &request.resources,
+        |r| (r.resource_type, r.resource_name.as_str()),
+        request.validate_only,
+        |resource, current| {
+            let mut ops = Vec::with_capacity(resource.configs.len());
+            for c in &resource.configs {
+                let op = AlterOp::from_i8(c.config_operation).ok_or_else(|| {
+                    ApiError::new(
                         ErrorCode::InvalidRequest,
-                        "Duplicate resource in request.",
-                    ));
-                }
-                match resource.resource_type {
-                    RESOURCE_TOPIC => {
-                        let topic =
-                            backend
-                                .topic_by_name(&resource.resource_name)
-                                .ok_or_else(|| {
-                                    ApiError::new(
-                                        ErrorCode::UnknownTopicOrPartition,
-                                        format!("Topic {} does not exist.", resource.resource_name),
-                                    )
-                                })?;
-                        let mut ops = Vec::with_capacity(resource.configs.len());
-                        for c in &resource.configs {
-                            let op = AlterOp::from_i8(c.config_operation).ok_or_else(|| {
-                                ApiError::new(
-                                    ErrorCode::InvalidRequest,
-                                    format!(
-                                        "Unknown config operation {} for {}",
-                                        c.config_operation, c.name
-                                    ),
-                                )
-                            })?;
-                            ops.push((c.name.as_str(), op, c.value.as_deref()));
-                        }
-                        let next: BTreeMap<String, String> =
-                            config_ops::apply_incremental(&topic.overrides, ops, backend)?;
-                        if !request.validate_only && next != topic.overrides {
-                            backend.set_topic_overrides(&topic.name, next)?;
-                        }
-                        Ok(())
-                    }
-                    RESOURCE_BROKER => Err(broker_alter_refused(backend, &resource.resource_name)),
-                    other => Err(unsupported_resource(other)),
-                }
-            })();
-            let (error_code, error_message) = match outcome {
-                Ok(()) => (0, None),
-                Err(e) => (e.code.code(), Some(e.message)),
-            };
-            IncrementalResourceResponse {
-                error_code,
-                error_message,
-                resource_type: resource.resource_type,
-                resource_name: resource.resource_name.clone(),
-                ..Default::default()
+                        format!(
+                            "Unknown config operation {} for {}",
+                            c.config_operation, c.name
+                        ),
+                    )
+                })?;
+                ops.push((c.name.as_str(), op, c.value.as_deref()));
             }
-        })
-        .collect();
+            Ok(config_ops::apply_incremental(current, ops, backend)?)
+        },
+        |resource, error_code, error_message| IncrementalResourceResponse {
+            error_code,
+            error_message,
+            resource_type: resource.resource_type,
+            resource_name: resource.resource_name.clone(),
+            ..Default::default()
+        },
+    );
     IncrementalAlterConfigsResponse {
         throttle_time_ms: 0,
         responses,

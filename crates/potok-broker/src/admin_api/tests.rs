@@ -748,3 +748,59 @@ fn legacy_alter_configs_replaces_overrides() {
         [("retention.ms".to_string(), "100".to_string())].into()
     );
 }
+
+#[test]
+fn both_alter_apis_refuse_every_entry_of_a_duplicated_resource() {
+    let fake = Fake::new(&[("t", 1), ("u", 1)]);
+    let legacy = |name: &str| AlterConfigsResource {
+        resource_type: RESOURCE_TOPIC,
+        resource_name: name.into(),
+        configs: vec![AlterableConfig {
+            name: "retention.ms".into(),
+            value: Some("100".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let response = handle_alter_configs(
+        &fake,
+        &AlterConfigsRequest {
+            resources: vec![legacy("t"), legacy("u"), legacy("t")],
+            ..Default::default()
+        },
+        2,
+    );
+    let codes: Vec<i16> = response.responses.iter().map(|r| r.error_code).collect();
+    let refused = ErrorCode::InvalidRequest.code();
+    assert_eq!(codes, [refused, 0, refused]);
+    let incremental = |name: &str| inc::AlterConfigsResource {
+        resource_type: RESOURCE_TOPIC,
+        resource_name: name.into(),
+        configs: vec![inc::AlterableConfig {
+            name: "segment.ms".into(),
+            config_operation: 0,
+            value: Some("1000".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let response = handle_incremental_alter_configs(
+        &fake,
+        &IncrementalAlterConfigsRequest {
+            resources: vec![incremental("u"), incremental("t"), incremental("u")],
+            ..Default::default()
+        },
+        1,
+    );
+    let codes: Vec<i16> = response.responses.iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, [refused, 0, refused]);
+    assert_eq!(
+        fake.calls(),
+        ["configs u", "configs t"],
+        "only the resources named once changed"
+    );
+    assert_eq!(
+        fake.overrides("t"),
+        [("segment.ms".to_string(), "1000".to_string())].into()
+    );
+}
