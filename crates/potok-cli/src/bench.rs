@@ -81,6 +81,13 @@ pub struct BenchArgs {
     /// correction); unlimited when absent.
     #[arg(long)]
     pub rate: Option<u64>,
+    /// `produce` only: the first N records (part of the count) are sent and their
+    /// acknowledgements awaited before the clock starts, and are left out of the figures, as
+    /// Kafka's `producer-perf-test --warmup-records` does (KIP-1052). Connection set-up and,
+    /// with `enable.idempotence`, the client's producer-id acquisition (librdkafka retries it
+    /// on a 500 ms timer) then do not count against throughput or latency.
+    #[arg(long, default_value_t = 0)]
+    pub warmup_records: u64,
     #[arg(long, value_enum, default_value = "text")]
     pub output: OutputFormat,
     #[command(flatten)]
@@ -114,6 +121,9 @@ struct BenchProducerContext {
     hist: Mutex<Histogram<u64>>,
     shared: Arc<Shared>,
     size: u64,
+    /// Set while the worker's warm-up records are in flight: their acknowledgements count
+    /// neither as produced records nor as latency samples.
+    warming: AtomicBool,
 }
 
 impl ClientContext for BenchProducerContext {}
@@ -125,6 +135,7 @@ impl ProducerContext for BenchProducerContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, sent_ns: usize) {
         match result {
+            Ok(_) if self.warming.load(Ordering::Relaxed) => {}
             Ok(_) => {
                 let now = self.base.elapsed().as_nanos() as u64;
                 let us = now.saturating_sub(sent_ns as u64) / 1000;
@@ -177,6 +188,16 @@ pub fn run(cmd: &BenchCommand) -> Result<()> {
     if mode == "e2e" && args.size < 8 {
         return Err(Error::Usage(
             "e2e needs --size of at least 8 bytes (the send time travels in the value)".into(),
+        ));
+    }
+    if args.warmup_records > 0 && mode != "produce" {
+        return Err(Error::Usage(
+            "--warmup-records applies to `bench produce` only".into(),
+        ));
+    }
+    if args.count.is_some_and(|c| args.warmup_records >= c) {
+        return Err(Error::Usage(
+            "--warmup-records must be smaller than --count".into(),
         ));
     }
     if args.rate == Some(0) {
@@ -332,9 +353,11 @@ fn run_produce(
         .map(|d| Instant::now() + Duration::from_secs_f64(d));
     let started = Instant::now();
     let mut handles = Vec::new();
+    let n = args.producers as u64;
     for i in 0..args.producers {
-        let share = total
-            .map(|t| t / args.producers as u64 + u64::from((i as u64) < t % args.producers as u64));
+        let split = |t: u64| t / n + u64::from((i as u64) < t % n);
+        let share = total.map(split);
+        let warmup = split(args.warmup_records);
         let rate = args.rate.map(|r| r as f64 / args.producers as f64);
         let args = args.clone();
         let shared = Arc::clone(shared);
@@ -343,7 +366,7 @@ fn run_produce(
                 &args,
                 shared,
                 base,
-                share,
+                (share, warmup),
                 deadline,
                 rate,
                 e2e_base.is_some(),
@@ -352,10 +375,13 @@ fn run_produce(
     }
     let mut hist = new_histogram();
     let mut first_err = None;
+    // The clock starts when the first worker has finished its warm-up (at once without one).
+    let mut timed_from: Option<Instant> = None;
     for h in handles {
         match h.join() {
-            Ok(Ok(hh)) => {
+            Ok(Ok((hh, from))) => {
                 let _ = hist.add(hh);
+                timed_from = Some(timed_from.map_or(from, |t| t.min(from)));
             }
             Ok(Err(e)) => {
                 first_err.get_or_insert(e);
@@ -375,20 +401,24 @@ fn run_produce(
         bytes: shared.produced_bytes.load(Ordering::SeqCst),
         produced,
         failed: shared.failed.load(Ordering::SeqCst),
-        elapsed: started.elapsed(),
+        elapsed: timed_from.unwrap_or(started).elapsed(),
         latency: Some(hist),
     })
 }
 
+/// One producer thread: sends `counts.0` records (until the deadline when `None`), the first
+/// `counts.1` of which are a warm-up that is awaited before the timed part. Returns the latency
+/// histogram of the timed records and the instant the timed part began.
 fn produce_worker(
     args: &BenchArgs,
     shared: Arc<Shared>,
     base: Instant,
-    count: Option<u64>,
+    counts: (Option<u64>, u64),
     deadline: Option<Instant>,
     rate: Option<f64>,
     stamp: bool,
-) -> Result<Histogram<u64>> {
+) -> Result<(Histogram<u64>, Instant)> {
+    let (count, warmup) = counts;
     let mut config = args.client.config();
     args.tuning.apply(&mut config);
     config.set(
@@ -400,6 +430,7 @@ fn produce_worker(
         hist: Mutex::new(new_histogram()),
         shared: Arc::clone(&shared),
         size: args.size as u64,
+        warming: AtomicBool::new(warmup > 0),
     };
     let producer: BaseProducer<BenchProducerContext> = args
         .client
@@ -410,8 +441,27 @@ fn produce_worker(
     let mut value: Vec<u8> = (0..args.size)
         .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1])
         .collect();
-    let start = Instant::now();
+    let flush_timeout = Duration::from_millis(args.client.timeout_ms.max(1000) * 7);
     let mut k: u64 = 0;
+    if warmup > 0 {
+        while k < warmup {
+            let record = BaseRecord::with_opaque_to(&args.topic, 0).payload(&value[..]);
+            send_blocking(&producer, record)?;
+            k += 1;
+        }
+        producer
+            .flush(flush_timeout)
+            .map_err(|e| Error::kafka("waiting for the warm-up records", e))?;
+        if shared.failed.load(Ordering::SeqCst) > 0 {
+            let first = shared.first_error.lock().unwrap_or_else(|p| p.into_inner());
+            return Err(Error::Usage(format!(
+                "a warm-up record failed: {}",
+                first.as_deref().unwrap_or("unknown error")
+            )));
+        }
+        producer.context().warming.store(false, Ordering::SeqCst);
+    }
+    let start = Instant::now();
     loop {
         if count.is_some_and(|c| k >= c)
             || deadline.is_some_and(|d| Instant::now() >= d)
@@ -421,7 +471,7 @@ fn produce_worker(
         }
         let scheduled = match rate {
             Some(r) => {
-                let at = start + Duration::from_secs_f64(k as f64 / r);
+                let at = start + Duration::from_secs_f64((k - warmup) as f64 / r);
                 let now = Instant::now();
                 if at > now {
                     // Serve delivery reports while waiting instead of sleeping blindly.
@@ -446,7 +496,7 @@ fn produce_worker(
             producer.poll(Duration::ZERO);
         }
     }
-    let flush = producer.flush(Duration::from_millis(args.client.timeout_ms.max(1000) * 7));
+    let flush = producer.flush(flush_timeout);
     if let Err(e) = flush {
         let mut first = shared.first_error.lock().unwrap_or_else(|p| p.into_inner());
         first.get_or_insert_with(|| e.to_string());
@@ -460,7 +510,7 @@ fn produce_worker(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    Ok(hist)
+    Ok((hist, start))
 }
 
 /// A consumer assigned `parts` at the given start offsets.
@@ -707,6 +757,7 @@ fn report(mode: &str, args: &BenchArgs, o: &Outcome) -> Result<()> {
         "producers": args.producers,
         "consumers": args.consumers,
         "rate": args.rate,
+        "warmup_records": args.warmup_records,
         "records": o.records,
         "bytes": o.bytes,
         "produced": o.produced,
@@ -733,6 +784,8 @@ fn report(mode: &str, args: &BenchArgs, o: &Outcome) -> Result<()> {
                     secs,
                     if mode == "e2e" {
                         format!(" ({} produced)", o.produced)
+                    } else if args.warmup_records > 0 {
+                        format!(" (after {} warm-up records)", args.warmup_records)
                     } else {
                         String::new()
                     }

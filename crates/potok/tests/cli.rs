@@ -1003,3 +1003,75 @@ fn groups_describe_lag_and_reset_offsets() {
     cli(&b, &["groups", "describe", "g1"], b"")
         .fails_with("describe deleted", "group 'g1' does not exist");
 }
+
+/// `--warmup-records` (KIP-1052's producer-perf-test option): the warm-up records reach the
+/// broker but are left out of the reported records and latency samples, and the option is
+/// refused where it has no meaning.
+#[test]
+fn bench_warmup_records_are_sent_but_not_counted() {
+    let b = common::Broker::start();
+    let r = cli(
+        &b,
+        &[
+            "bench",
+            "produce",
+            "--topic",
+            "bw",
+            "--partitions",
+            "2",
+            "--producers",
+            "2",
+            "--count",
+            "3000",
+            "--warmup-records",
+            "501",
+            "--size",
+            "64",
+            "-X",
+            "enable.idempotence=true",
+            "--output",
+            "json",
+        ],
+        b"",
+    )
+    .success("bench produce with warm-up")
+    .json();
+    assert_eq!(r["warmup_records"], 501, "{r}");
+    assert_eq!(r["records"], 2499, "{r}");
+    assert_eq!(r["bytes"], 2499 * 64, "{r}");
+    assert_eq!(r["latency"]["samples"], 2499, "{r}");
+    assert_eq!(r["failed"], 0, "{r}");
+    assert_eq!(broker_record_count(&b, "bw"), 3000);
+
+    cli(
+        &b,
+        &[
+            "bench",
+            "consume",
+            "--topic",
+            "bw",
+            "--warmup-records",
+            "10",
+        ],
+        b"",
+    )
+    .fails_with(
+        "warm-up on consume",
+        "--warmup-records applies to `bench produce` only",
+    );
+    cli(
+        &b,
+        &[
+            "bench",
+            "produce",
+            "--topic",
+            "bw",
+            "--count",
+            "10",
+            "--warmup-records",
+            "10",
+        ],
+        b"",
+    )
+    .fails_with("warm-up as large as the count", "smaller than --count");
+}
