@@ -42,8 +42,9 @@ pub struct LogConfig {
     pub fsync_before_ack: bool,
     /// `message.timestamp.type`.
     pub timestamp_policy: TimestampPolicy,
-    /// How many closed segments may keep their indexes memory-mapped at once; older mappings
-    /// are dropped and re-created on demand so memory stays bounded as the log grows.
+    /// How many closed segments may keep their indexes (and, after a timestamp lookup, their
+    /// `.log` file) memory-mapped at once; older mappings are dropped and re-created on demand
+    /// so memory stays bounded as the log grows.
     pub max_mapped_closed_indexes: usize,
     /// `producer.id.expiration.ms` (a broker config in Kafka): forget an idempotent producer
     /// whose last batch is this old (default 1 day). See `producer_state`.

@@ -283,4 +283,14 @@ impl Storage for FaultyStorage {
     fn map(&self, file: &dyn StorageFile, len: usize) -> io::Result<Mmap> {
         self.inner.map(file, len)
     }
+
+    /// Refused: a simulated crash truncates files to their durable length, which would turn a
+    /// cached mapping of a `.log` file into SIGBUS, and lookups must keep going through
+    /// `read_at` here anyway so injected failures reach them.
+    fn map_log(&self, _file: &dyn StorageFile, _len: usize) -> io::Result<Mmap> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the fault-injection storage does not map log files",
+        ))
+    }
 }

@@ -14,9 +14,10 @@
 //! the segment's largest timestamp after a restart.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use memmap2::Mmap;
 use potok_records::{BatchHeader, Compression, RecordBatch, TimestampType, BATCH_HEADER_LEN};
 
 use crate::index::{
@@ -98,6 +99,11 @@ pub(crate) struct Segment {
     first_seen_ms: Option<i64>,
     /// Data appended since the last fsync.
     dirty: bool,
+    /// Read-only mapping of the `.log` file for timestamp lookups (see [`Segment::log_map`]).
+    /// Lookups take it under this lock and use a clone of the `Arc` without the lock held.
+    /// Dropped before the file is ever shrunk (`truncate_to`, which takes `&mut self`, so no
+    /// lookup can hold a clone then) and by [`Segment::unmap_indexes`].
+    log_map: Mutex<Option<Arc<Mmap>>>,
 }
 
 impl std::fmt::Debug for Segment {
@@ -185,6 +191,7 @@ impl Segment {
             first_batch_timestamp: None,
             first_seen_ms: None,
             dirty: false,
+            log_map: Mutex::new(None),
         })
     }
 
@@ -286,6 +293,7 @@ impl Segment {
             first_batch_timestamp: None,
             first_seen_ms: Some(now_ms),
             dirty: false,
+            log_map: Mutex::new(None),
         };
         if let Err(reason) = seg.check_and_load_tail(storage)? {
             tracing::warn!(segment = base, %reason, "index files inconsistent with the log; rebuilding");
@@ -737,8 +745,10 @@ impl Segment {
             }
         };
         let from_offset = from_offset.max(min_offset);
+        let map = self.log_map(storage, mapped);
+        let map = map.as_deref().map(|m| &m[..]);
         if let Some(hit) =
-            self.timestamp_fast_path(storage, from_offset, hint, target, min_offset, mapped)?
+            self.timestamp_fast_path(storage, map, from_offset, hint, target, min_offset, mapped)?
         {
             return Ok(Some(hit));
         }
@@ -749,7 +759,22 @@ impl Segment {
             let len = h.total_size() as u64;
             if h.max_timestamp >= target && h.last_offset().0 >= min_offset {
                 let hit = if matches!(h.compression(), Ok(Compression::None)) {
-                    self.scan_uncompressed(pos, &h, target, min_offset)?
+                    match map {
+                        Some(m) => self.scan_prefixes(
+                            pos,
+                            &h,
+                            &mut Prefixes::Mapped(m),
+                            target,
+                            min_offset,
+                        )?,
+                        None => with_scratch(SCAN_WINDOW_MAX, |window| {
+                            let mut src = Prefixes::Read {
+                                window,
+                                loaded: (pos, 0),
+                            };
+                            self.scan_prefixes(pos, &h, &mut src, target, min_offset)
+                        })?,
+                    }
                 } else {
                     self.scan_decoded(pos, &h, target, min_offset)?
                 };
@@ -761,40 +786,75 @@ impl Segment {
             if pos >= self.size {
                 return Ok(None);
             }
-            h = self.header_at(pos)?;
+            h = match map {
+                Some(m) => self.header_in(m, pos)?,
+                None => self.header_at(pos)?,
+            };
         }
     }
 
-    /// Finds the first matching record of an uncompressed batch by walking its record
-    /// prefixes through a small read window (see [`Segment::scan_window`]).
-    fn scan_uncompressed(
-        &self,
-        pos: u64,
-        h: &BatchHeader,
-        target: i64,
-        min_offset: i64,
-    ) -> Result<Option<(i64, i64)>> {
-        with_scratch(SCAN_WINDOW_MAX, |window| {
-            self.scan_window(pos, h, window, (pos, 0), target, min_offset)
-        })
+    /// A read-only mapping of the `.log` file covering every valid byte, for timestamp lookups
+    /// (which walk record prefixes scattered over a batch; through the mapping they touch a few
+    /// cache lines instead of copying pages out of the page cache). Created on first use and
+    /// re-created when the segment has grown past it; `None` when the storage does not map log
+    /// files (the fault-injection storage) or mapping fails, and the caller then reads with
+    /// `pread`. Sets `mapped` when a mapping was created, so the log can bound how many closed
+    /// segments keep one.
+    fn log_map(&self, storage: &dyn Storage, mapped: &mut bool) -> Option<Arc<Mmap>> {
+        let len = usize::try_from(self.size).ok().filter(|&l| l > 0)?;
+        let mut guard = self.log_map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = guard.as_ref().filter(|m| m.len() >= len) {
+            return Some(Arc::clone(m));
+        }
+        match storage.map_log(&*self.log, len) {
+            Ok(m) => {
+                let m = Arc::new(m);
+                *guard = Some(Arc::clone(&m));
+                *mapped = true;
+                Some(m)
+            }
+            Err(e) => {
+                tracing::debug!(path = %self.log_path.display(), error = %e, "log file not mapped; timestamp lookups read it instead");
+                *guard = None;
+                None
+            }
+        }
+    }
+
+    /// The batch header at `pos` of a mapped `.log` file (see [`Segment::header_at`]).
+    fn header_in(&self, map: &[u8], pos: u64) -> Result<BatchHeader> {
+        let start = usize::try_from(pos).unwrap_or(usize::MAX);
+        let h = map
+            .get(start..)
+            .and_then(|b| b.get(..BATCH_HEADER_LEN))
+            .ok_or_else(|| {
+                corrupt(
+                    &self.log_path,
+                    format!("batch header at byte {pos} extends past the segment end"),
+                )
+            })
+            .and_then(|b| {
+                BatchHeader::parse(b)
+                    .map_err(|e| corrupt(&self.log_path, format!("at byte {pos}: {e}")))
+            })?;
+        if pos + h.total_size() as u64 > self.size {
+            return Err(corrupt(
+                &self.log_path,
+                format!("batch at byte {pos} extends past the segment end"),
+            ));
+        }
+        Ok(h)
     }
 
     /// Walks the record prefixes (length, attributes, timestamp delta, offset delta) of the
     /// uncompressed batch at `pos` for the first record at or after `min_offset` with a
-    /// timestamp `>= target`, without allocating.
-    ///
-    /// `window` holds the file bytes `[loaded.0, loaded.0 + loaded.1)`. Only record prefixes
-    /// are needed, so when the next prefix lies beyond the window, the window is refilled from
-    /// that record to the end of its page: a lookup copies the pages up to the matching record
-    /// instead of the whole batch (that copy out of the page cache was most of a lookup's cost,
-    /// and page-sized reads measured cheaper than larger windows), and the bodies of records
-    /// larger than a page are skipped without being read.
-    fn scan_window(
+    /// timestamp `>= target`, without allocating. The prefixes come from `src`: a mapping of
+    /// the file, or reads through a page-sized window (see [`Prefixes`]).
+    fn scan_prefixes(
         &self,
         pos: u64,
         h: &BatchHeader,
-        window: &mut [u8],
-        mut loaded: (u64, usize),
+        src: &mut Prefixes<'_>,
         target: i64,
         min_offset: i64,
     ) -> Result<Option<(i64, i64)>> {
@@ -808,15 +868,7 @@ impl Segment {
         let mut at = pos + BATCH_HEADER_LEN as u64;
         for _ in 0..h.records_count.max(0) {
             let want = (at + RECORD_PREFIX_MAX).min(batch_end);
-            if at < loaded.0 || want > loaded.0 + loaded.1 as u64 {
-                let end = align_up(want).min(batch_end).min(at + window.len() as u64);
-                let len = usize::try_from(end.saturating_sub(at)).map_err(|_| bad())?;
-                let dst = window.get_mut(..len).ok_or_else(bad)?;
-                read_exact_at(&*self.log, dst, at).map_err(|e| LogError::io(&self.log_path, e))?;
-                loaded = (at, len);
-            }
-            let from = usize::try_from(at - loaded.0).map_err(|_| bad())?;
-            let prefix = window.get(from..loaded.1).ok_or_else(bad)?;
+            let prefix = src.prefix(self, at, want, batch_end)?.ok_or_else(bad)?;
             let (body_len, used) = read_zigzag(prefix).ok_or_else(bad)?;
             let body_len = u64::try_from(body_len).map_err(|_| bad())?;
             let fields = prefix.get(used + 1..).ok_or_else(bad)?; // skip the attributes byte
@@ -842,11 +894,14 @@ impl Segment {
 
     /// When the offset index brackets the batch holding `from_offset` exactly (an entry for it
     /// and the next entry right after it, as with batches larger than `index.interval.bytes`),
-    /// reads that batch's header and first records in one call and looks for the match in it.
-    /// `None` means "not applicable or not in this batch": the caller takes the general path.
+    /// looks for the match in that batch straight away: through the mapping when there is one,
+    /// else by reading its header and first records in one call. `None` means "not applicable
+    /// or not in this batch": the caller takes the general path.
+    #[allow(clippy::too_many_arguments)]
     fn timestamp_fast_path(
         &self,
         storage: &dyn Storage,
+        map: Option<&[u8]>,
         from_offset: i64,
         hint: Option<usize>,
         target: i64,
@@ -867,8 +922,24 @@ impl Segment {
             }
         };
         let (p, q) = span;
-        if q.saturating_sub(p) < BATCH_HEADER_LEN as u64 {
+        if q.saturating_sub(p) < BATCH_HEADER_LEN as u64 || q > self.size {
             return Ok(None);
+        }
+        let applies = |h: &BatchHeader| {
+            h.base_offset <= from_offset
+                && p + h.total_size() as u64 <= q
+                && h.max_timestamp >= target
+                && h.last_offset().0 >= min_offset
+                && matches!(h.compression(), Ok(Compression::None))
+        };
+        if let Some(m) = map {
+            let Ok(h) = self.header_in(m, p) else {
+                return Ok(None);
+            };
+            if !applies(&h) {
+                return Ok(None);
+            }
+            return self.scan_prefixes(p, &h, &mut Prefixes::Mapped(m), target, min_offset);
         }
         // The first window covers the header and the first record's prefix, up to the end of
         // that page.
@@ -886,15 +957,14 @@ impl Segment {
             let Ok(h) = BatchHeader::parse(first) else {
                 return Ok(None);
             };
-            if h.base_offset > from_offset
-                || p + h.total_size() as u64 > q
-                || h.max_timestamp < target
-                || h.last_offset().0 < min_offset
-                || !matches!(h.compression(), Ok(Compression::None))
-            {
+            if !applies(&h) {
                 return Ok(None);
             }
-            self.scan_window(p, &h, window, (p, len), target, min_offset)
+            let mut src = Prefixes::Read {
+                window,
+                loaded: (p, len),
+            };
+            self.scan_prefixes(p, &h, &mut src, target, min_offset)
         })
     }
 
@@ -929,6 +999,8 @@ impl Segment {
         let Some((pos, _)) = self.translate(storage, offset, &mut mapped)? else {
             return Ok(false);
         };
+        // Pages past the new end would fault (SIGBUS) through a mapping made before the cut.
+        *self.log_map.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
         self.log
             .set_len(pos)
             .map_err(|e| LogError::io(&self.log_path, e))?;
@@ -1048,15 +1120,22 @@ impl Segment {
         Ok(())
     }
 
-    /// Drops closed indexes' read-only mappings.
+    /// Drops closed indexes' read-only mappings and the `.log` file's lookup mapping.
     pub(crate) fn unmap_indexes(&self) {
         self.index.unmap();
         self.time_index.unmap();
+        *self.log_map.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
-    /// Whether a closed index of this segment is currently mapped.
+    /// Whether a closed index of this segment, or its `.log` file, is currently mapped.
     pub(crate) fn indexes_mapped(&self) -> bool {
-        self.index.is_mapped() || self.time_index.is_mapped()
+        self.index.is_mapped()
+            || self.time_index.is_mapped()
+            || self
+                .log_map
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some()
     }
 
     pub(crate) fn size(&self) -> u64 {
@@ -1141,6 +1220,57 @@ thread_local! {
     /// Reused buffer for timestamp lookups, so a lookup does not allocate and zero a batch-sized
     /// buffer each time.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Where a timestamp lookup gets record prefixes from.
+enum Prefixes<'a> {
+    /// A mapping of the whole `.log` file: prefixes are borrowed, nothing is copied.
+    Mapped(&'a [u8]),
+    /// Reads into `window`, which holds the file bytes `[loaded.0, loaded.0 + loaded.1)`. When
+    /// the next prefix lies beyond it, the window is refilled from that record to the end of its
+    /// page: a lookup copies the pages up to the matching record instead of the whole batch, and
+    /// the bodies of records larger than a page are skipped without being read.
+    Read {
+        window: &'a mut [u8],
+        loaded: (u64, usize),
+    },
+}
+
+impl Prefixes<'_> {
+    /// The file bytes from `at` to at least `want` (more when already at hand), never past
+    /// `batch_end`; `None` when the mapping is shorter than that (a corrupt length).
+    fn prefix(
+        &mut self,
+        seg: &Segment,
+        at: u64,
+        want: u64,
+        batch_end: u64,
+    ) -> Result<Option<&[u8]>> {
+        match self {
+            Prefixes::Mapped(m) => {
+                let (Ok(from), Ok(to)) = (usize::try_from(at), usize::try_from(want)) else {
+                    return Ok(None);
+                };
+                Ok(m.get(from..to))
+            }
+            Prefixes::Read { window, loaded } => {
+                if at < loaded.0 || want > loaded.0 + loaded.1 as u64 {
+                    let end = align_up(want).min(batch_end).min(at + window.len() as u64);
+                    let Some(dst) = usize::try_from(end.saturating_sub(at))
+                        .ok()
+                        .and_then(|len| window.get_mut(..len))
+                    else {
+                        return Ok(None);
+                    };
+                    read_exact_at(&*seg.log, dst, at)
+                        .map_err(|e| LogError::io(&seg.log_path, e))?;
+                    *loaded = (at, dst.len());
+                }
+                let from = usize::try_from(at - loaded.0).unwrap_or(usize::MAX);
+                Ok(window.get(from..loaded.1))
+            }
+        }
+    }
 }
 
 /// Rounds a file position up to the next page boundary.

@@ -40,6 +40,12 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn map_mut(&self, file: &dyn StorageFile, len: usize) -> io::Result<MmapMut>;
     /// Maps the first `len` bytes of `file` read-only. `len` must be non-zero and within the file.
     fn map(&self, file: &dyn StorageFile, len: usize) -> io::Result<Mmap>;
+    /// Maps the first `len` bytes of a segment's `.log` file read-only, for timestamp lookups.
+    /// Storages that must see every read (fault injection) refuse, and the log falls back to
+    /// `read_at`.
+    fn map_log(&self, file: &dyn StorageFile, len: usize) -> io::Result<Mmap> {
+        self.map(file, len)
+    }
 }
 
 /// An open file. All IO is positional, so one handle is shared by the writer and readers.
@@ -226,7 +232,10 @@ impl Storage for RealStorage {
     fn map(&self, file: &dyn StorageFile, len: usize) -> io::Result<Mmap> {
         check_map_len(file, len)?;
         // SAFETY: as for `map_mut`; closed-segment index files are only shrunk or removed
-        // after every mapping of them has been dropped.
+        // after every mapping of them has been dropped. A `.log` file (`map_log`) is only cut
+        // by `Segment::truncate_to`, which drops the segment's mapping first, or back to its
+        // valid size after a failed append, which no mapping extends past; removing a file
+        // (retention) leaves existing mappings valid.
         unsafe { MmapOptions::new().len(len).map(&**file.std_file()) }
     }
 }

@@ -3,7 +3,11 @@
 mod common;
 
 use common::*;
-use potok_log::{LogConfig, LogError, Offset, TimestampPolicy};
+use std::sync::Arc;
+
+use potok_log::{
+    FaultyStorage, Log, LogConfig, LogError, Offset, RealStorage, Storage, TimestampPolicy,
+};
 
 #[test]
 fn append_assigns_offsets_and_reads_back_whole_batches() {
@@ -155,19 +159,27 @@ fn offset_for_timestamp_finds_first_record_at_or_after() {
     );
 }
 
-/// Timestamp lookups walk record prefixes through page-sized read windows; records smaller
-/// than a page, straddling page boundaries and larger than several pages (whose bodies are
-/// skipped) must all give the brute-force answer, on the active segment and after a roll and
-/// reopen, with either index density.
+/// Timestamp lookups walk record prefixes through a mapping of the `.log` file (RealStorage) or
+/// through page-sized read windows (FaultyStorage refuses to map logs); records smaller than a
+/// page, straddling page boundaries and larger than several pages (whose bodies are skipped)
+/// must all give the brute-force answer on both paths, on the active segment, after more
+/// appends (the mapping is re-made), and after a roll and reopen, with either index density.
 #[test]
 fn offset_for_timestamp_matches_brute_force_across_record_sizes() {
     let dense = LogConfig {
         segment_bytes: 256 * 1024,
         ..small_config()
     };
-    for config in [LogConfig::default(), dense] {
+    let real = || Arc::new(RealStorage) as Arc<dyn Storage>;
+    let faulty = || Arc::new(FaultyStorage::new()) as Arc<dyn Storage>;
+    for (config, storage) in [
+        (LogConfig::default(), real as fn() -> Arc<dyn Storage>),
+        (dense.clone(), real),
+        (LogConfig::default(), faulty),
+        (dense, faulty),
+    ] {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = open(dir.path(), config.clone(), 0);
+        let mut log = Log::open(dir.path(), config.clone(), storage(), 0).unwrap();
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move |n: u64| {
             rng ^= rng << 13;
@@ -176,7 +188,16 @@ fn offset_for_timestamp_matches_brute_force_across_record_sizes() {
             rng % n
         };
         let mut all: Vec<i64> = Vec::new();
-        for _ in 0..120 {
+        for round in 0..120 {
+            if round == 60 {
+                // A lookup now maps (or reads) the first half; later ones must see the rest.
+                let t = 10 * all.len() as i64 - 200;
+                let first = all.iter().position(|&x| x >= t).unwrap() as i64;
+                assert_eq!(
+                    log.offset_for_timestamp(t).unwrap().unwrap().0,
+                    Offset(first)
+                );
+            }
             let n = 1 + next(12) as usize;
             let recs: Vec<(i64, Vec<u8>)> = (0..n)
                 .map(|_| {
@@ -207,7 +228,7 @@ fn offset_for_timestamp_matches_brute_force_across_record_sizes() {
         }
         log.roll(0).unwrap();
         log.close().unwrap();
-        let log = open(dir.path(), config, 0);
+        let log = Log::open(dir.path(), config, storage(), 0).unwrap();
         for &t in &targets {
             assert_eq!(log.offset_for_timestamp(t).unwrap(), brute(t), "target {t}");
         }
