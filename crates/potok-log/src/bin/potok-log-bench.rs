@@ -2,7 +2,8 @@
 //! same run on the same disk (see `docs/benchmarks.md`, "Partition log (potok-log)").
 //!
 //! Usage: `potok-log-bench [--dir DIR] [--mib N] [--fsync-mib M] [--lookups K] [--reps R]`.
-//! Each throughput pair (dd, then potok-log) runs R times interleaved; medians are reported.
+//! Each throughput pair (dd, then potok-log; for the fsync runs the order alternates) runs R
+//! times interleaved; medians are reported.
 //! Build with `--release`. Records are 1 KiB, batches 16 KiB (16 records, uncompressed).
 //!
 //! Measured:
@@ -309,24 +310,36 @@ fn run() -> Res<()> {
         ..config
     };
     let (mut dd_dsync, mut fsync, mut fsync_grouped) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..args.reps {
-        settle()?;
-        dd_dsync.push(dd(&[
-            "if=/dev/zero".into(),
-            format!("of={f}"),
-            "bs=1M".into(),
-            format!("count={}", args.fsync_mib),
-            "oflag=dsync".into(),
-        ])?);
-        std::fs::remove_file(&dd_file)?;
-        let mut log = open(&log_dir, fsync_config.clone())?;
-        settle()?;
-        fsync.push(append_run(&mut log, args.fsync_mib, true, 1)?.0);
-        drop(log);
-        let mut log = open(&log_dir, fsync_config.clone())?;
-        settle()?;
-        let per_call = (MIB / make_batch(0)?.len() as u64) as usize;
-        fsync_grouped.push(append_run(&mut log, args.fsync_mib, true, per_call)?.0);
+    let per_call = (MIB / make_batch(0)?.len() as u64) as usize;
+    for rep in 0..args.reps {
+        // The disk of a shared VM has bursts and throttling, so whichever run goes first in a
+        // repetition may find it in a different state: alternate the order, and start every
+        // run on a fresh file as dd does.
+        let mut run_dd = || -> Res<()> {
+            settle()?;
+            dd_dsync.push(dd(&[
+                "if=/dev/zero".into(),
+                format!("of={f}"),
+                "bs=1M".into(),
+                format!("count={}", args.fsync_mib),
+                "oflag=dsync".into(),
+            ])?);
+            std::fs::remove_file(&dd_file)?;
+            Ok(())
+        };
+        if rep % 2 == 0 {
+            run_dd()?;
+        }
+        for (group, out) in [(1, &mut fsync), (per_call, &mut fsync_grouped)] {
+            let mut log = open(&log_dir, fsync_config.clone())?;
+            settle()?;
+            out.push(append_run(&mut log, args.fsync_mib, true, group)?.0);
+            drop(log);
+            std::fs::remove_dir_all(&log_dir)?;
+        }
+        if rep % 2 == 1 {
+            run_dd()?;
+        }
     }
     std::fs::remove_dir_all(&args.dir)?;
 
