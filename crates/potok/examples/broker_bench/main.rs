@@ -5,12 +5,23 @@
 //! - idle RSS;
 //! - produce of 1 KiB records with acks=1 into 1 and 8 partitions (librdkafka via rdkafka):
 //!   MB/s and delivery latency p50/p99/p99.9 (enqueue to acknowledgement, under full load);
-//! - consume of everything just written (from the page cache): MB/s;
+//! - consume of everything just written (from the page cache) with librdkafka: MB/s (an
+//!   application's consume rate: librdkafka decodes and delivers every record);
+//! - the broker's serving rate from the page cache with a raw Fetch client
+//!   ([`raw_fetch`]: Fetch v16 with librdkafka's default sizes, every batch CRC-checked and
+//!   counted from its header, records not decoded), over one connection for 1 and 8
+//!   partitions and over one connection per partition for 8: MB/s, records/s, per-Fetch
+//!   round-trip latency p50/p99/p99.9 and the broker's CPU time;
 //! - broker RSS under load (sampled during the runs, maximum reported);
 //! - the loopback limit with `iperf3 -c 127.0.0.1` (single stream).
 //!
-//! Run: `cargo run --release -p potok --example broker_bench -- [--records N] [--potok PATH]`
-//! (default 1,000,000 records per produce run and `target/release/potok`).
+//! Run: `cargo run --release -p potok --example broker_bench -- [--records N] [--potok PATH]
+//! [--passes N] [--raw-only]` (defaults: 1,000,000 records per produce run,
+//! `target/release/potok`, and 5 raw Fetch passes over each topic, so that the latency
+//! percentiles rest on enough round trips). `--raw-only` skips the librdkafka consume runs and
+//! the latency probe, for profiling the serving path.
+
+mod raw_fetch;
 
 use std::io::Read;
 use std::net::TcpStream;
@@ -287,6 +298,9 @@ fn main() {
             .cloned()
     };
     let records: usize = arg("--records").map_or(1_000_000, |v| v.parse().expect("--records N"));
+    let passes: usize = arg("--passes").map_or(5, |v| v.parse().expect("--passes N"));
+    // For profiling the serving path: skips the librdkafka consume runs and the latency probe.
+    let raw_only = args.iter().any(|a| a == "--raw-only");
     let potok = arg("--potok").unwrap_or_else(|| "target/release/potok".into());
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -315,6 +329,7 @@ fn main() {
         }
     });
     let max_rss = AtomicU64::new(0);
+    let mut raw_rows: Vec<(String, f64)> = Vec::new();
     println!(
         "potok broker benchmark: {records} records of 1 KiB per run, acks=1, librdkafka {}",
         rdkafka::util::get_rdkafka_version().1
@@ -336,26 +351,81 @@ fn main() {
             pct(&lat, 0.99),
             pct(&lat, 0.999)
         );
-        let c = consume(&boot, topic, parts, records, pid, &max_rss);
+        if !raw_only {
+            let cpu2 = cpu_secs(pid);
+            let c = consume(&boot, topic, parts, records, pid, &max_rss);
+            println!(
+                "consume {parts} partition(s) (librdkafka): {c:.0} MB/s (broker CPU {:.2} s)",
+                cpu_secs(pid) - cpu2
+            );
+        }
+        // The produce loop sends record i to partition i % parts, so these are the offsets
+        // each partition must end at.
+        let ends: Vec<(i32, i64)> = (0..parts)
+            .map(|p| {
+                let n =
+                    records / parts as usize + usize::from((p as usize) < records % parts as usize);
+                (p, n as i64)
+            })
+            .collect();
+        let cfg = raw_fetch::LIBRDKAFKA_DEFAULTS;
+        let mut runs = vec![(
+            format!("{parts} partition(s), 1 connection"),
+            Box::new(|| raw_fetch::one_connection(&boot, topic, &ends, cfg, passes))
+                as Box<dyn Fn() -> raw_fetch::RawResult>,
+        )];
+        if parts > 1 {
+            runs.push((
+                format!("{parts} partitions, 1 connection each"),
+                Box::new(|| raw_fetch::connection_per_partition(&boot, topic, &ends, cfg, passes)),
+            ));
+        }
+        for (label, run) in runs {
+            let cpu0 = cpu_secs(pid);
+            let self0 = cpu_secs(std::process::id());
+            let r = run();
+            let broker_cpu = cpu_secs(pid) - cpu0;
+            let client_cpu = cpu_secs(std::process::id()) - self0;
+            max_rss.fetch_max(rss_kib(pid), Ordering::Relaxed);
+            let mbps = r.batch_bytes as f64 / r.secs / 1e6;
+            println!(
+                "raw fetch {label}: {mbps:.0} MB/s of record batches ({:.0} MB/s of 1 KiB values), {:.0}k records/s, {} fetches in {:.2} s, round trip ms p50 {:.2} p99 {:.2} p99.9 {:.2}; broker CPU {:.2} s ({:.0}% of one core), client CPU {:.2} s; {} response buffer allocations",
+                r.records as f64 * 1024.0 / r.secs / 1e6,
+                r.records as f64 / r.secs / 1e3,
+                r.fetches,
+                r.secs,
+                pct(&r.rtt_us, 0.5),
+                pct(&r.rtt_us, 0.99),
+                pct(&r.rtt_us, 0.999),
+                broker_cpu,
+                broker_cpu / r.secs * 100.0,
+                client_cpu,
+                r.buffer_allocs,
+            );
+            raw_rows.push((label, mbps));
+        }
+    }
+    if !raw_only {
+        let n = (records / 20).clamp(1000, 20_000);
+        let lat = latency_run(&boot, "bench1", n, 2000);
         println!(
-            "consume {parts} partition(s): {c:.0} MB/s (broker CPU {:.2} s)",
-            cpu_secs(pid) - cpu1
+            "produce latency at 2000 records/s (acks=1, linger.ms=0, {n} records) ms p50 {:.3} p99 {:.3} p99.9 {:.3}",
+            pct(&lat, 0.5),
+            pct(&lat, 0.99),
+            pct(&lat, 0.999)
         );
     }
-    let n = (records / 20).clamp(1000, 20_000);
-    let lat = latency_run(&boot, "bench1", n, 2000);
-    println!(
-        "produce latency at 2000 records/s (acks=1, linger.ms=0, {n} records) ms p50 {:.3} p99 {:.3} p99.9 {:.3}",
-        pct(&lat, 0.5),
-        pct(&lat, 0.99),
-        pct(&lat, 0.999)
-    );
     println!(
         "broker RSS under load (max sampled): {:.1} MiB",
         max_rss.load(Ordering::Relaxed) as f64 / 1024.0
     );
     match iperf3() {
-        Some(l) => println!("loopback iperf3 -c 127.0.0.1 (1 stream, 3 s): {l:.0} MB/s"),
+        Some(l) => {
+            println!("loopback iperf3 -c 127.0.0.1 (1 stream, 3 s): {l:.0} MB/s");
+            for (label, mbps) in &raw_rows {
+                println!("raw fetch {label}: {:.0}% of loopback", mbps / l * 100.0);
+            }
+        }
         None => println!("iperf3 not available"),
     }
     let mut s = String::new();
