@@ -17,8 +17,8 @@
 //!
 //! Run: `cargo run --release -p potok --example broker_bench -- [--records N] [--potok PATH]
 //! [--passes N] [--raw-only]` (defaults: 1,000,000 records per produce run,
-//! `target/release/potok`, and 5 raw Fetch passes over each topic, so that the latency
-//! percentiles rest on enough round trips). `--raw-only` skips the librdkafka consume runs and
+//! `target/release/potok`, and at least 5 raw Fetch passes over each topic, more with one
+//! connection until it has made 1000 round trips, so that p99.9 is not just the maximum). `--raw-only` skips the librdkafka consume runs and
 //! the latency probe, for profiling the serving path.
 
 mod raw_fetch;
@@ -389,10 +389,11 @@ fn main() {
             max_rss.fetch_max(rss_kib(pid), Ordering::Relaxed);
             let mbps = r.batch_bytes as f64 / r.secs / 1e6;
             println!(
-                "raw fetch {label}: {mbps:.0} MB/s of record batches ({:.0} MB/s of 1 KiB values), {:.0}k records/s, {} fetches in {:.2} s, round trip ms p50 {:.2} p99 {:.2} p99.9 {:.2}; broker CPU {:.2} s ({:.0}% of one core), client CPU {:.2} s; {} response buffer allocations",
+                "raw fetch {label}: {mbps:.0} MB/s of record batches ({:.0} MB/s of 1 KiB values), {:.0}k records/s, {} fetches ({} passes) in {:.2} s, round trip ms p50 {:.2} p99 {:.2} p99.9 {:.2}; broker CPU {:.2} s ({:.0}% of one core), client CPU {:.2} s; {} response buffer allocations",
                 r.records as f64 * 1024.0 / r.secs / 1e6,
                 r.records as f64 / r.secs / 1e3,
                 r.fetches,
+                r.passes,
                 r.secs,
                 pct(&r.rtt_us, 0.5),
                 pct(&r.rtt_us, 0.99),
