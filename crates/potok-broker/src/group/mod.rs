@@ -332,17 +332,18 @@ impl GroupService {
         records: &[PersistRecord],
         now: i64,
     ) -> std::result::Result<(), LogError> {
-        if !inner.logs.contains_key(&partition) {
-            let pdir = partition_dir(&self.dir, partition);
-            let log = Log::open(
-                &pdir,
-                self.log_config.clone(),
-                Arc::clone(&self.storage),
-                now,
-            )?;
-            inner.logs.insert(partition, log);
-        }
-        let log = inner.logs.get_mut(&partition).ok_or(LogError::Offline)?;
+        let log = match inner.logs.entry(partition) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let pdir = partition_dir(&self.dir, partition);
+                e.insert(Log::open(
+                    &pdir,
+                    self.log_config.clone(),
+                    Arc::clone(&self.storage),
+                    now,
+                )?)
+            }
+        };
         append_records(log, records, now)
     }
 
