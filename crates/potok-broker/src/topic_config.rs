@@ -221,7 +221,15 @@ impl TopicConfigDef {
         }
         self.synonyms_with_units(broker)
             .into_iter()
-            .find_map(|(_, unit, value, source)| Some((convert(&value, unit)?, source)))
+            .find_map(|(_, unit, value, source)| {
+                let v = convert(&value, unit)?;
+                // Kafka's `KafkaConfig.logRetentionTimeMillis`: any negative broker retention
+                // (`log.retention.ms/minutes/hours`) means "keep forever", i.e. -1.
+                if self.name == "retention.ms" && v.parse::<i64>().is_ok_and(|n| n < 0) {
+                    return Some(("-1".to_string(), source));
+                }
+                Some((v, source))
+            })
             .unwrap_or_else(|| (self.default.to_string(), ConfigSource::DefaultConfig))
     }
 }
@@ -647,6 +655,24 @@ pub(crate) mod tests {
         assert_eq!(effective_value("nope", &BTreeMap::new(), &b), None);
     }
 
+    /// Kafka treats any negative broker retention as "forever" (-1), whichever unit set it.
+    #[test]
+    fn negative_broker_retention_means_forever() {
+        for (name, value) in [
+            ("log.retention.hours", "-1"),
+            ("log.retention.minutes", "-5"),
+            ("log.retention.ms", "-2"),
+        ] {
+            let d = TopicDefaults::from_broker(&broker(&[(name, value)])).unwrap();
+            let e = d.effective(&BTreeMap::new()).unwrap();
+            assert_eq!(e.log.retention_ms, -1, "{name}={value}");
+            let (v, _) =
+                effective_value("retention.ms", &BTreeMap::new(), &broker(&[(name, value)]))
+                    .unwrap();
+            assert_eq!(v, "-1", "{name}={value}");
+        }
+    }
+
     #[test]
     fn broker_defaults_and_overrides() {
         let d = TopicDefaults::from_broker(&broker(&[("log.retention.minutes", "5")])).unwrap();
@@ -708,7 +734,9 @@ pub(crate) mod tests {
             vec![("log.retention.minutes", "abc")],
             // Hidden by log.retention.ms, still refused (Kafka parses every setting).
             vec![("log.retention.ms", "1000"), ("log.retention.hours", "x")],
-            vec![("log.retention.ms", "-2")],
+            // Kafka: `log.roll.hours` is at least 1 (a negative retention, by contrast, means
+            // forever; see `negative_broker_retention_means_forever`).
+            vec![("log.roll.hours", "-1")],
             vec![("log.segment.bytes", "10")],
             vec![("log.message.timestamp.type", "Now")],
             vec![("log.cleanup.policy", "shred")],
