@@ -344,7 +344,7 @@ impl Segment {
             if pos >= self.size {
                 return Ok(Err("offset index points beyond the log".into()));
             }
-            match self.header_at(pos) {
+            match self.header_at(pos, None) {
                 Ok(h) if h.last_offset().0 == self.base + i64::from(rel) => {}
                 Ok(_) => return Ok(Err("offset index entry does not match its batch".into())),
                 Err(e) => return Ok(Err(e.to_string())),
@@ -361,7 +361,7 @@ impl Segment {
         // lost maximum lies in that tail (and always when the file was cut mid-entry or emptied).
         let index_pos = pos;
         while pos < self.size {
-            let h = match self.header_at(pos) {
+            let h = match self.header_at(pos, None) {
                 Ok(h) => h,
                 Err(e) => return Ok(Err(format!("tail scan at byte {pos}: {e}"))),
             };
@@ -381,7 +381,8 @@ impl Segment {
             return Ok(Err("no batch found in a non-empty log".into()));
         }
         if self.size > 0 {
-            self.first_batch_timestamp = Some(self.header_at(0).map_or(-1, |h| h.max_timestamp));
+            self.first_batch_timestamp =
+                Some(self.header_at(0, None).map_or(-1, |h| h.max_timestamp));
         }
         self.next_offset = next;
         self.max_timestamp = max_ts;
@@ -559,8 +560,9 @@ impl Segment {
         Ok(())
     }
 
-    /// Reads and parses the header of the batch at `pos`, checking it lies within the segment.
-    fn header_at(&self, pos: u64) -> Result<BatchHeader> {
+    /// The header of the batch at `pos`, checked to lie within the segment; taken from `map` (a
+    /// mapping of the `.log` file) when given, else read with one `pread`.
+    fn header_at(&self, pos: u64, map: Option<&[u8]>) -> Result<BatchHeader> {
         let avail = self.size.saturating_sub(pos);
         if avail < BATCH_HEADER_LEN as u64 {
             return Err(corrupt(
@@ -569,7 +571,12 @@ impl Segment {
             ));
         }
         let mut hb = [0u8; BATCH_HEADER_LEN];
-        read_exact_at(&*self.log, &mut hb, pos).map_err(|e| LogError::io(&self.log_path, e))?;
+        let mapped = map.and_then(|m| m.get(usize::try_from(pos).ok()?..)?.get(..BATCH_HEADER_LEN));
+        match mapped {
+            Some(b) => hb.copy_from_slice(b),
+            None => read_exact_at(&*self.log, &mut hb, pos)
+                .map_err(|e| LogError::io(&self.log_path, e))?,
+        }
         let h = BatchHeader::parse(&hb)
             .map_err(|e| corrupt(&self.log_path, format!("at byte {pos}: {e}")))?;
         if h.total_size() as u64 > avail {
@@ -611,14 +618,14 @@ impl Segment {
                     return Ok(Some(found));
                 }
             } else {
-                let h = self.header_at(p)?;
+                let h = self.header_at(p, None)?;
                 if h.base_offset <= offset {
                     return Ok(Some((p, h)));
                 }
             }
         }
         while pos < self.size {
-            let h = self.header_at(pos)?;
+            let h = self.header_at(pos, None)?;
             if h.last_offset().0 >= offset {
                 return Ok(Some((pos, h)));
             }
@@ -707,7 +714,7 @@ impl Segment {
         }
         .max(first_end);
         while pos < budget_end {
-            let h = self.header_at(pos)?;
+            let h = self.header_at(pos, None)?;
             let end = pos + h.total_size() as u64;
             if end > budget_end {
                 break;
@@ -786,10 +793,7 @@ impl Segment {
             if pos >= self.size {
                 return Ok(None);
             }
-            h = match map {
-                Some(m) => self.header_in(m, pos)?,
-                None => self.header_at(pos)?,
-            };
+            h = self.header_at(pos, map)?;
         }
     }
 
@@ -819,31 +823,6 @@ impl Segment {
                 None
             }
         }
-    }
-
-    /// The batch header at `pos` of a mapped `.log` file (see [`Segment::header_at`]).
-    fn header_in(&self, map: &[u8], pos: u64) -> Result<BatchHeader> {
-        let start = usize::try_from(pos).unwrap_or(usize::MAX);
-        let h = map
-            .get(start..)
-            .and_then(|b| b.get(..BATCH_HEADER_LEN))
-            .ok_or_else(|| {
-                corrupt(
-                    &self.log_path,
-                    format!("batch header at byte {pos} extends past the segment end"),
-                )
-            })
-            .and_then(|b| {
-                BatchHeader::parse(b)
-                    .map_err(|e| corrupt(&self.log_path, format!("at byte {pos}: {e}")))
-            })?;
-        if pos + h.total_size() as u64 > self.size {
-            return Err(corrupt(
-                &self.log_path,
-                format!("batch at byte {pos} extends past the segment end"),
-            ));
-        }
-        Ok(h)
     }
 
     /// Walks the record prefixes (length, attributes, timestamp delta, offset delta) of the
@@ -933,7 +912,7 @@ impl Segment {
                 && matches!(h.compression(), Ok(Compression::None))
         };
         if let Some(m) = map {
-            let Ok(h) = self.header_in(m, p) else {
+            let Ok(h) = self.header_at(p, Some(m)) else {
                 return Ok(None);
             };
             if !applies(&h) {
@@ -1028,7 +1007,7 @@ impl Segment {
         let mut tail_max = (-1i64, self.base);
         let mut p = scan_from;
         while p < pos {
-            let h = self.header_at(p)?;
+            let h = self.header_at(p, None)?;
             next = h.next_offset().0;
             if h.max_timestamp > tail_max.0 {
                 tail_max = (h.max_timestamp, h.last_offset().0);
