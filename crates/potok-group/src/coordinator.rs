@@ -370,6 +370,27 @@ impl Timers {
     }
 }
 
+/// A change that depends on the outcome of an [`Output::Persist`] (see
+/// [`GroupCoordinator::persisted`]).
+#[derive(Debug)]
+enum Pending {
+    /// Committed offsets, applied only once their records are written. Kafka's
+    /// `GroupMetadataManager.storeOffsets` likewise updates the offset cache only in the append
+    /// callback, and on a failed append answers the mapped error with the cache untouched.
+    Commit {
+        group_id: String,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+        /// The request created the group (a commit outside group management); a failed
+        /// append removes it again if it is still empty, so that the group's in-memory state
+        /// is as before the request.
+        created: bool,
+    },
+    /// The leader's assignment that completed a rebalance. The group became Stable when the
+    /// assignment was stored; a failed append undoes that as Kafka's SyncGroup `storeGroup`
+    /// callback does (`resetAndPropagateAssignmentError`, then `maybePrepareRebalance`).
+    Sync { group_id: String, generation: i32 },
+}
+
 /// The group coordinator for all groups of this broker (every `__consumer_offsets` partition
 /// is led by the single broker).
 #[derive(Debug)]
@@ -379,6 +400,11 @@ pub struct GroupCoordinator {
     timers: Timers,
     outputs: Vec<Output>,
     member_seq: u64,
+    /// Changes waiting for the outcome of their append, by [`PendingId`]. The driver reports
+    /// every pending append before it releases the coordinator, so this holds at most the
+    /// changes of one call.
+    pending: HashMap<u64, Pending>,
+    next_pending: u64,
 }
 
 fn too_long(s: &str) -> bool {
@@ -407,6 +433,8 @@ impl GroupCoordinator {
             timers,
             outputs: Vec::new(),
             member_seq: 0,
+            pending: HashMap::new(),
+            next_pending: 0,
         }
     }
 
@@ -490,24 +518,109 @@ impl GroupCoordinator {
         if records.is_empty() {
             return;
         }
-        self.outputs.push(Output::Persist { partition, records });
+        self.outputs.push(Output::Persist {
+            partition,
+            records,
+            pending: None,
+        });
     }
 
-    /// Persists a group's current generation (Kafka's `storeGroup`).
-    fn store_group(&mut self, group_id: &str) -> Result<(), GroupError> {
+    /// Like [`Self::persist`], with a change that waits for the append's outcome.
+    fn persist_pending(&mut self, partition: i32, records: Vec<PersistRecord>, pending: Pending) {
+        if records.is_empty() {
+            return;
+        }
+        self.next_pending += 1;
+        let id = self.next_pending;
+        self.pending.insert(id, pending);
+        self.outputs.push(Output::Persist {
+            partition,
+            records,
+            pending: Some(PendingId(id)),
+        });
+    }
+
+    /// Reports the outcome of an [`Output::Persist`] that carried a [`PendingId`]: `Ok` applies
+    /// the change that waited for it, `Err(code)` discards it (the broker answers the requests
+    /// that depended on it with `code`). The driver must call this for every such output before
+    /// it feeds the coordinator anything else, and then drain the outputs again.
+    pub fn persisted(&mut self, id: PendingId, result: Result<(), ErrorCode>, now_ms: i64) {
+        let Some(pending) = self.pending.remove(&id.0) else {
+            return;
+        };
+        match (pending, result) {
+            (
+                Pending::Commit {
+                    group_id, offsets, ..
+                },
+                Ok(()),
+            ) => {
+                // Kafka applies the offsets unless the group died in between; here nothing can
+                // run in between, but a group deleted meanwhile must not be resurrected.
+                if let Some(g) = self.groups.get_mut(&group_id) {
+                    for (topic, partition, value) in offsets {
+                        g.offsets.entry(topic).or_default().insert(partition, value);
+                    }
+                }
+            }
+            (
+                Pending::Commit {
+                    group_id, created, ..
+                },
+                Err(_),
+            ) => {
+                let untouched = self.groups.get(&group_id).is_some_and(|g| {
+                    g.members.is_empty() && g.offsets.is_empty() && g.pending_members.is_empty()
+                });
+                if created && untouched {
+                    self.groups.remove(&group_id);
+                }
+            }
+            (Pending::Sync { .. }, Ok(())) => {}
+            (
+                Pending::Sync {
+                    group_id,
+                    generation,
+                },
+                Err(_),
+            ) => {
+                let Some(g) = self.groups.get_mut(&group_id) else {
+                    return;
+                };
+                // Kafka acts only if the group is still in the generation whose assignment was
+                // being stored; the SyncGroup answers already queued are turned into errors by
+                // the driver, which answers every reply after a failed append with its code.
+                if g.generation != generation || g.state != GroupState::Stable {
+                    return;
+                }
+                for m in g.members.values_mut() {
+                    m.assignment = Bytes::new();
+                }
+                // Kafka's group is still CompletingRebalance here (it becomes Stable only in the
+                // callback); go back there so that the rebalance starts from the same state.
+                g.transition(GroupState::CompletingRebalance, now_ms);
+                self.maybe_prepare_rebalance(&group_id, now_ms);
+            }
+        }
+    }
+
+    /// Persists a group's current generation (Kafka's `storeGroup`). `pending` is what a
+    /// failed append undoes.
+    fn store_group(&mut self, group_id: &str, pending: Option<Pending>) -> Result<(), GroupError> {
         let Some(g) = self.groups.get(group_id) else {
             return Ok(());
         };
         let key = records::group_metadata_key(group_id)?;
         let value = records::group_metadata_value(&g.stored())?;
         let partition = g.partition;
-        self.persist(
-            partition,
-            vec![PersistRecord {
-                key,
-                value: Some(value),
-            }],
-        );
+        let records = vec![PersistRecord {
+            key,
+            value: Some(value),
+        }];
+        match pending {
+            Some(p) => self.persist_pending(partition, records, p),
+            None => self.persist(partition, records),
+        }
         Ok(())
     }
 
@@ -880,7 +993,10 @@ impl GroupCoordinator {
                 // Rebalance only if the group would pick a different protocol now; otherwise
                 // persist the new member id and hand back the current generation.
                 if g.select_protocol() == g.protocol_name {
-                    if self.store_group(&group_id).is_err() {
+                    // Kafka's callback here reverts the static member's id when the append
+                    // fails; that undo is not implemented yet, so this append's failure only
+                    // turns the answer into an error (see the broker's `deliver`).
+                    if self.store_group(&group_id, None).is_err() {
                         // Entry validation makes this unreachable; undo rather than lose the
                         // member's identity silently.
                         let g = self.groups.get_mut(&group_id).expect("exists");
@@ -1071,7 +1187,9 @@ impl GroupCoordinator {
             g.protocol_name = None;
             g.subscribed_topics = None;
             g.transition(GroupState::Empty, now_ms);
-            let _ = self.store_group(group_id);
+            // Kafka only logs a failure to store the empty generation (the group stays Empty
+            // with its new generation), so nothing waits for this append.
+            let _ = self.store_group(group_id, None);
             return;
         }
         g.protocol_name = g.select_protocol();
@@ -1282,7 +1400,12 @@ impl GroupCoordinator {
         for m in g.members.values_mut() {
             m.assignment = assignment.remove(&m.member_id).unwrap_or_default();
         }
-        if let Err(_e) = self.store_group(group_id) {
+        let generation = g.generation;
+        let pending = Pending::Sync {
+            group_id: group_id.to_owned(),
+            generation,
+        };
+        if let Err(_e) = self.store_group(group_id, Some(pending)) {
             // Unreachable with validated strings; Kafka resets the assignment and rebalances
             // when the write fails, and so do we.
             let g = self.groups.get_mut(group_id).expect("exists");
@@ -1424,6 +1547,7 @@ impl GroupCoordinator {
         if req.group_id.is_empty() || too_long(&req.group_id) {
             return all(ErrorCode::InvalidGroupId);
         }
+        let mut created = false;
         match self.groups.get(&req.group_id) {
             None => {
                 if req.generation_id >= 0 {
@@ -1437,6 +1561,7 @@ impl GroupCoordinator {
                     req.group_id.clone(),
                     Group::new(req.group_id.clone(), partition, now_ms),
                 );
+                created = true;
             }
             Some(g) => {
                 if let Err(code) = validate_offset_commit(g, req) {
@@ -1453,6 +1578,7 @@ impl GroupCoordinator {
         let expire =
             (req.retention_time_ms >= 0).then(|| now_ms.saturating_add(req.retention_time_ms));
         let mut records = Vec::new();
+        let mut staged = Vec::new();
         let mut results = Vec::with_capacity(req.topics.len());
         for (topic, parts) in &req.topics {
             let mut codes = Vec::with_capacity(parts.len());
@@ -1481,10 +1607,8 @@ impl GroupCoordinator {
                             key,
                             value: Some(v),
                         });
-                        g.offsets
-                            .entry(topic.clone())
-                            .or_default()
-                            .insert(p.partition, value);
+                        // Applied by `persisted` once the records are written.
+                        staged.push((topic.clone(), p.partition, value));
                         codes.push((p.partition, ErrorCode::None));
                     }
                     Err(_) => codes.push((p.partition, ErrorCode::UnknownServerError)),
@@ -1492,7 +1616,15 @@ impl GroupCoordinator {
             }
             results.push((topic.clone(), codes));
         }
-        self.persist(partition, records);
+        self.persist_pending(
+            partition,
+            records,
+            Pending::Commit {
+                group_id: req.group_id.clone(),
+                offsets: staged,
+                created,
+            },
+        );
         // A commit from a current member counts as a heartbeat, as in Kafka.
         if let Some(session) = refresh {
             self.schedule_heartbeat(&req.group_id, &req.member_id, session, now_ms);

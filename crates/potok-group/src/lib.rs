@@ -13,7 +13,11 @@
 //! - an ordered queue of [`Output`]s ([`GroupCoordinator::drain_outputs`]): records to append to
 //!   `__consumer_offsets` ([`Output::Persist`]) and JoinGroup / SyncGroup answers, which may
 //!   come long after the request (a JoinGroup is parked until the join phase ends). The broker
-//!   appends `Persist` records before it sends any reply that follows them.
+//!   appends `Persist` records before it sends any reply that follows them. A `Persist` that
+//!   carries a [`PendingId`] has a change waiting for it (committed offsets, the assignment that
+//!   completed a rebalance): the broker reports the append's outcome with
+//!   [`GroupCoordinator::persisted`], which applies the change or discards it, so the state in
+//!   memory never runs ahead of what was written (as Kafka's append callbacks).
 //!
 //! There are no sockets, clocks, threads or tokio here; every rule is tested in
 //! `src/tests.rs` by feeding events and times.

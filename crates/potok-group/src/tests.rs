@@ -30,6 +30,9 @@ struct H {
     now: i64,
     token: u64,
     out: Vec<Output>,
+    /// When set, `collect` reports every pending append as failed with this code (a broker
+    /// whose `__consumer_offsets` write failed).
+    fail_appends: Option<ErrorCode>,
 }
 
 impl H {
@@ -47,6 +50,7 @@ impl H {
             now: 1_000_000,
             token: 0,
             out: Vec::new(),
+            fail_appends: None,
         }
     }
 
@@ -56,9 +60,28 @@ impl H {
         self.collect();
     }
 
+    /// Drains the outputs, reporting every pending append as written (as the broker does
+    /// after a successful append).
     fn collect(&mut self) {
-        let drained: Vec<Output> = self.c.drain_outputs().collect();
-        self.out.extend(drained);
+        loop {
+            let drained: Vec<Output> = self.c.drain_outputs().collect();
+            if drained.is_empty() {
+                return;
+            }
+            for o in &drained {
+                if let Output::Persist {
+                    pending: Some(id), ..
+                } = o
+                {
+                    let result = match self.fail_appends {
+                        Some(code) => Err(code),
+                        None => Ok(()),
+                    };
+                    self.c.persisted(*id, result, self.now);
+                }
+            }
+            self.out.extend(drained);
+        }
     }
 
     fn join_req(
@@ -1093,6 +1116,7 @@ fn offsets_commit_fetch_and_persist() {
         r[0].1,
         vec![(1, ErrorCode::OffsetMetadataTooLarge), (2, ErrorCode::None)]
     );
+    h.collect();
     let f = h.c.fetch_offsets("g", Some(&[("t".to_string(), vec![2])]));
     assert_eq!(f.topics[0].1[0].metadata, "ok");
     assert_eq!(f.topics[0].1[0].leader_epoch, LeaderEpoch(2));
@@ -1211,6 +1235,8 @@ fn explicit_retention_time_and_simple_group_expiry() {
         },
     );
     assert_eq!(r[0].1[0].1, ErrorCode::None);
+    // The driver reports the append before anything else reaches the coordinator.
+    h.collect();
     h.advance(4_000);
     assert_eq!(h.committed("t", 0), 3);
     h.advance(2_000);
@@ -1359,6 +1385,7 @@ fn replay_restores_offsets_and_stable_group() {
             )],
         },
     );
+    h.collect();
     h.c.delete_groups(&["gone".into()]);
     h.collect();
     let config = GroupConfig {
@@ -1466,4 +1493,77 @@ fn zero_timeouts_terminate() {
     h.advance(0);
     h.advance(0);
     assert!(h.join_reply(t).is_some());
+}
+
+#[test]
+fn failed_commit_append_leaves_offsets_untouched() {
+    let mut h = H::new();
+    let (l, _f) = h.stable_pair();
+    assert_eq!(h.commit(&l, 1, "t", 0, 5), ErrorCode::None);
+    h.fail_appends = Some(ErrorCode::NotCoordinator);
+    // The coordinator answers before the append; the broker turns the answer into the
+    // append's error. The offset must not be visible either way.
+    let _ = h.commit(&l, 1, "t", 0, 9);
+    assert_eq!(h.committed("t", 0), 5);
+    let _ = h.commit(&l, 1, "t", 1, 3);
+    assert_eq!(h.committed("t", 1), -1);
+    // A commit outside group management that created its group leaves no group behind.
+    let _ = h.c.commit_offsets(
+        h.now,
+        &OffsetCommitRequest {
+            group_id: "simple".into(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+            retention_time_ms: -1,
+            topics: vec![(
+                "t".into(),
+                vec![CommitPartition {
+                    partition: 0,
+                    offset: Offset(1),
+                    leader_epoch: LeaderEpoch(-1),
+                    metadata: None,
+                }],
+            )],
+        },
+    );
+    h.collect();
+    assert!(h.c.group_state("simple").is_none());
+    h.fail_appends = None;
+    assert_eq!(h.commit(&l, 1, "t", 0, 11), ErrorCode::None);
+    assert_eq!(h.committed("t", 0), 11);
+}
+
+#[test]
+fn failed_sync_append_rebalances_as_kafka() {
+    let mut h = H::new();
+    let (a, ta) = h.new_member();
+    let (b, tb) = h.new_member();
+    h.advance(i64::from(DELAY) * 2);
+    let ra = h.join_reply(ta).unwrap();
+    let _ = h.join_reply(tb).unwrap();
+    let (leader, follower) = if ra.leader == a { (a, b) } else { (b, a) };
+    let tf = h.sync(&follower, 1, vec![]);
+    h.fail_appends = Some(ErrorCode::NotCoordinator);
+    let tl = h.sync(
+        &leader,
+        1,
+        vec![
+            (leader.clone(), Bytes::from_static(b"L")),
+            (follower.clone(), Bytes::from_static(b"F")),
+        ],
+    );
+    // The queued answers are replaced by the driver; the group itself must not stay Stable
+    // with an assignment that was never written (Kafka: resetAndPropagateAssignmentError and
+    // maybePrepareRebalance in the storeGroup callback).
+    let _ = (h.sync_reply(tl), h.sync_reply(tf));
+    assert_eq!(h.state(), (GroupState::PreparingRebalance, 1));
+    let d = h.c.describe_group("g").unwrap();
+    assert!(d.members.iter().all(|m| m.assignment.is_empty()));
+    // The members rejoin and the next generation completes once appends work again.
+    h.fail_appends = None;
+    let tl = h.join(&leader);
+    let tf = h.join(&follower);
+    assert!(h.join_reply(tl).is_some() && h.join_reply(tf).is_some());
+    assert_eq!(h.state(), (GroupState::CompletingRebalance, 2));
 }

@@ -320,6 +320,10 @@ pub struct PersistRecord {
     pub value: Option<Bytes>,
 }
 
+/// Identifies a change that waits for its [`Output::Persist`] to be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PendingId(pub u64);
+
 /// Something the broker must do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
@@ -331,6 +335,11 @@ pub enum Output {
         partition: i32,
         /// The records, in order.
         records: Vec<PersistRecord>,
+        /// A change that waits for the outcome of this append: the broker must report it with
+        /// [`crate::GroupCoordinator::persisted`] before it releases the coordinator (Kafka
+        /// applies committed offsets and a completed rebalance only in the append callback).
+        /// `None` when nothing depends on the outcome.
+        pending: Option<PendingId>,
     },
     /// Answer a parked or immediate JoinGroup.
     Join(Token, JoinGroupResponse),

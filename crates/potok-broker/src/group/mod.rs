@@ -22,6 +22,16 @@
 //! is written beside the old one, flushed, and swapped in by renames, so a crash at any point
 //! leaves either the old or the new log complete.
 //!
+//! # Failed appends
+//!
+//! When an append fails, the requests that depended on it get the mapped error
+//! (`append_error_code`, after Kafka's `GroupMetadataManager`) and the coordinator is told so
+//! (`GroupCoordinator::persisted`): committed offsets are applied only after their append
+//! succeeded, and a rebalance whose assignment was not written starts over, so a later
+//! OffsetFetch or a restart never sees state that is not on disk. Tombstones of expired or
+//! deleted offsets and groups follow Kafka instead: the cache forgets first and a failed write
+//! is logged (such entries can come back after a restart, as in Kafka).
+//!
 //! # Locking
 //!
 //! One `std::sync::Mutex` guards the coordinator and the logs together, so that records reach
@@ -148,6 +158,15 @@ impl GroupService {
     /// Opens every existing `__consumer_offsets` partition, replays it and loads the groups.
     /// Blocking (file IO); call from `spawn_blocking` or before serving.
     pub fn open(cfg: &BrokerConfig) -> Result<GroupService> {
+        GroupService::open_with_storage(cfg, Arc::new(RealStorage))
+    }
+
+    /// [`Self::open`] with the storage the offsets logs go through (tests inject faults with
+    /// `potok_log::FaultyStorage`).
+    pub fn open_with_storage(
+        cfg: &BrokerConfig,
+        storage: Arc<dyn Storage>,
+    ) -> Result<GroupService> {
         let config = group_config(cfg)?;
         let partitions = config.offsets_partitions;
         let dir = cfg.data_dir.join(OFFSETS_TOPIC);
@@ -160,7 +179,6 @@ impl GroupService {
             retention_bytes: -1,
             ..LogConfig::default()
         };
-        let storage: Arc<dyn Storage> = Arc::new(RealStorage);
         let now = now_ms();
         let mut coordinator = GroupCoordinator::new(config, now);
         let mut logs = HashMap::new();
@@ -301,6 +319,12 @@ impl GroupService {
         }
     }
 
+    /// Appends the records in order and reports each pending append's outcome to the
+    /// coordinator, which applies or discards the change that waited for it (committed offsets,
+    /// a completed rebalance); whatever that produces is handled in turn. The coordinator's
+    /// state therefore never runs ahead of `__consumer_offsets`, except where Kafka's does too
+    /// (tombstones of expired or deleted offsets and groups are written after the cache
+    /// forgot them, and a failure is only logged, as in Kafka's `cleanupGroupMetadata`).
     fn apply_outputs(
         &self,
         inner: &mut Inner,
@@ -309,14 +333,24 @@ impl GroupService {
         replies: &mut Vec<(Token, Parked)>,
         failed: &mut Option<ErrorCode>,
     ) {
-        for o in outputs {
+        let mut queue: std::collections::VecDeque<Output> = outputs.into();
+        while let Some(o) = queue.pop_front() {
             match o {
-                Output::Persist { partition, records } => {
-                    if let Err(e) = self.persist(inner, partition, &records, now) {
+                Output::Persist {
+                    partition,
+                    records,
+                    pending,
+                } => {
+                    let result = self.persist(inner, partition, &records, now).map_err(|e| {
                         tracing::error!(partition, error = %e, "cannot append to {OFFSETS_TOPIC}");
-                        // Kafka answers COORDINATOR_NOT_AVAILABLE-class errors when the offsets
-                        // topic append fails; clients retry or rediscover the coordinator.
-                        *failed = Some(ErrorCode::CoordinatorNotAvailable);
+                        append_error_code(&e)
+                    });
+                    if let Err(code) = result {
+                        *failed = Some(code);
+                    }
+                    if let Some(id) = pending {
+                        inner.coordinator.persisted(id, result, now);
+                        queue.extend(inner.coordinator.drain_outputs());
                     }
                 }
                 Output::Join(t, r) => replies.push((t, Parked::Join(r))),
@@ -475,6 +509,22 @@ fn finish_interrupted_swap(pdir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The error code for a failed `__consumer_offsets` append, as Kafka maps the append's error in
+/// `GroupMetadataManager` (`storeOffsets` and `storeGroup` callbacks): a storage failure
+/// (Kafka's `KAFKA_STORAGE_ERROR`, which an IO error on a log becomes) answers
+/// `NOT_COORDINATOR`, so that clients rediscover the coordinator and retry; a batch too large
+/// answers `UNKNOWN_SERVER_ERROR` (Kafka gives `INVALID_COMMIT_OFFSET_SIZE` for offset commits
+/// only; one code per call is kept here); anything else `COORDINATOR_NOT_AVAILABLE`.
+fn append_error_code(e: &LogError) -> ErrorCode {
+    match e {
+        LogError::Io { .. } => ErrorCode::NotCoordinator,
+        LogError::BatchTooLarge { .. }
+        | LogError::InvalidBatch(_)
+        | LogError::InvalidBatchFields(_) => ErrorCode::UnknownServerError,
+        _ => ErrorCode::CoordinatorNotAvailable,
+    }
+}
+
 fn append_records(
     log: &mut Log,
     records: &[PersistRecord],
@@ -549,3 +599,6 @@ pub async fn run_timers(broker: Arc<Broker>) {
         groups.tick();
     }
 }
+
+#[cfg(test)]
+mod tests;
