@@ -389,6 +389,24 @@ enum Pending {
     /// assignment was stored; a failed append undoes that as Kafka's SyncGroup `storeGroup`
     /// callback does (`resetAndPropagateAssignmentError`, then `maybePrepareRebalance`).
     Sync { group_id: String, generation: i32 },
+    /// A static member that rejoined a Stable group under a new member id without a
+    /// rebalance. A failed append gives the instance its old member id and settings back, as
+    /// Kafka's `updateStaticMemberAndRebalance` callback does (`updateMember` with the old
+    /// protocols and timeouts, then `replaceStaticMember` back to the old id).
+    StaticRejoin(Box<StaticRejoin>),
+}
+
+/// What [`Pending::StaticRejoin`] restores.
+#[derive(Debug)]
+struct StaticRejoin {
+    group_id: String,
+    instance: String,
+    old_member_id: String,
+    new_member_id: String,
+    protocols: Vec<Protocol>,
+    rebalance_timeout_ms: i32,
+    session_timeout_ms: i32,
+    supports_skip_assignment: bool,
 }
 
 /// The group coordinator for all groups of this broker (every `__consumer_offsets` partition
@@ -576,7 +594,8 @@ impl GroupCoordinator {
                     self.groups.remove(&group_id);
                 }
             }
-            (Pending::Sync { .. }, Ok(())) => {}
+            (Pending::Sync { .. } | Pending::StaticRejoin(_), Ok(())) => {}
+            (Pending::StaticRejoin(undo), Err(_)) => self.undo_static_rejoin(*undo, now_ms),
             (
                 Pending::Sync {
                     group_id,
@@ -602,6 +621,48 @@ impl GroupCoordinator {
                 self.maybe_prepare_rebalance(&group_id, now_ms);
             }
         }
+    }
+
+    /// Reverts [`Self::replace_static_member`] after its append failed (see
+    /// [`Pending::StaticRejoin`]). Nothing can have run in between, but the checks keep this a
+    /// no-op if the instance moved on.
+    fn undo_static_rejoin(&mut self, undo: StaticRejoin, now_ms: i64) {
+        let Some(g) = self.groups.get_mut(&undo.group_id) else {
+            return;
+        };
+        if g.static_members.get(&undo.instance) != Some(&undo.new_member_id) {
+            return;
+        }
+        let Some(mut member) = g.members.remove(&undo.new_member_id) else {
+            return;
+        };
+        member.member_id = undo.old_member_id.clone();
+        member.protocols = undo.protocols;
+        member.rebalance_timeout_ms = undo.rebalance_timeout_ms;
+        member.session_timeout_ms = undo.session_timeout_ms;
+        member.supports_skip_assignment = undo.supports_skip_assignment;
+        member.join_waiter = None;
+        member.sync_waiter = None;
+        g.members.insert(undo.old_member_id.clone(), member);
+        g.static_members
+            .insert(undo.instance, undo.old_member_id.clone());
+        if g.is_leader(&undo.new_member_id) {
+            g.leader = Some(undo.old_member_id.clone());
+        }
+        if g.pending_sync.remove(&undo.new_member_id) {
+            g.pending_sync.insert(undo.old_member_id.clone());
+        }
+        self.timers.cancel(&TimerKey::Heartbeat(
+            undo.group_id.clone(),
+            undo.new_member_id,
+        ));
+        // Kafka's `completeAndScheduleNextHeartbeatExpiration` for the old member.
+        self.schedule_heartbeat(
+            &undo.group_id,
+            &undo.old_member_id,
+            i64::from(undo.session_timeout_ms),
+            now_ms,
+        );
     }
 
     /// Persists a group's current generation (Kafka's `storeGroup`). `pending` is what a
@@ -956,6 +1017,16 @@ impl GroupCoordinator {
         let fenced_join = member.join_waiter.take();
         let fenced_sync = member.sync_waiter.take();
         member.member_id = new_member_id.clone();
+        let undo = StaticRejoin {
+            group_id: group_id.clone(),
+            instance: instance.clone(),
+            old_member_id: old_member_id.to_owned(),
+            new_member_id: new_member_id.clone(),
+            protocols: member.protocols.clone(),
+            rebalance_timeout_ms: member.rebalance_timeout_ms,
+            session_timeout_ms: member.session_timeout_ms,
+            supports_skip_assignment: member.supports_skip_assignment,
+        };
         let old_protocols = std::mem::replace(&mut member.protocols, req.protocols.clone());
         member.rebalance_timeout_ms = req.rebalance_timeout_ms;
         member.session_timeout_ms = req.session_timeout_ms;
@@ -993,10 +1064,10 @@ impl GroupCoordinator {
                 // Rebalance only if the group would pick a different protocol now; otherwise
                 // persist the new member id and hand back the current generation.
                 if g.select_protocol() == g.protocol_name {
-                    // Kafka's callback here reverts the static member's id when the append
-                    // fails; that undo is not implemented yet, so this append's failure only
-                    // turns the answer into an error (see the broker's `deliver`).
-                    if self.store_group(&group_id, None).is_err() {
+                    // A failed append reverts the new identity (`persisted`); the broker turns
+                    // the answer below into the append's error.
+                    let pending = Pending::StaticRejoin(Box::new(undo));
+                    if self.store_group(&group_id, Some(pending)).is_err() {
                         // Entry validation makes this unreachable; undo rather than lose the
                         // member's identity silently.
                         let g = self.groups.get_mut(&group_id).expect("exists");

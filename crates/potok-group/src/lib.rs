@@ -15,7 +15,7 @@
 //!   come long after the request (a JoinGroup is parked until the join phase ends). The broker
 //!   appends `Persist` records before it sends any reply that follows them. A `Persist` that
 //!   carries a [`PendingId`] has a change waiting for it (committed offsets, the assignment that
-//!   completed a rebalance): the broker reports the append's outcome with
+//!   completed a rebalance, a static member's new id): the broker reports the append's outcome with
 //!   [`GroupCoordinator::persisted`], which applies the change or discards it, so the state in
 //!   memory never runs ahead of what was written (as Kafka's append callbacks).
 //!

@@ -1567,3 +1567,39 @@ fn failed_sync_append_rebalances_as_kafka() {
     assert!(h.join_reply(tl).is_some() && h.join_reply(tf).is_some());
     assert_eq!(h.state(), (GroupState::CompletingRebalance, 2));
 }
+
+#[test]
+fn failed_static_rejoin_append_restores_the_old_member_id() {
+    let mut h = H::new();
+    let (m1, m2) = stable_static_pair(&mut h);
+    h.fail_appends = Some(ErrorCode::NotCoordinator);
+    let t = h.join_static("", "i2");
+    // The broker replaces this answer with the append's error; the group must keep the
+    // identity that is on disk (Kafka's updateStaticMemberAndRebalance callback).
+    let new_id = h.join_reply(t).unwrap().member_id;
+    assert_ne!(new_id, m2);
+    h.fail_appends = None;
+    assert_eq!(h.state(), (GroupState::Stable, 1));
+    assert_eq!(h.hb_inst(&m2, Some("i2"), 1), ErrorCode::None);
+    assert_eq!(
+        h.hb_inst(&new_id, Some("i2"), 1),
+        ErrorCode::FencedInstanceId
+    );
+    let d = h.c.describe_group("g").unwrap();
+    let mut ids: Vec<String> = d.members.iter().map(|m| m.member_id.clone()).collect();
+    ids.sort();
+    let mut want = vec![m1.clone(), m2.clone()];
+    want.sort();
+    assert_eq!(ids, want);
+    let t = h.sync_inst(&m2, Some("i2"), 1, vec![]);
+    assert_eq!(
+        h.sync_reply(t).unwrap().assignment,
+        Bytes::from_static(b"A2")
+    );
+    // The restored member still expires on its own session timeout, and a retry works.
+    let t = h.join_static("", "i2");
+    let r = h.join_reply(t).unwrap();
+    assert_eq!(r.error, ErrorCode::None);
+    assert_eq!(h.hb_inst(&r.member_id, Some("i2"), 1), ErrorCode::None);
+    assert_eq!(h.hb_inst(&m2, Some("i2"), 1), ErrorCode::FencedInstanceId);
+}
