@@ -236,10 +236,24 @@ impl H {
         partition: i32,
         offset: i64,
     ) -> ErrorCode {
+        self.commit_in("g", member, generation, topic, partition, offset)
+    }
+
+    /// [`H::commit`] to any group: generation -1 and an empty member id make it a commit from
+    /// outside group management ("simple" consumers), which creates the group if needed.
+    fn commit_in(
+        &mut self,
+        group: &str,
+        member: &str,
+        generation: i32,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> ErrorCode {
         let r = self.c.commit_offsets(
             self.now,
             &OffsetCommitRequest {
-                group_id: "g".into(),
+                group_id: group.into(),
                 generation_id: generation,
                 member_id: member.into(),
                 group_instance_id: None,
@@ -1366,26 +1380,7 @@ fn replay_restores_offsets_and_stable_group() {
     assert_eq!(h.commit(&l, 1, "t", 0, 5), ErrorCode::None);
     assert_eq!(h.commit(&l, 1, "t", 0, 9), ErrorCode::None);
     assert_eq!(h.commit(&f, 1, "t", 1, 4), ErrorCode::None);
-    h.c.commit_offsets(
-        h.now,
-        &OffsetCommitRequest {
-            group_id: "gone".into(),
-            generation_id: -1,
-            member_id: String::new(),
-            group_instance_id: None,
-            retention_time_ms: -1,
-            topics: vec![(
-                "t".into(),
-                vec![CommitPartition {
-                    partition: 0,
-                    offset: Offset(1),
-                    leader_epoch: LeaderEpoch(-1),
-                    metadata: None,
-                }],
-            )],
-        },
-    );
-    h.collect();
+    h.commit_in("gone", "", -1, "t", 0, 1);
     h.c.delete_groups(&["gone".into()]);
     h.collect();
     let config = GroupConfig {
@@ -1508,26 +1503,7 @@ fn failed_commit_append_leaves_offsets_untouched() {
     let _ = h.commit(&l, 1, "t", 1, 3);
     assert_eq!(h.committed("t", 1), -1);
     // A commit outside group management that created its group leaves no group behind.
-    let _ = h.c.commit_offsets(
-        h.now,
-        &OffsetCommitRequest {
-            group_id: "simple".into(),
-            generation_id: -1,
-            member_id: String::new(),
-            group_instance_id: None,
-            retention_time_ms: -1,
-            topics: vec![(
-                "t".into(),
-                vec![CommitPartition {
-                    partition: 0,
-                    offset: Offset(1),
-                    leader_epoch: LeaderEpoch(-1),
-                    metadata: None,
-                }],
-            )],
-        },
-    );
-    h.collect();
+    let _ = h.commit_in("simple", "", -1, "t", 0, 1);
     assert!(h.c.group_state("simple").is_none());
     h.fail_appends = None;
     assert_eq!(h.commit(&l, 1, "t", 0, 11), ErrorCode::None);
