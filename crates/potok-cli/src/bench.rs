@@ -645,29 +645,39 @@ fn join_consumers(
     }
 }
 
+/// Starts `args.consumers` consumer threads, splitting `parts` among them.
+fn spawn_consumers(
+    args: &BenchArgs,
+    shared: &Arc<Shared>,
+    parts: &[(i32, Offset)],
+    deadline: Option<Instant>,
+    rule: StopRule,
+    base: Option<Instant>,
+) -> Vec<thread::JoinHandle<Result<Histogram<u64>>>> {
+    split(parts, args.consumers)
+        .into_iter()
+        .map(|mine| {
+            let args = args.clone();
+            let shared = Arc::clone(shared);
+            thread::spawn(move || consume_worker(&args, shared, mine, deadline, rule, base))
+        })
+        .collect()
+}
+
 fn run_consume(args: &BenchArgs, shared: &Arc<Shared>, partitions: &[i32]) -> Result<Outcome> {
     let parts: Vec<(i32, Offset)> = partitions.iter().map(|p| (*p, Offset::Beginning)).collect();
     let deadline = args
         .duration
         .map(|d| Instant::now() + Duration::from_secs_f64(d));
     let started = Instant::now();
-    let handles: Vec<_> = split(&parts, args.consumers)
-        .into_iter()
-        .map(|mine| {
-            let args = args.clone();
-            let shared = Arc::clone(shared);
-            thread::spawn(move || {
-                consume_worker(
-                    &args,
-                    shared,
-                    mine,
-                    deadline,
-                    StopRule::EndOrCount(args.count),
-                    None,
-                )
-            })
-        })
-        .collect();
+    let handles = spawn_consumers(
+        args,
+        shared,
+        &parts,
+        deadline,
+        StopRule::EndOrCount(args.count),
+        None,
+    );
     join_consumers(handles)?;
     Ok(Outcome {
         records: shared.consumed.load(Ordering::SeqCst),
@@ -696,23 +706,14 @@ fn run_e2e(args: &BenchArgs, shared: &Arc<Shared>, partitions: &[i32]) -> Result
             + Duration::from_millis(args.client.timeout_ms.max(1000) * 3)
     });
     let started = Instant::now();
-    let handles: Vec<_> = split(&parts, args.consumers)
-        .into_iter()
-        .map(|mine| {
-            let args = args.clone();
-            let shared = Arc::clone(shared);
-            thread::spawn(move || {
-                consume_worker(
-                    &args,
-                    shared,
-                    mine,
-                    deadline,
-                    StopRule::AllProduced,
-                    Some(base),
-                )
-            })
-        })
-        .collect();
+    let handles = spawn_consumers(
+        args,
+        shared,
+        &parts,
+        deadline,
+        StopRule::AllProduced,
+        Some(base),
+    );
     let produced = run_produce(args, shared, Some(base));
     // Whatever happened to the producers, the consumers must be told to stop waiting.
     shared.producers_done.store(true, Ordering::SeqCst);
