@@ -77,24 +77,29 @@ fn create(
         ApiKey::CreateTopics,
         7,
         &CreateTopicsRequest {
-            topics: vec![CreatableTopic {
-                name: name.into(),
-                num_partitions: partitions,
-                replication_factor: -1,
-                configs: configs
-                    .iter()
-                    .map(|(k, v)| CreatableTopicConfig {
-                        name: (*k).into(),
-                        value: Some((*v).into()),
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }],
+            topics: vec![creatable(name, partitions, -1, configs)],
             timeout_ms: 10_000,
             ..Default::default()
         },
     )
+}
+
+/// One CreateTopics entry with the given configs.
+fn creatable(name: &str, partitions: i32, rf: i16, configs: &[(&str, &str)]) -> CreatableTopic {
+    CreatableTopic {
+        name: name.into(),
+        num_partitions: partitions,
+        replication_factor: rf,
+        configs: configs
+            .iter()
+            .map(|(k, v)| CreatableTopicConfig {
+                name: (*k).into(),
+                value: Some((*v).into()),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
 }
 
 fn batch(records: &[(i64, &[u8])]) -> Bytes {
@@ -422,20 +427,7 @@ fn list_offsets_earliest_latest_by_time_and_max_timestamp() {
 fn create_topics_validation() {
     let b = common::Broker::start();
     let mut c = Client::new(&b);
-    let one = |name: &str, partitions: i32, rf: i16, configs: &[(&str, &str)]| CreatableTopic {
-        name: name.into(),
-        num_partitions: partitions,
-        replication_factor: rf,
-        configs: configs
-            .iter()
-            .map(|(k, v)| CreatableTopicConfig {
-                name: (*k).into(),
-                value: Some((*v).into()),
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    };
+    let one = creatable;
     let req = CreateTopicsRequest {
         topics: vec![
             one("ok", 2, 1, &[("retention.ms", "1000")]),
