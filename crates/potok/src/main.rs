@@ -1,5 +1,9 @@
 //! The `potok` binary: `potok serve` starts a broker; further subcommands (the command-line
 //! tools) are added as variants of [`Command`] and implemented in their own crates.
+//!
+//! The client tools (`potok-cli`, on librdkafka) are behind the `cli` feature: building
+//! librdkafka needs cmake, and the broker must build on a machine with only the Rust toolchain
+//! (issue #14). Without the feature, a tool's name gets an error that says how to get it.
 
 use std::path::PathBuf;
 
@@ -19,8 +23,13 @@ enum Command {
     /// Run a broker until SIGTERM/SIGINT.
     Serve(ServeArgs),
     /// The client tools (topics, produce, consume, groups, bench, completions), in potok-cli.
+    #[cfg(feature = "cli")]
     #[command(flatten)]
     Client(potok_cli::Command),
+    /// Any other subcommand: in a build without the client tools, the tools' names land here.
+    #[cfg(not(feature = "cli"))]
+    #[command(external_subcommand)]
+    Other(Vec<String>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -39,9 +48,12 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args),
         // The CLI's errors already read as one complete line (their sources included), so they
         // are passed on as text rather than as a chain that `{:#}` would print twice.
+        #[cfg(feature = "cli")]
         Command::Client(cmd) => {
             potok_cli::run(cmd, Cli::command(), "potok").map_err(|e| anyhow::anyhow!("{e}"))
         }
+        #[cfg(not(feature = "cli"))]
+        Command::Other(args) => Err(not_built(&args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -51,6 +63,30 @@ fn main() -> std::process::ExitCode {
             eprintln!("potok: error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The error for a subcommand this build does not have.
+#[cfg(not(feature = "cli"))]
+fn not_built(args: &[String]) -> anyhow::Error {
+    const TOOLS: [&str; 6] = [
+        "topics",
+        "produce",
+        "consume",
+        "groups",
+        "bench",
+        "completions",
+    ];
+    let name = args.first().map(String::as_str).unwrap_or("");
+    if TOOLS.contains(&name) {
+        anyhow::anyhow!(
+            "`potok {name}` is one of the client tools, which this binary was built without; \
+             build with `cargo build --release -p potok --features cli` (needs cmake)"
+        )
+    } else {
+        // Keep clap's usual wording and usage text for anything else.
+        let _ = Cli::command().print_help();
+        anyhow::anyhow!("unrecognized subcommand '{name}'")
     }
 }
 

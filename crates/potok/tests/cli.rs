@@ -321,6 +321,9 @@ fn unknown_topics_and_bad_arguments_fail_clearly() {
     assert_eq!(r.code, Some(2), "{}", r.stderr);
 }
 
+/// A record as the JSON output shows it: key, value and headers.
+type KeyValueHeaders = (Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>);
+
 #[test]
 fn produce_consume_round_trips_keys_values_and_headers() {
     let b = common::Broker::start();
@@ -370,7 +373,7 @@ fn produce_consume_round_trips_keys_values_and_headers() {
         b"",
     )
     .success("consume json");
-    let mut got: Vec<(Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>)> = Vec::new();
+    let mut got: Vec<KeyValueHeaders> = Vec::new();
     for line in out.stdout().lines() {
         let v: Value = serde_json::from_str(line).expect("JSON line");
         let field = |name: &str| -> Vec<u8> {
@@ -397,7 +400,7 @@ fn produce_consume_round_trips_keys_values_and_headers() {
         got.push((field("key"), field("value"), headers));
     }
     got.sort();
-    let mut want: Vec<(Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>)> = records
+    let mut want: Vec<KeyValueHeaders> = records
         .iter()
         .map(|(k, v)| {
             (
