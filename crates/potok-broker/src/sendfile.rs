@@ -22,7 +22,11 @@ use tokio::net::tcp::OwnedWriteHalf;
 /// 64 MiB) are copied into memory instead.
 pub const MAX_PLACEHOLDER: usize = 64 << 20;
 
-static ZEROS: [u8; MAX_PLACEHOLDER] = [0; MAX_PLACEHOLDER];
+/// The bytes placeholders point into. Only their addresses matter, so they are allocated once,
+/// zeroed by the allocator (fresh anonymous pages that cost no memory until touched), rather
+/// than a `static` array, which put 64 MiB of zeros into the binary's read-only data.
+static ZEROS: std::sync::LazyLock<&'static [u8]> =
+    std::sync::LazyLock::new(|| Vec::leak(vec![0u8; MAX_PLACEHOLDER]));
 
 /// A placeholder `records` value of `len` bytes, or `None` when `len` is too large.
 pub fn placeholder(len: usize) -> Option<Bytes> {
