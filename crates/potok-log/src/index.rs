@@ -208,10 +208,16 @@ impl IndexFile {
         self.entries = self.entries.min(n);
         if let Mapping::Active { map, .. } = &mut self.mapping {
             // Zero the dropped entries so the file never shows stale entries after the valid
-            // ones, even before it is trimmed.
+            // ones, even before it is trimmed. Only bytes up to the last non-zero one are
+            // written: the preallocated tail is a hole in a sparse file, and writing zeros over
+            // it would allocate the whole preallocation on disk (10 MiB per index by default;
+            // a recovery of thousands of partitions filled the disk that way). Reading a hole
+            // allocates nothing.
             let from = self.entries * self.entry_size;
             if let Some(rest) = map.get_mut(from..) {
-                rest.fill(0);
+                if let Some(last) = rest.iter().rposition(|&b| b != 0) {
+                    rest[..=last].fill(0);
+                }
             }
         }
     }
