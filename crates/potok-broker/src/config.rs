@@ -69,6 +69,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "offsets.retention.minutes", default: "10080", doc: "How long committed offsets of a group are kept after the group became empty (or, for stable consumer groups, after the last commit of a topic no member subscribes to)." },
     Setting { name: "offsets.retention.check.interval.ms", default: "600000", doc: "How often expired offsets are removed." },
     Setting { name: "offset.metadata.max.bytes", default: "4096", doc: "Largest metadata string of a committed offset." },
+    Setting { name: "potok.max.partitions", default: "100000", doc: "Most partitions this broker holds (each is a directory with three open files); CreateTopics, CreatePartitions and automatic creation beyond it get POLICY_VIOLATION. Kafka has no such setting." },
     Setting { name: "potok.admin.listener", default: "", doc: "host:port of the HTTP admin endpoint serving Prometheus /metrics; unset disables it." },
 ];
 
@@ -145,6 +146,8 @@ pub struct BrokerConfig {
     pub retention_check_interval_ms: u64,
     /// `potok.admin.listener`.
     pub admin_listener: Option<SocketAddr>,
+    /// `potok.max.partitions`.
+    pub max_partitions: i64,
     /// Every setting's effective string value (defaults included, unset ones left out).
     values: BTreeMap<String, String>,
     /// The settings given in the file or as overrides (DescribeConfigs reports these as
@@ -356,6 +359,15 @@ impl BrokerConfig {
             })?),
             _ => None,
         };
+        let max_partitions: i64 = parse_num(
+            "potok.max.partitions",
+            get("potok.max.partitions").unwrap_or_default(),
+        )?;
+        if max_partitions < 1 {
+            return Err(BrokerError::Config(
+                "potok.max.partitions must be >= 1".into(),
+            ));
+        }
         let cfg = BrokerConfig {
             listener,
             advertised,
@@ -369,6 +381,7 @@ impl BrokerConfig {
             max_connections,
             retention_check_interval_ms,
             admin_listener,
+            max_partitions,
             values,
             explicit,
         };

@@ -111,6 +111,14 @@ impl AdminBackend for Broker {
             .collect()
     }
 
+    fn partition_count(&self) -> usize {
+        self.topics.all().iter().map(|t| t.partition_count()).sum()
+    }
+
+    fn max_partitions(&self) -> i64 {
+        self.config.max_partitions
+    }
+
     fn delete_topic(&self, name: &str) -> std::result::Result<(), ApiError> {
         if !self.config.delete_topic_enable {
             return Err(ApiError::new(

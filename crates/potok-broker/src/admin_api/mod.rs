@@ -13,6 +13,7 @@
 //! kafka-python negotiate.
 
 pub mod config_ops;
+pub mod limits;
 
 mod backend;
 mod configs;
@@ -96,6 +97,10 @@ pub trait AdminBackend: BrokerConfigLookup {
     fn topic_by_id(&self, id: Uuid) -> Option<TopicInfo>;
     /// Every broker property with its current value.
     fn broker_configs(&self) -> Vec<BrokerConfigEntry>;
+    /// Partitions of every topic on this broker (what `potok.max.partitions` limits).
+    fn partition_count(&self) -> usize;
+    /// `potok.max.partitions`: the most partitions this broker may hold.
+    fn max_partitions(&self) -> i64;
 
     /// Deletes topic `name`: records the deletion in the metadata log, closes its partition
     /// logs and removes their directories.

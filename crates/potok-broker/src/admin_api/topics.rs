@@ -20,7 +20,7 @@ use potok_protocol::messages::{
 use potok_protocol::{ErrorCode, Uuid};
 
 use super::{
-    AdminBackend, ApiError, TopicInfo, CLUSTER_OPERATIONS, OPERATIONS_NOT_REQUESTED,
+    limits, AdminBackend, ApiError, TopicInfo, CLUSTER_OPERATIONS, OPERATIONS_NOT_REQUESTED,
     TOPIC_OPERATIONS,
 };
 
@@ -141,6 +141,11 @@ pub fn handle_delete_topics(
 }
 
 /// CreatePartitions v0-3: increase only; an equal or smaller count is `INVALID_PARTITIONS`.
+///
+/// Every topic is validated before anything is created: first on its own, then the request as
+/// a whole — at most [`limits::MAX_PARTITIONS_PER_REQUEST`] new partitions (Kafka's per-request
+/// cap, applied here as in CreateTopics) and no more than `potok.max.partitions` on the broker;
+/// either refusal is `POLICY_VIOLATION` for every topic that was otherwise valid.
 pub fn handle_create_partitions(
     backend: &dyn AdminBackend,
     request: &CreatePartitionsRequest,
@@ -154,59 +159,90 @@ pub fn handle_create_partitions(
         .map(|t| t.name.as_str())
         .collect();
     let node = backend.node_id();
-    let results = request
+    // Phase 1: each topic on its own; `Ok(added)` is the number of new partitions.
+    let mut outcomes: Vec<Result<i64, ApiError>> = request
         .topics
         .iter()
         .map(|topic| {
-            let outcome = (|| -> Result<(), ApiError> {
-                if duplicates.contains(topic.name.as_str()) {
-                    return Err(ApiError::new(ErrorCode::InvalidRequest, "Duplicate topic in request."));
-                }
-                let info = backend
-                    .topic_by_name(&topic.name)
-                    .ok_or_else(|| ApiError::new(ErrorCode::UnknownTopicOrPartition, "This server does not host this topic."))?;
-                let current = info.leader_epochs.len() as i32;
-                if topic.count < current {
+            if duplicates.contains(topic.name.as_str()) {
+                return Err(ApiError::new(ErrorCode::InvalidRequest, "Duplicate topic in request."));
+            }
+            let info = backend
+                .topic_by_name(&topic.name)
+                .ok_or_else(|| ApiError::new(ErrorCode::UnknownTopicOrPartition, "This server does not host this topic."))?;
+            let current = info.leader_epochs.len() as i32;
+            if topic.count < current {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidPartitions,
+                    format!("Topic currently has {current} partitions, which is higher than the requested {}.", topic.count),
+                ));
+            }
+            if topic.count == current {
+                return Err(ApiError::new(ErrorCode::InvalidPartitions, format!("Topic already has {current} partitions.")));
+            }
+            if topic.count > MAX_PARTITIONS_PER_TOPIC {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidPartitions,
+                    format!("A topic may have at most {MAX_PARTITIONS_PER_TOPIC} partitions on this broker."),
+                ));
+            }
+            let added = i64::from(topic.count) - i64::from(current);
+            if let Some(assignments) = &topic.assignments {
+                if i64::try_from(assignments.len()).ok() != Some(added) {
                     return Err(ApiError::new(
-                        ErrorCode::InvalidPartitions,
-                        format!("Topic currently has {current} partitions, which is higher than the requested {}.", topic.count),
+                        ErrorCode::InvalidReplicaAssignment,
+                        format!("Increasing the number of partitions by {added} but {} assignments provided.", assignments.len()),
                     ));
                 }
-                if topic.count == current {
-                    return Err(ApiError::new(ErrorCode::InvalidPartitions, format!("Topic already has {current} partitions.")));
-                }
-                if topic.count > MAX_PARTITIONS_PER_TOPIC {
+                // One node: every new partition's only replica is this broker.
+                if let Some(bad) = assignments.iter().find(|a| a.broker_ids != [node]) {
                     return Err(ApiError::new(
-                        ErrorCode::InvalidPartitions,
-                        format!("A topic may have at most {MAX_PARTITIONS_PER_TOPIC} partitions on this broker."),
+                        ErrorCode::InvalidReplicaAssignment,
+                        format!("Replica assignment {:?} is not possible: the only broker is {node}.", bad.broker_ids),
                     ));
                 }
-                if let Some(assignments) = &topic.assignments {
-                    let added = (topic.count - current) as usize;
-                    if assignments.len() != added {
-                        return Err(ApiError::new(
-                            ErrorCode::InvalidReplicaAssignment,
-                            format!("Increasing the number of partitions by {added} but {} assignments provided.", assignments.len()),
-                        ));
-                    }
-                    // One node: every new partition's only replica is this broker.
-                    if let Some(bad) = assignments.iter().find(|a| a.broker_ids != [node]) {
-                        return Err(ApiError::new(
-                            ErrorCode::InvalidReplicaAssignment,
-                            format!("Replica assignment {:?} is not possible: the only broker is {node}.", bad.broker_ids),
-                        ));
-                    }
+            }
+            Ok(added)
+        })
+        .collect();
+    // Phase 2: the request as a whole, under the partition budget lock so that the count stays
+    // true until the partitions exist.
+    let _budget = limits::budget_guard();
+    let adding = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().ok())
+        .fold(0i64, |sum, n| sum.saturating_add(*n));
+    let whole = limits::check_request_total(adding).and_then(|()| {
+        limits::check_broker_total(backend.partition_count(), adding, backend.max_partitions())
+    });
+    if let Err(e) = whole {
+        for o in outcomes.iter_mut().filter(|o| o.is_ok()) {
+            *o = Err(e.clone());
+        }
+    }
+    // Phase 3: create.
+    let results = request
+        .topics
+        .iter()
+        .zip(outcomes)
+        .map(|(topic, outcome)| {
+            let outcome = outcome.and_then(|_| {
+                if request.validate_only {
+                    Ok(())
+                } else {
+                    backend.create_partitions(&topic.name, topic.count)
                 }
-                if !request.validate_only {
-                    backend.create_partitions(&topic.name, topic.count)?;
-                }
-                Ok(())
-            })();
+            });
             let (error_code, error_message) = match outcome {
                 Ok(()) => (0, None),
                 Err(e) => (e.code.code(), Some(e.message)),
             };
-            CreatePartitionsTopicResult { name: topic.name.clone(), error_code, error_message, ..Default::default() }
+            CreatePartitionsTopicResult {
+                name: topic.name.clone(),
+                error_code,
+                error_message,
+                ..Default::default()
+            }
         })
         .collect();
     CreatePartitionsResponse {

@@ -1,5 +1,6 @@
 //! CreateTopics: name validation as Kafka, `validate_only`, configs, explicit assignments to
-//! this node, and `INVALID_REPLICATION_FACTOR` for a replication factor above 1 (one node).
+//! this node, `INVALID_REPLICATION_FACTOR` for a replication factor above 1 (one node), and the
+//! partition limits of [`crate::admin_api::limits`], all checked before anything is written.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use potok_protocol::messages::create_topics_response::{
 use potok_protocol::messages::CreateTopicsResponse;
 use potok_protocol::{ErrorCode, Request, Response};
 
+use crate::admin_api::{limits, AdminBackend};
 use crate::error::{BrokerError, Result};
 use crate::registry::{Reply, RequestContext};
 use crate::topic_config::TOPIC_CONFIGS;
@@ -17,6 +19,12 @@ use crate::topics::{ApiError, NewTopic};
 use crate::Broker;
 
 /// Handles CreateTopics.
+///
+/// The whole request is validated before anything is written: first Kafka's per-request cap
+/// (more than [`limits::MAX_PARTITIONS_PER_REQUEST`] partitions in total refuses every topic
+/// with `POLICY_VIOLATION`, KAFKA-17870), then each topic on its own (name, replication factor,
+/// partitions, assignments, configs, existence), then the broker-wide `potok.max.partitions`
+/// over the topics still valid. Only then are topics created, one metadata record each.
 pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> Result<Reply> {
     let Request::CreateTopics(req) = req else {
         return Err(BrokerError::NoHandler("CreateTopics"));
@@ -25,21 +33,58 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
     for t in &req.topics {
         *counts.entry(t.name.as_str()).or_default() += 1;
     }
+    let requested = limits::create_topics_total(&req.topics, broker.config.num_partitions);
+    let request_refusal = limits::check_request_total(requested).err();
+    // Phase 1: every topic on its own, without IO.
+    let mut planned: Vec<std::result::Result<NewTopic, ApiError>> = req
+        .topics
+        .iter()
+        .map(|t| {
+            if let Some(e) = &request_refusal {
+                Err(e.clone())
+            } else if counts.get(t.name.as_str()).copied().unwrap_or(0) > 1 {
+                Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("Found multiple entries for topic {}.", t.name),
+                ))
+            } else {
+                plan_one(&broker, t)
+            }
+        })
+        .collect();
+    // Phase 2: the broker-wide limit over the valid topics, under the budget lock until the
+    // topics exist, so concurrent creations cannot pass it together.
+    let _budget = limits::budget_guard();
+    let adding = planned
+        .iter()
+        .filter_map(|p| p.as_ref().ok())
+        .fold(0i64, |sum, t| sum.saturating_add(i64::from(t.partitions)));
+    if let Err(e) = limits::check_broker_total(
+        AdminBackend::partition_count(&*broker),
+        adding,
+        broker.config.max_partitions,
+    ) {
+        for p in planned.iter_mut().filter(|p| p.is_ok()) {
+            *p = Err(e.clone());
+        }
+    }
+    // Phase 3: create (or, with validate_only, report what would be created).
     let mut results = Vec::with_capacity(req.topics.len());
-    for t in &req.topics {
+    for (t, plan) in req.topics.iter().zip(planned) {
         let mut res = CreatableTopicResult {
             name: t.name.clone(),
             error_message: None,
             ..Default::default()
         };
-        let outcome = if counts.get(t.name.as_str()).copied().unwrap_or(0) > 1 {
-            Err(ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!("Found multiple entries for topic {}.", t.name),
-            ))
-        } else {
-            create_one(&broker, t, req.validate_only)
-        };
+        let outcome = plan.and_then(|new| {
+            let partitions = new.partitions;
+            if req.validate_only {
+                let (overrides, _) = broker.topics.validate_new_topic(&new)?;
+                return Ok((potok_protocol::Uuid::ZERO, partitions, overrides));
+            }
+            let topic = broker.topics.create_topic(new)?;
+            Ok((topic.id(), partitions, topic.state().overrides))
+        });
         match outcome {
             Ok((id, partitions, overrides)) => {
                 res.topic_id = id;
@@ -71,13 +116,12 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
     )))
 }
 
-type Created = (potok_protocol::Uuid, i32, BTreeMap<String, String>);
-
-fn create_one(
+/// Validates one topic of the request (everything but the request-wide limits) and returns
+/// what to create. Nothing is written.
+fn plan_one(
     broker: &Broker,
     t: &potok_protocol::messages::create_topics_request::CreatableTopic,
-    validate_only: bool,
-) -> std::result::Result<Created, ApiError> {
+) -> std::result::Result<NewTopic, ApiError> {
     let node = broker.config.node_id;
     let partitions = if !t.assignments.is_empty() {
         if t.num_partitions != -1 || t.replication_factor != -1 {
@@ -166,12 +210,8 @@ fn create_one(
         partitions,
         configs,
     };
-    if validate_only {
-        let (overrides, _) = broker.topics.validate_new_topic(&new)?;
-        return Ok((potok_protocol::Uuid::ZERO, partitions, overrides));
-    }
-    let topic = broker.topics.create_topic(new)?;
-    Ok((topic.id(), partitions, topic.state().overrides))
+    broker.topics.validate_new_topic(&new)?;
+    Ok(new)
 }
 
 /// The created topic's configs as DescribeConfigs would report them (value and source), which

@@ -11,6 +11,7 @@ use potok_protocol::messages::{
 };
 use potok_protocol::{ErrorCode, Request, Response, Uuid};
 
+use crate::admin_api::{limits, AdminBackend};
 use crate::error::{BrokerError, Result};
 use crate::registry::{Reply, RequestContext};
 use crate::topics::{NewTopic, Topic};
@@ -115,6 +116,17 @@ fn lookup_or_create(broker: &Broker, name: String, allow_auto: bool) -> Metadata
         partitions: broker.config.num_partitions,
         configs: BTreeMap::new(),
     };
+    // Automatic creation obeys the broker's partition limit like CreateTopics (see
+    // `admin_api::limits`), under the same lock.
+    let _budget = limits::budget_guard();
+    if let Err(e) = limits::check_broker_total(
+        AdminBackend::partition_count(broker),
+        i64::from(new.partitions),
+        broker.config.max_partitions,
+    ) {
+        tracing::warn!(topic = %name, error = %e.message, "automatic topic creation refused");
+        return error_entry(Some(name), Uuid::ZERO, e.code);
+    }
     match broker.topics.create_topic(new) {
         Ok(t) => topic_entry(broker, &t),
         // Two clients racing to auto-create: the loser sees the winner's topic.
