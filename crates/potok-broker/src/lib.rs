@@ -181,9 +181,44 @@ impl Running {
     }
 }
 
+/// Raises the soft limit on open file descriptors to the hard limit, as Kafka's start scripts
+/// advise (`ulimit -n`): every partition holds segment and index files open and every client a
+/// socket, and the soft limit (often 1,024) is far below what a broker with thousands of
+/// partitions needs. Returns `(before, after)`; a failure leaves the limit as it was.
+fn raise_fd_limit() -> std::io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let before = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok((before, lim.rlim_cur))
+}
+
 /// Opens the data directory, binds the listeners and starts serving. Returns once the broker
 /// accepts connections.
 pub async fn start(config: BrokerConfig) -> Result<Running> {
+    match raise_fd_limit() {
+        Ok((before, after)) if after > before => {
+            tracing::info!(
+                before,
+                after,
+                "raised the open file limit (RLIMIT_NOFILE) to its hard limit"
+            );
+        }
+        Ok((_, after)) => tracing::info!(limit = after, "open file limit (RLIMIT_NOFILE)"),
+        Err(e) => tracing::warn!(error = %e, "could not read or raise the open file limit"),
+    }
     std::fs::create_dir_all(&config.data_dir).map_err(|e| BrokerError::io(&config.data_dir, e))?;
     let cluster_id = cluster_identity(&config)?;
     // Recover every partition before binding: a client that can connect must be served.
@@ -279,6 +314,26 @@ async fn wait_for_signal() {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fd_limit_is_raised_to_the_hard_limit() {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+        let hard = lim.rlim_max;
+        // Lower the soft limit (any process may) so that raising it is observable; 4,096 is
+        // far above what the other tests of this process open at once.
+        lim.rlim_cur = hard.min(4096);
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+        let (before, after) = super::raise_fd_limit().unwrap();
+        assert_eq!(before, hard.min(4096));
+        assert_eq!(after, hard);
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+        assert_eq!(lim.rlim_cur, hard);
+    }
+
     #[test]
     fn cluster_ids_look_like_kafkas() {
         let s = super::base64_url(&[0xff; 16]);
