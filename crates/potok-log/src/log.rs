@@ -153,6 +153,19 @@ pub struct Log {
     producers: ProducerStateManager,
     /// Clock of the last `producer.id.expiration.ms` sweep.
     last_expiration_check_ms: i64,
+    /// The values the two checkpoint files hold on disk (`None`: unknown or absent), so that
+    /// unchanged values are not rewritten: every rewrite costs two fsyncs, and opening and
+    /// closing thousands of partitions must not pay them for nothing (issue #14).
+    on_disk: OnDisk,
+}
+
+/// What [`Log`] knows to be on disk, to skip rewriting unchanged files.
+#[derive(Debug, Default, Clone, Copy)]
+struct OnDisk {
+    recovery_point: Option<i64>,
+    log_start_offset: Option<i64>,
+    /// The offset of a producer-state snapshot known to exist.
+    producer_snapshot: Option<i64>,
 }
 
 fn last_segment(segments: &BTreeMap<i64, Segment>) -> Result<&Segment> {
@@ -178,9 +191,16 @@ impl Log {
             clean_shutdown: has_clean_shutdown(st, dir)?,
             ..RecoveryReport::default()
         };
-        let log_start = read_checkpoint(st, dir, LOG_START_OFFSET_FILE)?.unwrap_or(0);
+        let mut on_disk = OnDisk {
+            log_start_offset: read_checkpoint(st, dir, LOG_START_OFFSET_FILE)?,
+            ..OnDisk::default()
+        };
+        let log_start = on_disk.log_start_offset.unwrap_or(0);
         let recovery_point = match read_checkpoint(st, dir, RECOVERY_POINT_FILE) {
-            Ok(rp) => rp.unwrap_or(0),
+            Ok(rp) => {
+                on_disk.recovery_point = rp;
+                rp.unwrap_or(0)
+            }
             Err(e) => {
                 // Losing the recovery point only costs a longer scan.
                 tracing::warn!(error = %e, "unreadable recovery point checkpoint; recovering all segments");
@@ -315,6 +335,7 @@ impl Log {
             last_recovery: RecoveryReport::default(),
             producers: ProducerStateManager::new(),
             last_expiration_check_ms: now_ms,
+            on_disk,
         };
         if log.segments.is_empty() {
             let seg = Segment::create(&*log.storage, &log.dir, log_start, &log.config, now_ms)?;
@@ -337,18 +358,8 @@ impl Log {
             }
         }
         log.recovery_point = log.log_end_offset().0;
-        write_checkpoint(
-            &*log.storage,
-            &log.dir,
-            RECOVERY_POINT_FILE,
-            log.recovery_point,
-        )?;
-        write_checkpoint(
-            &*log.storage,
-            &log.dir,
-            LOG_START_OFFSET_FILE,
-            log.log_start_offset,
-        )?;
+        log.checkpoint_recovery_point(log.recovery_point)?;
+        log.checkpoint_log_start(log.log_start_offset)?;
         let (snapshot, replayed) = log.load_producer_state(now_ms)?;
         report.producer_snapshot = snapshot.map(Offset);
         report.producer_batches_replayed = replayed;
@@ -746,12 +757,12 @@ impl Log {
         }
         if new_base > self.recovery_point {
             self.recovery_point = new_base;
-            write_checkpoint(&*self.storage, &self.dir, RECOVERY_POINT_FILE, new_base)?;
+            self.checkpoint_recovery_point(new_base)?;
         }
         // Kafka snapshots the producer state on every roll, so recovery replays at most the
         // active segment. Everything below `new_base` is durable now, so the snapshot never
         // describes data a crash could lose.
-        producer_state::write_snapshot(&*self.storage, &self.dir, new_base, &self.producers)
+        self.snapshot_producers(new_base)
     }
 
     fn note_mapped(&self, base: i64) {
@@ -900,11 +911,11 @@ impl Log {
         let new_start = self.log_start_offset.min(offset.0).min(leo);
         if new_start != self.log_start_offset {
             self.log_start_offset = new_start;
-            write_checkpoint(&*self.storage, &self.dir, LOG_START_OFFSET_FILE, new_start)?;
+            self.checkpoint_log_start(new_start)?;
         }
         if self.recovery_point > leo {
             self.recovery_point = leo;
-            write_checkpoint(&*self.storage, &self.dir, RECOVERY_POINT_FILE, leo)?;
+            self.checkpoint_recovery_point(leo)?;
         }
         // The removed batches may have been any producer's latest: rebuild the state from the
         // newest snapshot that is still valid, as Kafka's `truncateAndReload` does.
@@ -972,9 +983,10 @@ impl Log {
         self.recovery_point = offset.0;
         self.unflushed_records = 0;
         self.first_unflushed_ms = None;
-        write_checkpoint(&*self.storage, &self.dir, LOG_START_OFFSET_FILE, offset.0)?;
-        write_checkpoint(&*self.storage, &self.dir, RECOVERY_POINT_FILE, offset.0)?;
+        self.checkpoint_log_start(offset.0)?;
+        self.checkpoint_recovery_point(offset.0)?;
         self.producers.clear();
+        self.on_disk.producer_snapshot = None;
         for (_, path) in producer_state::list_snapshots(&*self.storage, &self.dir)? {
             producer_state::remove_snapshot(&*self.storage, &path)?;
         }
@@ -991,7 +1003,7 @@ impl Log {
         }
         if offset.0 > self.log_start_offset {
             self.log_start_offset = offset.0;
-            write_checkpoint(&*self.storage, &self.dir, LOG_START_OFFSET_FILE, offset.0)?;
+            self.checkpoint_log_start(offset.0)?;
             self.delete_segments_below_log_start()?;
         }
         Ok(Offset(self.log_start_offset))
@@ -1024,6 +1036,9 @@ impl Log {
         let first = self.segments.keys().next().copied().unwrap_or(i64::MAX);
         for (offset, path) in producer_state::list_snapshots(&*self.storage, &self.dir)? {
             if offset < first {
+                if self.on_disk.producer_snapshot == Some(offset) {
+                    self.on_disk.producer_snapshot = None;
+                }
                 producer_state::remove_snapshot(&*self.storage, &path)?;
             }
         }
@@ -1127,7 +1142,7 @@ impl Log {
         // deleted-but-not-yet-removed data back into the readable range.
         if new_start > self.log_start_offset {
             self.log_start_offset = new_start;
-            write_checkpoint(&*self.storage, &self.dir, LOG_START_OFFSET_FILE, new_start)?;
+            self.checkpoint_log_start(new_start)?;
         }
         for &b in &victims {
             self.delete_segment(b)?;
@@ -1157,6 +1172,8 @@ impl Log {
     fn load_producer_state(&mut self, now_ms: i64) -> Result<(Option<i64>, u64)> {
         let leo = self.log_end_offset().0;
         let mut loaded = None;
+        // Rebuilt below from what is found on disk.
+        self.on_disk.producer_snapshot = None;
         let snapshots = producer_state::list_snapshots(&*self.storage, &self.dir)?;
         for (offset, path) in snapshots.into_iter().rev() {
             if offset > leo {
@@ -1178,6 +1195,7 @@ impl Log {
         let (from, snapshot) = match loaded {
             Some((offset, state)) => {
                 self.producers = state;
+                self.on_disk.producer_snapshot = Some(offset);
                 (offset, Some(offset))
             }
             None => {
@@ -1239,21 +1257,44 @@ impl Log {
         if let Some(seg) = self.segments.values_mut().next_back() {
             seg.close_indexes(true)?;
         }
-        write_checkpoint(
-            &*self.storage,
-            &self.dir,
-            RECOVERY_POINT_FILE,
-            self.recovery_point,
-        )?;
-        write_checkpoint(
-            &*self.storage,
-            &self.dir,
-            LOG_START_OFFSET_FILE,
-            self.log_start_offset,
-        )?;
+        self.checkpoint_recovery_point(self.recovery_point)?;
+        self.checkpoint_log_start(self.log_start_offset)?;
         let leo = self.log_end_offset().0;
-        producer_state::write_snapshot(&*self.storage, &self.dir, leo, &self.producers)?;
+        self.snapshot_producers(leo)?;
         write_clean_shutdown(&*self.storage, &self.dir)
+    }
+
+    /// Makes the recovery-point checkpoint hold `offset`, writing only if it does not already.
+    fn checkpoint_recovery_point(&mut self, offset: i64) -> Result<()> {
+        if self.on_disk.recovery_point != Some(offset) {
+            // Forget the old value first: after a failed write the file's content is unknown.
+            self.on_disk.recovery_point = None;
+            write_checkpoint(&*self.storage, &self.dir, RECOVERY_POINT_FILE, offset)?;
+            self.on_disk.recovery_point = Some(offset);
+        }
+        Ok(())
+    }
+
+    /// Makes the log-start-offset checkpoint hold `offset`, writing only if it does not already.
+    fn checkpoint_log_start(&mut self, offset: i64) -> Result<()> {
+        if self.on_disk.log_start_offset != Some(offset) {
+            self.on_disk.log_start_offset = None;
+            write_checkpoint(&*self.storage, &self.dir, LOG_START_OFFSET_FILE, offset)?;
+            self.on_disk.log_start_offset = Some(offset);
+        }
+        Ok(())
+    }
+
+    /// Writes a producer-state snapshot at `offset` unless one at that offset is known to
+    /// exist: the state at an offset only changes by appends, which move the offset (Kafka's
+    /// `ProducerStateManager.takeSnapshot` likewise skips an offset it has a snapshot for).
+    fn snapshot_producers(&mut self, offset: i64) -> Result<()> {
+        if self.on_disk.producer_snapshot != Some(offset) {
+            self.on_disk.producer_snapshot = None;
+            producer_state::write_snapshot(&*self.storage, &self.dir, offset, &self.producers)?;
+            self.on_disk.producer_snapshot = Some(offset);
+        }
+        Ok(())
     }
 
     /// Deletes the whole partition directory (the partition was deleted or moved away).

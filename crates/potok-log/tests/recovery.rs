@@ -473,3 +473,34 @@ fn unclean_recovery_keeps_preallocated_indexes_sparse() {
         );
     }
 }
+
+/// Opening and closing a log that nothing changed writes nothing: the checkpoints and the
+/// producer-state snapshot already hold the right values, and rewriting them cost two fsyncs
+/// each per partition at every start and stop (issue #14). A change is still written.
+#[test]
+fn unchanged_checkpoints_are_not_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyStorage::new();
+    let mut log = faulty(dir.path(), &fs, small_config()).unwrap();
+    log.append(simple_batch(3, 1000, 10, 1), 0).unwrap();
+    log.close().unwrap();
+
+    let before = fs.bytes_written();
+    let log = faulty(dir.path(), &fs, small_config()).unwrap();
+    assert!(log.recovery_report().clean_shutdown);
+    log.close().unwrap();
+    assert_eq!(fs.bytes_written(), before, "an unchanged log was rewritten");
+
+    let mut log = faulty(dir.path(), &fs, small_config()).unwrap();
+    log.append(simple_batch(1, 2000, 10, 2), 0).unwrap();
+    let appended = fs.bytes_written();
+    log.close().unwrap();
+    assert!(
+        fs.bytes_written() > appended,
+        "a changed log's checkpoints were not written"
+    );
+    let log = faulty(dir.path(), &fs, small_config()).unwrap();
+    assert!(log.recovery_report().clean_shutdown);
+    assert_eq!(log.recovery_point(), Offset(4));
+    assert_eq!(log.log_end_offset(), Offset(4));
+}
