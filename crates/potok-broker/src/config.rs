@@ -58,6 +58,8 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "log.flush.interval.messages", default: "9223372036854775807", doc: "Default flush.messages (fsync after this many records; the default leaves it to the OS)." },
     Setting { name: "log.flush.interval.ms", default: "", doc: "Default flush.ms (unset leaves flushing to the OS)." },
     Setting { name: "log.message.timestamp.type", default: "CreateTime", doc: "Default message.timestamp.type (CreateTime or LogAppendTime)." },
+    Setting { name: "log.message.timestamp.before.max.ms", default: "9223372036854775807", doc: "Default message.timestamp.before.max.ms (how far in the past a CreateTime record may be)." },
+    Setting { name: "log.message.timestamp.after.max.ms", default: "3600000", doc: "Default message.timestamp.after.max.ms (how far in the future a CreateTime record may be; Kafka 4.0's default of one hour, KIP-1030)." },
     Setting { name: "log.retention.check.interval.ms", default: "300000", doc: "How often retention runs over every partition." },
     Setting { name: "log.cleanup.policy", default: "delete", doc: "Default cleanup.policy (compaction is not implemented: compacted topics are kept whole)." },
     Setting { name: "min.insync.replicas", default: "1", doc: "Default min.insync.replicas; acks=-1 produce fails with NOT_ENOUGH_REPLICAS when above 1 on one node." },

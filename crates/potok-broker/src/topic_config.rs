@@ -145,6 +145,8 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def("flush.ms", ConfigType::Long, "Force an fsync when unflushed data is this old; the default leaves flushing to the operating system.", Rule::Range(0, i64::MAX), LONG_MAX, &[("log.flush.interval.ms", Unit::Same)]),
     def("index.interval.bytes", ConfigType::Int, "Bytes appended between two entries of the sparse offset index.", Rule::Range(0, I32), "4096", &[("log.index.interval.bytes", Unit::Same)]),
     def("max.message.bytes", ConfigType::Int, "Largest record batch (after compression) the topic accepts.", Rule::Range(0, I32), "1048588", &[("message.max.bytes", Unit::Same)]),
+    def("message.timestamp.after.max.ms", ConfigType::Long, "How far a CreateTime record's timestamp may lie ahead of the broker's clock (KIP-937).", Rule::Range(0, i64::MAX), "3600000", &[("log.message.timestamp.after.max.ms", Unit::Same)]),
+    def("message.timestamp.before.max.ms", ConfigType::Long, "How far a CreateTime record's timestamp may lie behind the broker's clock (KIP-937).", Rule::Range(0, i64::MAX), LONG_MAX, &[("log.message.timestamp.before.max.ms", Unit::Same)]),
     def("message.timestamp.type", ConfigType::String, "Whether record timestamps are the producer's (CreateTime) or stamped on append (LogAppendTime).", Rule::OneOf(&["CreateTime", "LogAppendTime"]), "CreateTime", &[("log.message.timestamp.type", Unit::Same)]),
     def("min.insync.replicas", ConfigType::Int, "Replicas that must acknowledge a write with acks=all.", Rule::Range(1, I32), "1", &[("min.insync.replicas", Unit::Same)]),
     def("retention.bytes", ConfigType::Long, "Largest size a partition may grow to before its oldest segments are deleted; -1 means unlimited.", Rule::None, "-1", &[("log.retention.bytes", Unit::Same)]),
@@ -364,8 +366,13 @@ pub struct EffectiveTopicConfig {
     /// `min.insync.replicas`.
     pub min_insync_replicas: i32,
     /// `cleanup.policy` contains `compact` (Potok does not compact; such topics are not
-    /// deleted by retention either, which is what `compact` alone means in Kafka).
+    /// deleted by retention either, which is what `compact` alone means in Kafka). Produce
+    /// refuses records without a key on such a topic, as Kafka's `LogValidator` does.
     pub compact: bool,
+    /// `message.timestamp.before.max.ms` (KIP-937).
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms` (KIP-937).
+    pub timestamp_after_max_ms: i64,
 }
 
 /// The broker-wide default of every topic config (validated and normalized), derived once from
@@ -478,6 +485,8 @@ impl TopicDefaults {
             max_message_bytes: fit("max.message.bytes", number("max.message.bytes")?)?,
             min_insync_replicas: fit("min.insync.replicas", number("min.insync.replicas")?)?,
             compact,
+            timestamp_before_max_ms: number("message.timestamp.before.max.ms")?,
+            timestamp_after_max_ms: number("message.timestamp.after.max.ms")?,
         })
     }
 }

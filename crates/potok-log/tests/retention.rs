@@ -234,3 +234,30 @@ fn flush_policy_moves_the_recovery_point() {
     log.append(simple_batch(1, NOW, 10, 0), NOW).unwrap();
     assert_eq!(log.recovery_point(), Offset(1));
 }
+
+/// Kafka's `LogSegment.largestTimestamp`: a segment whose batches carry no timestamp (-1)
+/// expires by its file's modification time, not as if it were from 1970.
+#[test]
+fn segment_without_timestamps_expires_by_file_modification_time() {
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), cfg(), wall);
+    for tag in 0..3 {
+        log.append(simple_batch(2, -1, 300, tag), wall).unwrap();
+    }
+    log.roll(wall).unwrap();
+    log.append(simple_batch(1, wall + 2 * DAY, 300, 9), wall)
+        .unwrap();
+    let before = log.segment_base_offsets();
+    // The file was just written, so a day of retention keeps it ...
+    assert!(log.apply_retention(wall + 1000).unwrap().is_empty());
+    assert_eq!(log.segment_base_offsets(), before);
+    assert_eq!(read_all(&log, 0).len(), 7);
+    // ... and it goes once a day has passed since then.
+    let deleted = log.apply_retention(wall + DAY + 60_000).unwrap();
+    assert_eq!(deleted.first(), Some(&Offset(0)));
+    assert_eq!(log.log_start_offset(), Offset(6));
+}

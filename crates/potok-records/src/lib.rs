@@ -20,7 +20,10 @@
 //!   [`RecordsError::Truncated`] so callers can tell it apart from corruption.
 //! * In-place rewriting on `&mut [u8]` (works on `BytesMut` and on a `Vec<u8>`):
 //!   [`set_base_offset`], [`set_partition_leader_epoch`],
-//!   [`set_max_timestamp_and_log_append_time`] and [`recompute_crc`].
+//!   [`set_max_timestamp`], [`set_max_timestamp_and_log_append_time`] and [`recompute_crc`].
+//! * [`RecordBatch::scan_records`]: the leader's per-record checks (structure, keys on compacted
+//!   topics, the `CreateTime` window [`TimestampWindow`]) and the batch's true max timestamp in
+//!   one pass that allocates nothing per record ([`RecordChecks`], [`RecordsScan`]).
 //! * [`RecordBatch::records`] / [`RecordBatch::records_with_limit`]: a [`Records`] iterator of
 //!   [`Record`] (`offset_delta`, `timestamp_delta`, `key`, `value`, `headers` as [`Header`]),
 //!   zero-copy for uncompressed batches, decompressing once (bounded) for compressed ones.
@@ -70,6 +73,7 @@ mod error;
 mod header;
 mod record;
 mod rewrite;
+mod scan;
 mod types;
 mod varint;
 
@@ -83,8 +87,11 @@ pub use header::{
 };
 pub use record::{Header, Record, Records};
 pub use rewrite::{
-    recompute_crc, set_base_offset, set_max_timestamp_and_log_append_time,
+    recompute_crc, set_base_offset, set_max_timestamp, set_max_timestamp_and_log_append_time,
     set_partition_leader_epoch,
+};
+pub use scan::{
+    RecordChecks, RecordFault, RecordFaultKind, RecordsScan, TimestampWindow, NO_TIMESTAMP,
 };
 pub use types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId};
 

@@ -13,7 +13,7 @@ use crate::header::{
     ATTRIBUTES_OFFSET, BASE_OFFSET_OFFSET, CRC_OFFSET, MAX_TIMESTAMP_OFFSET,
     PARTITION_LEADER_EPOCH_OFFSET, TIMESTAMP_TYPE_BIT,
 };
-use crate::{BatchHeader, LeaderEpoch, Offset, RecordsError, Result};
+use crate::{BatchHeader, LeaderEpoch, Offset, RecordsError, Result, TimestampType};
 
 /// Parses the header and checks the slice holds the whole batch, returning its size.
 fn whole_batch(buf: &[u8]) -> Result<(BatchHeader, usize)> {
@@ -55,29 +55,43 @@ pub fn recompute_crc(batch: &mut [u8]) -> Result<u32> {
     Ok(crc)
 }
 
-/// Marks the batch as `LogAppendTime` and sets its maxTimestamp to `append_time_ms`, then
-/// recomputes the CRC, as Kafka's `DefaultRecordBatch.setMaxTimestamp(LOG_APPEND_TIME, ts)`
-/// does when a topic has `message.timestamp.type=LogAppendTime`. The records' own timestamp
-/// deltas are left unchanged; readers use the max timestamp for every record of such a batch.
-/// When both fields already hold these values the batch is left untouched (no CRC pass).
-pub fn set_max_timestamp_and_log_append_time(batch: &mut [u8], append_time_ms: i64) -> Result<()> {
+/// Sets the batch's timestamp type and maxTimestamp and recomputes the CRC, as Kafka's
+/// `DefaultRecordBatch.setMaxTimestamp` does; returns whether anything changed. When both
+/// fields already hold these values the batch is left untouched (no CRC pass), so a leader
+/// pays for the rewrite only when a client's header was wrong.
+pub fn set_max_timestamp(
+    batch: &mut [u8],
+    timestamp_type: TimestampType,
+    max_timestamp: i64,
+) -> Result<bool> {
     let (header, _) = whole_batch(batch)?;
-    let attributes = header.attributes | TIMESTAMP_TYPE_BIT;
-    if header.attributes == attributes && header.max_timestamp == append_time_ms {
-        return Ok(());
+    let attributes = match timestamp_type {
+        TimestampType::LogAppendTime => header.attributes | TIMESTAMP_TYPE_BIT,
+        TimestampType::CreateTime => header.attributes & !TIMESTAMP_TYPE_BIT,
+    };
+    if header.attributes == attributes && header.max_timestamp == max_timestamp {
+        return Ok(false);
     }
     batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
     batch[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
-        .copy_from_slice(&append_time_ms.to_be_bytes());
+        .copy_from_slice(&max_timestamp.to_be_bytes());
     recompute_crc(batch)?;
-    Ok(())
+    Ok(true)
+}
+
+/// Marks the batch as `LogAppendTime` and sets its maxTimestamp to `append_time_ms` (see
+/// [`set_max_timestamp`]), as Kafka does when a topic has
+/// `message.timestamp.type=LogAppendTime`. The records' own timestamp deltas are left
+/// unchanged; readers use the max timestamp for every record of such a batch.
+pub fn set_max_timestamp_and_log_append_time(batch: &mut [u8], append_time_ms: i64) -> Result<()> {
+    set_max_timestamp(batch, TimestampType::LogAppendTime, append_time_ms).map(|_| ())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::batch::tests::raw_batch;
-    use crate::{RecordBatch, TimestampType};
+    use crate::RecordBatch;
     use bytes::{Bytes, BytesMut};
 
     #[test]
@@ -103,6 +117,24 @@ mod tests {
         let again = v.clone();
         set_max_timestamp_and_log_append_time(&mut v, 9_999).unwrap();
         assert_eq!(again, v);
+    }
+
+    #[test]
+    fn create_time_max_rewrite_only_when_different() {
+        let mut v = raw_batch(3, b"xyz");
+        let before = v.clone();
+        assert!(!set_max_timestamp(&mut v, TimestampType::CreateTime, 1000).unwrap());
+        assert_eq!(before, v, "an unchanged header is not rewritten");
+        assert!(set_max_timestamp(&mut v, TimestampType::CreateTime, 0).unwrap());
+        let b = RecordBatch::new(Bytes::from(v.clone())).unwrap();
+        b.validate().unwrap();
+        assert_eq!(b.header().max_timestamp, 0);
+        // From LogAppendTime back to CreateTime clears the type bit.
+        set_max_timestamp_and_log_append_time(&mut v, 5).unwrap();
+        assert!(set_max_timestamp(&mut v, TimestampType::CreateTime, 5).unwrap());
+        let b = RecordBatch::new(Bytes::from(v)).unwrap();
+        b.validate().unwrap();
+        assert_eq!(b.header().timestamp_type(), TimestampType::CreateTime);
     }
 
     #[test]

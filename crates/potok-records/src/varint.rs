@@ -74,30 +74,14 @@ impl Reader {
         Ok(self.read_u8(what)? as i8)
     }
 
-    fn read_unsigned(&mut self, max_bytes: u32, what: &str) -> Result<u64> {
-        let mut value: u64 = 0;
-        let mut shift = 0u32;
-        for _ in 0..max_bytes {
-            let b = self.read_u8(what)?;
-            value |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(value);
-            }
-            shift += 7;
-        }
-        Err(corrupt(format!("{what}: variable-length integer too long")))
-    }
-
     /// Reads a zigzag varint. Like Kafka, the 5th byte's bits above bit 31 are discarded.
     pub(crate) fn read_varint(&mut self, what: &str) -> Result<i32> {
-        let raw = self.read_unsigned(5, what)? as u32;
-        Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
+        read_varint_at(&self.buf, &mut self.pos, what)
     }
 
     /// Reads a zigzag varlong (at most 10 bytes).
     pub(crate) fn read_varlong(&mut self, what: &str) -> Result<i64> {
-        let raw = self.read_unsigned(10, what)?;
-        Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+        read_varlong_at(&self.buf, &mut self.pos, what)
     }
 
     /// Takes the next `len` bytes without copying.
@@ -123,6 +107,100 @@ impl Reader {
         let len = usize::try_from(len)
             .map_err(|_| corrupt(format!("{what} has negative length {len}")))?;
         self.take(len, what).map(Some)
+    }
+}
+
+/// Decodes an unsigned base-128 integer of at most `max_bytes` bytes at `*pos`, advancing it.
+fn read_unsigned_at(buf: &[u8], pos: &mut usize, max_bytes: u32, what: &str) -> Result<u64> {
+    let mut value: u64 = 0;
+    let mut shift = 0u32;
+    for _ in 0..max_bytes {
+        let b = *buf
+            .get(*pos)
+            .ok_or_else(|| corrupt(format!("record ends inside {what}")))?;
+        *pos += 1;
+        value |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Ok(value);
+        }
+        shift += 7;
+    }
+    Err(corrupt(format!("{what}: variable-length integer too long")))
+}
+
+fn read_varint_at(buf: &[u8], pos: &mut usize, what: &str) -> Result<i32> {
+    let raw = read_unsigned_at(buf, pos, 5, what)? as u32;
+    Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
+}
+
+fn read_varlong_at(buf: &[u8], pos: &mut usize, what: &str) -> Result<i64> {
+    let raw = read_unsigned_at(buf, pos, 10, what)?;
+    Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+}
+
+/// A cursor over a borrowed slice for scans that only look at fields and skip the rest, so
+/// that walking a batch's records allocates nothing and touches no reference counts (the
+/// leader's per-record validation on the produce path). Same checks as [`Reader`].
+#[derive(Debug)]
+pub(crate) struct SliceReader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> SliceReader<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> SliceReader<'a> {
+        SliceReader { buf, pos: 0 }
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
+
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn read_i8(&mut self, what: &str) -> Result<i8> {
+        let b = *self
+            .buf
+            .get(self.pos)
+            .ok_or_else(|| corrupt(format!("record ends inside {what}")))?;
+        self.pos += 1;
+        Ok(b as i8)
+    }
+
+    pub(crate) fn read_varint(&mut self, what: &str) -> Result<i32> {
+        read_varint_at(self.buf, &mut self.pos, what)
+    }
+
+    pub(crate) fn read_varlong(&mut self, what: &str) -> Result<i64> {
+        read_varlong_at(self.buf, &mut self.pos, what)
+    }
+
+    /// Takes the next `len` bytes as a sub-slice.
+    pub(crate) fn take(&mut self, len: usize, what: &str) -> Result<&'a [u8]> {
+        if len > self.remaining() {
+            return Err(corrupt(format!(
+                "{what} of {len} bytes exceeds the {} bytes remaining",
+                self.remaining()
+            )));
+        }
+        let out = &self.buf[self.pos..self.pos + len];
+        self.pos += len;
+        Ok(out)
+    }
+
+    /// Skips a varint length and that many bytes; returns false for a null field (`-1`).
+    /// Any other negative length is corrupt.
+    pub(crate) fn skip_nullable_bytes(&mut self, what: &str) -> Result<bool> {
+        let len = self.read_varint(what)?;
+        if len == -1 {
+            return Ok(false);
+        }
+        let len = usize::try_from(len)
+            .map_err(|_| corrupt(format!("{what} has negative length {len}")))?;
+        self.take(len, what)?;
+        Ok(true)
     }
 }
 

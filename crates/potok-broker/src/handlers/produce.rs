@@ -1,6 +1,14 @@
 //! Produce: validates each partition's batches (magic 2, CRC-32C, Kafka's client-batch rules,
-//! `max.message.bytes`) and appends them as the unchanged bytes of the request; only the base
-//! offset (and, under `LogAppendTime`, the timestamp) is rewritten in place by the log.
+//! `max.message.bytes`), then every record as Kafka's `LogValidator` does (structure, a key on
+//! compacted topics, the `CreateTime` window of KIP-937), and appends them as the unchanged
+//! bytes of the request. Only header fields are rewritten in place: the base offset (and, under
+//! `LogAppendTime`, the timestamp) by the log, and a `CreateTime` batch's max timestamp here when
+//! the client's header disagrees with its records (Kafka rewrites it too; a bogus
+//! `maxTimestamp = 0` would otherwise make time-based retention delete fresh data).
+//!
+//! A refused record is reported in `record_errors` (v8+) by its index in the batch, every one of
+//! them, as Kafka does; nothing of the batch is appended. Batch-level refusals carry no
+//! `record_errors`, also as in Kafka.
 //!
 //! acks: 0 sends no response, 1 and -1 answer after the append (on one node the leader is the
 //! whole ISR, so -1 is satisfied at once unless `min.insync.replicas` > 1, which is
@@ -9,12 +17,16 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use potok_log::TimestampPolicy;
 use potok_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use potok_protocol::messages::ProduceResponse;
 use potok_protocol::{ErrorCode, Request, Response};
-use potok_records::{split_batches, RecordsError};
+use potok_records::{
+    set_max_timestamp, split_batches, RecordChecks, RecordFault, RecordFaultKind, RecordsError,
+    TimestampType, TimestampWindow, DEFAULT_MAX_DECOMPRESSED_BYTES,
+};
 
 use crate::error::{BrokerError, Result};
 use crate::registry::{Reply, RequestContext};
@@ -37,19 +49,16 @@ pub async fn handle(broker: Arc<Broker>, _ctx: RequestContext, req: Request) -> 
                 ..Default::default()
             };
             let outcome = if !matches!(acks, -1..=1) {
-                Err((
-                    ApiError::new(ErrorCode::InvalidRequiredAcks, "acks must be -1, 0 or 1"),
-                    None,
-                ))
+                Err(Refusal::batch(ApiError::new(
+                    ErrorCode::InvalidRequiredAcks,
+                    "acks must be -1, 0 or 1",
+                )))
             } else {
                 match &topic {
-                    None => Err((
-                        ApiError::new(
-                            ErrorCode::UnknownTopicOrPartition,
-                            "This server does not host this topic-partition.",
-                        ),
-                        None,
-                    )),
+                    None => Err(Refusal::batch(ApiError::new(
+                        ErrorCode::UnknownTopicOrPartition,
+                        "This server does not host this topic-partition.",
+                    ))),
                     Some(t) => append(&broker, t, pd.index, pd.records, acks),
                 }
             };
@@ -59,16 +68,13 @@ pub async fn handle(broker: Arc<Broker>, _ctx: RequestContext, req: Request) -> 
                     r.log_append_time_ms = ok.log_append_time_ms;
                     r.log_start_offset = ok.log_start_offset;
                 }
-                Err((e, batch_index)) => {
+                Err(Refusal {
+                    error: e,
+                    record_errors,
+                }) => {
                     r.error_code = e.code.code();
                     r.base_offset = -1;
-                    if let Some(i) = batch_index {
-                        r.record_errors = vec![BatchIndexAndErrorMessage {
-                            batch_index: i,
-                            batch_index_error_message: Some(e.message.clone()),
-                            ..Default::default()
-                        }];
-                    }
+                    r.record_errors = record_errors;
                     r.error_message = Some(e.message);
                 }
             }
@@ -95,91 +101,128 @@ struct Appended {
     log_start_offset: i64,
 }
 
+/// Why a partition's data was refused: the error and, when individual records are to blame,
+/// one `record_errors` entry per record.
+struct Refusal {
+    error: ApiError,
+    record_errors: Vec<BatchIndexAndErrorMessage>,
+}
+
+impl Refusal {
+    /// A refusal of the whole batch (no `record_errors`).
+    fn batch(error: ApiError) -> Refusal {
+        Refusal {
+            error,
+            record_errors: Vec::new(),
+        }
+    }
+}
+
 fn append(
     broker: &Broker,
     topic: &Topic,
     partition: i32,
     records: Option<Bytes>,
     acks: i16,
-) -> std::result::Result<Appended, (ApiError, Option<i32>)> {
+) -> std::result::Result<Appended, Refusal> {
     let Some(p) = topic.partition(partition) else {
-        return Err((
-            ApiError::new(
-                ErrorCode::UnknownTopicOrPartition,
-                "This server does not host this topic-partition.",
-            ),
-            None,
-        ));
+        return Err(Refusal::batch(ApiError::new(
+            ErrorCode::UnknownTopicOrPartition,
+            "This server does not host this topic-partition.",
+        )));
     };
     let config = topic.config();
     if acks == -1 && config.min_insync_replicas > 1 {
-        return Err((
-            ApiError::new(
-                ErrorCode::NotEnoughReplicas,
-                format!(
-                    "The size of the current ISR 1 is insufficient to satisfy the min.isr requirement of {}",
-                    config.min_insync_replicas
-                ),
+        return Err(Refusal::batch(ApiError::new(
+            ErrorCode::NotEnoughReplicas,
+            format!(
+                "The size of the current ISR 1 is insufficient to satisfy the min.isr requirement of {}",
+                config.min_insync_replicas
             ),
-            None,
-        ));
+        )));
     }
     let records = records.unwrap_or_default();
     if records.is_empty() {
-        return Err((
-            ApiError::new(
+        return Err(Refusal::batch(ApiError::new(
+            ErrorCode::InvalidRecord,
+            "the produce request carries no records",
+        )));
+    }
+    let mut batches = split_batches(records.clone());
+    let batch = match batches.next() {
+        None => {
+            return Err(Refusal::batch(ApiError::new(
                 ErrorCode::InvalidRecord,
-                "the produce request carries no records",
-            ),
-            None,
-        ));
-    }
-    let mut n = 0i32;
-    let mut count = 0u64;
-    for (i, b) in split_batches(records.clone()).enumerate() {
-        let i = i32::try_from(i).unwrap_or(i32::MAX);
-        n = i + 1;
-        let b = b.map_err(|e| (records_error(e), Some(i)))?;
-        if b.len() > config.max_message_bytes {
-            return Err((
-                ApiError::new(
-                    ErrorCode::MessageTooLarge,
-                    format!(
-                        "The record batch of {} bytes is larger than max.message.bytes {}",
-                        b.len(),
-                        config.max_message_bytes
-                    ),
-                ),
-                Some(i),
-            ));
+                "no record batch",
+            )))
         }
-        b.validate_client_batch()
-            .map_err(|e| (records_error(e), Some(i)))?;
-        count += u64::try_from(b.header().records_count).unwrap_or(0);
-    }
-    if n == 0 {
-        return Err((
-            ApiError::new(ErrorCode::InvalidRecord, "no record batch"),
-            None,
-        ));
-    }
+        Some(b) => b.map_err(|e| Refusal::batch(records_error(e)))?,
+    };
     // Kafka requires exactly one v2 batch per partition in a produce request
     // (`LogValidator.validateOneBatchRecords`); it also keeps the append all-or-nothing.
-    if n > 1 {
-        return Err((
-            ApiError::new(
-                ErrorCode::InvalidRecord,
-                format!(
-                    "a produce request must carry exactly one record batch per partition, got {n}"
-                ),
+    if let Some(next) = batches.next() {
+        next.map_err(|e| Refusal::batch(records_error(e)))?;
+        let n = 2 + batches.count();
+        return Err(Refusal::batch(ApiError::new(
+            ErrorCode::InvalidRecord,
+            format!("a produce request must carry exactly one record batch per partition, got {n}"),
+        )));
+    }
+    if batch.len() > config.max_message_bytes {
+        return Err(Refusal::batch(ApiError::new(
+            ErrorCode::MessageTooLarge,
+            format!(
+                "The record batch of {} bytes is larger than max.message.bytes {}",
+                batch.len(),
+                config.max_message_bytes
             ),
-            None,
+        )));
+    }
+    batch
+        .validate_client_batch()
+        .map_err(|e| Refusal::batch(records_error(e)))?;
+    let count = u64::try_from(batch.header().records_count).unwrap_or(0);
+
+    let now = now_ms();
+    let create_time = config.log.timestamp_policy == TimestampPolicy::CreateTime;
+    let checks = RecordChecks {
+        require_key: config.compact,
+        create_time_window: create_time.then_some(TimestampWindow {
+            now_ms: now,
+            before_max_ms: config.timestamp_before_max_ms,
+            after_max_ms: config.timestamp_after_max_ms,
+        }),
+    };
+    let scan = batch
+        .scan_records(&checks, DEFAULT_MAX_DECOMPRESSED_BYTES)
+        .map_err(|e| Refusal::batch(records_error(e)))?;
+    if !scan.faults.is_empty() {
+        return Err(record_faults(
+            topic.name(),
+            partition,
+            &checks,
+            &scan.faults,
         ));
     }
+    // Kafka's LogValidator sets a CreateTime batch's max timestamp to the one its records
+    // carry (`setMaxTimestamp(CREATE_TIME, maxBatchTimestamp)`). Only a batch whose header is
+    // wrong is copied and rewritten; LogAppendTime batches are stamped by the log.
+    let header = batch.header();
+    let records = if create_time
+        && (header.max_timestamp != scan.max_timestamp
+            || header.timestamp_type() != TimestampType::CreateTime)
+    {
+        let mut fixed = records.to_vec();
+        set_max_timestamp(&mut fixed, TimestampType::CreateTime, scan.max_timestamp)
+            .map_err(|e| Refusal::batch(records_error(e)))?;
+        Bytes::from(fixed)
+    } else {
+        records
+    };
     let bytes = records.len() as u64;
     let info = p
-        .append(records, now_ms())
-        .map_err(|e| (ApiError::new(log_error_code(&e), e.to_string()), None))?;
+        .append(records, now)
+        .map_err(|e| Refusal::batch(ApiError::new(log_error_code(&e), e.to_string())))?;
     // A duplicate of an idempotent batch (issue #6) wrote nothing; it is acknowledged with the
     // original offsets but not counted again.
     if !info.duplicate {
@@ -190,6 +233,75 @@ fn append(
         log_append_time_ms: info.log_append_time_ms.unwrap_or(-1),
         log_start_offset: info.log_start_offset.0,
     })
+}
+
+/// The refusal of a batch with refused records, worded as Kafka's `LogValidator`
+/// (`validateKey`, `validateTimestamp`, `processRecordErrors`): `INVALID_TIMESTAMP` when any
+/// record's timestamp is to blame, else `INVALID_RECORD`, and every record in `record_errors`.
+fn record_faults(
+    topic: &str,
+    partition: i32,
+    checks: &RecordChecks,
+    faults: &[RecordFault],
+) -> Refusal {
+    let (min, max) = checks
+        .create_time_window
+        .map_or((i64::MIN, i64::MAX), |w| (w.min(), w.max()));
+    let record_errors: Vec<BatchIndexAndErrorMessage> = faults
+        .iter()
+        .map(|f| BatchIndexAndErrorMessage {
+            batch_index: f.index,
+            batch_index_error_message: Some(match f.kind {
+                RecordFaultKind::MissingKey => format!(
+                    "Compacted topic cannot accept message without key in topic partition {topic}-{partition}"
+                ),
+                RecordFaultKind::TimestampOutOfRange { timestamp, offset } => format!(
+                    "Timestamp {timestamp} of message with offset {offset} is out of range. \
+                     The timestamp should be within [{min}, {max}]"
+                ),
+                RecordFaultKind::LogAppendTimeFromProducer => format!(
+                    "Invalid timestamp type in message at index {}. Producer should not set \
+                     timestamp type to LogAppendTime.",
+                    f.index
+                ),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    let timestamps = faults
+        .iter()
+        .any(|f| !matches!(f.kind, RecordFaultKind::MissingKey));
+    let error = if timestamps {
+        ApiError::new(
+            ErrorCode::InvalidTimestamp,
+            "One or more records have been rejected due to invalid timestamp",
+        )
+    } else {
+        let first: Vec<String> = record_errors
+            .iter()
+            .take(3)
+            .map(|e| {
+                format!(
+                    "RecordError(batchIndex={}, message='{}')",
+                    e.batch_index,
+                    e.batch_index_error_message.as_deref().unwrap_or_default()
+                )
+            })
+            .collect();
+        ApiError::new(
+            ErrorCode::InvalidRecord,
+            format!(
+                "One or more records have been rejected due to {} record errors in total, and \
+                 only showing the first three errors at most: [{}]",
+                record_errors.len(),
+                first.join(", ")
+            ),
+        )
+    };
+    Refusal {
+        error,
+        record_errors,
+    }
 }
 
 fn records_error(e: RecordsError) -> ApiError {

@@ -16,6 +16,7 @@
 #![allow(dead_code)]
 
 pub mod kafka;
+pub mod wire;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

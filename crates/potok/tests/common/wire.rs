@@ -1,0 +1,100 @@
+//! A raw Kafka-protocol client for tests that must see every field of a response (error
+//! codes, `record_errors`, authorized-operations bitfields), which real clients hide.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use potok_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use potok_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use potok_protocol::messages::{
+    CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse, RequestHeader,
+};
+use potok_protocol::{encode_request_frame, ApiKey, Decode, Encode};
+
+/// One connection; requests are answered in order.
+pub struct Client {
+    s: TcpStream,
+    corr: i32,
+}
+
+impl Client {
+    /// Connects to `broker` with a 20 s read timeout.
+    pub fn new(broker: &super::Broker) -> Client {
+        let s = TcpStream::connect(("127.0.0.1", broker.port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        Client { s, corr: 0 }
+    }
+
+    /// Sends `body` as `key` v`v` and decodes the response.
+    pub fn call<M: Encode, R: Decode>(&mut self, key: ApiKey, v: i16, body: &M) -> R {
+        self.corr += 1;
+        let h = RequestHeader {
+            request_api_key: key as i16,
+            request_api_version: v,
+            correlation_id: self.corr,
+            client_id: Some("wire-test".into()),
+            ..Default::default()
+        };
+        let mut buf = BytesMut::new();
+        encode_request_frame(&mut buf, &h, body).unwrap();
+        self.s.write_all(&buf).unwrap();
+        let mut len = [0u8; 4];
+        self.s.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        self.s.read_exact(&mut body).unwrap();
+        let mut b = Bytes::from(body);
+        assert_eq!(b.get_i32(), self.corr);
+        if key.response_header_version(v) >= 1 {
+            assert_eq!(b.get_u8(), 0, "no tagged fields expected in the header");
+        }
+        R::decode(&mut b, v).unwrap()
+    }
+
+    /// CreateTopics v7 of one topic with `configs`; panics unless it succeeds.
+    pub fn create_topic(&mut self, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+        let r: CreateTopicsResponse = self.call(
+            ApiKey::CreateTopics,
+            7,
+            &CreateTopicsRequest {
+                topics: vec![CreatableTopic {
+                    name: name.into(),
+                    num_partitions: partitions,
+                    replication_factor: -1,
+                    configs: configs
+                        .iter()
+                        .map(|(k, v)| CreatableTopicConfig {
+                            name: (*k).into(),
+                            value: Some((*v).into()),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
+                timeout_ms: 10_000,
+                ..Default::default()
+            },
+        );
+        assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    }
+
+    /// Produce v9 (acks=1) of `records` to one partition.
+    pub fn produce(&mut self, topic: &str, partition: i32, records: Bytes) -> ProduceResponse {
+        let req = ProduceRequest {
+            acks: 1,
+            timeout_ms: 10_000,
+            topic_data: vec![TopicProduceData {
+                name: topic.into(),
+                partition_data: vec![PartitionProduceData {
+                    index: partition,
+                    records: Some(records),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        self.call(ApiKey::Produce, 9, &req)
+    }
+}
