@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Many partitions on one broker (issue #14, point 2): creation, memory, descriptors, Metadata,
+clean restart and restart after SIGKILL while producing.
+
+Usage: partitions.py POTOK_BINARY TOPICS PARTITIONS_PER_TOPIC [--keep DIR]
+
+Starts `POTOK_BINARY serve` on a free 127.0.0.1 port with a fresh data directory (removed at the
+end unless --keep), and prints one line per figure:
+
+- create: CreateTopics in requests of at most 10,000 partitions (Kafka's per-request cap), wall
+  time until the last request is answered;
+- idle RSS (VmRSS) and open descriptors (/proc/PID/fd) once everything exists;
+- metadata: one Metadata request for all topics (kafka-python), answered and decoded;
+- clean restart: SIGTERM, time to exit; then time from spawn until the port accepts and the
+  broker logs "potok broker started", and how many partition logs it logged as recovered;
+- SIGKILL restart: one record produced to every partition (confluent-kafka, acks=1, default
+  flush settings), SIGKILL while a second round is in flight, then the same start-up timing.
+
+Every wait is bounded; the broker is killed on any failure.
+"""
+import os, re, signal, socket, subprocess, sys, tempfile, time, shutil
+
+from kafka.admin import KafkaAdminClient, NewTopic
+
+START_TIMEOUT = 900
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    def __init__(self, binary, data, port):
+        self.binary, self.data, self.port, self.proc, self.runs = binary, data, port, None, 0
+
+    def start(self):
+        self.runs += 1
+        self.log = os.path.join(os.path.dirname(self.data), f"broker-{self.runs}.log")
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [self.binary, "serve", "--set", f"log.dirs={self.data}",
+             "--set", f"listeners=PLAINTEXT://127.0.0.1:{self.port}"],
+            stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
+        deadline = time.time() + START_TIMEOUT
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"broker exited with {self.proc.returncode}; see {self.log}")
+            with open(self.log) as f:
+                if "potok broker started" in f.read():
+                    return time.perf_counter() - t0
+            time.sleep(0.02)
+        raise SystemExit("broker did not start in time")
+
+    def recovered(self):
+        with open(self.log) as f:
+            return sum(1 for line in f if "recovered partition log" in line)
+
+    def stop(self, sig):
+        t0 = time.perf_counter()
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=START_TIMEOUT)
+        return time.perf_counter() - t0
+
+    def rss_mib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            kb = int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+        return kb / 1024
+
+    def fds(self):
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+
+def create(bootstrap, topics, parts):
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=600_000)
+    per_request = max(1, 10_000 // parts)
+    names = [f"p{i:05d}" for i in range(topics)]
+    t0 = time.perf_counter()
+    for i in range(0, topics, per_request):
+        batch = [NewTopic(n, parts, 1) for n in names[i:i + per_request]]
+        admin.create_topics(batch, timeout_ms=600_000)
+    dt = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    listed = admin.list_topics()  # one Metadata request for all topics
+    meta = time.perf_counter() - t0
+    admin.close()
+    assert len([t for t in listed if t.startswith("p")]) == topics, "not every topic is listed"
+    return names, dt, meta
+
+
+def produce_round(bootstrap, names, parts, flush=True):
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 5,
+                  "queue.buffering.max.messages": 2_000_000})
+    for n in names:
+        for q in range(parts):
+            p.produce(n, b"x" * 100, partition=q)
+        p.poll(0)
+    if flush:
+        left = p.flush(300)
+        assert left == 0, f"{left} records not acknowledged"
+    return p
+
+
+def main():
+    binary, topics, parts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    keep = sys.argv[5] if len(sys.argv) > 5 and sys.argv[4] == "--keep" else None
+    root = keep or tempfile.mkdtemp(prefix="potok-partitions-")
+    os.makedirs(root, exist_ok=True)
+    data = os.path.join(root, "data")
+    port = free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    b = Broker(binary, data, port)
+    total = topics * parts
+    try:
+        b.start()
+        names, dt, meta = create(bootstrap, topics, parts)
+        print(f"partitions: {total} ({topics} topics x {parts})")
+        print(f"create: {dt:.2f} s ({total / dt:,.0f} partitions/s)")
+        time.sleep(1)
+        print(f"idle RSS: {b.rss_mib():.1f} MiB; open descriptors: {b.fds()}")
+        print(f"metadata for all topics: {meta * 1000:.0f} ms")
+        print(f"clean shutdown: {b.stop(signal.SIGTERM):.2f} s")
+        t = b.start()
+        print(f"clean restart: {t:.2f} s; partition logs recovered: {b.recovered()}")
+        produce_round(bootstrap, names, parts)
+        p = produce_round(bootstrap, names, parts, flush=False)
+        p.poll(0.5)
+        b.stop(signal.SIGKILL)
+        t = b.start()
+        print(f"restart after SIGKILL while producing: {t:.2f} s; "
+              f"partition logs recovered: {b.recovered()}")
+        b.stop(signal.SIGTERM)
+    finally:
+        if b.proc and b.proc.poll() is None:
+            b.proc.kill()
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
