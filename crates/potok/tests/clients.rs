@@ -132,3 +132,11 @@ fn kafka_python_admin_and_round_trip() {
 fn kcat_list_produce_consume() {
     run_python("kcat_roundtrip.py");
 }
+
+/// confluent-kafka AdminClient: describe_topics / describe_cluster with
+/// include_authorized_operations report every operation that applies to a topic and to the
+/// cluster (no authorizer), and none when not requested (librdkafka test 0081).
+#[test]
+fn confluent_kafka_authorized_operations() {
+    run_python("confluent_authorized_ops.py");
+}

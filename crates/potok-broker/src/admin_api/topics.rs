@@ -397,7 +397,9 @@ pub fn handle_describe_topic_partitions(
                 topic_id: Uuid::ZERO,
                 is_internal: false,
                 partitions: Vec::new(),
-                topic_authorized_operations: OPERATIONS_NOT_REQUESTED,
+                // Kafka sets the topic operations on every entry it answers, unknown topics
+                // included (`DescribeTopicPartitionsRequestHandler`).
+                topic_authorized_operations: TOPIC_OPERATIONS,
                 ..Default::default()
             });
             continue;

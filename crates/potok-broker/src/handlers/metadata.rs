@@ -11,7 +11,9 @@ use potok_protocol::messages::{
 };
 use potok_protocol::{ErrorCode, Request, Response, Uuid};
 
-use crate::admin_api::{limits, AdminBackend};
+use crate::admin_api::{
+    limits, AdminBackend, CLUSTER_OPERATIONS, OPERATIONS_NOT_REQUESTED, TOPIC_OPERATIONS,
+};
 use crate::error::{BrokerError, Result};
 use crate::registry::{Reply, RequestContext};
 use crate::topics::{NewTopic, Topic};
@@ -87,8 +89,28 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
             out
         }
     };
+    let mut topics: Vec<MetadataResponseTopic> = topics;
+    // Authorized operations (v8+; the cluster's only up to v10, later DescribeCluster's), as
+    // Kafka's `AuthHelper.authorizedOperations` answers without an authorizer: every
+    // operation that applies to the resource. Kafka fills them in for every topic entry but
+    // those of unknown topic ids; unrequested fields keep the "omitted" value.
+    if v >= 8 && req.include_topic_authorized_operations {
+        for t in topics
+            .iter_mut()
+            .filter(|t| t.error_code != ErrorCode::UnknownTopicId.code())
+        {
+            t.topic_authorized_operations = TOPIC_OPERATIONS;
+        }
+    }
+    let cluster_authorized_operations =
+        if (8..=10).contains(&v) && req.include_cluster_authorized_operations {
+            CLUSTER_OPERATIONS
+        } else {
+            OPERATIONS_NOT_REQUESTED
+        };
     let node = broker.config.node_id;
     let resp = MetadataResponse {
+        cluster_authorized_operations,
         brokers: vec![MetadataResponseBroker {
             node_id: node,
             host: broker.config.advertised.host.clone(),
