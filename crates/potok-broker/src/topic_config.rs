@@ -10,13 +10,16 @@
 //! else the table's default. CreateTopics, DescribeConfigs, AlterConfigs,
 //! IncrementalAlterConfigs, the broker's start-up check of its `log.*` settings and the replay of
 //! the metadata log all go through [`validate_value`] and [`TopicConfigDef::resolve`], so there
-//! is one rule per config. Only configs whose behaviour Potok implements are accepted; anything
-//! else is `INVALID_CONFIG` rather than a setting that is stored but silently ignored.
+//! is one rule per config. Every topic config of Kafka 4.x is accepted (the table is in
+//! `topic_config/table.rs`); the ones whose behaviour Potok does not implement yet say so in
+//! their documentation and in `docs/compatibility.md`. A name Kafka 4.x does not know is
+//! `INVALID_CONFIG`.
 
 use std::collections::BTreeMap;
 
 use potok_log::{LogConfig, TimestampPolicy};
 use potok_protocol::ErrorCode;
+use potok_records::Compression;
 
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
@@ -74,7 +77,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     /// `INVALID_CONFIG`: Kafka's `InvalidConfigurationException` / `ConfigException`.
-    pub(crate) fn invalid(message: impl Into<String>) -> ConfigError {
+    pub fn invalid(message: impl Into<String>) -> ConfigError {
         ConfigError {
             code: ErrorCode::InvalidConfig,
             message: message.into(),
@@ -102,6 +105,14 @@ enum Rule {
     None,
     /// Inclusive numeric range.
     Range(i64, i64),
+    /// A DOUBLE in 0..=1 (Kafka's `between(0, 1)`).
+    Fraction,
+    /// Kafka's gzip level validator: 1..=9, or -1 for the codec's default.
+    GzipLevel,
+    /// Kafka's `ThrottledReplicaListValidator`: `*`, or `partition:broker` entries.
+    ThrottledReplicas,
+    /// A BOOLEAN that must be false, with the message Kafka gives for true.
+    NotTrue(&'static str),
     /// One of these strings (exact match, as Kafka's `ValidString`).
     OneOf(&'static [&'static str]),
     /// Every list element is one of these (Kafka's `ValidList`), no duplicates.
@@ -110,7 +121,7 @@ enum Rule {
 
 /// How a broker synonym's value converts into the topic config's unit.
 #[derive(Clone, Copy, Debug)]
-enum Unit {
+pub(crate) enum Unit {
     Same,
     MinutesToMs,
     HoursToMs,
@@ -125,36 +136,17 @@ pub struct TopicConfigDef {
     rule: Rule,
     /// Value when neither the topic nor any broker synonym has one.
     default: &'static str,
-    /// Broker properties the default comes from, highest precedence first.
-    synonyms: &'static [(&'static str, Unit)],
+    /// Broker properties the default comes from, highest precedence first (the first is
+    /// always in the topic config's own unit).
+    pub(crate) synonyms: &'static [(&'static str, Unit)],
 }
+
+mod table;
+
+pub use table::TOPIC_CONFIGS;
 
 const LONG_MAX: &str = "9223372036854775807";
 const I32: i64 = i32::MAX as i64;
-
-/// Every topic config Potok accepts, sorted by name: exactly the configs whose behaviour the
-/// broker implements ([`TopicDefaults::effective`] turns each into what the logs and the produce
-/// path obey), because a config that is stored but silently ignored would lie to the user.
-/// Names, types, defaults, ranges and broker synonyms are Apache Kafka 4.x's (`TopicConfig` /
-/// `LogConfig`), except that `segment.bytes` may go down to 14 bytes (one batch header; Kafka's
-/// floor is 1 MiB) because tests use tiny segments; the documentation strings are Potok's own
-/// words.
-pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
-    def("cleanup.policy", ConfigType::List, "Comma-separated list of policies for old segments: `delete` removes them by retention time or size, `compact` keeps the latest record per key.", Rule::ListOf(&["compact", "delete"]), "delete", &[("log.cleanup.policy", Unit::Same)]),
-    def("flush.messages", ConfigType::Long, "Force an fsync after this many records; the default leaves flushing to the operating system.", Rule::Range(1, i64::MAX), LONG_MAX, &[("log.flush.interval.messages", Unit::Same)]),
-    def("flush.ms", ConfigType::Long, "Force an fsync when unflushed data is this old; the default leaves flushing to the operating system.", Rule::Range(0, i64::MAX), LONG_MAX, &[("log.flush.interval.ms", Unit::Same)]),
-    def("index.interval.bytes", ConfigType::Int, "Bytes appended between two entries of the sparse offset index.", Rule::Range(0, I32), "4096", &[("log.index.interval.bytes", Unit::Same)]),
-    def("max.message.bytes", ConfigType::Int, "Largest record batch (after compression) the topic accepts.", Rule::Range(0, I32), "1048588", &[("message.max.bytes", Unit::Same)]),
-    def("message.timestamp.after.max.ms", ConfigType::Long, "How far a CreateTime record's timestamp may lie ahead of the broker's clock (KIP-937).", Rule::Range(0, i64::MAX), "3600000", &[("log.message.timestamp.after.max.ms", Unit::Same)]),
-    def("message.timestamp.before.max.ms", ConfigType::Long, "How far a CreateTime record's timestamp may lie behind the broker's clock (KIP-937).", Rule::Range(0, i64::MAX), LONG_MAX, &[("log.message.timestamp.before.max.ms", Unit::Same)]),
-    def("message.timestamp.type", ConfigType::String, "Whether record timestamps are the producer's (CreateTime) or stamped on append (LogAppendTime).", Rule::OneOf(&["CreateTime", "LogAppendTime"]), "CreateTime", &[("log.message.timestamp.type", Unit::Same)]),
-    def("min.insync.replicas", ConfigType::Int, "Replicas that must acknowledge a write with acks=all.", Rule::Range(1, I32), "1", &[("min.insync.replicas", Unit::Same)]),
-    def("retention.bytes", ConfigType::Long, "Largest size a partition may grow to before its oldest segments are deleted; -1 means unlimited.", Rule::None, "-1", &[("log.retention.bytes", Unit::Same)]),
-    def("retention.ms", ConfigType::Long, "How long a segment is kept after its newest record; -1 means forever.", Rule::Range(-1, i64::MAX), "604800000", &[("log.retention.ms", Unit::Same), ("log.retention.minutes", Unit::MinutesToMs), ("log.retention.hours", Unit::HoursToMs)]),
-    def("segment.bytes", ConfigType::Int, "Size at which the active segment is closed and a new one started.", Rule::Range(14, I32), "1073741824", &[("log.segment.bytes", Unit::Same)]),
-    def("segment.index.bytes", ConfigType::Int, "Preallocated size of each segment's offset and time index.", Rule::Range(24, I32), "10485760", &[("log.index.size.max.bytes", Unit::Same)]),
-    def("segment.ms", ConfigType::Long, "Age after which the active segment is closed even if it is not full.", Rule::Range(1, i64::MAX), "604800000", &[("log.roll.ms", Unit::Same), ("log.roll.hours", Unit::HoursToMs)]),
-];
 
 const fn def(
     name: &'static str,
@@ -266,7 +258,6 @@ pub fn validate_value(name: &str, value: &str) -> std::result::Result<String, Co
         ))
     };
     let trimmed = value.trim();
-    // Only the types the accepted topic configs have: integers, strings and lists.
     match def.config_type {
         ConfigType::Int | ConfigType::Short | ConfigType::Long => {
             let (type_name, type_min, type_max) = match def.config_type {
@@ -281,30 +272,70 @@ pub fn validate_value(name: &str, value: &str) -> std::result::Result<String, Co
                 .ok()
                 .filter(|v| (type_min..=type_max).contains(v))
                 .ok_or_else(|| bad(&format!("Not a number of type {type_name}")))?;
-            if let Rule::Range(min, max) = def.rule {
-                if parsed < min {
+            match def.rule {
+                Rule::Range(min, _) if parsed < min => {
                     return Err(bad(&format!("Value must be at least {min}")));
                 }
-                if parsed > max {
+                Rule::Range(_, max) if parsed > max => {
                     return Err(bad(&format!("Value must be no more than {max}")));
                 }
+                Rule::GzipLevel if parsed != -1 && !(1..=9).contains(&parsed) => {
+                    return Err(bad("Value must be between 1 and 9 or equal to -1"));
+                }
+                _ => {}
+            }
+            Ok(parsed.to_string())
+        }
+        ConfigType::Double => {
+            // Kafka's Double.parseDouble would also take NaN, which no range check can
+            // refuse; Potok asks for a finite number.
+            let parsed = trimmed
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| bad("Not a number of type DOUBLE"))?;
+            if matches!(def.rule, Rule::Fraction) {
+                if parsed < 0.0 {
+                    return Err(bad("Value must be at least 0"));
+                }
+                if parsed > 1.0 {
+                    return Err(bad("Value must be no more than 1"));
+                }
+            }
+            Ok(trimmed.to_string())
+        }
+        ConfigType::Boolean => {
+            // Kafka's ConfigDef.parseType: "true" or "false" in any case.
+            let parsed = match trimmed.to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(bad("Expected value to be either true or false")),
+            };
+            if let (Rule::NotTrue(message), true) = (def.rule, parsed) {
+                return Err(ConfigError::invalid(message));
             }
             Ok(parsed.to_string())
         }
         ConfigType::List => {
             let items = split_list(trimmed);
-            if let Rule::ListOf(allowed) = def.rule {
-                for (i, item) in items.iter().enumerate() {
-                    if !allowed.contains(item) {
-                        return Err(bad(&format!(
-                            "String must be one of: {}",
-                            allowed.join(", ")
-                        )));
-                    }
-                    if items[..i].contains(item) {
-                        return Err(bad("Values must not be duplicated"));
+            match def.rule {
+                Rule::ListOf(allowed) => {
+                    for (i, item) in items.iter().enumerate() {
+                        if !allowed.contains(item) {
+                            return Err(bad(&format!(
+                                "String must be one of: {}",
+                                allowed.join(", ")
+                            )));
+                        }
+                        if items[..i].contains(item) {
+                            return Err(bad("Values must not be duplicated"));
+                        }
                     }
                 }
+                Rule::ThrottledReplicas if !valid_throttled_replicas(&items) => {
+                    return Err(bad(&format!("{name} must be the literal '*' or a list of replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],...")));
+                }
+                _ => {}
             }
             Ok(items.join(","))
         }
@@ -322,6 +353,59 @@ pub fn validate_value(name: &str, value: &str) -> std::result::Result<String, Co
     }
 }
 
+/// Kafka's `ThrottledReplicaListValidator`: exactly `*`, or `partition:broker` pairs of
+/// non-negative 32-bit integers, where empty entries may only trail.
+fn valid_throttled_replicas(items: &[&str]) -> bool {
+    if items == ["*"] {
+        return true;
+    }
+    let mut seen_empty = false;
+    items.iter().all(|item| {
+        if item.is_empty() {
+            seen_empty = true;
+            return true;
+        }
+        let pair = item.split_once(':').filter(|(p, b)| {
+            [p, b].iter().all(|n| {
+                !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()) && n.parse::<i32>().is_ok()
+            })
+        });
+        !seen_empty && pair.is_some()
+    })
+}
+
+/// Kafka 3.x's `message.format.version`, removed in Kafka 4.0 (KIP-724). A 3.x broker with
+/// inter.broker.protocol.version 3.0 or later accepted it, checked that it named a version and
+/// then ignored it; Potok does the same so that tools and scripts written for 3.x still work,
+/// and neither stores nor describes it.
+pub const MESSAGE_FORMAT_VERSION: &str = "message.format.version";
+
+/// Whether `name` is a legacy config that is accepted and ignored (see
+/// [`MESSAGE_FORMAT_VERSION`]).
+pub fn is_ignored_legacy_config(name: &str) -> bool {
+    name == MESSAGE_FORMAT_VERSION
+}
+
+/// Checks the value of an ignored legacy config: a version such as `0.10.2`, `2.8-IV1` or
+/// `3.0`, as Kafka 3.x's `MetadataVersionValidator` required.
+pub fn validate_ignored_legacy(name: &str, value: &str) -> std::result::Result<(), ConfigError> {
+    let v = value.trim();
+    let (numbers, iv) = match v.split_once("-IV") {
+        Some((n, iv)) => (n, Some(iv)),
+        None => (v, None),
+    };
+    let parts: Vec<&str> = numbers.split('.').collect();
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    if (2..=3).contains(&parts.len()) && parts.iter().all(|p| numeric(p)) && iv.is_none_or(numeric)
+    {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(format!(
+            "Invalid value {value} for configuration {name}: not a Kafka version"
+        )))
+    }
+}
+
 /// The elements of a list value (Kafka's `LIST` type): comma-separated, trimmed; an empty or
 /// blank value is the empty list.
 pub(crate) fn split_list(value: &str) -> Vec<&str> {
@@ -332,14 +416,19 @@ pub(crate) fn split_list(value: &str) -> Vec<&str> {
 }
 
 /// Validates every override (name and value, with [`validate_value`]) and returns them as
-/// stored.
+/// stored; an ignored legacy config ([`is_ignored_legacy_config`]) is checked and dropped.
 pub fn normalize_overrides(
     overrides: &BTreeMap<String, String>,
 ) -> std::result::Result<BTreeMap<String, String>, ConfigError> {
-    overrides
-        .iter()
-        .map(|(name, value)| Ok((name.clone(), validate_value(name, value)?)))
-        .collect()
+    let mut out = BTreeMap::new();
+    for (name, value) in overrides {
+        if is_ignored_legacy_config(name) {
+            validate_ignored_legacy(name, value)?;
+            continue;
+        }
+        out.insert(name.clone(), validate_value(name, value)?);
+    }
+    Ok(out)
 }
 
 fn convert(value: &str, unit: Unit) -> Option<String> {
@@ -373,6 +462,10 @@ pub struct EffectiveTopicConfig {
     pub timestamp_before_max_ms: i64,
     /// `message.timestamp.after.max.ms` (KIP-937).
     pub timestamp_after_max_ms: i64,
+    /// `compression.type`: the codec every stored batch must have, with its level
+    /// (`compression.gzip.level` / `compression.zstd.level`; `None` for the codec's default);
+    /// `None` for `producer`, which keeps each batch as it came.
+    pub compression: Option<(Compression, Option<i32>)>,
 }
 
 /// The broker-wide default of every topic config (validated and normalized), derived once from
@@ -480,6 +573,43 @@ impl TopicDefaults {
         }
         log.validate()
             .map_err(|e| ConfigError::invalid(e.to_string()))?;
+        // Kafka's LogConfig.validateValues: the one cross-config rule of the topic configs
+        // (the tiered-storage rules cannot apply, remote.storage.enable being always false).
+        let (min_lag, max_lag) = (
+            number("min.compaction.lag.ms")?,
+            number("max.compaction.lag.ms")?,
+        );
+        if min_lag > max_lag {
+            return Err(ConfigError::invalid(format!(
+                "conflict topic config setting min.compaction.lag.ms ({min_lag}) > max.compaction.lag.ms ({max_lag})"
+            )));
+        }
+        let compression = match text("compression.type") {
+            "producer" => None,
+            "uncompressed" => Some((Compression::None, None)),
+            "gzip" => Some((
+                Compression::Gzip,
+                Some(fit::<i32>(
+                    "compression.gzip.level",
+                    number("compression.gzip.level")?,
+                )?)
+                .filter(|&l| l != -1),
+            )),
+            "snappy" => Some((Compression::Snappy, None)),
+            "lz4" => Some((Compression::Lz4, None)),
+            "zstd" => Some((
+                Compression::Zstd,
+                Some(fit(
+                    "compression.zstd.level",
+                    number("compression.zstd.level")?,
+                )?),
+            )),
+            other => {
+                return Err(ConfigError::invalid(format!(
+                    "Invalid value {other} for configuration compression.type"
+                )))
+            }
+        };
         Ok(EffectiveTopicConfig {
             log,
             max_message_bytes: fit("max.message.bytes", number("max.message.bytes")?)?,
@@ -487,300 +617,10 @@ impl TopicDefaults {
             compact,
             timestamp_before_max_ms: number("message.timestamp.before.max.ms")?,
             timestamp_after_max_ms: number("message.timestamp.after.max.ms")?,
+            compression,
         })
     }
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-
-    /// Broker values as a test double: (name, value, explicitly set).
-    pub(crate) struct Broker(pub(crate) Vec<(&'static str, &'static str, bool)>);
-
-    impl BrokerConfigLookup for Broker {
-        fn broker_value(&self, name: &str) -> Option<(String, bool)> {
-            self.0
-                .iter()
-                .find(|(n, _, _)| *n == name)
-                .map(|(_, v, e)| (v.to_string(), *e))
-        }
-    }
-
-    pub(crate) fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn broker(props: &[(&str, &str)]) -> BrokerConfig {
-        BrokerConfig::from_properties(
-            props
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn table_is_sorted_and_defaults_are_valid() {
-        for pair in TOPIC_CONFIGS.windows(2) {
-            assert!(
-                pair[0].name < pair[1].name,
-                "{} before {}",
-                pair[0].name,
-                pair[1].name
-            );
-        }
-        for def in TOPIC_CONFIGS {
-            assert_eq!(
-                validate_value(def.name, def.default).as_deref(),
-                Ok(def.default),
-                "default of {}",
-                def.name
-            );
-            for (synonym, _) in def.synonyms {
-                assert!(
-                    crate::config::SETTINGS.iter().any(|s| s.name == *synonym),
-                    "{}: synonym {synonym} is not a broker setting",
-                    def.name
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn the_broker_defaults_are_the_tables_defaults() {
-        // Kafka's broker defaults and topic defaults agree; so must Potok's two tables.
-        let cfg = BrokerConfig::defaults();
-        for def in TOPIC_CONFIGS {
-            assert_eq!(
-                def.resolve(&BTreeMap::new(), &cfg).0,
-                def.default,
-                "{}",
-                def.name
-            );
-        }
-        let e = TopicDefaults::from_broker(&cfg)
-            .unwrap()
-            .effective(&BTreeMap::new())
-            .unwrap();
-        assert_eq!(e.log, LogConfig::default());
-        assert_eq!((e.max_message_bytes, e.min_insync_replicas), (1_048_588, 1));
-        assert!(!e.compact);
-    }
-
-    #[test]
-    fn values_are_checked_by_type_and_range() {
-        assert_eq!(validate_value("retention.ms", " 1000 "), Ok("1000".into()));
-        assert_eq!(validate_value("retention.ms", "-1"), Ok("-1".into()));
-        for (name, value) in [
-            ("retention.ms", "abc"),
-            ("retention.ms", "-2"),
-            ("retention.ms", "1.5"),
-            ("segment.bytes", "13"),
-            ("segment.bytes", "2147483648"),
-            ("min.insync.replicas", "0"),
-            ("cleanup.policy", "shred"),
-            ("cleanup.policy", "delete,delete"),
-            ("message.timestamp.type", "createtime"),
-            ("no.such.config", "1"),
-            // Kafka knows it, but Potok does not implement it: refused rather than ignored.
-            ("compression.type", "gzip"),
-        ] {
-            let error = validate_value(name, value).expect_err(&format!("{name}={value} accepted"));
-            assert_eq!(error.code, ErrorCode::InvalidConfig, "{name}={value}");
-        }
-        assert_eq!(
-            validate_value("cleanup.policy", " compact , delete "),
-            Ok("compact,delete".into())
-        );
-        assert_eq!(validate_value("cleanup.policy", ""), Ok("".into()));
-        // Kafka's ConfigException wording, which clients show to users.
-        assert_eq!(
-            validate_value("segment.bytes", "2147483648")
-                .unwrap_err()
-                .message,
-            "Invalid value 2147483648 for configuration segment.bytes: Not a number of type INT"
-        );
-        assert_eq!(
-            validate_value("retention.ms", "-2").unwrap_err().message,
-            "Invalid value -2 for configuration retention.ms: Value must be at least -1"
-        );
-        assert_eq!(
-            validate_value("no.such.config", "1").unwrap_err().message,
-            "Unknown topic config name: no.such.config"
-        );
-    }
-
-    #[test]
-    fn defaults_follow_broker_synonyms() {
-        let b = Broker(vec![
-            ("log.retention.hours", "168", false),
-            ("message.max.bytes", "1048588", false),
-        ]);
-        assert_eq!(
-            effective_value("retention.ms", &BTreeMap::new(), &b),
-            Some(("604800000".into(), ConfigSource::DefaultConfig))
-        );
-        assert_eq!(
-            effective_value("max.message.bytes", &BTreeMap::new(), &b),
-            Some(("1048588".into(), ConfigSource::DefaultConfig))
-        );
-        let set = Broker(vec![
-            ("log.retention.hours", "168", false),
-            ("log.retention.minutes", "30", true),
-        ]);
-        assert_eq!(
-            effective_value("retention.ms", &BTreeMap::new(), &set),
-            Some(("1800000".into(), ConfigSource::StaticBrokerConfig))
-        );
-        assert_eq!(
-            effective_value("retention.ms", &map(&[("retention.ms", "5")]), &set),
-            Some(("5".into(), ConfigSource::DynamicTopicConfig))
-        );
-        assert_eq!(
-            lookup("retention.ms").unwrap().broker_synonyms(&set),
-            vec![
-                (
-                    "log.retention.minutes",
-                    "30".to_string(),
-                    ConfigSource::StaticBrokerConfig
-                ),
-                (
-                    "log.retention.hours",
-                    "168".to_string(),
-                    ConfigSource::DefaultConfig
-                )
-            ]
-        );
-        // No broker value at all: the definition's default.
-        assert_eq!(
-            effective_value("cleanup.policy", &BTreeMap::new(), &Broker(vec![])),
-            Some(("delete".into(), ConfigSource::DefaultConfig))
-        );
-        assert_eq!(effective_value("nope", &BTreeMap::new(), &b), None);
-    }
-
-    /// Kafka treats any negative broker retention as "forever" (-1), whichever unit set it.
-    #[test]
-    fn negative_broker_retention_means_forever() {
-        for (name, value) in [
-            ("log.retention.hours", "-1"),
-            ("log.retention.minutes", "-5"),
-            ("log.retention.ms", "-2"),
-        ] {
-            let d = TopicDefaults::from_broker(&broker(&[(name, value)])).unwrap();
-            let e = d.effective(&BTreeMap::new()).unwrap();
-            assert_eq!(e.log.retention_ms, -1, "{name}={value}");
-            let (v, _) =
-                effective_value("retention.ms", &BTreeMap::new(), &broker(&[(name, value)]))
-                    .unwrap();
-            assert_eq!(v, "-1", "{name}={value}");
-        }
-    }
-
-    #[test]
-    fn broker_defaults_and_overrides() {
-        let d = TopicDefaults::from_broker(&broker(&[("log.retention.minutes", "5")])).unwrap();
-        let e = d.effective(&BTreeMap::new()).unwrap();
-        assert_eq!(e.log.retention_ms, 300_000);
-        assert_eq!(e.max_message_bytes, 1_048_588);
-        let d = TopicDefaults::from_broker(&broker(&[
-            ("log.retention.ms", "2000"),
-            ("log.retention.minutes", "5"),
-            ("log.roll.hours", "1"),
-        ]))
-        .unwrap();
-        let e = d.effective(&BTreeMap::new()).unwrap();
-        assert_eq!((e.log.retention_ms, e.log.segment_ms), (2000, 3_600_000));
-
-        let mut o = map(&[
-            ("retention.ms", " 1000 "),
-            ("message.timestamp.type", "LogAppendTime"),
-            ("flush.messages", "10"),
-        ]);
-        let e = d.effective(&o).unwrap();
-        assert_eq!(e.log.retention_ms, 1000);
-        assert_eq!(e.log.timestamp_policy, TimestampPolicy::LogAppendTime);
-        assert_eq!(e.log.flush_messages, Some(10));
-        o.insert("no.such".to_string(), "1".to_string());
-        assert_eq!(
-            d.effective(&o).unwrap_err(),
-            ConfigError::invalid("Unknown topic config name: no.such")
-        );
-        // The same validation as AlterConfigs: the same code and message.
-        for (name, value) in [("retention.ms", "soon"), ("cleanup.policy", "shred")] {
-            assert_eq!(
-                d.effective(&map(&[(name, value)])),
-                Err(validate_value(name, value).unwrap_err())
-            );
-        }
-    }
-
-    #[test]
-    fn cleanup_policy_without_delete_keeps_data() {
-        let d = TopicDefaults::from_broker(&BrokerConfig::defaults()).unwrap();
-        for policy in ["compact", ""] {
-            let e = d
-                .effective(&map(&[("cleanup.policy", policy), ("retention.ms", "5")]))
-                .unwrap();
-            assert_eq!((e.log.retention_ms, e.log.retention_bytes), (-1, -1));
-            assert_eq!(e.compact, policy == "compact");
-        }
-        let e = d
-            .effective(&map(&[("cleanup.policy", "compact,delete")]))
-            .unwrap();
-        assert!(e.compact);
-        assert_eq!(e.log.retention_ms, potok_log::SEVEN_DAYS_MS);
-    }
-
-    #[test]
-    fn bad_broker_defaults_refuse_to_start() {
-        for props in [
-            vec![("log.retention.minutes", "abc")],
-            // Hidden by log.retention.ms, still refused (Kafka parses every setting).
-            vec![("log.retention.ms", "1000"), ("log.retention.hours", "x")],
-            // Kafka: `log.roll.hours` is at least 1 (a negative retention, by contrast, means
-            // forever; see `negative_broker_retention_means_forever`).
-            vec![("log.roll.hours", "-1")],
-            vec![("log.segment.bytes", "10")],
-            vec![("log.message.timestamp.type", "Now")],
-            vec![("log.cleanup.policy", "shred")],
-        ] {
-            let props = props
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            assert!(
-                matches!(
-                    BrokerConfig::from_properties(props),
-                    Err(BrokerError::Config(_))
-                ),
-                "accepted"
-            );
-        }
-    }
-
-    #[test]
-    fn normalized_overrides_are_what_is_stored() {
-        assert_eq!(
-            normalize_overrides(&map(&[
-                ("retention.ms", " 5 "),
-                ("cleanup.policy", "compact , delete")
-            ])),
-            Ok(map(&[
-                ("retention.ms", "5"),
-                ("cleanup.policy", "compact,delete")
-            ]))
-        );
-        assert_eq!(
-            normalize_overrides(&map(&[("segment.ms", "0")]))
-                .unwrap_err()
-                .code,
-            ErrorCode::InvalidConfig
-        );
-    }
-}
+pub(crate) mod tests;

@@ -69,13 +69,25 @@ fn read_bounded<R: Read>(
 impl Compression {
     /// Compresses `input` in this codec's Kafka format. `None` copies the input.
     pub fn compress(self, input: &[u8]) -> Result<Vec<u8>> {
+        self.compress_level(input, None)
+    }
+
+    /// Like [`Self::compress`] at a given level (Kafka's `compression.gzip.level` 1-9 and
+    /// `compression.zstd.level` -131072..=22); `None` is the codec's default (gzip 6, zstd 3).
+    /// Snappy has no levels and the lz4 frame encoder has one, so both ignore `level`.
+    pub fn compress_level(self, input: &[u8], level: Option<i32>) -> Result<Vec<u8>> {
         match self {
             Compression::None => Ok(input.to_vec()),
             Compression::Gzip => {
                 let mut enc = flate2::write::GzEncoder::new(
                     Vec::with_capacity(input.len() / 2 + 64),
                     // Kafka's default `compression.gzip.level` is the deflater default, 6.
-                    flate2::Compression::new(6),
+                    flate2::Compression::new(
+                        level
+                            .and_then(|l| u32::try_from(l).ok())
+                            .filter(|l| (1..=9).contains(l))
+                            .unwrap_or(6),
+                    ),
                 );
                 enc.write_all(input)
                     .map_err(|e| compress_error("gzip", e))?;
@@ -93,9 +105,8 @@ impl Compression {
                 enc.write_all(input).map_err(|e| compress_error("lz4", e))?;
                 enc.finish().map_err(|e| compress_error("lz4", e))
             }
-            Compression::Zstd => {
-                zstd::bulk::compress(input, 3).map_err(|e| compress_error("zstd", e))
-            }
+            Compression::Zstd => zstd::bulk::compress(input, level.unwrap_or(3))
+                .map_err(|e| compress_error("zstd", e)),
         }
     }
 

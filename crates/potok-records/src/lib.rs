@@ -32,6 +32,8 @@
 //!   and [`Compression::decompress`] (bounded by a caller-given limit, default
 //!   [`DEFAULT_MAX_DECOMPRESSED_BYTES`]). Snappy is written in snappy-java's xerial framing and
 //!   read in both xerial and raw form; lz4 uses the LZ4 frame format.
+//! * [`RecordBatch::recompress`]: the batch with its records in another codec (and level),
+//!   every header field kept, as a broker enforcing a topic's `compression.type` needs.
 //! * [`RecordBatchBuilder`] (with [`NewRecord`]) to build valid batches for tests, tools and
 //!   internal topics, including transaction markers ([`ControlRecordType`]).
 //! * All errors are [`RecordsError`].
@@ -71,6 +73,7 @@ mod builder;
 mod compression;
 mod error;
 mod header;
+mod recompress;
 mod record;
 mod rewrite;
 mod scan;

@@ -44,6 +44,16 @@ fn topic_info(topic: &Topic) -> TopicInfo {
 /// is derived from the name and default the way Kafka's `KafkaConfig` declares them; the type
 /// only informs clients (nothing is parsed by it).
 fn broker_config_type(name: &str, default: &str) -> ConfigType {
+    // A setting that is the same-unit default of a topic config has that config's type
+    // (`log.cleaner.min.cleanable.ratio` is a DOUBLE like `min.cleanable.dirty.ratio`).
+    let same_unit = crate::topic_config::TOPIC_CONFIGS.iter().find(|def| {
+        def.synonyms
+            .first()
+            .is_some_and(|(synonym, _)| *synonym == name)
+    });
+    if let Some(def) = same_unit {
+        return def.config_type;
+    }
     if default == "true" || default == "false" {
         ConfigType::Boolean
     } else if matches!(name, "process.roles" | "log.cleanup.policy") {

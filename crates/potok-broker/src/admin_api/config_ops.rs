@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use crate::topic_config::{
-    effective_value, lookup, split_list, validate_value, BrokerConfigLookup, ConfigError,
-    ConfigSource, ConfigType, TOPIC_CONFIGS,
+    effective_value, is_ignored_legacy_config, lookup, split_list, validate_ignored_legacy,
+    validate_value, BrokerConfigLookup, ConfigError, ConfigSource, ConfigType, TOPIC_CONFIGS,
 };
 
 /// Validates a complete set of overrides (name/value pairs, as AlterConfigs sends them) and
@@ -24,6 +24,11 @@ pub fn validate_overrides<'a>(
                 "Null value not supported for topic configs: {name}"
             ))
         })?;
+        if is_ignored_legacy_config(name) {
+            // Accepted and ignored, as Kafka 3.x did (see topic_config::MESSAGE_FORMAT_VERSION).
+            validate_ignored_legacy(name, value)?;
+            continue;
+        }
         let value = validate_value(name, value)?;
         if overrides.insert(name.to_string(), value).is_some() {
             return Err(ConfigError::request(format!("Duplicate config key {name}")));
@@ -71,6 +76,13 @@ pub fn apply_incremental<'a>(
             )));
         }
         seen.push(name);
+        if is_ignored_legacy_config(name) {
+            // Accepted and ignored, as Kafka 3.x did (see topic_config::MESSAGE_FORMAT_VERSION).
+            if let (AlterOp::Set, Some(v)) = (op, value) {
+                validate_ignored_legacy(name, v)?;
+            }
+            continue;
+        }
         let def = lookup(name)
             .ok_or_else(|| ConfigError::invalid(format!("Unknown topic config name: {name}")))?;
         match op {

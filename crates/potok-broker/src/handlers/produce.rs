@@ -6,6 +6,9 @@
 //! the client's header disagrees with its records (Kafka rewrites it too; a bogus
 //! `maxTimestamp = 0` would otherwise make time-based retention delete fresh data).
 //!
+//! A topic whose `compression.type` names a codec gets every batch in that codec: a batch in
+//! another one is recompressed before the append, as Kafka's `LogValidator` does.
+//!
 //! A refused record is reported in `record_errors` (v8+) by its index in the batch, every one of
 //! them, as Kafka does; nothing of the batch is appended. Batch-level refusals carry no
 //! `record_errors`, also as in Kafka.
@@ -24,8 +27,8 @@ use potok_protocol::messages::produce_response::{
 use potok_protocol::messages::ProduceResponse;
 use potok_protocol::{ErrorCode, Request, Response};
 use potok_records::{
-    set_max_timestamp, split_batches, RecordChecks, RecordFault, RecordFaultKind, RecordsError,
-    TimestampType, TimestampWindow, DEFAULT_MAX_DECOMPRESSED_BYTES,
+    set_max_timestamp, split_batches, Compression, RecordBatch, RecordChecks, RecordFault,
+    RecordFaultKind, RecordsError, TimestampType, TimestampWindow, DEFAULT_MAX_DECOMPRESSED_BYTES,
 };
 
 use crate::error::{BrokerError, Result};
@@ -219,6 +222,14 @@ fn append(
     } else {
         records
     };
+    // A topic whose compression.type names a codec stores only batches in that codec (Kafka's
+    // LogValidator recompression); the header, with the max timestamp fixed above, is kept.
+    let records = match config.compression {
+        Some((codec, level)) => {
+            recompress(records, codec, level, config.max_message_bytes).map_err(Refusal::batch)?
+        }
+        None => records,
+    };
     let bytes = records.len() as u64;
     let info = p
         .append(records, now)
@@ -302,6 +313,36 @@ fn record_faults(
         error,
         record_errors,
     }
+}
+
+/// Enforces a topic's `compression.type` on the one batch of a partition: a batch in another
+/// codec is rewritten in the topic's codec (Kafka's `LogValidator` recompression), keeping its
+/// offsets, timestamps, headers and producer fields; a batch already in it is kept as it came.
+/// The rewritten batch must still fit `max.message.bytes`, as in Kafka.
+fn recompress(
+    records: Bytes,
+    codec: Compression,
+    level: Option<i32>,
+    max_message_bytes: usize,
+) -> std::result::Result<Bytes, ApiError> {
+    let batch = RecordBatch::new(records).map_err(records_error)?;
+    if batch.header().compression().map_err(records_error)? == codec {
+        return Ok(batch.into_bytes());
+    }
+    let out = batch
+        .recompress(codec, level, DEFAULT_MAX_DECOMPRESSED_BYTES)
+        .map_err(records_error)?;
+    if out.len() > max_message_bytes {
+        return Err(ApiError::new(
+            ErrorCode::MessageTooLarge,
+            format!(
+                "The record batch of {} bytes after recompression to {} is larger than max.message.bytes {max_message_bytes}",
+                out.len(),
+                codec.name()
+            ),
+        ));
+    }
+    Ok(out.into_bytes())
 }
 
 fn records_error(e: RecordsError) -> ApiError {
