@@ -362,6 +362,16 @@ fn compression_type_is_enforced_on_produce() {
         assert_eq!(s.header().attributes & 0x07, 4, "zstd in the attributes");
         assert_same_records(s, 5 * i as i64);
     }
+    // A real consumer (librdkafka) reads the recompressed records.
+    let got = common::kafka::consume(&b.bootstrap(), "zstd", &[0], rdkafka::Offset::Beginning, 15);
+    let want = records();
+    for (i, (partition, offset, key, value, timestamp)) in got.iter().enumerate() {
+        let w = &want[i % 5];
+        assert_eq!((*partition, *offset), (0, i as i64));
+        assert_eq!(key.as_deref(), w.key.as_deref());
+        assert_eq!(value.as_deref(), w.value.as_deref());
+        assert_eq!(*timestamp, Some(w.timestamp));
+    }
     // The default (`producer`) keeps every batch's codec.
     for codec in [Compression::Gzip, Compression::None] {
         assert_eq!(c.produce("keep", batch(codec)), (0, None));

@@ -20,6 +20,8 @@ mod configs;
 mod topics;
 
 #[cfg(test)]
+mod limit_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
