@@ -86,6 +86,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "offsets.retention.minutes", default: "10080", doc: "How long committed offsets of a group are kept after the group became empty (or, for stable consumer groups, after the last commit of a topic no member subscribes to)." },
     Setting { name: "offsets.retention.check.interval.ms", default: "600000", doc: "How often expired offsets are removed." },
     Setting { name: "offset.metadata.max.bytes", default: "4096", doc: "Largest metadata string of a committed offset." },
+    Setting { name: "num.recovery.threads.per.data.dir", default: "2", doc: "Threads that open (and after a crash recover) partition logs at start and close them at shutdown, as Kafka's setting of this name (default 2 since Kafka 3.7)." },
     Setting { name: "potok.max.partitions", default: "100000", doc: "Most partitions this broker holds (each is a directory with three open files); CreateTopics, CreatePartitions and automatic creation beyond it get POLICY_VIOLATION. Kafka has no such setting." },
     Setting { name: "potok.admin.listener", default: "", doc: "host:port of the HTTP admin endpoint serving Prometheus /metrics; unset disables it." },
 ];
@@ -165,6 +166,8 @@ pub struct BrokerConfig {
     pub admin_listener: Option<SocketAddr>,
     /// `potok.max.partitions`.
     pub max_partitions: i64,
+    /// `num.recovery.threads.per.data.dir`.
+    pub recovery_threads: usize,
     /// Every setting's effective string value (defaults included, unset ones left out).
     values: BTreeMap<String, String>,
     /// The settings given in the file or as overrides (DescribeConfigs reports these as
@@ -385,6 +388,15 @@ impl BrokerConfig {
                 "potok.max.partitions must be >= 1".into(),
             ));
         }
+        let recovery_threads: usize = parse_num(
+            "num.recovery.threads.per.data.dir",
+            get("num.recovery.threads.per.data.dir").unwrap_or_default(),
+        )?;
+        if recovery_threads == 0 {
+            return Err(BrokerError::Config(
+                "num.recovery.threads.per.data.dir must be >= 1".into(),
+            ));
+        }
         let cfg = BrokerConfig {
             listener,
             advertised,
@@ -399,6 +411,7 @@ impl BrokerConfig {
             retention_check_interval_ms,
             admin_listener,
             max_partitions,
+            recovery_threads,
             values,
             explicit,
         };

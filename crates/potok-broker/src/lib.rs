@@ -19,8 +19,8 @@
 //! - [`sendfile`]: zero-copy Fetch responses.
 //! - [`metrics`]: counters and the Prometheus text served by [`admin`].
 //!
-//! `docs/configuration.md` lists the settings; `/work/notes/broker-api.md` (for contributors)
-//! explains how to add a handler.
+//! `docs/configuration.md` lists the settings. A new API is a module under [`handlers`] (or
+//! its own module, as [`admin_api`] and [`group`]) added to [`handlers::register_all`].
 //!
 //! # Threads and locks
 //!
@@ -173,7 +173,7 @@ impl Running {
         }
         let b = Arc::clone(&self.broker);
         let _ = tokio::task::spawn_blocking(move || {
-            b.topics.close_all();
+            b.topics.close_all(b.config.recovery_threads);
             b.groups.close();
         })
         .await;

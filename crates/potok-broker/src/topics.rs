@@ -370,7 +370,12 @@ impl TopicManager {
             meta: Mutex::new(meta),
             maps: RwLock::new(Maps::default()),
         };
-        let mut live_dirs = std::collections::HashSet::new();
+        // Effective configs first (cheap, and an invalid one fails the start before any log
+        // is opened), then every partition log opened on `num.recovery.threads.per.data.dir`
+        // threads, since opening, and above all recovering after a crash, is per-partition IO
+        // that one thread would do one partition after another.
+        let mut topics = Vec::with_capacity(image.len());
+        let mut jobs = Vec::new();
         for (id, (name, partitions, overrides)) in image {
             let config =
                 mgr.defaults
@@ -379,10 +384,23 @@ impl TopicManager {
                         path: mgr.data_dir.join(METADATA_DIR),
                         reason: format!("topic {name}: {}", e.message),
                     })?;
-            let mut parts = Vec::new();
+            jobs.extend((0..partitions).map(|p| (topics.len(), p)));
+            topics.push((id, name, partitions, overrides, config));
+        }
+        let opened = parallel_map(&jobs, cfg.recovery_threads, |&(t, p)| {
+            let (_, name, _, _, config) = &topics[t];
+            mgr.open_partition(name, p, config)
+        });
+        let mut opened = opened.into_iter();
+        let mut live_dirs = std::collections::HashSet::new();
+        for (id, name, partitions, overrides, config) in topics {
+            let mut parts = Vec::with_capacity(usize::try_from(partitions).unwrap_or(0));
             for p in 0..partitions {
                 live_dirs.insert(format!("{name}-{p}"));
-                parts.push(mgr.open_partition(&name, p, &config)?);
+                // One result per job, in job order, so the iterator cannot run short.
+                if let Some(part) = opened.next() {
+                    parts.push(part?);
+                }
             }
             let topic = Arc::new(Topic {
                 name: name.clone(),
@@ -680,13 +698,55 @@ impl TopicManager {
     }
 
     /// Closes every partition log cleanly (SIGTERM path).
-    pub fn close_all(&self) {
-        for p in self.all_partitions() {
+    pub fn close_all(&self, threads: usize) {
+        // Closing flushes and checkpoints each log: spread over the same threads as opening
+        // (Kafka uses `num.recovery.threads.per.data.dir` for shutdown flushes too).
+        parallel_map(&self.all_partitions(), threads, |p| {
             if let Err(e) = p.close() {
                 tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "closing partition log failed");
             }
-        }
+        });
     }
+}
+
+/// `f` applied to every item on up to `threads` scoped threads; results in item order. Items
+/// are handed out one at a time, so a slow item (a partition with much to recover) does not
+/// hold up a whole share of the others.
+pub(crate) fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let threads = threads.clamp(1, items.len().max(1));
+    if threads == 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, R)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        out.push((i, f(item)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| match w.join() {
+                Ok(out) => out,
+                // A panicking worker is a bug; re-raise it on the calling thread.
+                Err(p) => std::panic::resume_unwind(p),
+            })
+            .collect()
+    });
+    results.sort_unstable_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 fn storage_error(e: BrokerError) -> ApiError {
@@ -697,6 +757,16 @@ fn storage_error(e: BrokerError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parallel_map_keeps_item_order_with_any_thread_count() {
+        let items: Vec<u32> = (0..1000).collect();
+        for threads in [0, 1, 2, 7, 5000] {
+            let out = parallel_map(&items, threads, |x| x * 2);
+            assert_eq!(out, items.iter().map(|x| x * 2).collect::<Vec<_>>());
+        }
+        assert!(parallel_map(&[] as &[u32], 4, |x| *x).is_empty());
+    }
 
     #[test]
     fn topic_names_follow_kafka_rules() {
@@ -747,7 +817,7 @@ mod tests {
             ErrorCode::InvalidPartitions
         );
         m.delete_topic(gone.id()).unwrap();
-        m.close_all();
+        m.close_all(2);
         drop(m);
         let m = TopicManager::open(&cfg).unwrap();
         let t2 = m.get("a.b").unwrap();
