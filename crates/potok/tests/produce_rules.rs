@@ -303,3 +303,54 @@ async fn rdkafka_null_key_on_compacted_topic_fails_with_invalid_record() {
     let r = rec.next().unwrap().unwrap();
     assert_eq!(r.key.as_deref(), Some(&b"k"[..]));
 }
+
+/// librdkafka's test 0011, variation 0: keyless records in one batch to a compacted topic. The
+/// broker names each in `record_errors`, so librdkafka fails exactly those with INVALID_RECORD
+/// and the rest of the batch with `_INVALID_DIFFERENT_RECORD`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rdkafka_fails_only_the_named_records_of_a_batch() {
+    let b = common::Broker::start();
+    let bootstrap = b.bootstrap();
+    common::kafka::create_topic(&bootstrap, "cmp", 1, &[("cleanup.policy", "compact")]).await;
+    // A long linger puts the ten records in one batch.
+    let producer = common::kafka::producer(&bootstrap, "1", &[("linger.ms", "200")]);
+    let futures: Vec<_> = (0..10)
+        .map(|i| {
+            let key = format!("k{i}");
+            let mut r = FutureRecord::<String, [u8]>::to("cmp")
+                .partition(0)
+                .payload(b"v");
+            if i % 5 != 0 {
+                r = r.key(&key);
+            }
+            producer
+                .send_result(r)
+                .map_err(|(e, _)| e)
+                .expect("enqueue")
+        })
+        .collect();
+    let mut outcome = Vec::new();
+    for f in futures {
+        let r = tokio::time::timeout(Duration::from_secs(30), f)
+            .await
+            .expect("delivery timed out")
+            .expect("delivery canceled");
+        outcome.push(match r {
+            Ok(_) => None,
+            Err((KafkaError::MessageProduction(code), _)) => Some(code),
+            Err((e, _)) => panic!("unexpected error {e}"),
+        });
+    }
+    let want: Vec<Option<RDKafkaErrorCode>> = (0..10)
+        .map(|i| {
+            Some(if i % 5 == 0 {
+                RDKafkaErrorCode::InvalidRecord
+            } else {
+                RDKafkaErrorCode::InvalidDifferentRecord
+            })
+        })
+        .collect();
+    assert_eq!(outcome, want);
+    let mut c = Client::new(&b);
+    assert_eq!(list_offsets(&mut c, "cmp", -1).1, 0, "nothing appended");
+}
