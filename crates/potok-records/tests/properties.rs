@@ -6,7 +6,7 @@ use bytes::Bytes;
 use potok_records::{
     recompute_crc, set_base_offset, set_partition_leader_epoch, split_batches, Compression, Header,
     LeaderEpoch, NewRecord, Offset, ProducerEpoch, ProducerId, RecordBatch, RecordBatchBuilder,
-    RecordsError, BATCH_HEADER_LEN,
+    RecordChecks, RecordsError, BATCH_HEADER_LEN, NO_TIMESTAMP,
 };
 use proptest::prelude::*;
 
@@ -249,6 +249,47 @@ proptest! {
             for r in records {
                 let _ = r;
             }
+        }
+    }
+
+    /// The leader's allocation-free scan accepts exactly the batches the record iterator reads
+    /// completely, finds the same max timestamp and the same keyless records, also for batches
+    /// with one byte of the records section mutated (CRC fixed up).
+    #[test]
+    fn scan_agrees_with_the_record_iterator(
+        s in spec(),
+        mutation in proptest::option::of((any::<prop::sample::Index>(), any::<u8>())),
+    ) {
+        let mut bytes = build(&s).as_bytes().to_vec();
+        if let Some((pos, val)) = mutation {
+            if bytes.len() > BATCH_HEADER_LEN {
+                let i = BATCH_HEADER_LEN + pos.index(bytes.len() - BATCH_HEADER_LEN);
+                bytes[i] = val;
+            }
+        }
+        recompute_crc(&mut bytes).unwrap();
+        let batch = RecordBatch::new(Bytes::from(bytes)).unwrap();
+        let checks = RecordChecks { require_key: true, create_time_window: None };
+        let limit = 1 << 20;
+        let read: Result<Vec<_>, _> = batch
+            .records_with_limit(limit)
+            .and_then(|records| records.collect::<Result<Vec<_>, _>>());
+        let scan = batch.scan_records(&checks, limit);
+        prop_assert_eq!(scan.is_ok(), read.is_ok(), "scan {:?}", scan);
+        if let (Ok(scan), Ok(read)) = (scan, read) {
+            let max = read
+                .iter()
+                .map(|r| r.timestamp(batch.header()))
+                .fold(NO_TIMESTAMP, i64::max);
+            prop_assert_eq!(scan.max_timestamp, max);
+            let keyless: Vec<i32> = read
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.key.is_none())
+                .map(|(i, _)| i as i32)
+                .collect();
+            let faults: Vec<i32> = scan.faults.iter().map(|f| f.index).collect();
+            prop_assert_eq!(faults, keyless);
         }
     }
 }
