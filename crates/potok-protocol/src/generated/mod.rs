@@ -4694,6 +4694,22 @@ pub(crate) fn round_trip_non_api(seed: u64) -> Result<(), String> {
     crate::testgen::round_trip_all_versions::<snapshot_footer_record::SnapshotFooterRecord>(seed)?;
     crate::testgen::round_trip_all_versions::<snapshot_header_record::SnapshotHeaderRecord>(seed)?;
     crate::testgen::round_trip_all_versions::<voters_record::VotersRecord>(seed)?;
+    crate::testgen::round_trip_all_versions::<
+        internal::abort_transaction_record::AbortTransactionRecord,
+    >(seed)?;
+    crate::testgen::round_trip_all_versions::<
+        internal::access_control_entry_record::AccessControlEntryRecord,
+    >(seed)?;
+    crate::testgen::round_trip_all_versions::<
+        internal::begin_transaction_record::BeginTransactionRecord,
+    >(seed)?;
+    crate::testgen::round_trip_all_versions::<
+        internal::broker_registration_change_record::BrokerRegistrationChangeRecord,
+    >(seed)?;
+    crate::testgen::round_trip_all_versions::<internal::client_quota_record::ClientQuotaRecord>(
+        seed,
+    )?;
+    crate::testgen::round_trip_all_versions::<internal::config_record::ConfigRecord>(seed)?;
     crate::testgen::round_trip_all_versions::<internal::consumer_group_current_member_assignment_key::ConsumerGroupCurrentMemberAssignmentKey>(seed)?;
     crate::testgen::round_trip_all_versions::<internal::consumer_group_current_member_assignment_value::ConsumerGroupCurrentMemberAssignmentValue>(seed)?;
     crate::testgen::round_trip_all_versions::<
@@ -4718,16 +4734,54 @@ pub(crate) fn round_trip_non_api(seed: u64) -> Result<(), String> {
     crate::testgen::round_trip_all_versions::<internal::consumer_group_target_assignment_member_value::ConsumerGroupTargetAssignmentMemberValue>(seed)?;
     crate::testgen::round_trip_all_versions::<internal::consumer_group_target_assignment_metadata_key::ConsumerGroupTargetAssignmentMetadataKey>(seed)?;
     crate::testgen::round_trip_all_versions::<internal::consumer_group_target_assignment_metadata_value::ConsumerGroupTargetAssignmentMetadataValue>(seed)?;
+    crate::testgen::round_trip_all_versions::<
+        internal::delegation_token_record::DelegationTokenRecord,
+    >(seed)?;
+    crate::testgen::round_trip_all_versions::<
+        internal::end_transaction_record::EndTransactionRecord,
+    >(seed)?;
+    crate::testgen::round_trip_all_versions::<internal::feature_level_record::FeatureLevelRecord>(
+        seed,
+    )?;
+    crate::testgen::round_trip_all_versions::<internal::fence_broker_record::FenceBrokerRecord>(
+        seed,
+    )?;
     crate::testgen::round_trip_all_versions::<internal::group_metadata_key::GroupMetadataKey>(
         seed,
     )?;
     crate::testgen::round_trip_all_versions::<internal::group_metadata_value::GroupMetadataValue>(
         seed,
     )?;
+    crate::testgen::round_trip_all_versions::<internal::no_op_record::NoOpRecord>(seed)?;
     crate::testgen::round_trip_all_versions::<internal::offset_commit_key::OffsetCommitKey>(seed)?;
     crate::testgen::round_trip_all_versions::<internal::offset_commit_value::OffsetCommitValue>(
         seed,
     )?;
+    crate::testgen::round_trip_all_versions::<
+        internal::partition_change_record::PartitionChangeRecord,
+    >(seed)?;
+    crate::testgen::round_trip_all_versions::<internal::partition_record::PartitionRecord>(seed)?;
+    crate::testgen::round_trip_all_versions::<internal::producer_ids_record::ProducerIdsRecord>(
+        seed,
+    )?;
+    crate::testgen::round_trip_all_versions::<
+        internal::register_broker_record::RegisterBrokerRecord,
+    >(seed)?;
+    crate::testgen::round_trip_all_versions::<
+        internal::register_controller_record::RegisterControllerRecord,
+    >(seed)?;
+    crate::testgen::round_trip_all_versions::<
+        internal::remove_access_control_entry_record::RemoveAccessControlEntryRecord,
+    >(seed)?;
+    crate::testgen::round_trip_all_versions::<
+        internal::remove_delegation_token_record::RemoveDelegationTokenRecord,
+    >(seed)?;
+    crate::testgen::round_trip_all_versions::<internal::remove_topic_record::RemoveTopicRecord>(
+        seed,
+    )?;
+    crate::testgen::round_trip_all_versions::<
+        internal::remove_user_scram_credential_record::RemoveUserScramCredentialRecord,
+    >(seed)?;
     crate::testgen::round_trip_all_versions::<
         internal::share_group_current_member_assignment_key::ShareGroupCurrentMemberAssignmentKey,
     >(seed)?;
@@ -4766,11 +4820,24 @@ pub(crate) fn round_trip_non_api(seed: u64) -> Result<(), String> {
         internal::share_group_target_assignment_metadata_key::ShareGroupTargetAssignmentMetadataKey,
     >(seed)?;
     crate::testgen::round_trip_all_versions::<internal::share_group_target_assignment_metadata_value::ShareGroupTargetAssignmentMetadataValue>(seed)?;
+    crate::testgen::round_trip_all_versions::<internal::topic_record::TopicRecord>(seed)?;
     crate::testgen::round_trip_all_versions::<internal::transaction_log_key::TransactionLogKey>(
         seed,
     )?;
     crate::testgen::round_trip_all_versions::<internal::transaction_log_value::TransactionLogValue>(
         seed,
     )?;
+    crate::testgen::round_trip_all_versions::<internal::unfence_broker_record::UnfenceBrokerRecord>(
+        seed,
+    )?;
+    crate::testgen::round_trip_all_versions::<
+        internal::unregister_broker_record::UnregisterBrokerRecord,
+    >(seed)?;
+    crate::testgen::round_trip_all_versions::<
+        internal::user_scram_credential_record::UserScramCredentialRecord,
+    >(seed)?;
+    crate::testgen::round_trip_all_versions::<
+        internal::zk_migration_state_record::ZkMigrationStateRecord,
+    >(seed)?;
     Ok(())
 }
