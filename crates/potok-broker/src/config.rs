@@ -45,6 +45,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "delete.topic.enable", default: "true", doc: "Whether DeleteTopics may delete topics." },
     Setting { name: "message.max.bytes", default: "1048588", doc: "Largest record batch accepted (default of the topic config max.message.bytes)." },
     Setting { name: "socket.request.max.bytes", default: "104857600", doc: "Largest request frame; a larger one closes the connection before anything is allocated." },
+    Setting { name: "fetch.max.bytes", default: "57671680", doc: "Caps a Fetch request's max_bytes (the most one Fetch response carries, but for one oversized first batch); at least 1024." },
     Setting { name: "max.connections", default: "10000", doc: "Most client connections at once; further ones wait in the accept queue. (Kafka's default is unlimited; Potok bounds it.)" },
     Setting { name: "log.retention.hours", default: "168", doc: "Default retention.ms in hours (lowest precedence)." },
     Setting { name: "log.retention.minutes", default: "", doc: "Default retention.ms in minutes (overrides log.retention.hours)." },
@@ -158,6 +159,8 @@ pub struct BrokerConfig {
     pub message_max_bytes: i32,
     /// `socket.request.max.bytes`.
     pub socket_request_max_bytes: usize,
+    /// `fetch.max.bytes`.
+    pub fetch_max_bytes: usize,
     /// `max.connections`.
     pub max_connections: usize,
     /// `log.retention.check.interval.ms`.
@@ -357,6 +360,16 @@ impl BrokerConfig {
                 "socket.request.max.bytes must be >= 1".into(),
             ));
         }
+        // Kafka's `fetch.max.bytes` is an int of at least 1024.
+        let fetch_max_bytes: i32 = parse_num(
+            "fetch.max.bytes",
+            get("fetch.max.bytes").unwrap_or_default(),
+        )?;
+        if fetch_max_bytes < 1024 {
+            return Err(BrokerError::Config(
+                "fetch.max.bytes must be >= 1024".into(),
+            ));
+        }
         let max_connections: usize = parse_num(
             "max.connections",
             get("max.connections").unwrap_or_default(),
@@ -407,6 +420,7 @@ impl BrokerConfig {
             delete_topic_enable,
             message_max_bytes,
             socket_request_max_bytes: socket_request_max_bytes as usize,
+            fetch_max_bytes: fetch_max_bytes as usize,
             max_connections,
             retention_check_interval_ms,
             admin_listener,
@@ -452,6 +466,7 @@ mod tests {
         assert!(c.auto_create_topics);
         assert_eq!(c.message_max_bytes, 1048588);
         assert_eq!(c.socket_request_max_bytes, 104857600);
+        assert_eq!(c.fetch_max_bytes, 57671680);
         assert_eq!(c.retention_check_interval_ms, 300000);
     }
 

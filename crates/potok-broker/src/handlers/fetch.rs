@@ -1,8 +1,10 @@
 //! Fetch: consumer reads with long polling and zero-copy record data.
 //!
-//! - Partitions are read up to `partition_max_bytes` each and `max_bytes` in total; as in
-//!   Kafka, the first non-empty partition returns at least one whole batch even if that batch
-//!   is larger than both limits, so a consumer can always make progress.
+//! - Response size (Kafka's `ReplicaManager.readFromLog`, KIP-74): `max_bytes`, capped by the
+//!   broker's `fetch.max.bytes`, bounds the whole response and `partition_max_bytes` each
+//!   partition. Only the first partition that returns data may exceed them, by one whole batch,
+//!   so a consumer always progresses on an oversized batch; every later partition gets only the
+//!   whole batches that fit in what is left of both limits (see [`SizeBudget`]).
 //! - Long poll: when fewer than `min_bytes` are available, the request waits up to
 //!   `max_wait_ms`. Before each read it registers one `Notify` with every fetched partition
 //!   ([`crate::topics::Partition::add_waiter`]); an append notifies it, and the request is then
@@ -54,11 +56,14 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
     }
     let wait = Duration::from_millis(non_negative(req.max_wait_ms) as u64).min(MAX_WAIT);
     let deadline = Instant::now() + wait;
-    let min_bytes = non_negative(req.min_bytes);
+    // Kafka's KafkaApis caps the request's limit with `fetch.max.bytes` and `min_bytes` with
+    // the result, so a wait can never ask for more than one response may carry.
+    let max_bytes = non_negative(req.max_bytes).min(broker.config.fetch_max_bytes);
+    let min_bytes = non_negative(req.min_bytes).min(max_bytes);
     let notify = Arc::new(Notify::new());
     let mut shutdown = broker.shutdown_signal();
     loop {
-        let round = read_all(&broker, &req, v, Some(&notify));
+        let round = read_all(&broker, &req, v, max_bytes, Some(&notify));
         let now = Instant::now();
         // Kafka's `DelayedFetch` conditions: enough bytes, an error, nothing to wait for, or
         // the wait is over.
@@ -143,8 +148,58 @@ fn count_records(s: &ReadSlice) -> u64 {
     n
 }
 
-fn read_all(broker: &Broker, req: &FetchRequest, v: i16, notify: Option<&Arc<Notify>>) -> Round {
-    let mut remaining = non_negative(req.max_bytes);
+/// What is left of a response's size limits while its partitions are read in request order.
+///
+/// This is Kafka's `ReplicaManager.readFromLog`: `limit` starts at the request's `max_bytes`
+/// and shrinks by every partition's records; `min_one` (Kafka's `minOneMessage`, KIP-74) lets
+/// a partition return its first batch whole even beyond both limits, and is cleared by the
+/// first partition that returns data. Kafka clears it from the start for Fetch v0-v2
+/// (`hardMaxBytesLimit`); Potok serves Fetch v4+ only, so it always starts set.
+///
+/// Kafka hands a later partition the bytes that fit even when they end inside a batch; every
+/// client discards such an incomplete trailing batch, so Potok returns whole batches only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SizeBudget {
+    limit: usize,
+    min_one: bool,
+}
+
+impl SizeBudget {
+    fn new(max_bytes: usize) -> SizeBudget {
+        SizeBudget {
+            limit: max_bytes,
+            min_one: true,
+        }
+    }
+
+    /// The byte limit for the next partition, given its `partition_max_bytes`.
+    fn partition_limit(&self, partition_max_bytes: i32) -> usize {
+        non_negative(partition_max_bytes).min(self.limit)
+    }
+
+    /// Whether a read of `len` bytes under `limit` may be returned: within the limit, or one
+    /// oversized batch while `min_one` holds.
+    fn admits(&self, len: usize, limit: usize) -> bool {
+        len <= limit || self.min_one
+    }
+
+    /// Accounts for `len` bytes returned by a partition.
+    fn take(&mut self, len: usize) {
+        if len > 0 {
+            self.min_one = false;
+        }
+        self.limit = self.limit.saturating_sub(len);
+    }
+}
+
+fn read_all(
+    broker: &Broker,
+    req: &FetchRequest,
+    v: i16,
+    max_bytes: usize,
+    notify: Option<&Arc<Notify>>,
+) -> Round {
+    let mut budget = SizeBudget::new(max_bytes);
     let mut bytes = 0usize;
     let mut has_error = false;
     let mut slices = Vec::new();
@@ -192,15 +247,14 @@ fn read_all(broker: &Broker, req: &FetchRequest, v: i16, notify: Option<&Arc<Not
             if let Some(n) = notify {
                 p.add_waiter(n);
             }
-            let max = non_negative(fp.partition_max_bytes).min(remaining);
-            match read_partition(&p, fp.fetch_offset, max, bytes == 0) {
+            match read_partition(&p, fp.fetch_offset, &budget, fp.partition_max_bytes) {
                 Ok((slice, lso, hw)) => {
                     pd.high_watermark = hw.0;
                     pd.last_stable_offset = hw.0;
                     pd.log_start_offset = lso.0;
                     if let Some(s) = slice {
                         let len = s.len;
-                        remaining = remaining.saturating_sub(len);
+                        budget.take(len);
                         bytes += len;
                         topic_bytes += len;
                         match placeholder(len) {
@@ -263,15 +317,16 @@ fn read_all(broker: &Broker, req: &FetchRequest, v: i16, notify: Option<&Arc<Not
 
 type PartitionRead = (Option<ReadSlice>, Offset, Offset);
 
-/// Reads one partition. `max == 0` reads nothing unless `first` (the first data of the
-/// response), where one whole batch is returned anyway.
+/// Reads one partition within what is left of the response's size limits (see
+/// [`SizeBudget`]). With no room left it only checks the offset and reports the watermarks.
 fn read_partition(
     p: &Partition,
     offset: i64,
-    max: usize,
-    first: bool,
+    budget: &SizeBudget,
+    partition_max_bytes: i32,
 ) -> std::result::Result<PartitionRead, LogError> {
-    if max == 0 && !first {
+    let max = budget.partition_limit(partition_max_bytes);
+    if max == 0 && !budget.min_one {
         let (lso, hw) = p.offsets()?;
         if offset < lso.0 || offset > hw.0 {
             return Err(LogError::OffsetOutOfRange {
@@ -282,6 +337,61 @@ fn read_partition(
         }
         return Ok((None, lso, hw));
     }
+    // The log returns at least one whole batch, so a read longer than `max` is a single
+    // oversized batch: returned only while the budget allows one.
     let (slice, lso, hw) = p.read(Offset(offset), max)?;
-    Ok(((!slice.is_empty()).then_some(slice), lso, hw))
+    let keep = !slice.is_empty() && budget.admits(slice.len, max);
+    Ok((keep.then_some(slice), lso, hw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SizeBudget;
+
+    /// Runs the budget over partitions holding one batch of each given length (0: empty) as
+    /// `read_partition` does, returning the bytes each partition returns.
+    fn simulate(max_bytes: usize, partition_max: i32, batches: &[usize]) -> Vec<usize> {
+        let mut b = SizeBudget::new(max_bytes);
+        batches
+            .iter()
+            .map(|&len| {
+                let limit = b.partition_limit(partition_max);
+                // The log returns at least one batch: `len` when it exceeds the limit.
+                let got = if (limit > 0 || b.min_one) && len > 0 && b.admits(len, limit) {
+                    len
+                } else {
+                    0
+                };
+                b.take(got);
+                got
+            })
+            .collect()
+    }
+
+    /// 8 partitions of one 262,206-byte batch each and `max_bytes = 1,000,000`: three whole
+    /// batches fit, the fourth would cross the limit and is left out.
+    #[test]
+    fn total_limit_admits_whole_batches_that_fit() {
+        let got = simulate(1_000_000, 1 << 20, &[262_206; 8]);
+        assert_eq!(got, [262_206, 262_206, 262_206, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn only_the_first_partition_with_data_may_exceed_the_limits() {
+        // Empty partitions before it do not use up the exception.
+        let got = simulate(1_000_000, 1 << 20, &[0, 0, 1_500_000, 10, 1_500_000]);
+        assert_eq!(got, [0, 0, 1_500_000, 0, 0]);
+        // partition_max_bytes below every batch: only the first partition returns one.
+        let got = simulate(1_000_000, 100_000, &[262_206; 4]);
+        assert_eq!(got, [262_206, 0, 0, 0]);
+        // A small batch first clears the exception: the oversized one after it stays out.
+        let got = simulate(1_000_000, 1 << 20, &[500, 1_500_000, 400]);
+        assert_eq!(got, [500, 0, 400]);
+    }
+
+    #[test]
+    fn zero_limits_still_return_one_batch_first() {
+        let got = simulate(0, 0, &[300, 300]);
+        assert_eq!(got, [300, 0]);
+    }
 }

@@ -389,7 +389,7 @@ fn main() {
             max_rss.fetch_max(rss_kib(pid), Ordering::Relaxed);
             let mbps = r.batch_bytes as f64 / r.secs / 1e6;
             println!(
-                "raw fetch {label}: {mbps:.0} MB/s of record batches ({:.0} MB/s of 1 KiB values), {:.0}k records/s, {} fetches ({} passes) in {:.2} s, round trip ms p50 {:.2} p99 {:.2} p99.9 {:.2}; broker CPU {:.2} s ({:.0}% of one core), client CPU {:.2} s; {} response buffer allocations",
+                "raw fetch {label}: {mbps:.0} MB/s of record batches ({:.0} MB/s of 1 KiB values), {:.0}k records/s, {} fetches ({} passes) in {:.2} s, round trip ms p50 {:.2} p99 {:.2} p99.9 {:.2}; broker CPU {:.2} s ({:.0}% of one core, {:.3} s per GB served), client CPU {:.2} s; {} response buffer allocations",
                 r.records as f64 * 1024.0 / r.secs / 1e6,
                 r.records as f64 / r.secs / 1e3,
                 r.fetches,
@@ -400,6 +400,7 @@ fn main() {
                 pct(&r.rtt_us, 0.999),
                 broker_cpu,
                 broker_cpu / r.secs * 100.0,
+                broker_cpu / (r.batch_bytes as f64 / 1e9),
                 client_cpu,
                 r.buffer_allocs,
             );
