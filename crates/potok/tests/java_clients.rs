@@ -12,13 +12,7 @@ use common::java::{expect_checks, judge, tail, KnownFailure, SuiteRun};
 
 /// Checks that fail against Potok today, each explained in docs/compatibility.md. Empty means
 /// every check passes.
-const KNOWN_FAILURES: &[KnownFailure] = &[KnownFailure {
-    suite: "admin",
-    check: "admin.describe_topics_by_id",
-    reason: "Metadata by topic id: the Java client sends an empty (not null) name beside the id; \
-             Potok looks the empty name up instead of the id and answers without the topic id, \
-             which the client rejects with IllegalStateException",
-}];
+const KNOWN_FAILURES: &[KnownFailure] = &[];
 
 fn run_against_potok(suites: &str) {
     let broker = common::Broker::start();

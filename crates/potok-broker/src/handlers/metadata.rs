@@ -78,9 +78,14 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
         Some(list) => {
             let mut out = Vec::with_capacity(list.len());
             for rt in list {
+                // A non-zero id decides, whatever the name: the Java Admin's describeTopics by
+                // id sends an empty (not null) name beside the id, and Kafka's KafkaApis uses
+                // the ids whenever any is set (v12+).
                 match rt.name {
-                    Some(name) => out.push(lookup_or_create(&broker, name, allow_auto)),
-                    None => match broker.topics.get_by_id(rt.topic_id) {
+                    Some(name) if rt.topic_id == Uuid::ZERO => {
+                        out.push(lookup_or_create(&broker, name, allow_auto))
+                    }
+                    _ => match broker.topics.get_by_id(rt.topic_id) {
                         Some(t) => out.push(topic_entry(&broker, &t)),
                         None => out.push(error_entry(None, rt.topic_id, ErrorCode::UnknownTopicId)),
                     },
