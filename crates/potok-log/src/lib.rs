@@ -22,6 +22,9 @@
 //!   [`Log::size_bytes`], [`Log::segment_base_offsets`].
 //! * [`Log::offset_for_timestamp`]`(ts) -> Option<(Offset, record timestamp)>` (ListOffsets),
 //!   [`Log::max_timestamp_and_offset`] (ListOffsets `MAX_TIMESTAMP`).
+//! * Leader epochs: [`Log::end_offset_for_epoch`] (OffsetForLeaderEpoch), [`Log::latest_epoch`],
+//!   [`Log::epoch_for_offset`], [`Log::leader_epoch_entries`], kept in `leader-epoch-checkpoint`
+//!   from the batches' partition leader epochs (see `leader_epoch`).
 //! * [`Log::truncate_to`] and [`Log::truncate_fully_and_start_at`] (followers),
 //!   [`Log::delete_records_before`] (DeleteRecords; the caller checks the high watermark).
 //! * [`Log::apply_retention`]`(now_ms)` / [`Log::apply_retention_below`]`(now_ms, hw)`,
@@ -98,6 +101,7 @@ mod config;
 mod error;
 pub mod fault;
 mod index;
+mod leader_epoch;
 mod log;
 pub mod producer_state;
 mod segment;
@@ -107,6 +111,7 @@ pub use checkpoint::{CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_
 pub use config::{LogConfig, TimestampPolicy, SEVEN_DAYS_MS};
 pub use error::{LogError, Result};
 pub use fault::{FaultPlan, FaultyStorage};
+pub use leader_epoch::{EpochEntry, LEADER_EPOCH_CHECKPOINT_FILE};
 pub use log::{AppendInfo, Log, ReadSlice, RecoveryReport};
 pub use potok_records::Offset;
 pub use producer_state::{BatchMetadata, ProducerEntry, ProducerStateManager, SNAPSHOT_SUFFIX};

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use potok_records::{
-    set_base_offset, set_max_timestamp_and_log_append_time, BatchHeader, Offset, BATCH_HEADER_LEN,
+    set_base_offset, set_max_timestamp_and_log_append_time, BatchHeader, LeaderEpoch, Offset,
+    BATCH_HEADER_LEN,
 };
 
 use crate::checkpoint::{
@@ -17,6 +18,7 @@ use crate::checkpoint::{
     write_clean_shutdown, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
 };
 use crate::config::TimestampPolicy;
+use crate::leader_epoch::{EpochEntry, LeaderEpochCache};
 use crate::producer_state::{
     self, LeaderCheck, ProducerStateManager, ProducerUpdate, EXPIRATION_CHECK_INTERVAL_MS,
 };
@@ -157,6 +159,8 @@ pub struct Log {
     /// unchanged values are not rewritten: every rewrite costs two fsyncs, and opening and
     /// closing thousands of partitions must not pay them for nothing (issue #14).
     on_disk: OnDisk,
+    /// Epoch -> start offset of the batches in the log (`leader-epoch-checkpoint`).
+    epochs: LeaderEpochCache,
 }
 
 /// What [`Log`] knows to be on disk, to skip rewriting unchanged files.
@@ -244,6 +248,7 @@ impl Log {
                 .rfind(|&b| b <= recovery_point)
                 .unwrap_or(i64::MIN)
         };
+        let (epoch_cache, epoch_file_found) = LeaderEpochCache::load(st, dir)?;
         let mut segments = BTreeMap::new();
         let mut i = 0;
         while i < bases.len() {
@@ -336,6 +341,7 @@ impl Log {
             producers: ProducerStateManager::new(),
             last_expiration_check_ms: now_ms,
             on_disk,
+            epochs: epoch_cache,
         };
         if log.segments.is_empty() {
             let seg = Segment::create(&*log.storage, &log.dir, log_start, &log.config, now_ms)?;
@@ -363,6 +369,7 @@ impl Log {
         let (snapshot, replayed) = log.load_producer_state(now_ms)?;
         report.producer_snapshot = snapshot.map(Offset);
         report.producer_batches_replayed = replayed;
+        log.recover_leader_epochs(epoch_file_found, report.clean_shutdown, recovery_point)?;
         // From here on a crash must be seen as unclean.
         remove_clean_shutdown(&*log.storage, &log.dir)?;
         log.last_recovery = report;
@@ -615,6 +622,21 @@ impl Log {
             // Written: the producer state follows before a later roll snapshots it.
             for (_, u) in updates.iter().filter(|(k, _)| (i..j).contains(k)) {
                 self.producers.apply(u);
+            }
+            // Kafka's UnifiedLog assigns each batch's partition leader epoch to the cache; a
+            // failed checkpoint write leaves the file behind the log, so the log goes offline
+            // and the next open rebuilds the cache from the unflushed batches.
+            let mut changed = false;
+            for b in &pending[i..j] {
+                changed |= self
+                    .epochs
+                    .assign(b.header.partition_leader_epoch, b.header.base_offset);
+            }
+            if changed {
+                if let Err(e) = self.epochs.write(&*self.storage) {
+                    self.offline = true;
+                    return Err(e);
+                }
             }
             i = j;
         }
@@ -917,6 +939,9 @@ impl Log {
             self.recovery_point = leo;
             self.checkpoint_recovery_point(leo)?;
         }
+        if self.epochs.truncate_from_end(leo) {
+            self.epochs.write(&*self.storage)?;
+        }
         // The removed batches may have been any producer's latest: rebuild the state from the
         // newest snapshot that is still valid, as Kafka's `truncateAndReload` does.
         self.load_producer_state(now_ms)?;
@@ -990,6 +1015,9 @@ impl Log {
         for (_, path) in producer_state::list_snapshots(&*self.storage, &self.dir)? {
             producer_state::remove_snapshot(&*self.storage, &path)?;
         }
+        if self.epochs.clear() {
+            self.epochs.write(&*self.storage)?;
+        }
         Ok(())
     }
 
@@ -1004,6 +1032,7 @@ impl Log {
         if offset.0 > self.log_start_offset {
             self.log_start_offset = offset.0;
             self.checkpoint_log_start(offset.0)?;
+            self.truncate_epochs_from_start()?;
             self.delete_segments_below_log_start()?;
         }
         Ok(Offset(self.log_start_offset))
@@ -1143,6 +1172,7 @@ impl Log {
         if new_start > self.log_start_offset {
             self.log_start_offset = new_start;
             self.checkpoint_log_start(new_start)?;
+            self.truncate_epochs_from_start()?;
         }
         for &b in &victims {
             self.delete_segment(b)?;
@@ -1216,23 +1246,9 @@ impl Log {
         let leo = self.log_end_offset().0;
         let mut next = from.max(self.log_start_offset);
         let mut replayed = 0;
-        let mut hdr = [0u8; BATCH_HEADER_LEN];
         while next < leo {
-            let header = self.read(Offset(next), 1, None).and_then(|slice| {
-                if slice.is_empty() {
-                    return Ok(None);
-                }
-                read_exact_at(&*slice.source, &mut hdr, slice.position)
-                    .map_err(|e| LogError::io(&self.dir, e))?;
-                Ok(Some(BatchHeader::parse(&hdr)?))
-            });
-            let h = match header {
-                Ok(Some(h)) => h,
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!(offset = next, error = %e, "producer state replay stopped at unreadable data");
-                    break;
-                }
+            let Some(h) = self.header_at(next, "producer state replay") else {
+                break;
             };
             if h.base_offset >= from {
                 if let Some(u) = ProducerUpdate::from_header(&h) {
@@ -1247,6 +1263,99 @@ impl Log {
             next = after;
         }
         replayed
+    }
+
+    /// The header of the batch containing `offset`; `None` at the log end or, with a warning
+    /// naming `purpose`, when the data cannot be read (a corrupt closed segment).
+    fn header_at(&self, offset: i64, purpose: &str) -> Option<BatchHeader> {
+        let mut hdr = [0u8; BATCH_HEADER_LEN];
+        let header = self.read(Offset(offset), 1, None).and_then(|slice| {
+            if slice.is_empty() {
+                return Ok(None);
+            }
+            read_exact_at(&*slice.source, &mut hdr, slice.position)
+                .map_err(|e| LogError::io(&self.dir, e))?;
+            Ok(Some(BatchHeader::parse(&hdr)?))
+        });
+        header.unwrap_or_else(|e| {
+            tracing::warn!(offset, error = %e, purpose, "stopped at unreadable data");
+            None
+        })
+    }
+
+    /// Brings the leader-epoch cache in line with the recovered log, as Kafka's log loading
+    /// does: without a valid checkpoint it is rebuilt from every batch; after an unclean
+    /// shutdown the batches from the recovery point on are assigned again (their entries may
+    /// not have reached the file); entries past the log end or before its start are trimmed.
+    fn recover_leader_epochs(
+        &mut self,
+        file_found: bool,
+        clean_shutdown: bool,
+        recovery_point: i64,
+    ) -> Result<()> {
+        let mut changed = !file_found;
+        let from = if !file_found {
+            Some(self.log_start_offset)
+        } else if !clean_shutdown {
+            Some(recovery_point.max(self.log_start_offset))
+        } else {
+            None
+        };
+        let leo = self.log_end_offset().0;
+        changed |= self.epochs.truncate_from_end(leo);
+        if let Some(mut next) = from {
+            while next < leo {
+                let Some(h) = self.header_at(next, "leader epoch rebuild") else {
+                    break;
+                };
+                changed |= self.epochs.assign(h.partition_leader_epoch, h.base_offset);
+                let after = h.next_offset().0;
+                if after <= next {
+                    break;
+                }
+                next = after;
+            }
+        }
+        changed |= self.epochs.truncate_from_start(self.log_start_offset);
+        if changed {
+            self.epochs.write(&*self.storage)?;
+        }
+        Ok(())
+    }
+
+    /// Drops the leader-epoch entries below the (advanced) log start offset.
+    fn truncate_epochs_from_start(&mut self) -> Result<()> {
+        if self.epochs.truncate_from_start(self.log_start_offset) {
+            self.epochs.write(&*self.storage)?;
+        }
+        Ok(())
+    }
+
+    /// The leader-epoch cache's entries, oldest first (`leader-epoch-checkpoint`).
+    pub fn leader_epoch_entries(&self) -> &[EpochEntry] {
+        self.epochs.entries()
+    }
+
+    /// The epoch of the newest batch that carried one.
+    pub fn latest_epoch(&self) -> Option<LeaderEpoch> {
+        self.epochs.latest_epoch().map(LeaderEpoch)
+    }
+
+    /// The epoch of the batch containing `offset`, as the cache knows it (Kafka's
+    /// `epochForOffset`, used by ListOffsets).
+    pub fn epoch_for_offset(&self, offset: Offset) -> Option<LeaderEpoch> {
+        self.epochs.epoch_for_offset(offset.0).map(LeaderEpoch)
+    }
+
+    /// OffsetForLeaderEpoch (KIP-101/KIP-279), Kafka's `LeaderEpochFileCache.endOffsetFor`:
+    /// the largest known epoch `<= epoch` and the offset where it ended (the log end offset
+    /// for the latest epoch). `None` is Kafka's (`UNDEFINED_EPOCH`, `UNDEFINED_EPOCH_OFFSET`):
+    /// `epoch` is -1, newer than every known epoch, or the cache is empty.
+    pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> Option<(LeaderEpoch, Offset)> {
+        let (e, o) = self.epochs.end_offset_for(epoch.0, self.log_end_offset().0);
+        (e != crate::leader_epoch::UNDEFINED_EPOCH
+            || o != crate::leader_epoch::UNDEFINED_EPOCH_OFFSET)
+            .then_some((LeaderEpoch(e), Offset(o)))
     }
 
     /// Flushes everything, trims the active segment's indexes, writes both checkpoints and the
