@@ -456,19 +456,27 @@ fn parse_fields(parent: &Value, structs: &mut Vec<StructDef>) -> Result<Vec<Fiel
             Some(Value::Null) => Some("null".to_string()),
             Some(other) => bail!("unsupported default {other} for {name}"),
         };
+        // A few definitions write the tag as a string (`"tag": "2"` in
+        // BrokerRegistrationChangeRecord); Kafka's generator accepts both. A tagged field whose
+        // tag cannot be read is an error: defaulting it to 0 would give two fields one tag.
+        let tagged = range("taggedVersions")?.unwrap_or(Range::NONE);
+        let tag = match f.get("tag") {
+            None => None,
+            Some(Value::Number(n)) => n.as_u64().and_then(|t| u32::try_from(t).ok()),
+            Some(Value::String(s)) => s.trim().parse::<u32>().ok(),
+            Some(_) => None,
+        };
+        if !tagged.empty() && tag.is_none() {
+            bail!("tagged field {name} lacks a valid tag");
+        }
         out.push(Field {
             rust: rust_ident(&snake(&name)),
             name,
             ty,
             versions,
             nullable: range("nullableVersions")?.unwrap_or(Range::NONE),
-            tagged: range("taggedVersions")?.unwrap_or(Range::NONE),
-            // A few definitions write the tag as a string (`"tag": "2"` in
-            // BrokerRegistrationChangeRecord); Kafka's generator accepts both.
-            tag: f
-                .get("tag")
-                .and_then(|t| t.as_u64().or_else(|| t.as_str()?.trim().parse().ok()))
-                .map(|t| t as u32),
+            tagged,
+            tag,
             default,
             ignorable: f.get("ignorable").and_then(Value::as_bool).unwrap_or(false),
             flex_override: range("flexibleVersions")?,
@@ -1304,6 +1312,25 @@ mod tests {
         assert_eq!(snake("ISRNodes"), "isr_nodes");
         assert_eq!(snake("leaderEpoch"), "leader_epoch");
         assert_eq!(snake("TopicId"), "topic_id");
+    }
+
+    #[test]
+    fn tags_as_numbers_or_strings() {
+        let v: Value = serde_json::from_str(
+            r#"{"fields": [
+                {"name": "A", "type": "int8", "versions": "0+", "taggedVersions": "0+", "tag": 0},
+                {"name": "B", "type": "int8", "versions": "0+", "taggedVersions": "0+", "tag": "2"}
+            ]}"#,
+        )
+        .unwrap();
+        let fields = parse_fields(&v, &mut Vec::new()).unwrap();
+        assert_eq!(fields[0].tag, Some(0));
+        assert_eq!(fields[1].tag, Some(2));
+        let bad: Value = serde_json::from_str(
+            r#"{"fields": [{"name": "C", "type": "int8", "versions": "0+", "taggedVersions": "0+"}]}"#,
+        )
+        .unwrap();
+        assert!(parse_fields(&bad, &mut Vec::new()).is_err());
     }
 
     #[test]
