@@ -396,7 +396,13 @@ pub fn validate_ignored_legacy(name: &str, value: &str) -> std::result::Result<(
     };
     let parts: Vec<&str> = numbers.split('.').collect();
     let numeric = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
-    if (2..=3).contains(&parts.len()) && parts.iter().all(|p| numeric(p)) && iv.is_none_or(numeric)
+    // Kafka 3.x's `MetadataVersion.fromVersionString` looks up the first three segments of a
+    // `0.x` version and the first two of any other, so longer strings such as `0.10.0.0`
+    // (librdkafka's test 0092 sends it) or `2.8.1` are accepted.
+    let max_parts = if numbers.starts_with("0.") { 4 } else { 3 };
+    if (2..=max_parts).contains(&parts.len())
+        && parts.iter().all(|p| numeric(p))
+        && iv.is_none_or(numeric)
     {
         Ok(())
     } else {

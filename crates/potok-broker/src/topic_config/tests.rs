@@ -353,6 +353,15 @@ fn message_format_version_is_accepted_and_dropped() {
         Ok(map(&[("retention.ms", "5")]))
     );
     assert!(normalize_overrides(&map(&[("message.format.version", "0.10.2")])).is_ok());
+    // Kafka 3.x reads only the first three segments of a 0.x version (librdkafka's 0092).
+    assert!(normalize_overrides(&map(&[("message.format.version", "0.10.0.0")])).is_ok());
+    assert!(normalize_overrides(&map(&[("message.format.version", "2.8.1")])).is_ok());
+    for bad in ["2.8.1.0", "0.10.0.0.0", "1", "0.x.1"] {
+        assert!(
+            normalize_overrides(&map(&[("message.format.version", bad)])).is_err(),
+            "{bad} was accepted"
+        );
+    }
     assert_eq!(
         normalize_overrides(&map(&[("message.format.version", "latest")]))
             .unwrap_err()
