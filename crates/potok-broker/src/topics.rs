@@ -15,12 +15,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use potok_log::{AppendInfo, Log, LogError, ReadSlice, RealStorage, Storage};
 use potok_protocol::{ErrorCode, Uuid};
-use potok_records::Offset;
+use potok_records::{LeaderEpoch, Offset};
 use tokio::sync::Notify;
 
 use crate::config::BrokerConfig;
@@ -107,6 +108,10 @@ pub struct Partition {
     /// holds the `Arc`) are pruned on every insert, so the list is bounded by the number of
     /// fetches currently waiting.
     waiters: Mutex<Vec<Arc<Notify>>>,
+    /// The partition leader epoch stamped into appended batches and checked against clients'
+    /// `current_leader_epoch` (KIP-320). Until the metadata image owns it, it starts at 0 on
+    /// every open and changes only through [`Partition::set_leader_epoch`].
+    leader_epoch: AtomicI32,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -150,9 +155,34 @@ impl Partition {
         }
     }
 
-    /// Appends batches as the leader and wakes waiting fetches.
+    /// The current partition leader epoch.
+    pub fn leader_epoch(&self) -> LeaderEpoch {
+        LeaderEpoch(self.leader_epoch.load(Ordering::Acquire))
+    }
+
+    /// Moves the partition to a new leader epoch (a leadership change).
+    pub fn set_leader_epoch(&self, epoch: LeaderEpoch) {
+        self.leader_epoch.store(epoch.0, Ordering::Release);
+    }
+
+    /// KIP-320's check of a client's `current_leader_epoch`: -1 skips it, an older epoch is
+    /// `FENCED_LEADER_EPOCH`, a newer one `UNKNOWN_LEADER_EPOCH` (Kafka's
+    /// `Partition.checkCurrentLeaderEpoch`).
+    pub fn check_current_leader_epoch(&self, current: i32) -> Option<ErrorCode> {
+        let mine = self.leader_epoch().0;
+        match current {
+            -1 => None,
+            c if c < mine => Some(ErrorCode::FencedLeaderEpoch),
+            c if c > mine => Some(ErrorCode::UnknownLeaderEpoch),
+            _ => None,
+        }
+    }
+
+    /// Appends batches as the leader, stamping the current leader epoch into each, and wakes
+    /// waiting fetches.
     pub fn append(&self, batches: Bytes, now_ms: i64) -> Result<AppendInfo, LogError> {
-        let info = self.with_log(|log| log.append(batches, now_ms))?;
+        let epoch = self.leader_epoch();
+        let info = self.with_log(|log| log.append_with_leader_epoch(batches, epoch, now_ms))?;
         self.wake_waiters();
         Ok(info)
     }
@@ -462,6 +492,7 @@ impl TopicManager {
             index: p,
             log: Mutex::new(Some(log)),
             waiters: Mutex::new(Vec::new()),
+            leader_epoch: AtomicI32::new(crate::handlers::metadata::LEADER_EPOCH),
         }))
     }
 
@@ -778,6 +809,52 @@ mod tests {
         assert!(validate_topic_name("ä").is_err());
         assert!(validate_topic_name(&"x".repeat(249)).is_ok());
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
+
+    /// KIP-320 on a partition whose epoch was raised: older current_leader_epoch is fenced,
+    /// newer is unknown, and appends carry the new epoch into the leader-epoch cache.
+    #[test]
+    fn leader_epoch_is_stamped_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = BrokerConfig::from_properties(vec![(
+            "log.dirs".into(),
+            dir.path().display().to_string(),
+        )])
+        .unwrap();
+        let m = TopicManager::open(&cfg).unwrap();
+        let t = m
+            .create_topic(NewTopic {
+                name: "e".into(),
+                partitions: 1,
+                configs: BTreeMap::new(),
+            })
+            .unwrap();
+        let p = t.partition(0).unwrap();
+        let batch = || {
+            potok_records::RecordBatchBuilder::new()
+                .key_value(1, None, Some(b"v"))
+                .build()
+                .unwrap()
+                .into_bytes()
+        };
+        p.append(batch(), 0).unwrap();
+        p.set_leader_epoch(LeaderEpoch(3));
+        p.append(batch(), 0).unwrap();
+        let entries = p
+            .with_log(|log| Ok(log.leader_epoch_entries().to_vec()))
+            .unwrap();
+        let pairs: Vec<(i32, i64)> = entries.iter().map(|e| (e.epoch, e.start_offset)).collect();
+        assert_eq!(pairs, vec![(0, 0), (3, 1)]);
+        assert_eq!(p.check_current_leader_epoch(-1), None);
+        assert_eq!(p.check_current_leader_epoch(3), None);
+        assert_eq!(
+            p.check_current_leader_epoch(2),
+            Some(ErrorCode::FencedLeaderEpoch)
+        );
+        assert_eq!(
+            p.check_current_leader_epoch(4),
+            Some(ErrorCode::UnknownLeaderEpoch)
+        );
     }
 
     #[test]

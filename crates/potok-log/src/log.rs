@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use potok_records::{
-    set_base_offset, set_max_timestamp_and_log_append_time, BatchHeader, LeaderEpoch, Offset,
-    BATCH_HEADER_LEN,
+    set_base_offset, set_max_timestamp_and_log_append_time, set_partition_leader_epoch,
+    BatchHeader, LeaderEpoch, Offset, BATCH_HEADER_LEN,
 };
 
 use crate::checkpoint::{
@@ -463,16 +463,34 @@ impl Log {
     /// end offset shows how far it got). A Produce v2+ request carries one batch per partition,
     /// so for the leader an append is all or nothing.
     pub fn append(&mut self, batches: Bytes, now_ms: i64) -> Result<AppendInfo> {
-        self.append_inner(batches, now_ms, true)
+        self.append_inner(batches, now_ms, true, None)
     }
 
     /// Appends batches as a follower: the offsets they carry are kept. The first batch must
     /// start at or above the log end offset and batches must not overlap.
     pub fn append_as_follower(&mut self, batches: Bytes, now_ms: i64) -> Result<AppendInfo> {
-        self.append_inner(batches, now_ms, false)
+        self.append_inner(batches, now_ms, false, None)
     }
 
-    fn append_inner(&mut self, batches: Bytes, now_ms: i64, assign: bool) -> Result<AppendInfo> {
+    /// [`Log::append`] that first stamps `leader_epoch` into every batch's partition leader
+    /// epoch, as Kafka's `appendAsLeader` (via `LogValidator`) does, so the leader-epoch cache
+    /// records where each epoch began.
+    pub fn append_with_leader_epoch(
+        &mut self,
+        batches: Bytes,
+        leader_epoch: LeaderEpoch,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        self.append_inner(batches, now_ms, true, Some(leader_epoch))
+    }
+
+    fn append_inner(
+        &mut self,
+        batches: Bytes,
+        now_ms: i64,
+        assign: bool,
+        leader_epoch: Option<LeaderEpoch>,
+    ) -> Result<AppendInfo> {
         self.check_online()?;
         let mut buf: BytesMut = batches
             .try_into_mut()
@@ -523,6 +541,9 @@ impl Log {
                     )));
                 }
                 set_base_offset(batch, Offset(next))?;
+                if let Some(e) = leader_epoch {
+                    set_partition_leader_epoch(batch, e)?;
+                }
                 if let Some(t) = append_time {
                     set_max_timestamp_and_log_append_time(batch, t)?;
                 }

@@ -30,7 +30,6 @@ use potok_protocol::{ErrorCode, Request, Uuid};
 use potok_records::Offset;
 use tokio::sync::Notify;
 
-use super::metadata::LEADER_EPOCH;
 use super::non_negative;
 use crate::error::{BrokerError, Result};
 use crate::registry::{FetchReply, Reply, RequestContext};
@@ -238,8 +237,8 @@ fn read_all(
                 parts.push(pd);
                 continue;
             };
-            if fp.current_leader_epoch > LEADER_EPOCH {
-                pd.error_code = ErrorCode::UnknownLeaderEpoch.code();
+            if let Some(code) = p.check_current_leader_epoch(fp.current_leader_epoch) {
+                pd.error_code = code.code();
                 has_error = true;
                 parts.push(pd);
                 continue;

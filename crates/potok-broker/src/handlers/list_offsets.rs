@@ -9,11 +9,11 @@ use potok_protocol::messages::list_offsets_response::{
 use potok_protocol::messages::ListOffsetsResponse;
 use potok_protocol::{ErrorCode, Request, Response};
 
-use super::metadata::LEADER_EPOCH;
 use crate::error::{BrokerError, Result};
 use crate::registry::{Reply, RequestContext};
 use crate::topics::{log_error_code, Partition};
 use crate::Broker;
+use potok_records::Offset;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -37,19 +37,20 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
                 };
                 match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
                     None => r.error_code = ErrorCode::UnknownTopicOrPartition.code(),
-                    Some(_) if p.current_leader_epoch > LEADER_EPOCH => {
-                        r.error_code = ErrorCode::UnknownLeaderEpoch.code()
-                    }
-                    Some(part) => match lookup(&part, p.timestamp) {
-                        Ok((offset, ts)) => {
-                            r.offset = offset;
-                            r.timestamp = ts;
-                            // The field exists from v4 on; earlier versions must keep the default.
-                            if ctx.api_version >= 4 && offset >= 0 {
-                                r.leader_epoch = LEADER_EPOCH;
+                    Some(part) => match part.check_current_leader_epoch(p.current_leader_epoch) {
+                        Some(code) => r.error_code = code.code(),
+                        None => match lookup(&part, p.timestamp) {
+                            Ok((offset, ts, epoch)) => {
+                                r.offset = offset;
+                                r.timestamp = ts;
+                                // The field exists from v4 on; earlier versions must keep the
+                                // default.
+                                if ctx.api_version >= 4 && offset >= 0 {
+                                    r.leader_epoch = epoch;
+                                }
                             }
-                        }
-                        Err(code) => r.error_code = code.code(),
+                            Err(code) => r.error_code = code.code(),
+                        },
                     },
                 }
                 r
@@ -69,19 +70,30 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
     )))
 }
 
-/// `(offset, timestamp)`; `(-1, -1)` when no record matches, as Kafka answers.
-fn lookup(p: &Partition, ts: i64) -> std::result::Result<(i64, i64), ErrorCode> {
+/// `(offset, timestamp, leader epoch)`; `(-1, -1, -1)` when no record matches, as Kafka
+/// answers. The epoch is the cache's epoch for the offset (Kafka's `epochForOffset`), the
+/// latest epoch for LATEST, and -1 when unknown.
+fn lookup(p: &Partition, ts: i64) -> std::result::Result<(i64, i64, i32), ErrorCode> {
     p.with_log(|log| {
+        let epoch_of = |o: Offset| log.epoch_for_offset(o).map_or(-1, |e| e.0);
         Ok(match ts {
-            LATEST => (log.log_end_offset().0, -1),
-            EARLIEST => (log.log_start_offset().0, -1),
+            LATEST => (
+                log.log_end_offset().0,
+                -1,
+                log.latest_epoch().map_or(-1, |e| e.0),
+            ),
+            EARLIEST => (
+                log.log_start_offset().0,
+                -1,
+                epoch_of(log.log_start_offset()),
+            ),
             MAX_TIMESTAMP => match log.max_timestamp_and_offset()? {
-                Some((t, o)) => (o.0, t),
-                None => (-1, -1),
+                Some((t, o)) => (o.0, t, epoch_of(o)),
+                None => (-1, -1, -1),
             },
             t if t >= 0 => match log.offset_for_timestamp(t)? {
-                Some((o, t)) => (o.0, t),
-                None => (-1, -1),
+                Some((o, t)) => (o.0, t, epoch_of(o)),
+                None => (-1, -1, -1),
             },
             _ => return Err(potok_log::LogError::InvalidConfig("bad timestamp".into())),
         })

@@ -12,6 +12,7 @@ pub mod fetch;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod retention;
 
@@ -29,6 +30,13 @@ pub fn register_all() -> Registry {
     // v9+ adds EARLIEST_LOCAL / LATEST_TIERED lookups (KIP-1005), which need tiered-storage
     // semantics Potok does not have; v8 covers MAX_TIMESTAMP (KIP-734).
     r.register(ApiKey::ListOffsets, 1, 8, list_offsets::handle);
+    // Kafka 4.0 accepts v2-v4 (KIP-896); v3 adds replica_id, v4 is flexible.
+    r.register(
+        ApiKey::OffsetForLeaderEpoch,
+        2,
+        4,
+        offset_for_leader_epoch::handle,
+    );
     r.register(ApiKey::CreateTopics, 2, 7, create_topics::handle);
     // Idempotent producers (issue #6). InitProducerId v5+ only adds transaction semantics
     // (KIP-890), which Potok does not implement.
