@@ -20,7 +20,7 @@ use potok_records::RecordBatchBuilder;
 use common::wire::Client;
 use common::Broker;
 
-const UNKNOWN_LEADER_EPOCH: i16 = 74;
+const UNKNOWN_LEADER_EPOCH: i16 = ErrorCode::UnknownLeaderEpoch as i16;
 
 fn offset_for_epoch(c: &mut Client, topic: &str, current: i32, epoch: i32) -> EpochEndOffset {
     let r: OffsetForLeaderEpochResponse = c.call(
