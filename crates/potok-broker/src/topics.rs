@@ -160,9 +160,14 @@ impl Partition {
         LeaderEpoch(self.leader_epoch.load(Ordering::Acquire))
     }
 
-    /// Moves the partition to a new leader epoch (a leadership change).
-    pub fn set_leader_epoch(&self, epoch: LeaderEpoch) {
-        self.leader_epoch.store(epoch.0, Ordering::Release);
+    /// Moves the partition to a new leader epoch (a leadership change) and records in the
+    /// leader-epoch cache that it starts at the log end offset, as Kafka's `makeLeader` does.
+    pub fn set_leader_epoch(&self, epoch: LeaderEpoch) -> Result<(), LogError> {
+        self.with_log(|log| {
+            log.assign_leader_epoch(epoch)?;
+            self.leader_epoch.store(epoch.0, Ordering::Release);
+            Ok(())
+        })
     }
 
     /// KIP-320's check of a client's `current_leader_epoch`: -1 skips it, an older epoch is
@@ -477,7 +482,7 @@ impl TopicManager {
         config: &EffectiveTopicConfig,
     ) -> Result<Arc<Partition>> {
         let dir = self.partition_dir(topic, p);
-        let log = Log::open(
+        let mut log = Log::open(
             &dir,
             config.log.clone(),
             Arc::clone(&self.storage),
@@ -487,12 +492,15 @@ impl TopicManager {
         if !r.scanned_segments.is_empty() || r.truncated_bytes > 0 {
             tracing::info!(partition = %dir.display(), scanned = r.scanned_segments.len(), truncated_bytes = r.truncated_bytes, "recovered partition log");
         }
+        // This broker leads the partition from now on in its current epoch (Kafka's makeLeader).
+        let epoch = crate::handlers::metadata::LEADER_EPOCH;
+        log.assign_leader_epoch(LeaderEpoch(epoch))?;
         Ok(Arc::new(Partition {
             topic: topic.to_string(),
             index: p,
             log: Mutex::new(Some(log)),
             waiters: Mutex::new(Vec::new()),
-            leader_epoch: AtomicI32::new(crate::handlers::metadata::LEADER_EPOCH),
+            leader_epoch: AtomicI32::new(epoch),
         }))
     }
 
@@ -838,7 +846,7 @@ mod tests {
                 .into_bytes()
         };
         p.append(batch(), 0).unwrap();
-        p.set_leader_epoch(LeaderEpoch(3));
+        p.set_leader_epoch(LeaderEpoch(3)).unwrap();
         p.append(batch(), 0).unwrap();
         let entries = p
             .with_log(|log| Ok(log.leader_epoch_entries().to_vec()))

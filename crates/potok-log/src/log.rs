@@ -1352,6 +1352,19 @@ impl Log {
         Ok(())
     }
 
+    /// Records that `epoch` starts at the log end offset, as Kafka's `Partition.makeLeader` does
+    /// (`maybeAssignEpochStartOffset`) when this replica becomes leader in `epoch`, so that
+    /// OffsetForLeaderEpoch for the current epoch answers the log end offset even before the
+    /// first batch of the epoch is written.
+    pub fn assign_leader_epoch(&mut self, epoch: LeaderEpoch) -> Result<()> {
+        self.check_online()?;
+        let leo = self.log_end_offset().0;
+        if self.epochs.assign(epoch.0, leo) {
+            self.epochs.write(&*self.storage)?;
+        }
+        Ok(())
+    }
+
     /// The leader-epoch cache's entries, oldest first (`leader-epoch-checkpoint`).
     pub fn leader_epoch_entries(&self) -> &[EpochEntry] {
         self.epochs.entries()

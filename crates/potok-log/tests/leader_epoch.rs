@@ -75,6 +75,13 @@ fn appends_record_new_epochs_and_the_file_follows() {
     assert_eq!(end(-1), None);
     assert_eq!(log.epoch_for_offset(Offset(7)), Some(LeaderEpoch(2)));
 
+    // A new leader epoch starts at the log end offset before any batch carries it.
+    log.assign_leader_epoch(LeaderEpoch(6)).unwrap();
+    let end = |e| log.end_offset_for_epoch(LeaderEpoch(e));
+    assert_eq!(end(6), Some((LeaderEpoch(6), Offset(12))));
+    assert_eq!(end(5), Some((LeaderEpoch(5), Offset(12))));
+    log.truncate_to(Offset(12), 0).unwrap();
+    assert_eq!(entries(&log), vec![(0, 0), (2, 5), (5, 10), (6, 12)]);
     // Truncation drops the epochs that started at or after the new end.
     log.truncate_to(Offset(10), 0).unwrap();
     assert_eq!(entries(&log), vec![(0, 0), (2, 5)]);

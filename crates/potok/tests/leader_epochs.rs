@@ -123,6 +123,11 @@ fn checkpoint_survives_sigkill_and_answers_offset_for_leader_epoch() {
     assert_eq!((r.error_code, r.leader_epoch, r.end_offset), (0, -1, -1));
     let r = offset_for_epoch(&mut c, "nope", -1, 0);
     assert_eq!(r.error_code, ErrorCode::UnknownTopicOrPartition.code());
+    // An empty partition's leader has its epoch starting at the log end (Kafka's makeLeader),
+    // so clients validating position 0 in epoch 0 see no truncation.
+    c.create_topic("empty", 1, &[]);
+    let r = offset_for_epoch(&mut c, "empty", 0, 0);
+    assert_eq!((r.error_code, r.leader_epoch, r.end_offset), (0, 0, 0));
     // ListOffsets reports the epoch of the offset it returns.
     assert_eq!(list_latest(&mut c, "epochs", -1), (0, 6, 0));
 
