@@ -322,10 +322,13 @@ fn fetch_long_poll_wakes_on_append_and_respects_limits() {
         t.elapsed()
     );
     let recs = f.responses[0].partitions[0].records.clone().unwrap();
+    // Bytes 12..16 are the partition leader epoch, which the leader stamps (Kafka's
+    // LogValidator); the CRC does not cover it.
+    assert_eq!(&recs[12..16], &0i32.to_be_bytes(), "stamped leader epoch");
     assert_eq!(
-        &recs[12..],
-        &payload[12..],
-        "the batch comes back unchanged but for its offset"
+        &recs[16..],
+        &payload[16..],
+        "the batch comes back unchanged but for its offset and leader epoch"
     );
     assert_eq!(f.responses[0].partitions[0].high_watermark, 1);
 
