@@ -29,6 +29,11 @@ use crate::error::{BrokerError, Result};
 use crate::metadata_log::{MetadataLog, MetadataRecord, METADATA_DIR};
 use crate::topic_config::{normalize_overrides, EffectiveTopicConfig, TopicDefaults};
 
+/// The leader epoch a partition starts with on this single node. Until the controller quorum
+/// assigns epochs through the metadata log (issues #13 and #17), a partition keeps it; the
+/// epoch is nevertheless read from each [`Partition`] wherever it is reported or checked.
+pub const INITIAL_LEADER_EPOCH: i32 = 0;
+
 /// A Kafka error code with a message, the per-topic / per-partition outcome of an operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -283,6 +288,15 @@ impl Topic {
         read(&self.state).clone()
     }
 
+    /// Every partition's current leader epoch, by index.
+    pub fn leader_epochs(&self) -> Vec<i32> {
+        read(&self.state)
+            .partitions
+            .iter()
+            .map(|p| p.leader_epoch().0)
+            .collect()
+    }
+
     /// The partition count.
     pub fn partition_count(&self) -> usize {
         read(&self.state).partitions.len()
@@ -493,7 +507,7 @@ impl TopicManager {
             tracing::info!(partition = %dir.display(), scanned = r.scanned_segments.len(), truncated_bytes = r.truncated_bytes, "recovered partition log");
         }
         // This broker leads the partition from now on in its current epoch (Kafka's makeLeader).
-        let epoch = crate::handlers::metadata::LEADER_EPOCH;
+        let epoch = INITIAL_LEADER_EPOCH;
         log.assign_leader_epoch(LeaderEpoch(epoch))?;
         Ok(Arc::new(Partition {
             topic: topic.to_string(),
@@ -847,6 +861,8 @@ mod tests {
         };
         p.append(batch(), 0).unwrap();
         p.set_leader_epoch(LeaderEpoch(3)).unwrap();
+        // What Metadata and the admin APIs report follows the partition.
+        assert_eq!(t.leader_epochs(), vec![3]);
         p.append(batch(), 0).unwrap();
         let entries = p
             .with_log(|log| Ok(log.leader_epoch_entries().to_vec()))

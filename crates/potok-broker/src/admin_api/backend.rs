@@ -17,7 +17,6 @@ use super::{
     ConfigType, TopicInfo, ADMIN_API_VERSIONS,
 };
 use crate::error::{BrokerError, Result};
-use crate::handlers::metadata::LEADER_EPOCH;
 use crate::registry::{Registry, Reply, RequestContext};
 use crate::topics::{log_error_code, ApiError, Topic};
 use crate::Broker;
@@ -33,8 +32,11 @@ fn topic_info(topic: &Topic) -> TopicInfo {
     TopicInfo {
         name: topic.name().to_string(),
         id: topic.id(),
-        // One node: every partition is led by this broker at the same, constant epoch.
-        leader_epochs: vec![LEADER_EPOCH; state.partitions.len()],
+        leader_epochs: state
+            .partitions
+            .iter()
+            .map(|p| p.leader_epoch().0)
+            .collect(),
         overrides: state.overrides,
         internal: topic.name().starts_with("__"),
     }

@@ -1,7 +1,7 @@
 //! Metadata: brokers (this node), the controller (this node) and topics with their
-//! partitions, every one led by this node at leader epoch 0. Unknown topics are created when
-//! `auto.create.topics.enable` is on and the request allows it (always for v0-v3), as Kafka
-//! does.
+//! partitions, every one led by this node at the partition's current leader epoch. Unknown
+//! topics are created when `auto.create.topics.enable` is on and the request allows it (always
+//! for v0-v3), as Kafka does.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,12 +19,11 @@ use crate::registry::{Reply, RequestContext};
 use crate::topics::{NewTopic, Topic};
 use crate::Broker;
 
-/// The leader epoch of every partition: a single node never changes leaders.
-pub const LEADER_EPOCH: i32 = 0;
-
 pub(crate) fn topic_entry(broker: &Broker, t: &Topic) -> MetadataResponseTopic {
     let node = broker.config.node_id;
-    let n = t.partition_count() as i32;
+    // One read of the topic's partitions, so that the count and the epochs agree.
+    let epochs = t.leader_epochs();
+    let n = epochs.len() as i32;
     MetadataResponseTopic {
         error_code: 0,
         name: Some(t.name().to_string()),
@@ -35,7 +34,7 @@ pub(crate) fn topic_entry(broker: &Broker, t: &Topic) -> MetadataResponseTopic {
                 error_code: 0,
                 partition_index: p,
                 leader_id: node,
-                leader_epoch: LEADER_EPOCH,
+                leader_epoch: epochs.get(p as usize).copied().unwrap_or(-1),
                 replica_nodes: vec![node],
                 isr_nodes: vec![node],
                 offline_replicas: vec![],
