@@ -6,57 +6,24 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
-use bytes::{Buf, Bytes, BytesMut};
 use potok_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use potok_protocol::messages::create_topics_request::CreatableTopic;
 use potok_protocol::messages::metadata_request::MetadataRequestTopic;
 use potok_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    MetadataRequest, MetadataResponse, RequestHeader,
+    MetadataRequest, MetadataResponse,
 };
-use potok_protocol::{encode_request_frame, ApiKey, Decode, Encode, ErrorCode};
+use potok_protocol::{ApiKey, ErrorCode};
 
-struct Client {
-    s: TcpStream,
-    corr: i32,
+use common::wire::Client;
+
+/// What these tests add to the shared raw-protocol client (`common::wire`).
+trait LimitsClient {
+    fn create(&mut self, topics: &[(&str, i32)], validate_only: bool) -> CreateTopicsResponse;
+    fn metadata_codes(&mut self, names: &[&str]) -> Vec<i16>;
 }
 
-impl Client {
-    fn new(b: &common::Broker) -> Client {
-        let s = TcpStream::connect(("127.0.0.1", b.port)).unwrap();
-        // Creating thousands of partitions takes a while on a busy machine.
-        s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
-        Client { s, corr: 0 }
-    }
-
-    fn call<M: Encode, R: Decode>(&mut self, key: ApiKey, v: i16, body: &M) -> R {
-        self.corr += 1;
-        let h = RequestHeader {
-            request_api_key: key as i16,
-            request_api_version: v,
-            correlation_id: self.corr,
-            client_id: Some("limits-test".into()),
-            ..Default::default()
-        };
-        let mut buf = BytesMut::new();
-        encode_request_frame(&mut buf, &h, body).unwrap();
-        self.s.write_all(&buf).unwrap();
-        let mut len = [0u8; 4];
-        self.s.read_exact(&mut len).unwrap();
-        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
-        self.s.read_exact(&mut body).unwrap();
-        let mut b = Bytes::from(body);
-        assert_eq!(b.get_i32(), self.corr);
-        if key.response_header_version(v) >= 1 {
-            assert_eq!(b.get_u8(), 0);
-        }
-        R::decode(&mut b, v).unwrap()
-    }
-
+impl LimitsClient for Client {
     fn create(&mut self, topics: &[(&str, i32)], validate_only: bool) -> CreateTopicsResponse {
         let req = CreateTopicsRequest {
             topics: topics

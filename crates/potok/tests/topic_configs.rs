@@ -5,11 +5,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use potok_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use potok_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use potok_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -20,9 +17,9 @@ use potok_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use potok_protocol::messages::{
     CreateTopicsRequest, CreateTopicsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
     FetchRequest, FetchResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
-    ProduceRequest, ProduceResponse, RequestHeader,
+    ProduceRequest, ProduceResponse,
 };
-use potok_protocol::{encode_request_frame, ApiKey, Decode, Encode};
+use potok_protocol::ApiKey;
 use potok_records::{
     split_batches, Compression, Header, NewRecord, Record, RecordBatch, RecordBatchBuilder,
 };
@@ -72,42 +69,17 @@ const LEGACY: (&str, &str) = ("message.format.version", "2.8-IV1");
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;
 const RESOURCE_TOPIC: i8 = 2;
 
-struct Client {
-    s: TcpStream,
-    corr: i32,
+use common::wire::Client;
+
+/// What these tests add to the shared raw-protocol client (`common::wire`).
+trait ConfigsClient {
+    fn create(&mut self, name: &str, configs: &[(&str, &str)]) -> CreateTopicsResponse;
+    fn describe(&mut self, topic: &str) -> BTreeMap<String, (Option<String>, i8)>;
+    fn produce_one(&mut self, topic: &str, batch: Bytes) -> (i16, Option<String>);
+    fn fetch_batches(&mut self, topic: &str) -> Vec<RecordBatch>;
 }
 
-impl Client {
-    fn new(b: &common::Broker) -> Client {
-        let s = TcpStream::connect(("127.0.0.1", b.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        Client { s, corr: 0 }
-    }
-
-    fn call<M: Encode, R: Decode>(&mut self, key: ApiKey, v: i16, body: &M) -> R {
-        self.corr += 1;
-        let h = RequestHeader {
-            request_api_key: key as i16,
-            request_api_version: v,
-            correlation_id: self.corr,
-            client_id: Some("topic-configs-test".into()),
-            ..Default::default()
-        };
-        let mut buf = BytesMut::new();
-        encode_request_frame(&mut buf, &h, body).unwrap();
-        self.s.write_all(&buf).unwrap();
-        let mut len = [0u8; 4];
-        self.s.read_exact(&mut len).unwrap();
-        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
-        self.s.read_exact(&mut body).unwrap();
-        let mut b = Bytes::from(body);
-        assert_eq!(b.get_i32(), self.corr);
-        if key.response_header_version(v) >= 1 {
-            assert_eq!(b.get_u8(), 0);
-        }
-        R::decode(&mut b, v).unwrap()
-    }
-
+impl ConfigsClient for Client {
     fn create(&mut self, name: &str, configs: &[(&str, &str)]) -> CreateTopicsResponse {
         let req = CreateTopicsRequest {
             topics: vec![CreatableTopic {
@@ -159,7 +131,7 @@ impl Client {
             .collect()
     }
 
-    fn produce(&mut self, topic: &str, batch: Bytes) -> (i16, Option<String>) {
+    fn produce_one(&mut self, topic: &str, batch: Bytes) -> (i16, Option<String>) {
         let r: ProduceResponse = self.call(
             ApiKey::Produce,
             9,
@@ -352,7 +324,7 @@ fn compression_type_is_enforced_on_produce() {
     assert_eq!(c.create("keep", &[]).topics[0].error_code, 0);
     // An uncompressed batch and a gzip batch both end up as zstd.
     for codec in [Compression::None, Compression::Gzip, Compression::Zstd] {
-        assert_eq!(c.produce("zstd", batch(codec)), (0, None), "{codec:?}");
+        assert_eq!(c.produce_one("zstd", batch(codec)), (0, None), "{codec:?}");
     }
     let stored = c.fetch_batches("zstd");
     assert_eq!(stored.len(), 3);
@@ -374,7 +346,7 @@ fn compression_type_is_enforced_on_produce() {
     }
     // The default (`producer`) keeps every batch's codec.
     for codec in [Compression::Gzip, Compression::None] {
-        assert_eq!(c.produce("keep", batch(codec)), (0, None));
+        assert_eq!(c.produce_one("keep", batch(codec)), (0, None));
     }
     let kept: Vec<Compression> = c
         .fetch_batches("keep")
@@ -404,7 +376,7 @@ fn compression_type_is_enforced_on_produce() {
         },
     );
     assert_eq!(r.responses[0].error_code, 0);
-    assert_eq!(c.produce("zstd", batch(Compression::Lz4)), (0, None));
+    assert_eq!(c.produce_one("zstd", batch(Compression::Lz4)), (0, None));
     let stored = c.fetch_batches("zstd");
     assert_eq!(stored.len(), 4);
     assert_eq!(stored[3].header().compression().unwrap(), Compression::None);
