@@ -72,19 +72,33 @@ pub(crate) fn write_checkpoint(
     name: &str,
     offset: i64,
 ) -> Result<()> {
-    let path = dir.join(name);
-    let tmp: PathBuf = dir.join(format!("{name}.tmp"));
     let text = format!("{VERSION}\n{offset}\n");
+    replace_file(storage, dir, &dir.join(name), text.as_bytes())
+}
+
+/// Replaces `path` (a file in `dir`) with `bytes` so that a crash leaves either the old or the
+/// new content: written to `{path}.tmp`, fsynced, renamed over `path`, directory fsynced. Every
+/// small durable file of a partition (checkpoints, leader-epoch checkpoint, producer-state
+/// snapshots) goes through here.
+pub(crate) fn replace_file(
+    storage: &dyn Storage,
+    dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<()> {
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
     let file = storage
         .open(&tmp, true)
         .map_err(|e| LogError::io(&tmp, e))?;
     file.set_len(0).map_err(|e| LogError::io(&tmp, e))?;
-    write_all_at(&*file, text.as_bytes(), 0).map_err(|e| LogError::io(&tmp, e))?;
+    write_all_at(&*file, bytes, 0).map_err(|e| LogError::io(&tmp, e))?;
     file.sync_data().map_err(|e| LogError::io(&tmp, e))?;
     drop(file);
     storage
-        .rename(&tmp, &path)
-        .map_err(|e| LogError::io(&path, e))?;
+        .rename(&tmp, path)
+        .map_err(|e| LogError::io(path, e))?;
     storage.sync_dir(dir).map_err(|e| LogError::io(dir, e))
 }
 

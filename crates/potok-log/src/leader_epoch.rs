@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::storage::{read_exact_at, write_all_at, Storage};
+use crate::storage::{read_exact_at, Storage};
 use crate::{LogError, Result};
 
 /// The leader-epoch checkpoint's file name (Kafka's).
@@ -209,22 +209,11 @@ impl LeaderEpochCache {
     pub(crate) fn write(&self, storage: &dyn Storage) -> Result<()> {
         let dir = &self.dir;
         let path = dir.join(LEADER_EPOCH_CHECKPOINT_FILE);
-        let tmp = dir.join(format!("{LEADER_EPOCH_CHECKPOINT_FILE}.tmp"));
         let mut text = format!("0\n{}\n", self.entries.len());
         for e in &self.entries {
             text.push_str(&format!("{} {}\n", e.epoch, e.start_offset));
         }
-        let file = storage
-            .open(&tmp, true)
-            .map_err(|e| LogError::io(&tmp, e))?;
-        file.set_len(0).map_err(|e| LogError::io(&tmp, e))?;
-        write_all_at(&*file, text.as_bytes(), 0).map_err(|e| LogError::io(&tmp, e))?;
-        file.sync_data().map_err(|e| LogError::io(&tmp, e))?;
-        drop(file);
-        storage
-            .rename(&tmp, &path)
-            .map_err(|e| LogError::io(&path, e))?;
-        storage.sync_dir(dir).map_err(|e| LogError::io(dir, e))
+        crate::checkpoint::replace_file(storage, dir, &path, text.as_bytes())
     }
 }
 

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use potok_records::{BatchHeader, Offset, ProducerEpoch, ProducerId};
 
-use crate::storage::{read_exact_at, write_all_at, Storage};
+use crate::storage::{read_exact_at, Storage};
 use crate::{LogError, Result};
 
 /// Suffix of producer state snapshot files (`{offset:020}.snapshot`, as Kafka).
@@ -469,19 +469,8 @@ pub(crate) fn write_snapshot(
     state: &ProducerStateManager,
 ) -> Result<()> {
     let path = snapshot_file(dir, offset);
-    let tmp = dir.join(format!("{offset:020}.{SNAPSHOT_SUFFIX}.tmp"));
     let bytes = state.encode_snapshot(offset);
-    let file = storage
-        .open(&tmp, true)
-        .map_err(|e| LogError::io(&tmp, e))?;
-    file.set_len(0).map_err(|e| LogError::io(&tmp, e))?;
-    write_all_at(&*file, &bytes, 0).map_err(|e| LogError::io(&tmp, e))?;
-    file.sync_data().map_err(|e| LogError::io(&tmp, e))?;
-    drop(file);
-    storage
-        .rename(&tmp, &path)
-        .map_err(|e| LogError::io(&path, e))?;
-    storage.sync_dir(dir).map_err(|e| LogError::io(dir, e))
+    crate::checkpoint::replace_file(storage, dir, &path, &bytes)
 }
 
 /// Reads and decodes the snapshot at `offset`; `Ok(Err(reason))` when it is invalid.
