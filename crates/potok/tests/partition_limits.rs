@@ -78,7 +78,7 @@ fn dirs_with_prefix(b: &common::Broker, prefix: &str) -> usize {
 #[test]
 fn oversized_create_topics_requests_are_refused_before_any_io() {
     let mut b = common::Broker::start();
-    let mut c = Client::new(&b);
+    let mut c = Client::with_timeout(&b, std::time::Duration::from_secs(300));
     let policy = ErrorCode::PolicyViolation.code();
     let r = c.create(&[("huge", 2_000_000)], false);
     assert_eq!(codes(&r), vec![policy]);
@@ -130,7 +130,7 @@ fn oversized_create_topics_requests_are_refused_before_any_io() {
     drop(c);
     b.sigterm();
     b.restart();
-    let mut c = Client::new(&b);
+    let mut c = Client::with_timeout(&b, std::time::Duration::from_secs(300));
     assert_eq!(c.metadata_codes(&refused), vec![unknown; 5]);
     assert_eq!(c.metadata_codes(&["grow"]), vec![0]);
     for name in refused {
@@ -165,7 +165,7 @@ fn the_broker_partition_limit_covers_every_way_to_add_partitions() {
     let b = common::Broker::builder()
         .set("potok.max.partitions", "10")
         .start();
-    let mut c = Client::new(&b);
+    let mut c = Client::with_timeout(&b, std::time::Duration::from_secs(300));
     let policy = ErrorCode::PolicyViolation.code();
     assert_eq!(codes(&c.create(&[("a", 8)], false)), vec![0]);
     // 8 + 3 > 10: refused, nothing written.

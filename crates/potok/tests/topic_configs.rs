@@ -210,7 +210,7 @@ fn assert_all_described(described: &BTreeMap<String, (Option<String>, i8)>) {
 #[test]
 fn every_kafka_4_topic_config_is_accepted_and_described_with_its_source() {
     let mut b = common::Broker::start();
-    let mut c = Client::new(&b);
+    let mut c = Client::with_timeout(&b, std::time::Duration::from_secs(30));
     let mut with_legacy = ALL.to_vec();
     with_legacy.push(LEGACY);
     let r = c.create("all", &with_legacy);
@@ -270,7 +270,7 @@ fn every_kafka_4_topic_config_is_accepted_and_described_with_its_source() {
     drop(c);
     b.sigterm();
     b.restart();
-    let mut c = Client::new(&b);
+    let mut c = Client::with_timeout(&b, std::time::Duration::from_secs(30));
     assert_all_described(&c.describe("all"));
     assert_all_described(&c.describe("inc"));
 }
@@ -316,7 +316,7 @@ fn assert_same_records(stored: &RecordBatch, first: i64) {
 #[test]
 fn compression_type_is_enforced_on_produce() {
     let b = common::Broker::start();
-    let mut c = Client::new(&b);
+    let mut c = Client::with_timeout(&b, std::time::Duration::from_secs(30));
     assert_eq!(
         c.create("zstd", &[("compression.type", "zstd")]).topics[0].error_code,
         0

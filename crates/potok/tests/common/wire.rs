@@ -22,8 +22,13 @@ pub struct Client {
 impl Client {
     /// Connects to `broker` with a 20 s read timeout.
     pub fn new(broker: &super::Broker) -> Client {
+        Client::with_timeout(broker, Duration::from_secs(20))
+    }
+
+    /// Connects to `broker` with a read timeout of `timeout` (for requests that do much IO).
+    pub fn with_timeout(broker: &super::Broker, timeout: Duration) -> Client {
         let s = TcpStream::connect(("127.0.0.1", broker.port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.set_read_timeout(Some(timeout)).unwrap();
         Client { s, corr: 0 }
     }
 
