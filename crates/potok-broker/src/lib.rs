@@ -32,6 +32,7 @@
 pub mod admin;
 pub mod admin_api;
 pub mod config;
+pub mod dynamic_config;
 pub mod error;
 pub mod group;
 pub mod handlers;
@@ -76,6 +77,10 @@ pub struct Broker {
     pub cluster_id: String,
     /// The port clients are told to use (the bound port when `listeners` used port 0).
     pub advertised_port: u16,
+    /// Dynamic broker configs (AlterConfigs on a BROKER resource). The lock is held across the
+    /// file replace of a change so that changes are stored in the order they are applied; it
+    /// is never held across an `.await`.
+    pub dynamic: std::sync::Mutex<dynamic_config::DynamicConfigs>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -229,6 +234,20 @@ pub async fn start(config: BrokerConfig) -> Result<Running> {
             .map_err(|e| BrokerError::Config(format!("start-up task failed: {e}")))??
     };
     let producer_ids = producer_ids::ProducerIdManager::open(&config.data_dir)?;
+    let dynamic = dynamic_config::load(&dynamic_config::file_path(
+        &config.data_dir.join(metadata_log::METADATA_DIR),
+    ))?;
+    if dynamic != dynamic_config::DynamicConfigs::default() {
+        // Stored dynamic topic defaults (log.retention.ms, ...) apply from the start, as in
+        // Kafka, where the broker reads its dynamic configs before it serves.
+        let defaults = topic_config::TopicDefaults::from_broker(&dynamic_config::Layered {
+            config: &config,
+            dynamic: &dynamic,
+        })?;
+        topics
+            .set_defaults(defaults)
+            .map_err(|e| BrokerError::Config(format!("dynamic broker configs: {}", e.message)))?;
+    }
     // Groups and committed offsets are loaded before binding too.
     let groups = {
         let cfg = config.clone();
@@ -259,6 +278,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running> {
         groups,
         cluster_id,
         advertised_port,
+        dynamic: std::sync::Mutex::new(dynamic),
         shutdown,
     });
     let mut tasks = Vec::new();

@@ -52,19 +52,42 @@ pub enum ConfigSource {
 }
 
 /// The broker-side values that topic defaults derive from. Implemented by
-/// [`BrokerConfig`] (and so by the running broker); a test double is enough for unit tests.
+/// [`BrokerConfig`] (static settings only) and by the running broker (which layers dynamic
+/// broker configs over them); a test double is enough for unit tests.
 pub trait BrokerConfigLookup {
-    /// The value of broker property `name` and whether it was set explicitly (in the config
-    /// file or with `--set`), or `None` when the broker has no value for it (Kafka's "null"
-    /// defaults such as `log.retention.ms`).
-    fn broker_value(&self, name: &str) -> Option<(String, bool)>;
+    /// The value of broker property `name` at one level of Kafka's precedence (one of
+    /// [`BROKER_CONFIG_LEVELS`]), or `None` when that level has no value for it (Kafka's "null"
+    /// defaults such as `log.retention.ms` have none at any level).
+    fn broker_value_at(&self, name: &str, level: ConfigSource) -> Option<String>;
+
+    /// The value of `name` at the highest level that has one, with that level.
+    fn broker_value(&self, name: &str) -> Option<(String, ConfigSource)> {
+        BROKER_CONFIG_LEVELS
+            .iter()
+            .find_map(|&level| self.broker_value_at(name, level).map(|v| (v, level)))
+    }
 }
 
+/// The levels a broker property can be set at, highest precedence first, as Kafka's
+/// `DynamicBrokerConfig` documents them: dynamic per-broker, dynamic cluster-wide default,
+/// the static config file (or `--set`), the built-in default.
+pub const BROKER_CONFIG_LEVELS: [ConfigSource; 4] = [
+    ConfigSource::DynamicBrokerConfig,
+    ConfigSource::DynamicDefaultBrokerConfig,
+    ConfigSource::StaticBrokerConfig,
+    ConfigSource::DefaultConfig,
+];
+
 impl BrokerConfigLookup for BrokerConfig {
-    fn broker_value(&self, name: &str) -> Option<(String, bool)> {
+    fn broker_value_at(&self, name: &str, level: ConfigSource) -> Option<String> {
+        let explicit = match level {
+            ConfigSource::StaticBrokerConfig => true,
+            ConfigSource::DefaultConfig => false,
+            _ => return None,
+        };
         self.get(name)
-            .filter(|v| !v.is_empty())
-            .map(|v| (v.to_string(), self.is_explicit(name)))
+            .filter(|v| !v.is_empty() && self.is_explicit(name) == explicit)
+            .map(str::to_string)
     }
 }
 
@@ -186,16 +209,13 @@ impl TopicConfigDef {
         &self,
         broker: &(impl BrokerConfigLookup + ?Sized),
     ) -> Vec<(&'static str, Unit, String, ConfigSource)> {
+        // Level-major order, as Kafka's `ConfigHelper` lists synonyms: every synonym's dynamic
+        // per-broker value, then every dynamic default, then static, then built-in defaults.
         let mut out = Vec::new();
-        for (explicit, source) in [
-            (true, ConfigSource::StaticBrokerConfig),
-            (false, ConfigSource::DefaultConfig),
-        ] {
+        for level in BROKER_CONFIG_LEVELS {
             for &(synonym, unit) in self.synonyms {
-                if let Some((value, is_explicit)) = broker.broker_value(synonym) {
-                    if is_explicit == explicit {
-                        out.push((synonym, unit, value, source));
-                    }
+                if let Some(value) = broker.broker_value_at(synonym, level) {
+                    out.push((synonym, unit, value, level));
                 }
             }
         }
@@ -485,13 +505,16 @@ impl TopicDefaults {
     /// Derives the defaults from the broker's settings. A setting that is not a number where
     /// a unit conversion needs one (`log.retention.minutes=abc`), or a default that is not a
     /// valid value of its topic config, is a start-up error, as in Kafka.
-    pub fn from_broker(cfg: &BrokerConfig) -> Result<TopicDefaults> {
+    pub fn from_broker(cfg: &(impl BrokerConfigLookup + ?Sized)) -> Result<TopicDefaults> {
         let mut values = BTreeMap::new();
         for def in TOPIC_CONFIGS {
             // Kafka parses every setting at start, also one hidden by a synonym of higher
             // precedence, so log.retention.hours=abc next to log.retention.ms is refused.
             for &(synonym, unit) in def.synonyms {
-                if let Some((value, _)) = cfg.broker_value(synonym) {
+                for value in BROKER_CONFIG_LEVELS
+                    .iter()
+                    .filter_map(|&level| cfg.broker_value_at(synonym, level))
+                {
                     if convert(&value, unit).is_none() {
                         return Err(BrokerError::Config(format!(
                             "{synonym}={value}: not a valid number"

@@ -367,7 +367,9 @@ pub struct NewTopic {
 #[derive(Debug)]
 pub struct TopicManager {
     data_dir: PathBuf,
-    defaults: TopicDefaults,
+    /// Behind a lock because dynamic broker configs (`log.retention.ms`, ...) change it at
+    /// run time; see [`TopicManager::set_defaults`].
+    defaults: RwLock<TopicDefaults>,
     storage: Arc<dyn Storage>,
     meta: Mutex<MetadataLog>,
     maps: RwLock<Maps>,
@@ -414,7 +416,7 @@ impl TopicManager {
         }
         let mgr = TopicManager {
             data_dir,
-            defaults,
+            defaults: RwLock::new(defaults),
             storage: Arc::new(RealStorage),
             meta: Mutex::new(meta),
             maps: RwLock::new(Maps::default()),
@@ -426,13 +428,12 @@ impl TopicManager {
         let mut topics = Vec::with_capacity(image.len());
         let mut jobs = Vec::new();
         for (id, (name, partitions, overrides)) in image {
-            let config =
-                mgr.defaults
-                    .effective(&overrides)
-                    .map_err(|e| BrokerError::CorruptMetadata {
-                        path: mgr.data_dir.join(METADATA_DIR),
-                        reason: format!("topic {name}: {}", e.message),
-                    })?;
+            let config = read(&mgr.defaults).effective(&overrides).map_err(|e| {
+                BrokerError::CorruptMetadata {
+                    path: mgr.data_dir.join(METADATA_DIR),
+                    reason: format!("topic {name}: {}", e.message),
+                }
+            })?;
             jobs.extend((0..partitions).map(|p| (topics.len(), p)));
             topics.push((id, name, partitions, overrides, config));
         }
@@ -579,7 +580,7 @@ impl TopicManager {
             ));
         }
         let overrides = normalize_overrides(&t.configs)?;
-        let config = self.defaults.effective(&overrides)?;
+        let config = read(&self.defaults).effective(&overrides)?;
         Ok((overrides, config))
     }
 
@@ -691,6 +692,40 @@ impl TopicManager {
         Ok(())
     }
 
+    /// Checks that every topic's overrides still resolve over `defaults` (the broker-wide
+    /// topic defaults recomputed after a dynamic broker config change), without changing
+    /// anything.
+    pub fn check_defaults(&self, defaults: &TopicDefaults) -> std::result::Result<(), ApiError> {
+        for topic in self.all() {
+            defaults.effective(&topic.state().overrides)?;
+        }
+        Ok(())
+    }
+
+    /// Makes `defaults` the broker-wide topic defaults and applies the resulting effective
+    /// config to every partition log, so a dynamic `log.retention.ms` takes effect without a
+    /// restart, as Kafka's `DynamicLogConfig.reconfigure` does.
+    pub fn set_defaults(&self, defaults: TopicDefaults) -> std::result::Result<(), ApiError> {
+        // The metadata lock orders this against set_topic_configs, which reads the defaults
+        // and writes a topic's effective config under it.
+        let _meta = lock(&self.meta);
+        self.check_defaults(&defaults)?;
+        *write(&self.defaults) = defaults.clone();
+        for topic in self.all() {
+            let parts = {
+                let mut st = write(&topic.state);
+                st.config = defaults.effective(&st.overrides)?;
+                st.partitions.clone()
+            };
+            let log_config = read(&topic.state).config.log.clone();
+            for p in parts {
+                p.with_log(|log| log.set_config(log_config.clone()))
+                    .map_err(|e| ApiError::new(log_error_code(&e), e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Replaces a topic's config overrides with `overrides` (after validating them), writing
     /// one record per changed config, and applies the result to every partition log.
     pub fn set_topic_configs(
@@ -704,7 +739,7 @@ impl TopicManager {
             ApiError::new(ErrorCode::UnknownTopicId, format!("unknown topic id {id}"))
         })?;
         let overrides = normalize_overrides(&overrides)?;
-        let config = self.defaults.effective(&overrides)?;
+        let config = read(&self.defaults).effective(&overrides)?;
         if validate_only {
             return Ok(());
         }

@@ -14,16 +14,24 @@ use super::{
     handle_alter_configs, handle_create_partitions, handle_delete_records, handle_delete_topics,
     handle_describe_cluster, handle_describe_configs, handle_describe_topic_partitions,
     handle_incremental_alter_configs, AdminBackend, BrokerConfigEntry, BrokerConfigLookup,
-    ConfigType, TopicInfo, ADMIN_API_VERSIONS,
+    ConfigSource, ConfigType, TopicInfo, ADMIN_API_VERSIONS,
 };
+use crate::dynamic_config::{self, DynamicConfigs, Layered};
 use crate::error::{BrokerError, Result};
+use crate::metadata_log::METADATA_DIR;
 use crate::registry::{Registry, Reply, RequestContext};
+use crate::topic_config::TopicDefaults;
 use crate::topics::{log_error_code, ApiError, Topic};
 use crate::Broker;
 
 impl BrokerConfigLookup for Broker {
-    fn broker_value(&self, name: &str) -> Option<(String, bool)> {
-        self.config.broker_value(name)
+    fn broker_value_at(&self, name: &str, level: ConfigSource) -> Option<String> {
+        let dynamic = self.dynamic.lock().unwrap_or_else(|e| e.into_inner());
+        crate::dynamic_config::Layered {
+            config: &self.config,
+            dynamic: &dynamic,
+        }
+        .broker_value_at(name, level)
     }
 }
 
@@ -45,7 +53,7 @@ fn topic_info(topic: &Topic) -> TopicInfo {
 /// The DescribeConfigs type of a broker setting. Potok's settings table has no types, so it
 /// is derived from the name and default the way Kafka's `KafkaConfig` declares them; the type
 /// only informs clients (nothing is parsed by it).
-fn broker_config_type(name: &str, default: &str) -> ConfigType {
+pub(crate) fn broker_config_type(name: &str, default: &str) -> ConfigType {
     // A setting that is the same-unit default of a topic config has that config's type
     // (`log.cleaner.min.cleanable.ratio` is a DOUBLE like `min.cleanable.dirty.ratio`).
     let same_unit = crate::topic_config::TOPIC_CONFIGS.iter().find(|def| {
@@ -169,6 +177,49 @@ impl AdminBackend for Broker {
             )
         })?;
         self.topics.set_topic_configs(topic.id(), overrides, false)
+    }
+
+    fn dynamic_broker_configs(&self) -> DynamicConfigs {
+        self.dynamic
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_dynamic_broker_configs(
+        &self,
+        cluster_default: bool,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> std::result::Result<(), ApiError> {
+        let mut dynamic = self.dynamic.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = dynamic.clone();
+        if cluster_default {
+            next.cluster_default = configs;
+        } else {
+            next.per_broker = configs;
+        }
+        if next == *dynamic {
+            return Ok(());
+        }
+        // The topic defaults are recomputed over the new layers and every topic's overrides
+        // resolved over them before anything is stored, so a value that breaks a topic (a
+        // retention below its local retention, a bad unit) is refused whole.
+        let defaults = TopicDefaults::from_broker(&Layered {
+            config: &self.config,
+            dynamic: &next,
+        })
+        .map_err(|e| ApiError::new(ErrorCode::InvalidConfig, e.to_string()))?;
+        self.topics.check_defaults(&defaults)?;
+        if validate_only {
+            return Ok(());
+        }
+        let path = dynamic_config::file_path(&self.config.data_dir.join(METADATA_DIR));
+        dynamic_config::store(&path, &next)
+            .map_err(|e| ApiError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+        *dynamic = next;
+        drop(dynamic);
+        self.topics.set_defaults(defaults)
     }
 
     fn delete_records(

@@ -1,10 +1,8 @@
 //! DescribeConfigs, AlterConfigs (legacy: replaces a resource's whole override set) and
 //! IncrementalAlterConfigs (SET / DELETE / APPEND / SUBTRACT) for topics and this broker.
 //!
-//! Broker properties are static in Potok (read from `server.properties` and `--set` at start),
-//! so they are described with `read_only = true` and every attempt to alter them is refused
-//! with `INVALID_REQUEST`, which is what Kafka answers for a config it cannot update
-//! dynamically.
+//! BROKER resources are handled in `broker_configs.rs` (dynamic broker configs); this file
+//! holds what both resource types share and the TOPIC side.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -19,6 +17,7 @@ use potok_protocol::messages::{
 };
 use potok_protocol::ErrorCode;
 
+use super::broker_configs::{self, cluster_default_level};
 use super::config_ops::{self, AlterOp, DescribedConfig};
 use super::{AdminBackend, ApiError, ConfigSource, RESOURCE_BROKER, RESOURCE_TOPIC};
 
@@ -38,9 +37,11 @@ pub fn handle_describe_configs(
                 .map(|k| k.iter().map(String::as_str).collect());
             let described = match resource.resource_type {
                 RESOURCE_TOPIC => describe_topic(backend, &resource.resource_name, keys.as_deref()),
-                RESOURCE_BROKER => {
-                    describe_broker(backend, &resource.resource_name, keys.as_deref())
-                }
+                RESOURCE_BROKER => broker_configs::describe_broker(
+                    backend,
+                    &resource.resource_name,
+                    keys.as_deref(),
+                ),
                 other => Err(unsupported_resource(other)),
             };
             let mut result = DescribeConfigsResult {
@@ -107,62 +108,6 @@ fn describe_topic(
     Ok(config_ops::describe_topic(&topic.overrides, backend, keys))
 }
 
-/// Checks a BROKER resource name: this broker's id, or the empty string for cluster-wide
-/// dynamic defaults (of which Potok has none).
-fn check_broker_name(backend: &dyn AdminBackend, name: &str) -> Result<bool, ApiError> {
-    if name.is_empty() {
-        return Ok(false);
-    }
-    match name.parse::<i32>() {
-        Ok(id) if id == backend.node_id() => Ok(true),
-        _ => Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!(
-                "Unexpected broker id, expected {} or empty string, but received {name}",
-                backend.node_id()
-            ),
-        )),
-    }
-}
-
-fn describe_broker(
-    backend: &dyn AdminBackend,
-    name: &str,
-    keys: Option<&[&str]>,
-) -> Result<Vec<DescribedConfig>, ApiError> {
-    if !check_broker_name(backend, name)? {
-        // Cluster-wide dynamic defaults: Potok has no dynamic broker configuration.
-        return Ok(Vec::new());
-    }
-    Ok(backend
-        .broker_configs()
-        .into_iter()
-        .filter(|entry| keys.is_none_or(|k| k.contains(&entry.name.as_str())))
-        .map(|entry| {
-            let source = if entry.explicit {
-                ConfigSource::StaticBrokerConfig
-            } else {
-                ConfigSource::DefaultConfig
-            };
-            let value = if entry.sensitive { None } else { entry.value };
-            let synonyms = match &value {
-                Some(v) => vec![(entry.name.clone(), Some(v.clone()), source)],
-                None => Vec::new(),
-            };
-            DescribedConfig {
-                name: entry.name,
-                value,
-                source,
-                read_only: true,
-                sensitive: entry.sensitive,
-                config_type: entry.config_type,
-                documentation: Some(entry.documentation),
-                synonyms,
-            }
-        })
-        .collect())
-}
-
 /// Shapes one described config for the response version: v0 has `is_default` instead of a
 /// source, v1 adds the source and synonyms, v3 adds type and documentation.
 fn to_wire(
@@ -211,18 +156,27 @@ fn to_wire(
 /// A topic's config overrides, name → value.
 type Overrides = BTreeMap<String, String>;
 
+/// What an alter request targets: a topic's overrides or one level of dynamic broker configs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    Topic,
+    /// `cluster_default`: the empty resource name (cluster-wide defaults).
+    Broker {
+        cluster_default: bool,
+    },
+}
+
 /// The part both alter APIs share, applied to every resource of a request (identified by
-/// `key`): a resource named more than once is refused in all its entries (as Kafka does), a
-/// BROKER resource is refused (nothing is dynamic in Potok), and for a TOPIC resource
-/// `next_overrides` computes the new override set from the current one, which is stored
-/// unless `validate_only` or unchanged. `respond` makes each resource's response entry from its
-/// error code and message.
+/// `key`): a resource named more than once is refused in all its entries (as Kafka does);
+/// `next` computes the new config map of the target (a topic's overrides, or one level of
+/// dynamic broker configs) from the current one, which is stored unless `validate_only` or
+/// unchanged. `respond` makes each resource's response entry from its error code and message.
 fn alter_resources<R, T>(
     backend: &dyn AdminBackend,
     resources: &[R],
     key: impl Fn(&R) -> (i8, &str),
     validate_only: bool,
-    next_overrides: impl Fn(&R, &Overrides) -> Result<Overrides, ApiError>,
+    next: impl Fn(&R, Target, &Overrides) -> Result<Overrides, ApiError>,
     respond: impl Fn(&R, i16, Option<String>) -> T,
 ) -> Vec<T> {
     let mut seen = HashSet::new();
@@ -243,9 +197,11 @@ fn alter_resources<R, T>(
             } else {
                 match resource_type {
                     RESOURCE_TOPIC => alter_topic(backend, name, validate_only, |current| {
-                        next_overrides(resource, current)
+                        next(resource, Target::Topic, current)
                     }),
-                    RESOURCE_BROKER => Err(broker_alter_refused(backend, name)),
+                    RESOURCE_BROKER => alter_broker(backend, name, validate_only, |target, c| {
+                        next(resource, target, c)
+                    }),
                     other => Err(unsupported_resource(other)),
                 }
             };
@@ -255,6 +211,20 @@ fn alter_resources<R, T>(
             }
         })
         .collect()
+}
+
+/// Alters one level of this broker's dynamic configs.
+fn alter_broker(
+    backend: &dyn AdminBackend,
+    name: &str,
+    validate_only: bool,
+    next: impl FnOnce(Target, &Overrides) -> Result<Overrides, ApiError>,
+) -> Result<(), ApiError> {
+    let cluster_default = cluster_default_level(backend, name)?;
+    let dynamic = backend.dynamic_broker_configs();
+    let current = dynamic.level(cluster_default);
+    let next = next(Target::Broker { cluster_default }, current)?;
+    backend.set_dynamic_broker_configs(cluster_default, next, validate_only)
 }
 
 /// Alters existing topic `name` (`UNKNOWN_TOPIC_OR_PARTITION` if there is none).
@@ -277,16 +247,6 @@ fn alter_topic(
     Ok(())
 }
 
-fn broker_alter_refused(backend: &dyn AdminBackend, name: &str) -> ApiError {
-    match check_broker_name(backend, name) {
-        Err(e) => e,
-        Ok(_) => ApiError::new(
-            ErrorCode::InvalidRequest,
-            "Broker configs cannot be updated dynamically on Potok; set them in server.properties or with --set and restart.",
-        ),
-    }
-}
-
 /// AlterConfigs v0-2 (legacy): the given configs become the topic's complete override set;
 /// anything not named returns to its default.
 pub fn handle_alter_configs(
@@ -299,13 +259,17 @@ pub fn handle_alter_configs(
         &request.resources,
         |r| (r.resource_type, r.resource_name.as_str()),
         request.validate_only,
-        |resource, _current| {
-            Ok(config_ops::validate_overrides(
-                resource
-                    .configs
-                    .iter()
-                    .map(|c| (c.name.as_str(), c.value.as_deref())),
-            )?)
+        |resource, target, _current| {
+            let entries = resource
+                .configs
+                .iter()
+                .map(|c| (c.name.as_str(), c.value.as_deref()));
+            Ok(match target {
+                Target::Topic => config_ops::validate_overrides(entries)?,
+                Target::Broker { cluster_default } => {
+                    broker_configs::replace_set(entries, cluster_default)?
+                }
+            })
         },
         |resource, error_code, error_message| AlterConfigsResourceResponse {
             error_code,
@@ -333,7 +297,7 @@ pub fn handle_incremental_alter_configs(
         &request.resources,
         |r| (r.resource_type, r.resource_name.as_str()),
         request.validate_only,
-        |resource, current| {
+        |resource, target, current| {
             let mut ops = Vec::with_capacity(resource.configs.len());
             for c in &resource.configs {
                 let op = AlterOp::from_i8(c.config_operation).ok_or_else(|| {
@@ -347,7 +311,12 @@ pub fn handle_incremental_alter_configs(
                 })?;
                 ops.push((c.name.as_str(), op, c.value.as_deref()));
             }
-            Ok(config_ops::apply_incremental(current, ops, backend)?)
+            Ok(match target {
+                Target::Topic => config_ops::apply_incremental(current, ops, backend)?,
+                Target::Broker { cluster_default } => {
+                    broker_configs::apply_incremental(backend, current, ops, cluster_default)?
+                }
+            })
         },
         |resource, error_code, error_message| IncrementalResourceResponse {
             error_code,

@@ -16,9 +16,12 @@ pub mod config_ops;
 pub mod limits;
 
 mod backend;
+mod broker_configs;
 mod configs;
 mod topics;
 
+#[cfg(test)]
+mod broker_config_tests;
 #[cfg(test)]
 mod limit_tests;
 #[cfg(test)]
@@ -28,6 +31,7 @@ use std::collections::BTreeMap;
 
 use potok_protocol::{ApiKey, Uuid};
 
+pub use crate::dynamic_config::DynamicConfigs;
 pub use crate::topic_config::{BrokerConfigLookup, ConfigSource, ConfigType};
 pub use crate::topics::ApiError;
 pub use backend::register;
@@ -115,6 +119,17 @@ pub trait AdminBackend: BrokerConfigLookup {
         &self,
         name: &str,
         overrides: BTreeMap<String, String>,
+    ) -> Result<(), ApiError>;
+    /// The stored dynamic broker configs (this broker's and the cluster-wide defaults).
+    fn dynamic_broker_configs(&self) -> DynamicConfigs;
+    /// Replaces this broker's dynamic configs (`cluster_default = false`) or the cluster-wide
+    /// defaults with `configs` (each already validated by [`crate::dynamic_config::validate`]),
+    /// durably, and applies the enforced ones; with `validate_only`, checks only.
+    fn set_dynamic_broker_configs(
+        &self,
+        cluster_default: bool,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
     ) -> Result<(), ApiError>;
     /// Moves the log start offset of `name`[`partition`] to `offset`, where `-1` means the
     /// high watermark; an offset above the high watermark is `OFFSET_OUT_OF_RANGE`. Returns the

@@ -6,11 +6,16 @@ use super::*;
 pub(crate) struct Broker(pub(crate) Vec<(&'static str, &'static str, bool)>);
 
 impl BrokerConfigLookup for Broker {
-    fn broker_value(&self, name: &str) -> Option<(String, bool)> {
+    fn broker_value_at(&self, name: &str, level: ConfigSource) -> Option<String> {
+        let explicit = match level {
+            ConfigSource::StaticBrokerConfig => true,
+            ConfigSource::DefaultConfig => false,
+            _ => return None,
+        };
         self.0
             .iter()
-            .find(|(n, _, _)| *n == name)
-            .map(|(_, v, e)| (v.to_string(), *e))
+            .find(|(n, _, e)| *n == name && *e == explicit)
+            .map(|(_, v, _)| v.to_string())
     }
 }
 
