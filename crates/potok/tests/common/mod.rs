@@ -35,11 +35,28 @@ pub fn free_port() -> u16 {
         .expect("bind an ephemeral port")
 }
 
+/// Copies the directory tree `src` to `dst` (created), as plain files; panics on failure.
+pub fn copy_dir_all(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap_or_else(|e| panic!("create {}: {e}", dst.display()));
+    let entries = std::fs::read_dir(src).unwrap_or_else(|e| panic!("read {}: {e}", src.display()));
+    for e in entries {
+        let e = e.expect("directory entry");
+        let to = dst.join(e.file_name());
+        if e.file_type().expect("file type").is_dir() {
+            copy_dir_all(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), &to)
+                .unwrap_or_else(|err| panic!("copy {}: {err}", e.path().display()));
+        }
+    }
+}
+
 /// Options for starting a broker.
 #[derive(Debug, Default, Clone)]
 pub struct Builder {
     sets: Vec<(String, String)>,
     admin: bool,
+    data_from: Option<PathBuf>,
 }
 
 impl Builder {
@@ -55,9 +72,19 @@ impl Builder {
         self
     }
 
+    /// Starts on a copy of the data directory `src` (a committed fixture) instead of an empty
+    /// one; the fixture itself is never written.
+    pub fn data_from(mut self, src: &Path) -> Builder {
+        self.data_from = Some(src.to_path_buf());
+        self
+    }
+
     /// Starts the broker and waits until it accepts connections.
     pub fn start(self) -> Broker {
         let dir = tempfile::tempdir().expect("temp dir");
+        if let Some(src) = &self.data_from {
+            copy_dir_all(src, &dir.path().join("data"));
+        }
         let mut b = Broker {
             child: None,
             port: 0,
