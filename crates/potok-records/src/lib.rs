@@ -34,6 +34,9 @@
 //!   read in both xerial and raw form; lz4 uses the LZ4 frame format.
 //! * [`RecordBatch::recompress`]: the batch with its records in another codec (and level),
 //!   every header field kept, as a broker enforcing a topic's `compression.type` needs.
+//! * Log compaction: [`RecordBatch::with_retained_records`] (a subset of a batch's records,
+//!   offsets and producer fields kept, optional KIP-534 delete horizon) and
+//!   [`RecordBatch::empty_like`]; [`BatchHeader::delete_horizon_ms`].
 //! * [`RecordBatchBuilder`] (with [`NewRecord`]) to build valid batches for tests, tools and
 //!   internal topics, including transaction markers ([`ControlRecordType`]).
 //! * All errors are [`RecordsError`].
@@ -70,6 +73,7 @@
 
 mod batch;
 mod builder;
+mod compact;
 mod compression;
 mod error;
 mod header;
