@@ -49,7 +49,24 @@ pub struct LogConfig {
     /// `producer.id.expiration.ms` (a broker config in Kafka): forget an idempotent producer
     /// whose last batch is this old (default 1 day). See `producer_state`.
     pub producer_id_expiration_ms: i64,
+    /// `cleanup.policy` contains `compact`: the log cleaner keeps the latest record per key
+    /// (see [`crate::cleaner`]). Retention (`delete`) is governed by `retention.ms` and
+    /// `retention.bytes`, which the broker sets to -1 when the policy lacks `delete`.
+    pub compact: bool,
+    /// `delete.retention.ms`: how long a tombstone survives after the cleaning that first
+    /// kept it (KIP-534's delete horizon; default 1 day).
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: a segment is not cleaned until its largest timestamp is this
+    /// old (default 0).
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a compacted log whose oldest dirty record is this old is
+    /// cleaned whatever its dirty ratio, and its active segment rolls at this age (default
+    /// `i64::MAX`, never).
+    pub max_compaction_lag_ms: i64,
 }
+
+/// One day in milliseconds, Kafka's default for `delete.retention.ms`.
+pub const ONE_DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// 7 days in milliseconds, Kafka's default for `segment.ms` and `retention.ms`.
 pub const SEVEN_DAYS_MS: i64 = 7 * 24 * 60 * 60 * 1000;
@@ -69,11 +86,26 @@ impl Default for LogConfig {
             timestamp_policy: TimestampPolicy::CreateTime,
             max_mapped_closed_indexes: 64,
             producer_id_expiration_ms: crate::producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+            compact: false,
+            delete_retention_ms: ONE_DAY_MS,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
     }
 }
 
 impl LogConfig {
+    /// The age at which the active segment rolls: `segment.ms`, or `max.compaction.lag.ms`
+    /// when that is smaller on a compacted log (Kafka's `LogConfig.maxSegmentMs`), so the
+    /// cleaner can reach every record within the lag.
+    pub fn effective_segment_ms(&self) -> i64 {
+        if self.compact {
+            self.segment_ms.min(self.max_compaction_lag_ms)
+        } else {
+            self.segment_ms
+        }
+    }
+
     /// Checks the ranges Kafka enforces (plus the ones this implementation needs).
     pub fn validate(&self) -> Result<()> {
         if self.segment_bytes < 14 || self.segment_bytes > i32::MAX as u64 {
@@ -106,6 +138,16 @@ impl LogConfig {
         if self.producer_id_expiration_ms < 1 {
             return Err(LogError::InvalidConfig(
                 "producer.id.expiration.ms must be >= 1".into(),
+            ));
+        }
+        if self.delete_retention_ms < 0 || self.min_compaction_lag_ms < 0 {
+            return Err(LogError::InvalidConfig(
+                "delete.retention.ms and min.compaction.lag.ms must be >= 0".into(),
+            ));
+        }
+        if self.max_compaction_lag_ms < 1 {
+            return Err(LogError::InvalidConfig(
+                "max.compaction.lag.ms must be >= 1".into(),
             ));
         }
         if self.max_mapped_closed_indexes == 0 {

@@ -29,6 +29,11 @@ pub struct FaultPlan {
     pub fail_writes: u32,
     /// The next this-many `sync_data` calls fail with an IO error.
     pub fail_syncs: u32,
+    /// Mutating operations (writes, length changes, syncs, renames, removals, directory
+    /// syncs, file creations) that may still run; the next one fails and the storage behaves
+    /// as crashed from then on. Models a process killed between any two file operations,
+    /// e.g. in the middle of a segment swap.
+    pub crash_after_ops: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -36,6 +41,7 @@ struct FaultState {
     plan: FaultPlan,
     crashed: bool,
     bytes_written: u64,
+    ops: u64,
     /// Per file: the length known to be durable (as of open or the last `sync_data`), and
     /// whether anything was written since.
     durable: HashMap<PathBuf, (u64, bool)>,
@@ -50,6 +56,18 @@ pub struct FaultyStorage {
 
 fn crashed_error() -> io::Error {
     io::Error::other("injected fault: storage crashed")
+}
+
+fn tick(s: &mut FaultState) -> io::Result<()> {
+    if s.crashed {
+        return Err(crashed_error());
+    }
+    if s.plan.crash_after_ops.is_some_and(|budget| s.ops >= budget) {
+        s.crashed = true;
+        return Err(crashed_error());
+    }
+    s.ops += 1;
+    Ok(())
 }
 
 impl FaultyStorage {
@@ -69,11 +87,23 @@ impl FaultyStorage {
         let mut s = self.state();
         s.plan = plan;
         s.bytes_written = 0;
+        s.ops = 0;
+    }
+
+    /// Counts one mutating operation against `crash_after_ops`; an error when the storage
+    /// has crashed or crashes now.
+    fn tick(&self) -> io::Result<()> {
+        tick(&mut self.state())
     }
 
     /// Whether the byte budget ran out.
     pub fn is_crashed(&self) -> bool {
         self.state().crashed
+    }
+
+    /// Mutating operations (see [`FaultPlan::crash_after_ops`]) since the plan was set.
+    pub fn operations(&self) -> u64 {
+        self.state().ops
     }
 
     /// Total bytes written through this storage since the plan was set.
@@ -132,9 +162,7 @@ impl StorageFile for FaultyFile {
 
     fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<usize> {
         let mut s = self.storage.state();
-        if s.crashed {
-            return Err(crashed_error());
-        }
+        tick(&mut s)?;
         if s.plan.fail_writes > 0 {
             s.plan.fail_writes -= 1;
             return Err(io::Error::other("injected fault: write failed"));
@@ -174,9 +202,7 @@ impl StorageFile for FaultyFile {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         let mut s = self.storage.state();
-        if s.crashed {
-            return Err(crashed_error());
-        }
+        tick(&mut s)?;
         self.inner.set_len(len)?;
         let entry = s.durable.entry(self.path.clone()).or_insert((len, false));
         entry.0 = entry.0.min(len);
@@ -186,9 +212,7 @@ impl StorageFile for FaultyFile {
 
     fn sync_data(&self) -> io::Result<()> {
         let mut s = self.storage.state();
-        if s.crashed {
-            return Err(crashed_error());
-        }
+        tick(&mut s)?;
         if s.plan.fail_syncs > 0 {
             s.plan.fail_syncs -= 1;
             return Err(io::Error::other("injected fault: sync failed"));
@@ -210,7 +234,9 @@ impl StorageFile for FaultyFile {
 
 impl Storage for FaultyStorage {
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn StorageFile>> {
-        if self.is_crashed() {
+        if create {
+            self.tick()?;
+        } else if self.is_crashed() {
             return Err(crashed_error());
         }
         let inner = self.inner.open(path, create)?;
@@ -235,9 +261,7 @@ impl Storage for FaultyStorage {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        if self.is_crashed() {
-            return Err(crashed_error());
-        }
+        self.tick()?;
         self.inner.rename(from, to)?;
         let mut s = self.state();
         if let Some(d) = s.durable.remove(from) {
@@ -247,9 +271,7 @@ impl Storage for FaultyStorage {
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        if self.is_crashed() {
-            return Err(crashed_error());
-        }
+        self.tick()?;
         self.inner.remove_file(path)?;
         self.state().durable.remove(path);
         Ok(())
@@ -267,9 +289,7 @@ impl Storage for FaultyStorage {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        if self.is_crashed() {
-            return Err(crashed_error());
-        }
+        self.tick()?;
         self.inner.sync_dir(dir)
     }
 

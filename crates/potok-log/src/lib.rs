@@ -59,6 +59,10 @@
 //!   [`LogConfig::producer_id_expiration_ms`] (appends also do every 10 minutes). The state is
 //!   snapshotted to `{offset}.snapshot` on roll and close and rebuilt on open from the newest
 //!   snapshot plus the log tail (see [`producer_state`]).
+//! * Log compaction ([`cleaner`]): [`Cleaner::clean`]`(&impl LogAccess, now_ms, high
+//!   watermark, &mut impl CleanerIo)` cleans a log whose [`LogConfig::compact`] is set,
+//!   holding the log's lock only to prepare and to swap segments in;
+//!   [`Log::cleanable_stats`] gives the dirty ratio and compaction delay for choosing logs.
 //! * Tests of other crates can use [`FaultyStorage`] to inject crashes, short writes and IO
 //!   errors, and [`Log::recovery_report`] to see what recovery did.
 //!
@@ -97,6 +101,7 @@
 //! served; nothing on disk can make the log panic.
 
 mod checkpoint;
+pub mod cleaner;
 mod config;
 mod error;
 pub mod fault;
@@ -108,7 +113,11 @@ mod segment;
 pub mod storage;
 
 pub use checkpoint::{CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
-pub use config::{LogConfig, TimestampPolicy, SEVEN_DAYS_MS};
+pub use cleaner::{
+    CleanStats, CleanableStats, Cleaner, CleanerConfig, CleanerIo, LogAccess, Unthrottled,
+    CLEANER_OFFSET_FILE,
+};
+pub use config::{LogConfig, TimestampPolicy, ONE_DAY_MS, SEVEN_DAYS_MS};
 pub use error::{LogError, Result};
 pub use fault::{FaultPlan, FaultyStorage};
 pub use leader_epoch::{EpochEntry, LEADER_EPOCH_CHECKPOINT_FILE};

@@ -29,6 +29,8 @@ use crate::segment::{
 use crate::storage::{read_exact_at, Storage, StorageFile};
 use crate::{LogConfig, LogError, Result};
 
+pub(crate) mod cleaning;
+
 /// What an append did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -161,6 +163,8 @@ pub struct Log {
     on_disk: OnDisk,
     /// Epoch -> start offset of the batches in the log (`leader-epoch-checkpoint`).
     epochs: LeaderEpochCache,
+    /// State the log cleaner keeps with the log (see `log/cleaning.rs`).
+    cleaning: cleaning::CleaningState,
 }
 
 /// What [`Log`] knows to be on disk, to skip rewriting unchanged files.
@@ -214,6 +218,10 @@ impl Log {
         };
 
         // Collect segment base offsets; drop leftovers of interrupted operations.
+        // Finish or roll back a segment swap of the log cleaner that a crash interrupted
+        // (Kafka's `.cleaned` / `.swap` / `.deleted` procedure, `docs/format.md`).
+        cleaning::recover_interrupted_swaps(st, dir)?;
+        let cleaning = cleaning::CleaningState::load(st, dir);
         let mut bases = Vec::new();
         let mut index_files = Vec::new();
         for path in st.list_dir(dir).map_err(|e| LogError::io(dir, e))? {
@@ -342,6 +350,7 @@ impl Log {
             last_expiration_check_ms: now_ms,
             on_disk,
             epochs: epoch_cache,
+            cleaning,
         };
         if log.segments.is_empty() {
             let seg = Segment::create(&*log.storage, &log.dir, log_start, &log.config, now_ms)?;
@@ -616,7 +625,7 @@ impl Log {
                     || (nonempty
                         && (active.size() + group_bytes + b.len as u64
                             > self.config.segment_bytes
-                            || active.is_older_than(now_ms, self.config.segment_ms)
+                            || active.is_older_than(now_ms, self.config.effective_segment_ms())
                             || active.indexes_full(j - i)));
                 if roll {
                     break;
@@ -931,6 +940,8 @@ impl Log {
     /// the first segment empties the log and restarts it at `offset`. Returns whether anything
     /// was removed.
     pub fn truncate_to(&mut self, offset: Offset, now_ms: i64) -> Result<bool> {
+        // A cleaning prepared before this must not swap segments that were cut and rewritten.
+        self.cleaning.truncations += 1;
         self.check_online()?;
         if offset.0 < 0 {
             return Err(self.out_of_range(offset.0));
@@ -1007,6 +1018,7 @@ impl Log {
     /// Deletes every segment and starts an empty log at `offset` (a follower whose fetch
     /// offset fell outside the leader's log).
     pub fn truncate_fully_and_start_at(&mut self, offset: Offset, now_ms: i64) -> Result<()> {
+        self.cleaning.truncations += 1;
         if offset.0 < 0 {
             return Err(self.out_of_range(offset.0));
         }

@@ -140,11 +140,33 @@ impl Segment {
             .open(&log_path, true)
             .map_err(|e| LogError::io(&log_path, e))?;
         log.set_len(0).map_err(|e| LogError::io(&log_path, e))?;
-        let mut seg = Segment::with_files(storage, dir, base, log_path, log, config, true)?;
+        let mut seg = Segment::with_files(storage, dir, base, log_path, log, config, true, "")?;
         seg.first_seen_ms = Some(now_ms);
         Ok(seg)
     }
 
+    /// Creates an empty segment at `base` whose three files carry the extra suffix `extra`
+    /// (e.g. `00000000000000000000.log.cleaned`), replacing stale files of those names: the
+    /// log cleaner writes a replacement segment there before swapping it in.
+    pub(crate) fn create_with_suffix(
+        storage: &dyn Storage,
+        dir: &Path,
+        base: i64,
+        config: &LogConfig,
+        extra: &str,
+        now_ms: i64,
+    ) -> Result<Segment> {
+        let log_path = segment_file(dir, base, &format!("{LOG_SUFFIX}{extra}"));
+        let log = storage
+            .open(&log_path, true)
+            .map_err(|e| LogError::io(&log_path, e))?;
+        log.set_len(0).map_err(|e| LogError::io(&log_path, e))?;
+        let mut seg = Segment::with_files(storage, dir, base, log_path, log, config, true, extra)?;
+        seg.first_seen_ms = Some(now_ms);
+        Ok(seg)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn with_files(
         storage: &dyn Storage,
         dir: &Path,
@@ -153,9 +175,10 @@ impl Segment {
         log: Arc<dyn StorageFile>,
         config: &LogConfig,
         fresh_indexes: bool,
+        extra: &str,
     ) -> Result<Segment> {
-        let index_path = segment_file(dir, base, INDEX_SUFFIX);
-        let time_path = segment_file(dir, base, TIME_INDEX_SUFFIX);
+        let index_path = segment_file(dir, base, &format!("{INDEX_SUFFIX}{extra}"));
+        let time_path = segment_file(dir, base, &format!("{TIME_INDEX_SUFFIX}{extra}"));
         if fresh_indexes {
             for p in [&index_path, &time_path] {
                 let f = storage.open(p, true).map_err(|e| LogError::io(p, e))?;
@@ -213,7 +236,7 @@ impl Segment {
         let log = storage
             .open(&log_path, false)
             .map_err(|e| LogError::io(&log_path, e))?;
-        let mut seg = Segment::with_files(storage, dir, base, log_path, log, config, true)?;
+        let mut seg = Segment::with_files(storage, dir, base, log_path, log, config, true, "")?;
         seg.first_seen_ms = Some(now_ms);
         let invalid = seg.rebuild(config, validate)?;
         if let Some(inv) = &invalid {
@@ -1127,6 +1150,12 @@ impl Segment {
 
     pub(crate) fn next_offset(&self) -> i64 {
         self.next_offset
+    }
+
+    /// The max timestamp of the segment's first batch (-1 when it has none), for
+    /// `max.compaction.lag.ms` (Kafka's `LogSegment.getFirstBatchTimestamp`).
+    pub(crate) fn first_batch_timestamp(&self) -> Option<i64> {
+        self.first_batch_timestamp
     }
 
     pub(crate) fn max_timestamp(&self) -> i64 {
