@@ -55,7 +55,9 @@ async fn handle(broker: Arc<Broker>, mut s: TcpStream) -> std::io::Result<()> {
             (
                 "200 OK",
                 "text/plain; version=0.0.4",
-                broker.metrics.render() + &broker.groups.render_metrics(&broker),
+                broker.metrics.render()
+                    + &broker.groups.render_metrics(&broker)
+                    + &broker.topics.render_metrics(),
             )
         } else {
             (

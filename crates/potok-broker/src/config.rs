@@ -89,6 +89,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "offset.metadata.max.bytes", default: "4096", doc: "Largest metadata string of a committed offset." },
     Setting { name: "num.recovery.threads.per.data.dir", default: "2", doc: "Threads that open (and after a crash recover) partition logs at start and close them at shutdown, as Kafka's setting of this name (default 2 since Kafka 3.7)." },
     Setting { name: "potok.max.partitions", default: "100000", doc: "Most partitions this broker holds (each is a directory with three open files); CreateTopics, CreatePartitions and automatic creation beyond it get POLICY_VIOLATION. Kafka has no such setting." },
+    Setting { name: "potok.log.max.open.files", default: "8000", doc: "Most segment files the partition logs keep open; the least recently used is closed and reopened on its next use. Kafka has no such setting (it keeps every segment open). The default leaves room for max.connections sockets under a 20,000 descriptor limit." },
     Setting { name: "potok.admin.listener", default: "", doc: "host:port of the HTTP admin endpoint serving Prometheus /metrics; unset disables it." },
 ];
 
@@ -171,6 +172,8 @@ pub struct BrokerConfig {
     pub max_partitions: i64,
     /// `num.recovery.threads.per.data.dir`.
     pub recovery_threads: usize,
+    /// `potok.log.max.open.files`.
+    pub max_open_files: usize,
     /// Every setting's effective string value (defaults included, unset ones left out).
     values: BTreeMap<String, String>,
     /// The settings given in the file or as overrides (DescribeConfigs reports these as
@@ -410,6 +413,15 @@ impl BrokerConfig {
                 "num.recovery.threads.per.data.dir must be >= 1".into(),
             ));
         }
+        let max_open_files: usize = parse_num(
+            "potok.log.max.open.files",
+            get("potok.log.max.open.files").unwrap_or_default(),
+        )?;
+        if max_open_files == 0 {
+            return Err(BrokerError::Config(
+                "potok.log.max.open.files must be >= 1".into(),
+            ));
+        }
         let cfg = BrokerConfig {
             listener,
             advertised,
@@ -426,6 +438,7 @@ impl BrokerConfig {
             admin_listener,
             max_partitions,
             recovery_threads,
+            max_open_files,
             values,
             explicit,
         };

@@ -210,19 +210,85 @@ fn raise_fd_limit() -> std::io::Result<(u64, u64)> {
     Ok((before, lim.rlim_cur))
 }
 
+/// How often the data directory's recovery-point and log-start-offset checkpoints are
+/// rewritten: Kafka's defaults of `log.flush.offset.checkpoint.interval.ms` and
+/// `log.flush.start.offset.checkpoint.interval.ms` (60 s). After a crash only what was
+/// appended since the last write is scanned.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Rewrites the data directory's checkpoints every [`CHECKPOINT_INTERVAL`] until shutdown.
+async fn checkpoint_periodically(broker: Arc<Broker>) {
+    let mut shutdown = broker.shutdown_signal();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(CHECKPOINT_INTERVAL) => {}
+            _ = shutdown.changed() => return,
+        }
+        let b = Arc::clone(&broker);
+        // Two file replacements with fsyncs: off the request threads.
+        let r = tokio::task::spawn_blocking(move || b.topics.write_dir_checkpoints()).await;
+        if let Ok(Err(e)) = r {
+            tracing::warn!(error = %e, "writing the data directory's checkpoints failed");
+        }
+    }
+}
+
+/// Descriptors kept free besides segment files and client sockets: the metadata log, the
+/// consumer-offsets logs, checkpoint and index files being written, the runtime's own.
+const RESERVED_FDS: u64 = 512;
+
+/// The `potok.log.max.open.files` bound to use under the descriptor limit `limit`: the
+/// configured one when segment files, `max.connections` sockets and [`RESERVED_FDS`] fit,
+/// otherwise what is left for segment files (at least 64), with a warning, so that a broker
+/// never runs out of descriptors because of its own files.
+fn fit_open_files(configured: usize, max_connections: usize, limit: u64) -> usize {
+    let room = limit
+        .saturating_sub(max_connections as u64)
+        .saturating_sub(RESERVED_FDS)
+        .max(64);
+    let room = usize::try_from(room).unwrap_or(usize::MAX);
+    if configured > room {
+        tracing::warn!(
+            configured,
+            used = room,
+            limit,
+            max_connections,
+            "potok.log.max.open.files does not fit under the open file limit with max.connections; lowered"
+        );
+        room
+    } else {
+        tracing::info!(
+            bound = configured,
+            "segment files kept open at most (potok.log.max.open.files)"
+        );
+        configured
+    }
+}
+
 /// Opens the data directory, binds the listeners and starts serving. Returns once the broker
 /// accepts connections.
-pub async fn start(config: BrokerConfig) -> Result<Running> {
-    match raise_fd_limit() {
+pub async fn start(mut config: BrokerConfig) -> Result<Running> {
+    let limit = match raise_fd_limit() {
         Ok((before, after)) if after > before => {
             tracing::info!(
                 before,
                 after,
                 "raised the open file limit (RLIMIT_NOFILE) to its hard limit"
             );
+            Some(after)
         }
-        Ok((_, after)) => tracing::info!(limit = after, "open file limit (RLIMIT_NOFILE)"),
-        Err(e) => tracing::warn!(error = %e, "could not read or raise the open file limit"),
+        Ok((_, after)) => {
+            tracing::info!(limit = after, "open file limit (RLIMIT_NOFILE)");
+            Some(after)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read or raise the open file limit");
+            None
+        }
+    };
+    if let Some(limit) = limit {
+        config.max_open_files =
+            fit_open_files(config.max_open_files, config.max_connections, limit);
     }
     std::fs::create_dir_all(&config.data_dir).map_err(|e| BrokerError::io(&config.data_dir, e))?;
     let cluster_id = cluster_identity(&config)?;
@@ -294,6 +360,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running> {
         tasks.push(tokio::spawn(admin::serve(Arc::clone(&broker), l)));
     }
     tasks.push(tokio::spawn(handlers::retention::run(Arc::clone(&broker))));
+    tasks.push(tokio::spawn(checkpoint_periodically(Arc::clone(&broker))));
     tasks.push(tokio::spawn(group::run_timers(Arc::clone(&broker))));
     tasks.push(tokio::spawn(server::serve(Arc::clone(&broker), listener)));
     tracing::info!(%addr, admin = ?admin_addr, node_id = broker.config.node_id, cluster_id = %broker.cluster_id, data = %broker.config.data_dir.display(), "potok broker started");

@@ -19,7 +19,10 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
-use potok_log::{AppendInfo, Log, LogError, ReadSlice, RealStorage, Storage};
+use potok_log::{
+    AppendInfo, BoundedStorage, DirCheckpoint, Log, LogError, OffsetEntry, OpenFiles, ReadSlice,
+    RealStorage, Storage, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
+};
 use potok_protocol::{ErrorCode, Uuid};
 use potok_records::{LeaderEpoch, Offset};
 use tokio::sync::Notify;
@@ -371,6 +374,16 @@ pub struct TopicManager {
     /// run time; see [`TopicManager::set_defaults`].
     defaults: RwLock<TopicDefaults>,
     storage: Arc<dyn Storage>,
+    /// The bounded set of open segment files shared by every partition log
+    /// (`potok.log.max.open.files`).
+    open_files: Arc<OpenFiles>,
+    /// Serialises writes of the data directory's checkpoint files; `true` once
+    /// [`TopicManager::close_all`] wrote them for a clean shutdown, after which nothing may
+    /// overwrite them. Taken after `meta` and before `maps` (see the lock order above).
+    dir_checkpoints: Mutex<bool>,
+    /// Segments scanned by crash recovery when the partitions were opened at start (0 after a
+    /// clean shutdown).
+    segments_recovered: std::sync::atomic::AtomicU64,
     meta: Mutex<MetadataLog>,
     maps: RwLock<Maps>,
 }
@@ -414,10 +427,17 @@ impl TopicManager {
                 }
             }
         }
+        let open_files = OpenFiles::new(cfg.max_open_files);
         let mgr = TopicManager {
             data_dir,
             defaults: RwLock::new(defaults),
-            storage: Arc::new(RealStorage),
+            storage: Arc::new(BoundedStorage::new(
+                Arc::new(RealStorage),
+                Arc::clone(&open_files),
+            )),
+            open_files,
+            dir_checkpoints: Mutex::new(false),
+            segments_recovered: std::sync::atomic::AtomicU64::new(0),
             meta: Mutex::new(meta),
             maps: RwLock::new(Maps::default()),
         };
@@ -437,9 +457,12 @@ impl TopicManager {
             jobs.extend((0..partitions).map(|p| (topics.len(), p)));
             topics.push((id, name, partitions, overrides, config));
         }
+        let dir_state = mgr.read_dir_checkpoints()?;
+        let started = std::time::Instant::now();
         let opened = parallel_map(&jobs, cfg.recovery_threads, |&(t, p)| {
             let (_, name, _, _, config) = &topics[t];
-            mgr.open_partition(name, p, config)
+            let known = dir_state.as_ref().map(|d| d.partition(name, p));
+            mgr.open_partition_known(name, p, config, known)
         });
         let mut opened = opened.into_iter();
         let mut live_dirs = std::collections::HashSet::new();
@@ -466,7 +489,110 @@ impl TopicManager {
             maps.by_name.insert(name, topic);
         }
         mgr.remove_orphans(&live_dirs)?;
+        let recovered = mgr.segments_recovered.load(Ordering::Relaxed);
+        tracing::info!(
+            partitions = jobs.len(),
+            segments_recovered = recovered,
+            clean_shutdown = dir_state.as_ref().is_some_and(|d| d.clean),
+            seconds = started.elapsed().as_secs_f64(),
+            "opened partition logs"
+        );
+        // The files now describe exactly the live partitions (entries of deleted topics drop
+        // out), and the marker goes before any write is accepted: from here a crash is unclean.
+        mgr.write_dir_checkpoints()?;
+        potok_log::remove_clean_shutdown(&*mgr.storage, &mgr.data_dir)?;
         Ok(mgr)
+    }
+
+    /// Reads the data directory's `recovery-point-offset-checkpoint`,
+    /// `log-start-offset-checkpoint` and clean-shutdown marker (Kafka's `LogManager` files).
+    /// `None` when the directory has none yet (new, or written by a version that kept them per
+    /// partition): each log then reads its own files once.
+    fn read_dir_checkpoints(&self) -> Result<Option<DirCheckpoints>> {
+        let st = &*self.storage;
+        let dir = &self.data_dir;
+        let recovery = match potok_log::read_offsets_file(st, dir, RECOVERY_POINT_FILE) {
+            Ok(None) => return Ok(None),
+            Ok(Some(entries)) => Some(entries),
+            Err(e) => {
+                // Losing recovery points only costs longer scans (Kafka recovers every log).
+                tracing::warn!(error = %e, "unreadable recovery point checkpoint; recovering every partition");
+                None
+            }
+        };
+        let clean = recovery.is_some() && potok_log::has_clean_shutdown(st, dir)?;
+        let starts = potok_log::read_offsets_file(st, dir, LOG_START_OFFSET_FILE)?;
+        let map = |entries: Option<Vec<OffsetEntry>>| -> HashMap<(String, i32), i64> {
+            entries
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(t, p, o)| ((t, p), o))
+                .collect()
+        };
+        Ok(Some(DirCheckpoints {
+            clean,
+            recovery_points: map(recovery),
+            log_starts: map(starts),
+        }))
+    }
+
+    /// Writes the data directory's two checkpoint files from every open partition log (two
+    /// file replacements, whatever the number of partitions). Kafka writes them every
+    /// `log.flush.offset.checkpoint.interval.ms` and at shutdown; Potok also writes them at
+    /// start, after DeleteRecords and after a topic deletion, so that a moved log start offset
+    /// survives a crash and no entry of a deleted topic outlives it. A no-op after
+    /// [`TopicManager::close_all`].
+    pub fn write_dir_checkpoints(&self) -> Result<()> {
+        let closed = lock(&self.dir_checkpoints);
+        if *closed {
+            return Ok(());
+        }
+        let mut recovery = Vec::new();
+        let mut starts = Vec::new();
+        for p in self.all_partitions() {
+            if let Ok((rp, start)) =
+                p.with_log(|log| Ok((log.recovery_point(), log.log_start_offset())))
+            {
+                recovery.push((p.topic.clone(), p.index, rp.0));
+                starts.push((p.topic.clone(), p.index, start.0));
+            }
+        }
+        self.write_dir_files(&recovery, &starts)
+    }
+
+    fn write_dir_files(&self, recovery: &[OffsetEntry], starts: &[OffsetEntry]) -> Result<()> {
+        let st = &*self.storage;
+        potok_log::write_offsets_file(st, &self.data_dir, LOG_START_OFFSET_FILE, starts)?;
+        potok_log::write_offsets_file(st, &self.data_dir, RECOVERY_POINT_FILE, recovery)?;
+        Ok(())
+    }
+
+    /// Segments scanned by crash recovery at start (0 after a clean shutdown).
+    pub fn segments_recovered(&self) -> u64 {
+        self.segments_recovered.load(Ordering::Relaxed)
+    }
+
+    /// Prometheus series of the partition logs (see `metrics` for the format).
+    pub fn render_metrics(&self) -> String {
+        let f = &self.open_files;
+        format!(
+            "# HELP potok_log_segments_recovered Segments scanned by crash recovery when the broker started (0 after a clean shutdown).\n\
+             # TYPE potok_log_segments_recovered gauge\n\
+             potok_log_segments_recovered {}\n\
+             # HELP potok_log_open_segment_files Segment files held open (at most potok.log.max.open.files).\n\
+             # TYPE potok_log_open_segment_files gauge\n\
+             potok_log_open_segment_files {}\n\
+             # HELP potok_log_max_open_segment_files The bound in force (potok.log.max.open.files, lowered to fit the descriptor limit).\n\
+             # TYPE potok_log_max_open_segment_files gauge\n\
+             potok_log_max_open_segment_files {}\n\
+             # HELP potok_log_segment_file_closes_total Segment files closed to stay within the bound.\n\
+             # TYPE potok_log_segment_file_closes_total counter\n\
+             potok_log_segment_file_closes_total {}\n",
+            self.segments_recovered(),
+            f.open_count(),
+            f.max_open(),
+            f.evictions(),
+        )
     }
 
     fn remove_orphans(&self, live: &std::collections::HashSet<String>) -> Result<()> {
@@ -490,20 +616,36 @@ impl TopicManager {
         self.data_dir.join(format!("{topic}-{p}"))
     }
 
+    /// Opens a partition created at run time (nothing to recover).
     fn open_partition(
         &self,
         topic: &str,
         p: i32,
         config: &EffectiveTopicConfig,
     ) -> Result<Arc<Partition>> {
+        self.open_partition_known(topic, p, config, Some(DirCheckpoint::default()))
+    }
+
+    /// Opens a partition with what the data directory's checkpoint files say about it (`None`:
+    /// the directory has none, the log reads its own once).
+    fn open_partition_known(
+        &self,
+        topic: &str,
+        p: i32,
+        config: &EffectiveTopicConfig,
+        known: Option<DirCheckpoint>,
+    ) -> Result<Arc<Partition>> {
         let dir = self.partition_dir(topic, p);
-        let mut log = Log::open(
+        let mut log = Log::open_managed(
             &dir,
             config.log.clone(),
             Arc::clone(&self.storage),
             now_ms(),
+            known,
         )?;
         let r = log.recovery_report();
+        self.segments_recovered
+            .fetch_add(r.scanned_segments.len() as u64, Ordering::Relaxed);
         if !r.scanned_segments.is_empty() || r.truncated_bytes > 0 {
             tracing::info!(partition = %dir.display(), scanned = r.scanned_segments.len(), truncated_bytes = r.truncated_bytes, "recovered partition log");
         }
@@ -517,6 +659,11 @@ impl TopicManager {
             waiters: Mutex::new(Vec::new()),
             leader_epoch: AtomicI32::new(epoch),
         }))
+    }
+
+    /// The shared set of open segment files (for metrics).
+    pub fn open_files(&self) -> &Arc<OpenFiles> {
+        &self.open_files
     }
 
     /// The data directory.
@@ -648,6 +795,11 @@ impl TopicManager {
             if let Err(e) = p.delete() {
                 tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "could not remove a deleted partition's directory; it is removed at the next start");
             }
+        }
+        // A topic created later under the same name must not inherit these partitions'
+        // checkpointed offsets (Kafka rewrites the checkpoints on deletion too).
+        if let Err(e) = self.write_dir_checkpoints() {
+            tracing::warn!(error = %e, "could not rewrite the data directory's checkpoints after a topic deletion");
         }
         tracing::info!(topic = %topic.name, id = %id, "deleted topic");
         Ok(())
@@ -787,13 +939,62 @@ impl TopicManager {
 
     /// Closes every partition log cleanly (SIGTERM path).
     pub fn close_all(&self, threads: usize) {
-        // Closing flushes and checkpoints each log: spread over the same threads as opening
-        // (Kafka uses `num.recovery.threads.per.data.dir` for shutdown flushes too).
-        parallel_map(&self.all_partitions(), threads, |p| {
-            if let Err(e) = p.close() {
-                tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "closing partition log failed");
+        let mut closed = lock(&self.dir_checkpoints);
+        if *closed {
+            return;
+        }
+        *closed = true;
+        // Closing flushes each log: spread over the same threads as opening (Kafka uses
+        // `num.recovery.threads.per.data.dir` for shutdown flushes too). A closed log is
+        // durable up to its end, which is then its recovery point.
+        let results = parallel_map(&self.all_partitions(), threads, |p| {
+            let offsets = p.with_log(|log| Ok((log.log_end_offset(), log.log_start_offset())));
+            match offsets.and_then(|o| p.close().map(|()| o)) {
+                Ok((end, start)) => Some((p.topic.clone(), p.index, end.0, start.0)),
+                Err(e) => {
+                    tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "closing partition log failed");
+                    None
+                }
             }
         });
+        let all_closed = results.iter().all(Option::is_some);
+        let (recovery, starts): (Vec<OffsetEntry>, Vec<OffsetEntry>) = results
+            .into_iter()
+            .flatten()
+            .map(|(t, p, end, start)| ((t.clone(), p, end), (t, p, start)))
+            .unzip();
+        // The marker last, and only when every log closed: it vouches for all of them.
+        let written = self.write_dir_files(&recovery, &starts).and_then(|()| {
+            if all_closed {
+                potok_log::write_clean_shutdown(&*self.storage, &self.data_dir)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "writing the data directory's checkpoints failed; the next start recovers");
+        }
+    }
+}
+
+/// The data directory's checkpoint files as read at start.
+struct DirCheckpoints {
+    /// The clean-shutdown marker was present.
+    clean: bool,
+    recovery_points: HashMap<(String, i32), i64>,
+    log_starts: HashMap<(String, i32), i64>,
+}
+
+impl DirCheckpoints {
+    /// What the files say about one partition. A partition missing from the recovery points is
+    /// recovered from its start even after a clean shutdown: nothing vouches for it.
+    fn partition(&self, topic: &str, p: i32) -> DirCheckpoint {
+        let key = (topic.to_string(), p);
+        let recovery_point = self.recovery_points.get(&key).copied();
+        DirCheckpoint {
+            clean_shutdown: self.clean && recovery_point.is_some(),
+            recovery_point,
+            log_start_offset: self.log_starts.get(&key).copied(),
+        }
     }
 }
 

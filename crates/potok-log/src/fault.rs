@@ -227,7 +227,7 @@ impl StorageFile for FaultyFile {
         self.inner.modified_ms()
     }
 
-    fn std_file(&self) -> &Arc<std::fs::File> {
+    fn std_file(&self) -> io::Result<Arc<std::fs::File>> {
         self.inner.std_file()
     }
 }

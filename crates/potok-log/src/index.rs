@@ -9,19 +9,25 @@
 //!   timestamp seen so far in the segment and the relative (last) offset of the batch that
 //!   carried it. Strictly increasing in both fields.
 //!
-//! The active segment's index files are preallocated to `segment.index.bytes` and mapped
-//! read-write, so an append stores an entry with a plain memory write; the number of valid
-//! entries is kept in memory (the preallocated tail is zeros). When a segment stops being
-//! active its files are trimmed to the valid entries and the writable mapping dropped. A
-//! closed segment's index is mapped read-only on first use and the mapping can be dropped again
-//! ([`IndexFile::unmap`]); [`crate::Log`] keeps only a bounded number of them mapped.
+//! The active segment's entries are kept in memory and written to the file when the segment
+//! stops being active or the log is closed (Kafka preallocates `segment.index.bytes` and maps
+//! the file instead; with 100,000 partitions that is two mappings and two descriptors per
+//! partition, beyond `vm.max_map_count` and the descriptor limit, issue #14). The in-memory
+//! copy costs 20 bytes per `index.interval.bytes` (4 KiB) of active data, 0.5 % of it. No file
+//! is preallocated, so a crash leaves no zero-filled tails to repair or sparse holes to keep
+//! sparse; after a crash the active segment is always rebuilt from its `.log` file anyway,
+//! because it lies past the recovery point. `segment.index.bytes` still limits the entries of
+//! a segment (a full index rolls it, as in Kafka). A closed segment's index is mapped
+//! read-only on first use and the mapping can be dropped again ([`IndexFile::unmap`]);
+//! [`crate::Log`] keeps only a bounded number of them mapped. No index holds a descriptor: a
+//! file is opened for a mapping or a write and closed right after.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use memmap2::{Mmap, MmapMut};
+use memmap2::Mmap;
 
-use crate::storage::{Storage, StorageFile};
+use crate::storage::{read_exact_at, write_all_at, Storage};
 use crate::{LogError, Result};
 
 /// Size of an `.index` entry.
@@ -30,17 +36,20 @@ pub const OFFSET_ENTRY_SIZE: usize = 8;
 pub const TIME_ENTRY_SIZE: usize = 12;
 
 enum Mapping {
-    /// Preallocated and mapped read-write.
-    Active { map: MmapMut, max_entries: usize },
+    /// The active segment's entries, in memory; `dirty` when they differ from the file.
+    Active {
+        buf: Vec<u8>,
+        max_entries: usize,
+        dirty: bool,
+    },
     /// Trimmed to its entries; mapped read-only on demand.
     Closed { cache: Mutex<Option<Arc<Mmap>>> },
 }
 
-/// One index file: its handle, its valid entry count and its mapping.
+/// One index file: its path, its valid entry count and its entries or mapping.
 pub(crate) struct IndexFile {
     path: PathBuf,
     entry_size: usize,
-    file: Arc<dyn StorageFile>,
     entries: usize,
     mapping: Mapping,
 }
@@ -55,8 +64,8 @@ impl std::fmt::Debug for IndexFile {
     }
 }
 
-/// Read access to an index's valid bytes, either borrowed from the active mapping or holding
-/// a shared read-only mapping alive.
+/// Read access to an index's valid bytes, either borrowed from the active segment's entries or
+/// holding a shared read-only mapping alive.
 pub(crate) enum IndexBytes<'a> {
     Borrowed(&'a [u8]),
     Shared(Arc<Mmap>, usize),
@@ -73,9 +82,9 @@ impl std::ops::Deref for IndexBytes<'_> {
 }
 
 impl IndexFile {
-    /// Opens (creating if needed) an index file as the active segment's: preallocates it to
-    /// `prealloc_bytes` (rounded down to whole entries, never below the valid entries) and maps
-    /// it read-write. `entries` valid entries are assumed to be at its start.
+    /// Opens (creating if needed) an index file as the active segment's: its first `entries`
+    /// entries are read into memory, and at most `prealloc_bytes` worth of entries (never
+    /// fewer than the valid ones) may be appended.
     pub(crate) fn open_active(
         storage: &dyn Storage,
         path: &Path,
@@ -83,13 +92,14 @@ impl IndexFile {
         entries: usize,
         prealloc_bytes: u64,
     ) -> Result<IndexFile> {
-        let file = storage
-            .open(path, true)
-            .map_err(|e| LogError::io(path, e))?;
+        drop(
+            storage
+                .open(path, true)
+                .map_err(|e| LogError::io(path, e))?,
+        );
         let mut idx = IndexFile {
             path: path.to_path_buf(),
             entry_size,
-            file,
             entries,
             mapping: Mapping::Closed {
                 cache: Mutex::new(None),
@@ -116,7 +126,6 @@ impl IndexFile {
         Ok(IndexFile {
             path: path.to_path_buf(),
             entry_size,
-            file,
             entries,
             mapping: Mapping::Closed {
                 cache: Mutex::new(None),
@@ -124,45 +133,52 @@ impl IndexFile {
         })
     }
 
-    /// Turns a closed index into an active one (after a truncation made its segment the last).
+    /// Turns a closed index into an active one (after a truncation made its segment the last,
+    /// or when opening the last segment): reads its entries into memory.
     pub(crate) fn make_active(&mut self, storage: &dyn Storage, prealloc_bytes: u64) -> Result<()> {
         if matches!(self.mapping, Mapping::Active { .. }) {
             return Ok(());
         }
-        // Drop any read-only mapping before resizing the file.
+        // Drop any read-only mapping before the file can change again.
         self.mapping = Mapping::Closed {
             cache: Mutex::new(None),
         };
         let max_entries = ((prealloc_bytes / self.entry_size as u64) as usize).max(self.entries);
-        let len = max_entries * self.entry_size;
         let io = |e| LogError::io(&self.path, e);
-        self.file.set_len(len as u64).map_err(io)?;
-        let map = storage.map_mut(&*self.file, len).map_err(io)?;
-        self.mapping = Mapping::Active { map, max_entries };
+        let mut buf = vec![0u8; self.entries * self.entry_size];
+        if !buf.is_empty() {
+            let file = storage.open(&self.path, false).map_err(io)?;
+            read_exact_at(&*file, &mut buf, 0).map_err(io)?;
+        }
+        self.mapping = Mapping::Active {
+            buf,
+            max_entries,
+            dirty: false,
+        };
         Ok(())
     }
 
-    /// Makes the index closed: drops the writable mapping (flushing it first when `sync`) and
-    /// trims the file to its valid entries.
-    pub(crate) fn make_closed(&mut self, sync: bool) -> Result<()> {
+    /// Makes the index closed: writes the in-memory entries to the file when they changed,
+    /// trims the file to them, and fsyncs it when `sync`.
+    pub(crate) fn make_closed(&mut self, storage: &dyn Storage, sync: bool) -> Result<()> {
         let old = std::mem::replace(
             &mut self.mapping,
             Mapping::Closed {
                 cache: Mutex::new(None),
             },
         );
-        if let Mapping::Active { map, .. } = old {
-            if sync {
-                map.flush().map_err(|e| LogError::io(&self.path, e))?;
-            }
-            drop(map);
-        }
+        let Mapping::Active { buf, dirty, .. } = old else {
+            return Ok(());
+        };
         let io = |e| LogError::io(&self.path, e);
-        self.file
-            .set_len((self.entries * self.entry_size) as u64)
-            .map_err(io)?;
-        if sync {
-            self.file.sync_data().map_err(io)?;
+        let len = self.entries * self.entry_size;
+        if dirty {
+            let file = storage.open(&self.path, true).map_err(io)?;
+            write_all_at(&*file, buf.get(..len).unwrap_or(&buf), 0).map_err(io)?;
+            file.set_len(len as u64).map_err(io)?;
+            if sync {
+                file.sync_data().map_err(io)?;
+            }
         }
         Ok(())
     }
@@ -188,16 +204,16 @@ impl IndexFile {
     pub(crate) fn append(&mut self, entry: &[u8]) -> bool {
         debug_assert_eq!(entry.len(), self.entry_size);
         match &mut self.mapping {
-            Mapping::Active { map, max_entries } if self.entries < *max_entries => {
-                let at = self.entries * self.entry_size;
-                match map.get_mut(at..at + self.entry_size) {
-                    Some(slot) => {
-                        slot.copy_from_slice(entry);
-                        self.entries += 1;
-                        true
-                    }
-                    None => false,
-                }
+            Mapping::Active {
+                buf,
+                max_entries,
+                dirty,
+            } if self.entries < *max_entries => {
+                buf.truncate(self.entries * self.entry_size);
+                buf.extend_from_slice(entry);
+                self.entries += 1;
+                *dirty = true;
+                true
             }
             _ => false,
         }
@@ -205,20 +221,13 @@ impl IndexFile {
 
     /// Forgets entries beyond the first `n` (used by truncation).
     pub(crate) fn truncate_entries(&mut self, n: usize) {
-        self.entries = self.entries.min(n);
-        if let Mapping::Active { map, .. } = &mut self.mapping {
-            // Zero the dropped entries so the file never shows stale entries after the valid
-            // ones, even before it is trimmed. Only bytes up to the last non-zero one are
-            // written: the preallocated tail is a hole in a sparse file, and writing zeros over
-            // it would allocate the whole preallocation on disk (10 MiB per index by default;
-            // a recovery of thousands of partitions filled the disk that way). Reading a hole
-            // allocates nothing.
-            let from = self.entries * self.entry_size;
-            if let Some(rest) = map.get_mut(from..) {
-                if let Some(last) = rest.iter().rposition(|&b| b != 0) {
-                    rest[..=last].fill(0);
-                }
-            }
+        if n >= self.entries {
+            return;
+        }
+        self.entries = n;
+        if let Mapping::Active { buf, dirty, .. } = &mut self.mapping {
+            buf.truncate(n * self.entry_size);
+            *dirty = true;
         }
     }
 
@@ -227,8 +236,8 @@ impl IndexFile {
     pub(crate) fn bytes(&self, storage: &dyn Storage) -> Result<(IndexBytes<'_>, bool)> {
         let len = self.entries * self.entry_size;
         match &self.mapping {
-            Mapping::Active { map, .. } => {
-                Ok((IndexBytes::Borrowed(map.get(..len).unwrap_or(&[])), false))
+            Mapping::Active { buf, .. } => {
+                Ok((IndexBytes::Borrowed(buf.get(..len).unwrap_or(&[])), false))
             }
             Mapping::Closed { cache } => {
                 if len == 0 {
@@ -238,11 +247,10 @@ impl IndexFile {
                 if let Some(m) = guard.as_ref() {
                     return Ok((IndexBytes::Shared(Arc::clone(m), len), false));
                 }
-                let m = Arc::new(
-                    storage
-                        .map(&*self.file, len)
-                        .map_err(|e| LogError::io(&self.path, e))?,
-                );
+                let io = |e| LogError::io(&self.path, e);
+                // The mapping keeps the file's pages; the descriptor is closed right away.
+                let file = storage.open(&self.path, false).map_err(io)?;
+                let m = Arc::new(storage.map(&*file, len).map_err(io)?);
                 *guard = Some(Arc::clone(&m));
                 Ok((IndexBytes::Shared(m, len), true))
             }
@@ -256,10 +264,10 @@ impl IndexFile {
         }
     }
 
-    /// Whether a closed index currently holds a mapping (active ones always do).
+    /// Whether a closed index currently holds a mapping (active ones never do).
     pub(crate) fn is_mapped(&self) -> bool {
         match &self.mapping {
-            Mapping::Active { .. } => true,
+            Mapping::Active { .. } => false,
             Mapping::Closed { cache } => cache.lock().unwrap_or_else(|e| e.into_inner()).is_some(),
         }
     }

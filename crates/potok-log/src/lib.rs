@@ -8,7 +8,12 @@
 //!
 //! * [`Log::open`]`(dir, LogConfig, Arc<dyn Storage>, now_ms)` opens or creates the partition
 //!   directory `{topic}-{partition}` (the caller builds the path) and recovers it; see
-//!   [`Log::recovery_report`] for what recovery did.
+//!   [`Log::recovery_report`] for what recovery did. [`Log::open_managed`] does the same with
+//!   the recovery point, log start offset and clean-shutdown state the caller keeps per data
+//!   directory ([`read_offsets_file`], [`write_offsets_file`], [`write_clean_shutdown`]), and
+//!   the log then writes none of those files itself.
+//! * [`BoundedStorage`] wraps a [`Storage`] so that all logs opened through it keep at most a
+//!   fixed number of segment files open ([`OpenFiles`]; see [`open_files`]).
 //! * [`Log::append`]`(Bytes, now_ms) -> AppendInfo` (leader: assigns offsets in place, stamps
 //!   `LogAppendTime` if configured) and [`Log::append_as_follower`]`(Bytes, now_ms)` (keeps the
 //!   offsets). The input is one or more concatenated v2 batches whose CRCs the broker has
@@ -108,11 +113,16 @@ pub mod fault;
 mod index;
 mod leader_epoch;
 mod log;
+pub mod open_files;
 pub mod producer_state;
 mod segment;
 pub mod storage;
 
-pub use checkpoint::{CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+pub use checkpoint::{
+    has_clean_shutdown, read_offsets_file, remove_clean_shutdown, write_clean_shutdown,
+    write_offsets_file, OffsetEntry, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE,
+    RECOVERY_POINT_FILE,
+};
 pub use cleaner::{
     CleanStats, CleanableStats, Cleaner, CleanerConfig, CleanerIo, LogAccess, Unthrottled,
     CLEANER_OFFSET_FILE,
@@ -121,7 +131,8 @@ pub use config::{LogConfig, TimestampPolicy, ONE_DAY_MS, SEVEN_DAYS_MS};
 pub use error::{LogError, Result};
 pub use fault::{FaultPlan, FaultyStorage};
 pub use leader_epoch::{EpochEntry, LEADER_EPOCH_CHECKPOINT_FILE};
-pub use log::{AppendInfo, Log, ReadSlice, RecoveryReport};
+pub use log::{AppendInfo, DirCheckpoint, Log, ReadSlice, RecoveryReport};
+pub use open_files::{BoundedStorage, OpenFiles};
 pub use potok_records::Offset;
 pub use producer_state::{BatchMetadata, ProducerEntry, ProducerStateManager, SNAPSHOT_SUFFIX};
 pub use segment::{segment_file, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};

@@ -125,6 +125,18 @@ pub struct RecoveryReport {
     pub producer_batches_replayed: u64,
 }
 
+/// What a data directory's checkpoint files say about one partition, for
+/// [`Log::open_managed`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirCheckpoint {
+    /// The data directory's clean-shutdown marker was present and this partition was listed.
+    pub clean_shutdown: bool,
+    /// The partition's entry in the directory's `recovery-point-offset-checkpoint`.
+    pub recovery_point: Option<i64>,
+    /// The partition's entry in the directory's `log-start-offset-checkpoint`.
+    pub log_start_offset: Option<i64>,
+}
+
 /// A partition's log. See the crate docs for the API overview.
 ///
 /// Thread-safety: `Log` is `Send + Sync`; mutating methods take `&mut self`, so the broker
@@ -165,6 +177,9 @@ pub struct Log {
     epochs: LeaderEpochCache,
     /// State the log cleaner keeps with the log (see `log/cleaning.rs`).
     cleaning: cleaning::CleaningState,
+    /// The caller keeps the recovery point, log start offset and clean-shutdown marker in
+    /// per-data-directory files ([`Log::open_managed`]); the log writes none of its own.
+    managed: bool,
 }
 
 /// What [`Log`] knows to be on disk, to skip rewriting unchanged files.
@@ -174,6 +189,25 @@ struct OnDisk {
     log_start_offset: Option<i64>,
     /// The offset of a producer-state snapshot known to exist.
     producer_snapshot: Option<i64>,
+}
+
+/// A [`ReadSlice`] of `seg` that holds the segment's file open itself, so closing the
+/// segment's descriptor to stay within the open-file bound, or deleting the segment, does not
+/// end a read in flight.
+fn pinned_slice(seg: &Segment, position: u64, len: usize, first_offset: i64) -> Result<ReadSlice> {
+    let handle = seg.file();
+    let io = |e| LogError::io(seg.log_path(), e);
+    let source = handle
+        .pinned()
+        .map_err(io)?
+        .unwrap_or_else(|| Arc::clone(handle));
+    Ok(ReadSlice {
+        file: source.std_file().map_err(io)?,
+        position,
+        len,
+        first_offset: Offset(first_offset),
+        source,
+    })
 }
 
 fn last_segment(segments: &BTreeMap<i64, Segment>) -> Result<&Segment> {
@@ -192,28 +226,68 @@ impl Log {
         storage: Arc<dyn Storage>,
         now_ms: i64,
     ) -> Result<Log> {
+        Log::open_inner(dir, config, storage, now_ms, false, None)
+    }
+
+    /// Opens a log whose recovery point, log start offset and clean-shutdown marker the caller
+    /// keeps per data directory (Kafka's `LogManager` files, see `checkpoint`): `known` is what
+    /// those files say about this partition, so opening after a clean shutdown reads and writes
+    /// none of the partition's own small files. `None` means the data directory has no such
+    /// files yet (it was written by an older version): the partition's own files are read
+    /// once, and its marker removed. Either way the log writes no checkpoint or marker of its
+    /// own afterwards; the caller writes the directory's files from
+    /// [`Log::recovery_point`] and [`Log::log_start_offset`], after [`Log::close`] for a clean
+    /// shutdown.
+    pub fn open_managed(
+        dir: &Path,
+        config: LogConfig,
+        storage: Arc<dyn Storage>,
+        now_ms: i64,
+        known: Option<DirCheckpoint>,
+    ) -> Result<Log> {
+        Log::open_inner(dir, config, storage, now_ms, true, known)
+    }
+
+    fn open_inner(
+        dir: &Path,
+        config: LogConfig,
+        storage: Arc<dyn Storage>,
+        now_ms: i64,
+        managed: bool,
+        known: Option<DirCheckpoint>,
+    ) -> Result<Log> {
         config.validate()?;
         let st = &*storage;
         st.create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
-        let mut report = RecoveryReport {
-            clean_shutdown: has_clean_shutdown(st, dir)?,
-            ..RecoveryReport::default()
-        };
-        let mut on_disk = OnDisk {
-            log_start_offset: read_checkpoint(st, dir, LOG_START_OFFSET_FILE)?,
-            ..OnDisk::default()
-        };
-        let log_start = on_disk.log_start_offset.unwrap_or(0);
-        let recovery_point = match read_checkpoint(st, dir, RECOVERY_POINT_FILE) {
-            Ok(rp) => {
-                on_disk.recovery_point = rp;
-                rp.unwrap_or(0)
+        let mut report = RecoveryReport::default();
+        let mut on_disk = OnDisk::default();
+        // A partition marker left by an older version, to be removed once the log is open.
+        let mut own_marker = false;
+        let (log_start, recovery_point) = match known {
+            Some(k) => {
+                report.clean_shutdown = k.clean_shutdown;
+                (
+                    k.log_start_offset.unwrap_or(0),
+                    k.recovery_point.unwrap_or(0),
+                )
             }
-            Err(e) => {
-                // Losing the recovery point only costs a longer scan.
-                tracing::warn!(error = %e, "unreadable recovery point checkpoint; recovering all segments");
-                report.clean_shutdown = false;
-                0
+            None => {
+                own_marker = has_clean_shutdown(st, dir)?;
+                report.clean_shutdown = own_marker;
+                on_disk.log_start_offset = read_checkpoint(st, dir, LOG_START_OFFSET_FILE)?;
+                let rp = match read_checkpoint(st, dir, RECOVERY_POINT_FILE) {
+                    Ok(rp) => {
+                        on_disk.recovery_point = rp;
+                        rp.unwrap_or(0)
+                    }
+                    Err(e) => {
+                        // Losing the recovery point only costs a longer scan.
+                        tracing::warn!(error = %e, "unreadable recovery point checkpoint; recovering all segments");
+                        report.clean_shutdown = false;
+                        0
+                    }
+                };
+                (on_disk.log_start_offset.unwrap_or(0), rp)
             }
         };
 
@@ -325,7 +399,7 @@ impl Log {
                         }
                     }
                     if i + 1 < bases.len() {
-                        s.close_indexes(false)?;
+                        s.close_indexes(st, false)?;
                     }
                     s
                 }
@@ -351,6 +425,7 @@ impl Log {
             on_disk,
             epochs: epoch_cache,
             cleaning,
+            managed,
         };
         if log.segments.is_empty() {
             let seg = Segment::create(&*log.storage, &log.dir, log_start, &log.config, now_ms)?;
@@ -379,8 +454,12 @@ impl Log {
         report.producer_snapshot = snapshot.map(Offset);
         report.producer_batches_replayed = replayed;
         log.recover_leader_epochs(epoch_file_found, report.clean_shutdown, recovery_point)?;
-        // From here on a crash must be seen as unclean.
-        remove_clean_shutdown(&*log.storage, &log.dir)?;
+        // From here on a crash must be seen as unclean. A managed log's marker is the data
+        // directory's, removed by the caller; an older version's partition marker must go too,
+        // or a later open without the directory's files would trust this partition blindly.
+        if !managed || own_marker {
+            remove_clean_shutdown(&*log.storage, &log.dir)?;
+        }
         log.last_recovery = report;
         Ok(log)
     }
@@ -785,7 +864,7 @@ impl Log {
                     .values_mut()
                     .next_back()
                     .ok_or_else(|| LogError::InvalidConfig("log has no segments".into()))?;
-                seg.close_indexes(true)?;
+                seg.close_indexes(&*self.storage, true)?;
                 seg.flush()
             })();
             if let Err(e) = result {
@@ -854,15 +933,8 @@ impl Log {
             return Err(self.out_of_range(from.0));
         }
         let active = last_segment(&self.segments)?;
-        let empty = ReadSlice {
-            file: Arc::clone(active.file().std_file()),
-            position: active.size(),
-            len: 0,
-            first_offset: from,
-            source: Arc::clone(active.file()),
-        };
         if from.0 == leo {
-            return Ok(empty);
+            return pinned_slice(active, active.size(), 0, from.0);
         }
         let start_base = self
             .segments
@@ -883,16 +955,11 @@ impl Log {
                 self.note_mapped(base);
             }
             if let Some(r) = r? {
-                return Ok(ReadSlice {
-                    file: Arc::clone(seg.file().std_file()),
-                    position: r.position,
-                    len: usize::try_from(r.len).unwrap_or(usize::MAX),
-                    first_offset: Offset(r.first_offset),
-                    source: Arc::clone(seg.file()),
-                });
+                let len = usize::try_from(r.len).unwrap_or(usize::MAX);
+                return pinned_slice(seg, r.position, len, r.first_offset);
             }
         }
-        Ok(empty)
+        pinned_slice(active, active.size(), 0, from.0)
     }
 
     /// The first record whose timestamp is `>= timestamp` at or after the log start offset,
@@ -1410,18 +1477,21 @@ impl Log {
         self.check_online()?;
         self.flush()?;
         if let Some(seg) = self.segments.values_mut().next_back() {
-            seg.close_indexes(true)?;
+            seg.close_indexes(&*self.storage, true)?;
         }
         self.checkpoint_recovery_point(self.recovery_point)?;
         self.checkpoint_log_start(self.log_start_offset)?;
         let leo = self.log_end_offset().0;
         self.snapshot_producers(leo)?;
+        if self.managed {
+            return Ok(());
+        }
         write_clean_shutdown(&*self.storage, &self.dir)
     }
 
     /// Makes the recovery-point checkpoint hold `offset`, writing only if it does not already.
     fn checkpoint_recovery_point(&mut self, offset: i64) -> Result<()> {
-        if self.on_disk.recovery_point != Some(offset) {
+        if !self.managed && self.on_disk.recovery_point != Some(offset) {
             // Forget the old value first: after a failed write the file's content is unknown.
             self.on_disk.recovery_point = None;
             write_checkpoint(&*self.storage, &self.dir, RECOVERY_POINT_FILE, offset)?;
@@ -1432,7 +1502,7 @@ impl Log {
 
     /// Makes the log-start-offset checkpoint hold `offset`, writing only if it does not already.
     fn checkpoint_log_start(&mut self, offset: i64) -> Result<()> {
-        if self.on_disk.log_start_offset != Some(offset) {
+        if !self.managed && self.on_disk.log_start_offset != Some(offset) {
             self.on_disk.log_start_offset = None;
             write_checkpoint(&*self.storage, &self.dir, LOG_START_OFFSET_FILE, offset)?;
             self.on_disk.log_start_offset = Some(offset);

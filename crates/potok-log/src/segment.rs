@@ -137,7 +137,7 @@ impl Segment {
     ) -> Result<Segment> {
         let log_path = segment_file(dir, base, LOG_SUFFIX);
         let log = storage
-            .open(&log_path, true)
+            .open_cached(&log_path, true)
             .map_err(|e| LogError::io(&log_path, e))?;
         log.set_len(0).map_err(|e| LogError::io(&log_path, e))?;
         let mut seg = Segment::with_files(storage, dir, base, log_path, log, config, true, "")?;
@@ -221,7 +221,7 @@ impl Segment {
     /// Opens an existing segment and rebuilds its indexes by scanning the `.log` file (with
     /// CRC checks when `validate`). Invalid data from the first bad batch on is cut off when
     /// `truncate_invalid`, and otherwise left on disk but excluded from the segment. The
-    /// segment is left active (indexes preallocated); call [`Segment::close_indexes`] for a
+    /// segment is left active (index entries in memory); call [`Segment::close_indexes`] for a
     /// non-last segment.
     pub(crate) fn open_and_rebuild(
         storage: &dyn Storage,
@@ -234,7 +234,7 @@ impl Segment {
     ) -> Result<(Segment, Option<Invalid>)> {
         let log_path = segment_file(dir, base, LOG_SUFFIX);
         let log = storage
-            .open(&log_path, false)
+            .open_cached(&log_path, false)
             .map_err(|e| LogError::io(&log_path, e))?;
         let mut seg = Segment::with_files(storage, dir, base, log_path, log, config, true, "")?;
         seg.first_seen_ms = Some(now_ms);
@@ -271,7 +271,7 @@ impl Segment {
             }
         }
         let log = storage
-            .open(&log_path, false)
+            .open_cached(&log_path, false)
             .map_err(|e| LogError::io(&log_path, e))?;
         let size = log.len().map_err(|e| LogError::io(&log_path, e))?;
         let index_len = storage
@@ -1076,7 +1076,7 @@ impl Segment {
         Ok(true)
     }
 
-    /// Makes a closed segment appendable again (its indexes preallocated and mapped).
+    /// Makes a closed segment appendable again (its index entries loaded into memory).
     pub(crate) fn make_active(&mut self, storage: &dyn Storage, config: &LogConfig) -> Result<()> {
         self.index
             .make_active(storage, config.segment_index_bytes)?;
@@ -1087,10 +1087,10 @@ impl Segment {
     /// Stops the segment being active: adds the final time index entry (Kafka's
     /// `onBecomeInactiveSegment`) and trims both indexes to their entries, syncing them when
     /// `sync`.
-    pub(crate) fn close_indexes(&mut self, sync: bool) -> Result<()> {
+    pub(crate) fn close_indexes(&mut self, storage: &dyn Storage, sync: bool) -> Result<()> {
         self.maybe_append_time_entry(true);
-        self.index.make_closed(sync)?;
-        self.time_index.make_closed(sync)
+        self.index.make_closed(storage, sync)?;
+        self.time_index.make_closed(storage, sync)
     }
 
     /// fsyncs the `.log` file if anything was appended or truncated since the last sync.
@@ -1164,6 +1164,10 @@ impl Segment {
 
     pub(crate) fn file(&self) -> &Arc<dyn StorageFile> {
         &self.log
+    }
+
+    pub(crate) fn log_path(&self) -> &Path {
+        &self.log_path
     }
 
     /// The largest timestamp for `retention.ms`: the max record timestamp, or the file's

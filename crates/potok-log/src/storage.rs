@@ -21,6 +21,12 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Opens `path` for reading and writing, creating it (empty) when `create` is true and it
     /// does not exist yet.
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn StorageFile>>;
+    /// Opens a file that stays open for a long time (a segment's `.log` file). A storage that
+    /// bounds open descriptors ([`crate::BoundedStorage`]) returns a handle whose descriptor it
+    /// may close while idle and reopens on the next use; by default this is [`Storage::open`].
+    fn open_cached(&self, path: &Path, create: bool) -> io::Result<Arc<dyn StorageFile>> {
+        self.open(path, create)
+    }
     /// Creates `dir` and its parents.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// The paths of the entries directly inside `dir`.
@@ -66,8 +72,15 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     /// The file's last modification time in milliseconds since the Unix epoch.
     fn modified_ms(&self) -> io::Result<i64>;
     /// The underlying OS file, for zero-copy transfers (`sendfile`) by the caller of
-    /// [`crate::Log::read`] and for memory mapping.
-    fn std_file(&self) -> &Arc<File>;
+    /// [`crate::Log::read`] and for memory mapping. A handle whose descriptor was closed while
+    /// idle reopens it.
+    fn std_file(&self) -> io::Result<Arc<File>>;
+    /// The open file behind a handle that may close its descriptor while idle, so a reader can
+    /// keep the descriptor (and a deleted file's data) for as long as it needs it; `None` for
+    /// a handle that is itself always open.
+    fn pinned(&self) -> io::Result<Option<Arc<dyn StorageFile>>> {
+        Ok(None)
+    }
 }
 
 /// Writes all of `buf` at `pos`, retrying short writes. A write that makes no progress is an
@@ -163,8 +176,8 @@ impl StorageFile for RealFile {
         Ok(i64::try_from(ms).unwrap_or(i64::MAX))
     }
 
-    fn std_file(&self) -> &Arc<File> {
-        &self.file
+    fn std_file(&self) -> io::Result<Arc<File>> {
+        Ok(Arc::clone(&self.file))
     }
 }
 
@@ -221,21 +234,23 @@ impl Storage for RealStorage {
 
     fn map_mut(&self, file: &dyn StorageFile, len: usize) -> io::Result<MmapMut> {
         check_map_len(file, len)?;
+        let f = file.std_file()?;
         // SAFETY: the mapping is of a file owned by one `Log`, which is the only writer of its
         // directory (documented on `Log`). The log never shrinks an index file while a mapping
         // of it is alive (it drops the mapping first), so no access can hit a page beyond the
         // end of the file (SIGBUS). Concurrent modification by another process is outside the
         // contract, as it is for Kafka.
-        unsafe { MmapOptions::new().len(len).map_mut(&**file.std_file()) }
+        unsafe { MmapOptions::new().len(len).map_mut(&*f) }
     }
 
     fn map(&self, file: &dyn StorageFile, len: usize) -> io::Result<Mmap> {
         check_map_len(file, len)?;
+        let f = file.std_file()?;
         // SAFETY: as for `map_mut`; closed-segment index files are only shrunk or removed
         // after every mapping of them has been dropped. A `.log` file (`map_log`) is only cut
         // by `Segment::truncate_to`, which drops the segment's mapping first, or back to its
         // valid size after a failed append, which no mapping extends past; removing a file
         // (retention) leaves existing mappings valid.
-        unsafe { MmapOptions::new().len(len).map(&**file.std_file()) }
+        unsafe { MmapOptions::new().len(len).map(&*f) }
     }
 }

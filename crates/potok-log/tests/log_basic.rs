@@ -94,12 +94,16 @@ fn rolls_on_segment_bytes_and_reads_across_segments() {
         .unwrap()
         .len();
     assert_eq!(idx_len, entries as u64 * 8);
-    // Active index is preallocated.
+    // The active segment's entries live in memory and its index file is not preallocated
+    // (issue #14: no mapping or descriptor per partition); closing the log writes them.
     let active = *bases.last().unwrap();
-    let idx_len = std::fs::metadata(potok_log::segment_file(dir.path(), active.0, "index"))
-        .unwrap()
-        .len();
-    assert_eq!(idx_len, 4096);
+    let active_index = potok_log::segment_file(dir.path(), active.0, "index");
+    assert_eq!(std::fs::metadata(&active_index).unwrap().len(), 0);
+    let (active_entries, _) = log.index_entries(active).unwrap();
+    assert!(active_entries > 0);
+    log.close().unwrap();
+    let idx_len = std::fs::metadata(&active_index).unwrap().len();
+    assert_eq!(idx_len, active_entries as u64 * 8);
 }
 
 #[test]
@@ -532,4 +536,69 @@ fn truncate_fully_and_start_at_moves_the_whole_log() {
         })
         .count();
     assert_eq!(logs, 1);
+}
+
+/// Through a storage that keeps only one descriptor open, a log reopened after a clean close
+/// appends at its end and reads back every batch, even while other logs take the descriptor.
+#[test]
+fn logs_sharing_one_open_file_read_and_append_across_reopen() {
+    use potok_log::{BoundedStorage, OpenFiles, RealStorage, Storage};
+    let dir = tempfile::tempdir().unwrap();
+    let files = OpenFiles::new(1);
+    let storage: Arc<dyn Storage> = Arc::new(BoundedStorage::new(
+        Arc::new(RealStorage),
+        Arc::clone(&files),
+    ));
+    let dirs: Vec<_> = (0..3).map(|i| dir.path().join(format!("t-{i}"))).collect();
+    let open_all = |clean: bool| -> Vec<Log> {
+        dirs.iter()
+            .map(|d| {
+                let known = potok_log::DirCheckpoint {
+                    clean_shutdown: clean,
+                    recovery_point: clean.then_some(2),
+                    log_start_offset: clean.then_some(0),
+                };
+                let mut log = Log::open_managed(
+                    d,
+                    LogConfig::default(),
+                    Arc::clone(&storage),
+                    0,
+                    Some(known),
+                )
+                .unwrap();
+                log.assign_leader_epoch(potok_records::LeaderEpoch(0))
+                    .unwrap();
+                log
+            })
+            .collect()
+    };
+    let mut logs = open_all(false);
+    for round in 0..2u8 {
+        for log in logs.iter_mut() {
+            log.append(simple_batch(1, 1000, 10, round), 0).unwrap();
+        }
+    }
+    for log in logs.drain(..) {
+        log.close().unwrap();
+    }
+    let mut logs = open_all(true);
+    for log in logs.iter_mut() {
+        assert!(log.recovery_report().clean_shutdown);
+        assert_eq!(
+            log.append(simple_batch(1, 1000, 10, 9), 0)
+                .unwrap()
+                .first_offset,
+            Offset(2)
+        );
+    }
+    for log in &logs {
+        assert_eq!(read_all(log, 0).len(), 3);
+        // One read returns every batch of the segment.
+        assert_eq!(
+            decode(&log.read(Offset(0), 1 << 20, None).unwrap()).len(),
+            3
+        );
+    }
+    assert!(files.evictions() > 0);
+    assert!(files.open_count() <= 1);
 }

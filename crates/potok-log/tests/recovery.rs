@@ -443,16 +443,15 @@ fn failed_roll_takes_the_log_offline_and_reopen_recovers() {
     );
 }
 
-/// Recovery rebuilds the active segment's indexes inside their preallocated files; those files
-/// must stay sparse. Zeroing the whole preallocation once allocated 20 MiB of disk per partition
-/// (10 MiB per index at the default `segment.index.bytes`), and a crash of a broker with 4,000
-/// partitions then filled an 80 GB disk during recovery.
+/// Recovery rebuilds the active segment's indexes in memory; their files are never
+/// preallocated (once a preallocation of 10 MiB per index, zeroed by recovery, filled an 80 GB
+/// disk after a crash of a broker with 4,000 partitions), so after a crash and recovery they
+/// hold no more than their entries, which the next close writes.
 #[test]
-fn unclean_recovery_keeps_preallocated_indexes_sparse() {
+fn unclean_recovery_does_not_preallocate_index_files() {
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig::default();
-    let prealloc = config.segment_index_bytes;
     let mut log = open(dir.path(), config.clone(), 0);
     for i in 0..20u8 {
         log.append(simple_batch(2, 1000 + i64::from(i), 600, i), 0)
@@ -462,16 +461,21 @@ fn unclean_recovery_keeps_preallocated_indexes_sparse() {
     drop(log);
     let log = open(dir.path(), config, 0);
     assert_eq!(log.recovery_report().scanned_segments, vec![0]);
+    let (entries, time_entries) = log.index_entries(Offset(0)).unwrap();
+    assert!(entries > 0 && time_entries > 0);
     for suffix in ["index", "timeindex"] {
         let meta = std::fs::metadata(segment_file(dir.path(), 0, suffix)).unwrap();
-        // Preallocated to whole entries (12-byte time entries round it down).
-        assert!(meta.len() + 12 > prealloc, "{suffix} is preallocated");
-        let allocated = meta.blocks() * 512;
-        assert!(
-            allocated < prealloc / 8,
-            "{suffix}: {allocated} bytes allocated for a {prealloc}-byte preallocation"
-        );
+        assert_eq!(meta.len(), 0, "{suffix} is not preallocated");
+        assert!(meta.blocks() * 512 <= 4096, "{suffix} allocates nothing");
     }
+    log.close().unwrap();
+    let meta = std::fs::metadata(segment_file(dir.path(), 0, "index")).unwrap();
+    assert_eq!(meta.len(), entries as u64 * 8);
+    // Closing adds the final time index entry (the segment's max timestamp) when it is new.
+    let meta = std::fs::metadata(segment_file(dir.path(), 0, "timeindex")).unwrap();
+    assert!([time_entries, time_entries + 1]
+        .map(|n| n as u64 * 12)
+        .contains(&meta.len()));
 }
 
 /// Opening and closing a log that nothing changed writes nothing: the checkpoints and the
@@ -503,4 +507,100 @@ fn unchanged_checkpoints_are_not_rewritten() {
     assert!(log.recovery_report().clean_shutdown);
     assert_eq!(log.recovery_point(), Offset(4));
     assert_eq!(log.log_end_offset(), Offset(4));
+}
+
+/// A log whose checkpoints the caller keeps per data directory writes none of its own: after
+/// `close` the partition holds no checkpoint or marker, and a reopen told "clean" with the
+/// right offsets scans nothing; told "not clean" it scans from the recovery point on. An old
+/// partition's own files are read once (migration) and its marker removed.
+#[test]
+fn managed_logs_use_the_callers_checkpoints() {
+    use potok_log::{
+        DirCheckpoint, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 2048,
+        ..LogConfig::default()
+    };
+    let storage: Arc<dyn potok_log::Storage> = Arc::new(potok_log::RealStorage);
+    // An old-layout partition: its own checkpoints and marker.
+    let mut log = open(dir.path(), config.clone(), 0);
+    for i in 0..20u8 {
+        log.append(simple_batch(2, 1000 + i64::from(i), 300, i), 0)
+            .unwrap();
+    }
+    log.delete_records_before(Offset(4)).unwrap();
+    log.close().unwrap();
+    assert!(dir.path().join(CLEAN_SHUTDOWN_FILE).exists());
+    let log = Log::open_managed(dir.path(), config.clone(), Arc::clone(&storage), 0, None).unwrap();
+    assert!(log.recovery_report().clean_shutdown);
+    assert!(log.recovery_report().scanned_segments.is_empty());
+    assert_eq!(log.log_start_offset(), Offset(4));
+    assert!(
+        !dir.path().join(CLEAN_SHUTDOWN_FILE).exists(),
+        "old marker removed"
+    );
+    let segments = log.segment_base_offsets().len();
+    assert!(segments > 2);
+    let (rp, start, leo) = (
+        log.recovery_point().0,
+        log.log_start_offset().0,
+        log.log_end_offset(),
+    );
+    for f in [RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE] {
+        std::fs::remove_file(dir.path().join(f)).unwrap();
+    }
+    log.close().unwrap();
+    for f in [
+        RECOVERY_POINT_FILE,
+        LOG_START_OFFSET_FILE,
+        CLEAN_SHUTDOWN_FILE,
+    ] {
+        assert!(!dir.path().join(f).exists(), "{f} written by a managed log");
+    }
+    let known = DirCheckpoint {
+        clean_shutdown: true,
+        recovery_point: Some(rp),
+        log_start_offset: Some(start),
+    };
+    let mut log = Log::open_managed(
+        dir.path(),
+        config.clone(),
+        Arc::clone(&storage),
+        0,
+        Some(known),
+    )
+    .unwrap();
+    assert!(log.recovery_report().scanned_segments.is_empty());
+    assert_eq!(
+        (log.log_start_offset(), log.log_end_offset()),
+        (Offset(4), leo)
+    );
+    // A crash: appends past the recovery point, no close. Only the segments from the one
+    // holding the recovery point on are scanned.
+    let rp = log.recovery_point().0;
+    for i in 0..4u8 {
+        log.append(simple_batch(2, 2000 + i64::from(i), 300, i), 0)
+            .unwrap();
+    }
+    let bases: Vec<i64> = log.segment_base_offsets().iter().map(|o| o.0).collect();
+    let from = bases.iter().copied().filter(|&b| b <= rp).max().unwrap();
+    let expected: Vec<i64> = bases.iter().copied().filter(|&b| b >= from).collect();
+    drop(log);
+    let unclean = DirCheckpoint {
+        clean_shutdown: false,
+        ..known
+    };
+    let log = Log::open_managed(dir.path(), config, storage, 0, Some(unclean)).unwrap();
+    assert_eq!(log.recovery_report().scanned_segments, expected);
+    assert!(expected.len() < bases.len());
+    assert_eq!(log.log_end_offset(), Offset(leo.0 + 8));
+    for f in [
+        RECOVERY_POINT_FILE,
+        LOG_START_OFFSET_FILE,
+        CLEAN_SHUTDOWN_FILE,
+    ] {
+        assert!(!dir.path().join(f).exists(), "{f} written by a managed log");
+    }
 }

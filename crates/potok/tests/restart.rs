@@ -64,16 +64,26 @@ async fn restart_keeps_everything(kill: bool) {
     } else {
         let status = b.sigterm();
         assert!(status.success(), "SIGTERM exit status {status}");
+        // One marker and one pair of checkpoints for the data directory (Kafka's layout,
+        // issue #14), none per partition.
+        let marker = b.data_dir().join(potok_log_marker());
+        assert!(
+            marker.exists(),
+            "no clean-shutdown marker in {}",
+            marker.display()
+        );
+        let recovery =
+            std::fs::read_to_string(b.data_dir().join("recovery-point-offset-checkpoint"))
+                .expect("data directory recovery point checkpoint");
         for part in 0..2 {
-            let marker = b
-                .data_dir()
-                .join(format!("durable-{part}"))
-                .join(potok_log_marker());
             assert!(
-                marker.exists(),
-                "no clean-shutdown marker in {}",
-                marker.display()
+                recovery
+                    .lines()
+                    .any(|l| l.starts_with(&format!("durable {part} "))),
+                "partition {part} missing from the checkpoint:\n{recovery}"
             );
+            let pdir = b.data_dir().join(format!("durable-{part}"));
+            assert!(!pdir.join(potok_log_marker()).exists());
         }
     }
     b.restart();
@@ -84,10 +94,18 @@ async fn restart_keeps_everything(kill: bool) {
             log.contains("recovered partition log"),
             "no recovery after SIGKILL:\n{log}"
         );
+        assert!(
+            !opened_line(&log).contains("segments_recovered=0"),
+            "no segment counted as recovered after SIGKILL:\n{log}"
+        );
     } else {
         assert!(
             !log.contains("recovered partition log"),
             "recovery ran after a clean shutdown:\n{log}"
+        );
+        assert!(
+            opened_line(&log).contains("segments_recovered=0"),
+            "no recovery count after a clean shutdown:\n{log}"
         );
     }
 
@@ -170,8 +188,16 @@ async fn restart_keeps_everything(kill: bool) {
     );
 }
 
+/// The broker's last "opened partition logs" line (the restart's).
+fn opened_line(log: &str) -> &str {
+    log.lines()
+        .rfind(|l| l.contains("opened partition logs"))
+        .unwrap_or_default()
+}
+
 fn potok_log_marker() -> &'static str {
-    // potok-log's clean-shutdown marker file name (potok_log::CLEAN_SHUTDOWN_FILE).
+    // potok-log's clean-shutdown marker file name (potok_log::CLEAN_SHUTDOWN_FILE), which the
+    // broker writes once in its data directory.
     ".potok_cleanshutdown"
 }
 

@@ -251,6 +251,15 @@ impl AdminBackend for Broker {
             log.delete_records_before(Offset(target)).map(|start| Ok(start.0))
         });
         match outcome {
+            // The moved log start offset must survive a crash before it is acknowledged; the
+            // data directory's checkpoint holds it (see topics::TopicManager).
+            Ok(Ok(start)) => match self.topics.write_dir_checkpoints() {
+                Ok(()) => Ok(start),
+                Err(e) => Err(ApiError::new(
+                    ErrorCode::KafkaStorageError,
+                    format!("could not write the log start offset checkpoint: {e}"),
+                )),
+            },
             Ok(result) => result,
             Err(e) => Err(ApiError::new(log_error_code(&e), e.to_string())),
         }

@@ -464,7 +464,7 @@ fn clean_group(
         }
     }
     flush(&mut out, &mut buf, &mut pending, stats, io)?;
-    out.close_indexes(true)?;
+    out.close_indexes(st, true)?;
     out.flush()?;
     drop(out);
     Ok(Some(CleanedGroup {

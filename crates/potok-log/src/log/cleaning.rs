@@ -386,7 +386,7 @@ impl Log {
             None => {
                 let (mut s, _) =
                     Segment::open_and_rebuild(st, &dir, base, &self.config, false, false, now_ms)?;
-                s.close_indexes(true)?;
+                s.close_indexes(st, true)?;
                 s
             }
         };
