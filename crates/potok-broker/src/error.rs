@@ -32,6 +32,15 @@ pub enum BrokerError {
         /// What is wrong.
         reason: String,
     },
+    /// The data directory is in an on-disk format this Potok cannot read (a newer one, or
+    /// an older one it cannot migrate).
+    #[error("unsupported data directory {path}: {reason}")]
+    DataFormat {
+        /// The file that names or holds the format.
+        path: PathBuf,
+        /// What is unsupported, naming the version.
+        reason: String,
+    },
     /// A partition log failed in a way that is not a per-partition error code.
     #[error(transparent)]
     Log(#[from] potok_log::LogError),

@@ -8,8 +8,9 @@
 //!   errors at start.
 //! - [`topic_config`]: topic-level configs (`retention.ms`, `max.message.bytes`, ...), their
 //!   broker defaults and the effective `potok_log::LogConfig`.
-//! - [`metadata_log`]: the append-only, CRC-checked log of metadata records (topics, partition
-//!   counts, configs) replayed at start — the unit a Raft quorum will replicate later.
+//! - [`metadata_log`]: the append-only, CRC-checked log of Kafka's KRaft metadata records
+//!   (`potok-metadata`) replayed at start into the metadata image — the unit a Raft quorum will
+//!   replicate later — and the data directory's format version and migration.
 //! - [`topics`]: [`TopicManager`] — topics, [`topics::Partition`]s (one `potok_log::Log`
 //!   each, in `{log.dirs}/{topic}-{partition}`) and every metadata change.
 //! - [`registry`]: handler registration; the registry is the only source of the ApiVersions

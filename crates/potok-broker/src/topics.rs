@@ -1,10 +1,15 @@
-//! Topics and partitions: the in-memory image of the metadata log plus one open
-//! [`potok_log::Log`] per partition, and the operations that change them.
+//! Topics and partitions: the [`MetadataImage`] replayed from the metadata log (Kafka's KRaft
+//! records) plus one open [`potok_log::Log`] per partition, and the operations that change
+//! them. Each change is a list of Kafka's records, the ones Kafka's controller writes for it
+//! (`TopicRecord` + `ConfigRecord`s + a `PartitionRecord` per partition for a creation,
+//! `PartitionRecord`s for added partitions, `ConfigRecord`s for config changes,
+//! `RemoveTopicRecord` for a deletion), appended as one frame and then applied to the image.
 //!
 //! # Ownership and lock order
 //!
-//! [`TopicManager`] owns the [`MetadataLog`] (behind `meta`, a `Mutex` that serialises every
-//! metadata change, held while the change is fsynced and applied), the name and id maps
+//! [`TopicManager`] owns the [`MetadataLog`] and the [`MetadataImage`] (behind `meta`, a
+//! `Mutex` that serialises every metadata change, held while the change is fsynced and
+//! applied), the name and id maps
 //! (`topics`, an `RwLock`), each [`Topic`]'s mutable state (an `RwLock`), each [`Partition`]'s
 //! log (a `Mutex`) and its fetch waiters (a `Mutex`). Locks are only ever taken in that order
 //! (meta → topics → topic state → partition log → waiters), all are `std::sync` locks, and none
@@ -29,12 +34,17 @@ use tokio::sync::Notify;
 
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
-use crate::metadata_log::{MetadataLog, MetadataRecord, METADATA_DIR};
+use crate::metadata_log::{partition_record, MetadataLog, METADATA_DIR};
 use crate::topic_config::{normalize_overrides, EffectiveTopicConfig, TopicDefaults};
+use potok_metadata::image::TOPIC_RESOURCE;
+use potok_metadata::{BrokerId, MetadataImage, MetadataRecord};
+use potok_protocol::messages::internal::{
+    config_record::ConfigRecord, remove_topic_record::RemoveTopicRecord, topic_record::TopicRecord,
+};
 
-/// The leader epoch a partition starts with on this single node. Until the controller quorum
-/// assigns epochs through the metadata log (issues #13 and #17), a partition keeps it; the
-/// epoch is nevertheless read from each [`Partition`] wherever it is reported or checked.
+/// The leader epoch of a new partition (its `PartitionRecord`), as in Kafka. A partition's
+/// epoch afterwards is the metadata image's, read from each [`Partition`] wherever it is
+/// reported or checked.
 pub const INITIAL_LEADER_EPOCH: i32 = 0;
 
 /// A Kafka error code with a message, the per-topic / per-partition outcome of an operation.
@@ -366,6 +376,30 @@ pub struct NewTopic {
     pub configs: BTreeMap<String, String>,
 }
 
+/// The metadata log and the image it replays to, changed together under one lock.
+#[derive(Debug)]
+struct Meta {
+    log: MetadataLog,
+    image: MetadataImage,
+}
+
+impl Meta {
+    /// Makes `records` durable as one frame (one fsync), then applies them to the image.
+    /// The records are built from state checked under the same lock, so the image refusing
+    /// one is a bug; it is reported as a storage error and logged, and the next start
+    /// refuses the log, as Kafka's controller treats a record it cannot replay as fatal.
+    fn commit(&mut self, records: &[MetadataRecord]) -> std::result::Result<(), ApiError> {
+        self.log.append(records).map_err(storage_error)?;
+        for r in records {
+            self.image.apply(r).map_err(|e| {
+                tracing::error!(error = %e, "the metadata image refused a record just written");
+                ApiError::new(ErrorCode::KafkaStorageError, e.to_string())
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// All topics and partitions of this node. See the module docs for the lock order.
 #[derive(Debug)]
 pub struct TopicManager {
@@ -384,8 +418,19 @@ pub struct TopicManager {
     /// Segments scanned by crash recovery when the partitions were opened at start (0 after a
     /// clean shutdown).
     segments_recovered: std::sync::atomic::AtomicU64,
-    meta: Mutex<MetadataLog>,
+    node: BrokerId,
+    meta: Mutex<Meta>,
     maps: RwLock<Maps>,
+}
+
+fn topic_config_record(topic: &str, name: &str, value: Option<&str>) -> MetadataRecord {
+    MetadataRecord::Config(ConfigRecord {
+        resource_type: TOPIC_RESOURCE,
+        resource_name: topic.to_string(),
+        name: name.to_string(),
+        value: value.map(str::to_string),
+        ..Default::default()
+    })
 }
 
 impl TopicManager {
@@ -396,36 +441,31 @@ impl TopicManager {
         let data_dir = cfg.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|e| BrokerError::io(&data_dir, e))?;
         let defaults = TopicDefaults::from_broker(cfg)?;
-        let (meta, records) = MetadataLog::open(&data_dir)?;
-        // Replay into plain values first, then open logs once per surviving partition.
-        let mut image: BTreeMap<Uuid, (String, i32, BTreeMap<String, String>)> = BTreeMap::new();
-        for r in records {
-            match r {
-                MetadataRecord::TopicCreated {
-                    id,
-                    name,
-                    partitions,
-                    configs,
-                } => {
-                    image.insert(id, (name, partitions, configs));
-                }
-                MetadataRecord::PartitionsIncreased { id, total } => {
-                    if let Some(t) = image.get_mut(&id) {
-                        t.1 = t.1.max(total);
-                    }
-                }
-                MetadataRecord::TopicConfigSet { id, name, value } => {
-                    if let Some(t) = image.get_mut(&id) {
-                        match value {
-                            Some(v) => t.2.insert(name, v),
-                            None => t.2.remove(&name),
-                        };
-                    }
-                }
-                MetadataRecord::TopicDeleted { id } => {
-                    image.remove(&id);
-                }
+        let node = BrokerId(cfg.node_id);
+        let (log, records) = MetadataLog::open(&data_dir, node)?;
+        let corrupt = |reason: String| BrokerError::CorruptMetadata {
+            path: data_dir.join(METADATA_DIR),
+            reason,
+        };
+        let image = MetadataImage::replay(&records).map_err(|e| corrupt(e.to_string()))?;
+        // The topics to open, by name: id, partitions' leader epochs by index, overrides.
+        type Replayed = (Uuid, Vec<LeaderEpoch>, BTreeMap<String, String>);
+        let mut wanted: BTreeMap<String, Replayed> = BTreeMap::new();
+        for t in image.topics() {
+            // Partitions are numbered from 0 without gaps (Kafka only ever adds the next
+            // indexes); a gap would leave a hole in `TopicState::partitions`.
+            if t.partitions
+                .keys()
+                .copied()
+                .ne(0..t.partitions.len() as i32)
+            {
+                return Err(corrupt(format!(
+                    "topic {}: partition indexes have gaps",
+                    t.name
+                )));
             }
+            let epochs = t.partitions.values().map(|p| p.leader_epoch).collect();
+            wanted.insert(t.name.clone(), (t.id, epochs, image.topic_configs(&t.name)));
         }
         let open_files = OpenFiles::new(cfg.max_open_files);
         let mgr = TopicManager {
@@ -438,37 +478,38 @@ impl TopicManager {
             open_files,
             dir_checkpoints: Mutex::new(false),
             segments_recovered: std::sync::atomic::AtomicU64::new(0),
-            meta: Mutex::new(meta),
+            node,
+            meta: Mutex::new(Meta { log, image }),
             maps: RwLock::new(Maps::default()),
         };
         // Effective configs first (cheap, and an invalid one fails the start before any log
         // is opened), then every partition log opened on `num.recovery.threads.per.data.dir`
         // threads, since opening, and above all recovering after a crash, is per-partition IO
         // that one thread would do one partition after another.
-        let mut topics = Vec::with_capacity(image.len());
+        let mut topics = Vec::with_capacity(wanted.len());
         let mut jobs = Vec::new();
-        for (id, (name, partitions, overrides)) in image {
+        for (name, (id, epochs, overrides)) in wanted {
             let config = read(&mgr.defaults).effective(&overrides).map_err(|e| {
                 BrokerError::CorruptMetadata {
                     path: mgr.data_dir.join(METADATA_DIR),
                     reason: format!("topic {name}: {}", e.message),
                 }
             })?;
-            jobs.extend((0..partitions).map(|p| (topics.len(), p)));
-            topics.push((id, name, partitions, overrides, config));
+            jobs.extend((0..epochs.len() as i32).map(|p| (topics.len(), p)));
+            topics.push((id, name, epochs, overrides, config));
         }
         let dir_state = mgr.read_dir_checkpoints()?;
         let started = std::time::Instant::now();
         let opened = parallel_map(&jobs, cfg.recovery_threads, |&(t, p)| {
-            let (_, name, _, _, config) = &topics[t];
+            let (_, name, epochs, _, config) = &topics[t];
             let known = dir_state.as_ref().map(|d| d.partition(name, p));
-            mgr.open_partition_known(name, p, config, known)
+            mgr.open_partition_known(name, p, config, known, epochs[p as usize])
         });
         let mut opened = opened.into_iter();
         let mut live_dirs = std::collections::HashSet::new();
-        for (id, name, partitions, overrides, config) in topics {
-            let mut parts = Vec::with_capacity(usize::try_from(partitions).unwrap_or(0));
-            for p in 0..partitions {
+        for (id, name, epochs, overrides, config) in topics {
+            let mut parts = Vec::with_capacity(epochs.len());
+            for p in 0..epochs.len() as i32 {
                 live_dirs.insert(format!("{name}-{p}"));
                 // One result per job, in job order, so the iterator cannot run short.
                 if let Some(part) = opened.next() {
@@ -622,8 +663,9 @@ impl TopicManager {
         topic: &str,
         p: i32,
         config: &EffectiveTopicConfig,
+        epoch: LeaderEpoch,
     ) -> Result<Arc<Partition>> {
-        self.open_partition_known(topic, p, config, Some(DirCheckpoint::default()))
+        self.open_partition_known(topic, p, config, Some(DirCheckpoint::default()), epoch)
     }
 
     /// Opens a partition with what the data directory's checkpoint files say about it (`None`:
@@ -634,6 +676,7 @@ impl TopicManager {
         p: i32,
         config: &EffectiveTopicConfig,
         known: Option<DirCheckpoint>,
+        epoch: LeaderEpoch,
     ) -> Result<Arc<Partition>> {
         let dir = self.partition_dir(topic, p);
         let mut log = Log::open_managed(
@@ -649,15 +692,15 @@ impl TopicManager {
         if !r.scanned_segments.is_empty() || r.truncated_bytes > 0 {
             tracing::info!(partition = %dir.display(), scanned = r.scanned_segments.len(), truncated_bytes = r.truncated_bytes, "recovered partition log");
         }
-        // This broker leads the partition from now on in its current epoch (Kafka's makeLeader).
-        let epoch = INITIAL_LEADER_EPOCH;
-        log.assign_leader_epoch(LeaderEpoch(epoch))?;
+        // This broker leads the partition from now on in the image's epoch (Kafka's
+        // makeLeader).
+        log.assign_leader_epoch(epoch)?;
         Ok(Arc::new(Partition {
             topic: topic.to_string(),
             index: p,
             log: Mutex::new(Some(log)),
             waiters: Mutex::new(Vec::new()),
-            leader_epoch: AtomicI32::new(epoch),
+            leader_epoch: AtomicI32::new(epoch.0),
         }))
     }
 
@@ -731,33 +774,109 @@ impl TopicManager {
         Ok((overrides, config))
     }
 
-    /// Creates a topic: validates it, makes the metadata record durable, opens its partition
+    /// Creates a topic: validates it, makes its metadata records durable, opens its partition
     /// logs and publishes it.
     pub fn create_topic(&self, t: NewTopic) -> std::result::Result<Arc<Topic>, ApiError> {
+        self.create_topics(vec![t])
+            .pop()
+            .unwrap_or_else(|| Err(ApiError::new(ErrorCode::UnknownServerError, "no result")))
+    }
+
+    /// Creates topics, with one result per topic in input order: validates each (under the
+    /// metadata lock, so that concurrent creations cannot both pass; a topic is also checked
+    /// against the ones before it in `topics`), makes the records of every valid topic durable
+    /// as one frame (one fsync for a whole CreateTopics request), then opens their partition
+    /// logs and publishes them.
+    pub fn create_topics(
+        &self,
+        topics: Vec<NewTopic>,
+    ) -> Vec<std::result::Result<Arc<Topic>, ApiError>> {
         let mut meta = lock(&self.meta);
-        // Validation under the metadata lock so two concurrent creations cannot both pass.
-        let (overrides, config) = self.validate_new_topic(&t)?;
-        let id = random_uuid();
-        // Stale directories of an earlier topic with this name (a crash during its deletion)
-        // must not be adopted by the new topic.
-        for p in 0..t.partitions {
-            let dir = self.partition_dir(&t.name, p);
-            if dir.exists() {
-                tracing::warn!(dir = %dir.display(), "removing a stale partition directory before creating the topic");
-                let _ = std::fs::remove_dir_all(&dir);
+        let mut records = Vec::new();
+        let mut planned = Vec::with_capacity(topics.len());
+        let mut batch: Vec<&str> = Vec::new();
+        for t in &topics {
+            let plan = self.validate_new_topic(t).and_then(|(overrides, config)| {
+                if let Some(other) = batch
+                    .iter()
+                    .find(|n| collision_key(n) == collision_key(&t.name))
+                {
+                    return Err(if *other == t.name {
+                        ApiError::new(
+                            ErrorCode::TopicAlreadyExists,
+                            format!("Topic '{}' already exists.", t.name),
+                        )
+                    } else {
+                        ApiError::new(
+                            ErrorCode::InvalidTopicException,
+                            format!("Topic '{}' collides with existing topic: {other}", t.name),
+                        )
+                    });
+                }
+                Ok((overrides, config))
+            });
+            let (overrides, config) = match plan {
+                Ok(p) => p,
+                Err(e) => {
+                    planned.push(Err(e));
+                    continue;
+                }
+            };
+            batch.push(&t.name);
+            let mut id = random_uuid();
+            while id == Uuid::ZERO || meta.image.topic(id).is_some() {
+                id = random_uuid();
+            }
+            // Kafka's controller writes a creation as the TopicRecord, the topic's
+            // ConfigRecords, then one PartitionRecord per partition.
+            records.push(MetadataRecord::Topic(TopicRecord {
+                name: t.name.clone(),
+                topic_id: id,
+                ..Default::default()
+            }));
+            for (k, v) in &overrides {
+                records.push(topic_config_record(&t.name, k, Some(v)));
+            }
+            records.extend((0..t.partitions).map(|p| partition_record(id, p, self.node)));
+            planned.push(Ok((id, overrides, config)));
+        }
+        // Stale directories of an earlier topic with the same name (a crash during its
+        // deletion) must not be adopted by the new topic.
+        for (t, _) in topics.iter().zip(&planned).filter(|(_, p)| p.is_ok()) {
+            for p in 0..t.partitions {
+                let dir = self.partition_dir(&t.name, p);
+                if dir.exists() {
+                    tracing::warn!(dir = %dir.display(), "removing a stale partition directory before creating the topic");
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
             }
         }
-        meta.append(&MetadataRecord::TopicCreated {
-            id,
-            name: t.name.clone(),
-            partitions: t.partitions,
-            configs: overrides.clone(),
-        })
-        .map_err(storage_error)?;
+        if let Err(e) = meta.commit(&records) {
+            return planned.into_iter().map(|p| p.and(Err(e.clone()))).collect();
+        }
+        drop(meta);
+        topics
+            .into_iter()
+            .zip(planned)
+            .map(|(t, plan)| {
+                let (id, overrides, config) = plan?;
+                self.publish_new_topic(t, id, overrides, config)
+            })
+            .collect()
+    }
+
+    /// Opens the partition logs of a topic whose records are durable and publishes it.
+    fn publish_new_topic(
+        &self,
+        t: NewTopic,
+        id: Uuid,
+        overrides: BTreeMap<String, String>,
+        config: EffectiveTopicConfig,
+    ) -> std::result::Result<Arc<Topic>, ApiError> {
         let mut parts = Vec::new();
         for p in 0..t.partitions {
             parts.push(
-                self.open_partition(&t.name, p, &config)
+                self.open_partition(&t.name, p, &config, LeaderEpoch(INITIAL_LEADER_EPOCH))
                     .map_err(storage_error)?,
             );
         }
@@ -784,8 +903,10 @@ impl TopicManager {
         let topic = self.get_by_id(id).ok_or_else(|| {
             ApiError::new(ErrorCode::UnknownTopicId, format!("unknown topic id {id}"))
         })?;
-        meta.append(&MetadataRecord::TopicDeleted { id })
-            .map_err(storage_error)?;
+        meta.commit(&[MetadataRecord::RemoveTopic(RemoveTopicRecord {
+            topic_id: id,
+            ..Default::default()
+        })])?;
         {
             let mut maps = write(&self.maps);
             maps.by_id.remove(&id);
@@ -831,13 +952,21 @@ impl TopicManager {
         if validate_only {
             return Ok(());
         }
-        meta.append(&MetadataRecord::PartitionsIncreased { id, total })
-            .map_err(storage_error)?;
+        // Kafka's controller writes a PartitionRecord per new partition.
+        let records: Vec<MetadataRecord> = (current..total)
+            .map(|p| partition_record(id, p, self.node))
+            .collect();
+        meta.commit(&records)?;
         let mut new_parts = Vec::new();
         for p in current..total {
             new_parts.push(
-                self.open_partition(&topic.name, p, &state.config)
-                    .map_err(storage_error)?,
+                self.open_partition(
+                    &topic.name,
+                    p,
+                    &state.config,
+                    LeaderEpoch(INITIAL_LEADER_EPOCH),
+                )
+                .map_err(storage_error)?,
             );
         }
         write(&topic.state).partitions.extend(new_parts);
@@ -879,7 +1008,7 @@ impl TopicManager {
     }
 
     /// Replaces a topic's config overrides with `overrides` (after validating them), writing
-    /// one record per changed config, and applies the result to every partition log.
+    /// one `ConfigRecord` per changed config, and applies the result to every partition log.
     pub fn set_topic_configs(
         &self,
         id: Uuid,
@@ -895,27 +1024,20 @@ impl TopicManager {
         if validate_only {
             return Ok(());
         }
+        // One ConfigRecord per changed config (a null value removes the override, as in
+        // Kafka), all in one frame so the change is durable whole or not at all.
         let old = topic.state().overrides;
-        for (k, v) in &overrides {
-            if old.get(k) != Some(v) {
-                meta.append(&MetadataRecord::TopicConfigSet {
-                    id,
-                    name: k.clone(),
-                    value: Some(v.clone()),
-                })
-                .map_err(storage_error)?;
-            }
-        }
-        for k in old.keys() {
-            if !overrides.contains_key(k) {
-                meta.append(&MetadataRecord::TopicConfigSet {
-                    id,
-                    name: k.clone(),
-                    value: None,
-                })
-                .map_err(storage_error)?;
-            }
-        }
+        let mut records: Vec<MetadataRecord> = overrides
+            .iter()
+            .filter(|(k, v)| old.get(*k) != Some(*v))
+            .map(|(k, v)| topic_config_record(&topic.name, k, Some(v)))
+            .collect();
+        records.extend(
+            old.keys()
+                .filter(|k| !overrides.contains_key(*k))
+                .map(|k| topic_config_record(&topic.name, k, None)),
+        );
+        meta.commit(&records)?;
         let parts = {
             let mut st = write(&topic.state);
             st.overrides = overrides;
@@ -1044,124 +1166,4 @@ fn storage_error(e: BrokerError) -> ApiError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parallel_map_keeps_item_order_with_any_thread_count() {
-        let items: Vec<u32> = (0..1000).collect();
-        for threads in [0, 1, 2, 7, 5000] {
-            let out = parallel_map(&items, threads, |x| x * 2);
-            assert_eq!(out, items.iter().map(|x| x * 2).collect::<Vec<_>>());
-        }
-        assert!(parallel_map(&[] as &[u32], 4, |x| *x).is_empty());
-    }
-
-    #[test]
-    fn topic_names_follow_kafka_rules() {
-        assert!(validate_topic_name("a.b_c-D9").is_ok());
-        assert!(validate_topic_name("").is_err());
-        assert!(validate_topic_name(".").is_err());
-        assert!(validate_topic_name("..").is_err());
-        assert!(validate_topic_name("a b").is_err());
-        assert!(validate_topic_name("ä").is_err());
-        assert!(validate_topic_name(&"x".repeat(249)).is_ok());
-        assert!(validate_topic_name(&"x".repeat(250)).is_err());
-    }
-
-    /// KIP-320 on a partition whose epoch was raised: older current_leader_epoch is fenced,
-    /// newer is unknown, and appends carry the new epoch into the leader-epoch cache.
-    #[test]
-    fn leader_epoch_is_stamped_and_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = BrokerConfig::from_properties(vec![(
-            "log.dirs".into(),
-            dir.path().display().to_string(),
-        )])
-        .unwrap();
-        let m = TopicManager::open(&cfg).unwrap();
-        let t = m
-            .create_topic(NewTopic {
-                name: "e".into(),
-                partitions: 1,
-                configs: BTreeMap::new(),
-            })
-            .unwrap();
-        let p = t.partition(0).unwrap();
-        let batch = || {
-            potok_records::RecordBatchBuilder::new()
-                .key_value(1, None, Some(b"v"))
-                .build()
-                .unwrap()
-                .into_bytes()
-        };
-        p.append(batch(), 0).unwrap();
-        p.set_leader_epoch(LeaderEpoch(3)).unwrap();
-        // What Metadata and the admin APIs report follows the partition.
-        assert_eq!(t.leader_epochs(), vec![3]);
-        p.append(batch(), 0).unwrap();
-        let entries = p
-            .with_log(|log| Ok(log.leader_epoch_entries().to_vec()))
-            .unwrap();
-        let pairs: Vec<(i32, i64)> = entries.iter().map(|e| (e.epoch, e.start_offset)).collect();
-        assert_eq!(pairs, vec![(0, 0), (3, 1)]);
-        assert_eq!(p.check_current_leader_epoch(-1), None);
-        assert_eq!(p.check_current_leader_epoch(3), None);
-        assert_eq!(
-            p.check_current_leader_epoch(2),
-            Some(ErrorCode::FencedLeaderEpoch)
-        );
-        assert_eq!(
-            p.check_current_leader_epoch(4),
-            Some(ErrorCode::UnknownLeaderEpoch)
-        );
-    }
-
-    #[test]
-    fn topics_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = BrokerConfig::from_properties(vec![(
-            "log.dirs".into(),
-            dir.path().display().to_string(),
-        )])
-        .unwrap();
-        let m = TopicManager::open(&cfg).unwrap();
-        let mut configs = BTreeMap::new();
-        configs.insert("retention.ms".to_string(), "12345".to_string());
-        let t = m
-            .create_topic(NewTopic {
-                name: "a.b".into(),
-                partitions: 2,
-                configs,
-            })
-            .unwrap();
-        let collide = m.create_topic(NewTopic {
-            name: "a_b".into(),
-            partitions: 1,
-            configs: BTreeMap::new(),
-        });
-        assert_eq!(collide.unwrap_err().code, ErrorCode::InvalidTopicException);
-        let gone = m
-            .create_topic(NewTopic {
-                name: "gone".into(),
-                partitions: 1,
-                configs: BTreeMap::new(),
-            })
-            .unwrap();
-        m.create_partitions(t.id(), 3, false).unwrap();
-        assert_eq!(
-            m.create_partitions(t.id(), 2, false).unwrap_err().code,
-            ErrorCode::InvalidPartitions
-        );
-        m.delete_topic(gone.id()).unwrap();
-        m.close_all(2);
-        drop(m);
-        let m = TopicManager::open(&cfg).unwrap();
-        let t2 = m.get("a.b").unwrap();
-        assert_eq!(t2.id(), t.id());
-        assert_eq!(t2.partition_count(), 3);
-        assert_eq!(t2.config().log.retention_ms, 12345);
-        assert!(m.get("gone").is_none());
-        assert!(!dir.path().join("gone-0").exists());
-    }
-}
+mod tests;

@@ -572,3 +572,81 @@ fn make_datadir_fixture() {
     common::copy_dir_all(&b.data_dir(), &out);
     std::fs::write(format!("{}.topic-ids", out.display()), ids).expect("write topic ids");
 }
+
+/// The migration of a format-0 directory happens once: the second start opens the migrated
+/// log as it is, and Potok 0.1's log is kept beside it.
+#[test]
+fn datadir_v0_1_is_migrated_once() {
+    let mut b = start_on(&fixture_v0_1());
+    let meta = b.data_dir().join("__potok_metadata");
+    let format = std::fs::read_to_string(meta.join("format.properties")).unwrap();
+    assert!(
+        format.lines().any(|l| l == "potok.data.format.version=1"),
+        "{format}"
+    );
+    // Potok 0.1 would find a directory where its log was, and stop.
+    assert!(meta.join("metadata.log").is_dir());
+    assert_eq!(
+        std::fs::read(meta.join("metadata.log.v0")).unwrap(),
+        std::fs::read(fixture_v0_1().join("__potok_metadata/metadata.log")).unwrap()
+    );
+    let migrated = std::fs::read(meta.join("cluster-metadata.log")).unwrap();
+    assert!(!migrated.is_empty());
+    const MIGRATED: &str = "migrated the metadata log from data format 0";
+    assert_eq!(b.log().matches(MIGRATED).count(), 1, "{}", b.log());
+    assert!(b.sigterm().success());
+    b.restart();
+    check_fixture_content(&b, &fixture_v0_1());
+    assert_eq!(b.log().matches(MIGRATED).count(), 1, "{}", b.log());
+    assert_eq!(
+        std::fs::read(meta.join("cluster-metadata.log")).unwrap(),
+        migrated
+    );
+}
+
+/// A data directory in a format newer than this Potok knows is refused at start, with an
+/// error naming the format version, and left as it was.
+#[test]
+fn a_future_data_format_is_refused_naming_its_version() {
+    let mut b = start_on(&fixture_v0_1());
+    assert!(b.sigterm().success());
+    let data = b.data_dir();
+    let format = data.join("__potok_metadata/format.properties");
+    std::fs::write(&format, "potok.data.format.version=99\n").unwrap();
+    let log = std::fs::read(data.join("__potok_metadata/cluster-metadata.log")).unwrap();
+    let stderr_path = b.scratch_dir().join("refused.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_potok"))
+        .arg("serve")
+        .arg("--set")
+        .arg(format!(
+            "listeners=PLAINTEXT://127.0.0.1:{}",
+            common::free_port()
+        ))
+        .arg("--set")
+        .arg(format!("log.dirs={}", data.display()))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + common::START_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("potok started on a data directory of format 99");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("format version 99"), "{stderr}");
+    assert!(stderr.contains(&format.display().to_string()), "{stderr}");
+    assert_eq!(
+        std::fs::read(data.join("__potok_metadata/cluster-metadata.log")).unwrap(),
+        log
+    );
+}

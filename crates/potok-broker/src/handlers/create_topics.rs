@@ -68,23 +68,41 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
             *p = Err(e.clone());
         }
     }
-    // Phase 3: create (or, with validate_only, report what would be created).
+    // Phase 3: create (or, with validate_only, report what would be created). Every valid
+    // topic is created by one `create_topics` call: one metadata append and one fsync for the
+    // whole request (issue #14).
+    let outcomes: Vec<std::result::Result<(potok_protocol::Uuid, i32, _), ApiError>> =
+        if req.validate_only {
+            planned
+                .into_iter()
+                .map(|plan| {
+                    let new = plan?;
+                    let (overrides, _) = broker.topics.validate_new_topic(&new)?;
+                    Ok((potok_protocol::Uuid::ZERO, new.partitions, overrides))
+                })
+                .collect()
+        } else {
+            let valid: Vec<NewTopic> = planned.iter().filter_map(|p| p.clone().ok()).collect();
+            let mut created = broker.topics.create_topics(valid).into_iter();
+            planned
+                .into_iter()
+                .map(|plan| {
+                    let partitions = plan?.partitions;
+                    // One result per valid plan, in order, so the iterator cannot run short.
+                    let topic = created.next().ok_or_else(|| {
+                        ApiError::new(ErrorCode::UnknownServerError, "missing creation result")
+                    })??;
+                    Ok((topic.id(), partitions, topic.state().overrides))
+                })
+                .collect()
+        };
     let mut results = Vec::with_capacity(req.topics.len());
-    for (t, plan) in req.topics.iter().zip(planned) {
+    for (t, outcome) in req.topics.iter().zip(outcomes) {
         let mut res = CreatableTopicResult {
             name: t.name.clone(),
             error_message: None,
             ..Default::default()
         };
-        let outcome = plan.and_then(|new| {
-            let partitions = new.partitions;
-            if req.validate_only {
-                let (overrides, _) = broker.topics.validate_new_topic(&new)?;
-                return Ok((potok_protocol::Uuid::ZERO, partitions, overrides));
-            }
-            let topic = broker.topics.create_topic(new)?;
-            Ok((topic.id(), partitions, topic.state().overrides))
-        });
         match outcome {
             Ok((id, partitions, overrides)) => {
                 res.topic_id = id;

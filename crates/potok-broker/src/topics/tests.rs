@@ -1,0 +1,167 @@
+//! Unit tests of the topic manager: creation, deletion, reopen, leader epochs.
+
+use super::*;
+
+#[test]
+fn parallel_map_keeps_item_order_with_any_thread_count() {
+    let items: Vec<u32> = (0..1000).collect();
+    for threads in [0, 1, 2, 7, 5000] {
+        let out = parallel_map(&items, threads, |x| x * 2);
+        assert_eq!(out, items.iter().map(|x| x * 2).collect::<Vec<_>>());
+    }
+    assert!(parallel_map(&[] as &[u32], 4, |x| *x).is_empty());
+}
+
+#[test]
+fn topic_names_follow_kafka_rules() {
+    assert!(validate_topic_name("a.b_c-D9").is_ok());
+    assert!(validate_topic_name("").is_err());
+    assert!(validate_topic_name(".").is_err());
+    assert!(validate_topic_name("..").is_err());
+    assert!(validate_topic_name("a b").is_err());
+    assert!(validate_topic_name("ä").is_err());
+    assert!(validate_topic_name(&"x".repeat(249)).is_ok());
+    assert!(validate_topic_name(&"x".repeat(250)).is_err());
+}
+
+/// KIP-320 on a partition whose epoch was raised: older current_leader_epoch is fenced,
+/// newer is unknown, and appends carry the new epoch into the leader-epoch cache.
+#[test]
+fn leader_epoch_is_stamped_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg =
+        BrokerConfig::from_properties(vec![("log.dirs".into(), dir.path().display().to_string())])
+            .unwrap();
+    let m = TopicManager::open(&cfg).unwrap();
+    let t = m
+        .create_topic(NewTopic {
+            name: "e".into(),
+            partitions: 1,
+            configs: BTreeMap::new(),
+        })
+        .unwrap();
+    let p = t.partition(0).unwrap();
+    let batch = || {
+        potok_records::RecordBatchBuilder::new()
+            .key_value(1, None, Some(b"v"))
+            .build()
+            .unwrap()
+            .into_bytes()
+    };
+    p.append(batch(), 0).unwrap();
+    p.set_leader_epoch(LeaderEpoch(3)).unwrap();
+    // What Metadata and the admin APIs report follows the partition.
+    assert_eq!(t.leader_epochs(), vec![3]);
+    p.append(batch(), 0).unwrap();
+    let entries = p
+        .with_log(|log| Ok(log.leader_epoch_entries().to_vec()))
+        .unwrap();
+    let pairs: Vec<(i32, i64)> = entries.iter().map(|e| (e.epoch, e.start_offset)).collect();
+    assert_eq!(pairs, vec![(0, 0), (3, 1)]);
+    assert_eq!(p.check_current_leader_epoch(-1), None);
+    assert_eq!(p.check_current_leader_epoch(3), None);
+    assert_eq!(
+        p.check_current_leader_epoch(2),
+        Some(ErrorCode::FencedLeaderEpoch)
+    );
+    assert_eq!(
+        p.check_current_leader_epoch(4),
+        Some(ErrorCode::UnknownLeaderEpoch)
+    );
+}
+
+/// A whole CreateTopics request is one metadata frame (one fsync), topics in a request are
+/// checked against the ones before them, and the topics replay from the image.
+#[test]
+fn a_batch_of_creations_is_one_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg =
+        BrokerConfig::from_properties(vec![("log.dirs".into(), dir.path().display().to_string())])
+            .unwrap();
+    let m = TopicManager::open(&cfg).unwrap();
+    let new = |name: &str, partitions| NewTopic {
+        name: name.into(),
+        partitions,
+        configs: BTreeMap::new(),
+    };
+    let results = m.create_topics(vec![
+        new("a.b", 3),
+        new("c", 2),
+        new("a.b", 1),
+        new("a_b", 1),
+        new("", 1),
+    ]);
+    let codes: Vec<Option<ErrorCode>> = results
+        .iter()
+        .map(|r| r.as_ref().err().map(|e| e.code))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            None,
+            None,
+            Some(ErrorCode::TopicAlreadyExists),
+            Some(ErrorCode::InvalidTopicException),
+            Some(ErrorCode::InvalidTopicException),
+        ]
+    );
+    let log = dir
+        .path()
+        .join(METADATA_DIR)
+        .join(crate::metadata_log::LOG_FILE);
+    let bytes = std::fs::read(&log).unwrap();
+    let first = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+    assert_eq!(first + 8, bytes.len(), "one frame");
+    m.close_all(1);
+    drop(m);
+    let m = TopicManager::open(&cfg).unwrap();
+    assert_eq!(m.get("a.b").unwrap().partition_count(), 3);
+    assert_eq!(m.get("c").unwrap().leader_epochs(), vec![0, 0]);
+    assert_eq!(m.all().len(), 2);
+}
+
+#[test]
+fn topics_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg =
+        BrokerConfig::from_properties(vec![("log.dirs".into(), dir.path().display().to_string())])
+            .unwrap();
+    let m = TopicManager::open(&cfg).unwrap();
+    let mut configs = BTreeMap::new();
+    configs.insert("retention.ms".to_string(), "12345".to_string());
+    let t = m
+        .create_topic(NewTopic {
+            name: "a.b".into(),
+            partitions: 2,
+            configs,
+        })
+        .unwrap();
+    let collide = m.create_topic(NewTopic {
+        name: "a_b".into(),
+        partitions: 1,
+        configs: BTreeMap::new(),
+    });
+    assert_eq!(collide.unwrap_err().code, ErrorCode::InvalidTopicException);
+    let gone = m
+        .create_topic(NewTopic {
+            name: "gone".into(),
+            partitions: 1,
+            configs: BTreeMap::new(),
+        })
+        .unwrap();
+    m.create_partitions(t.id(), 3, false).unwrap();
+    assert_eq!(
+        m.create_partitions(t.id(), 2, false).unwrap_err().code,
+        ErrorCode::InvalidPartitions
+    );
+    m.delete_topic(gone.id()).unwrap();
+    m.close_all(2);
+    drop(m);
+    let m = TopicManager::open(&cfg).unwrap();
+    let t2 = m.get("a.b").unwrap();
+    assert_eq!(t2.id(), t.id());
+    assert_eq!(t2.partition_count(), 3);
+    assert_eq!(t2.config().log.retention_ms, 12345);
+    assert!(m.get("gone").is_none());
+    assert!(!dir.path().join("gone-0").exists());
+}
