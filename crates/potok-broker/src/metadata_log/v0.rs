@@ -390,6 +390,37 @@ mod tests {
         assert_eq!(image.topics().count(), 1);
     }
 
+    /// Crash windows of the migration: the new log renamed into place but no version file
+    /// yet (the migration runs again from the untouched format-0 log), and the version file
+    /// written but the format-0 log not yet moved aside (the guard finishes the job).
+    #[test]
+    fn an_interrupted_migration_is_finished_on_the_next_start() {
+        use crate::metadata_log::{format, MetadataLog, LOG_FILE, METADATA_DIR};
+        let dir = tempfile::tempdir().unwrap();
+        let meta = dir.path().join(METADATA_DIR);
+        std::fs::create_dir_all(&meta).unwrap();
+        let old: Vec<u8> = sample().iter().flat_map(|r| frame(&encode(r))).collect();
+        std::fs::write(meta.join("metadata.log"), &old).unwrap();
+        // A half-written leftover of an earlier attempt, never made current.
+        std::fs::write(meta.join(LOG_FILE), b"garbage from a crashed migration").unwrap();
+        std::fs::write(meta.join(format!("{LOG_FILE}.tmp")), b"partial").unwrap();
+        let (_, recs) = MetadataLog::open(dir.path(), BrokerId(1)).unwrap();
+        assert_eq!(recs, convert(sample(), BrokerId(1)));
+        assert_eq!(
+            format::read_version(&meta).unwrap(),
+            Some(format::CURRENT_FORMAT)
+        );
+        assert_eq!(std::fs::read(meta.join("metadata.log.v0")).unwrap(), old);
+        assert!(meta.join("metadata.log").is_dir());
+        // The version file is there but the old log is back in its place.
+        std::fs::remove_dir_all(meta.join("metadata.log")).unwrap();
+        std::fs::rename(meta.join("metadata.log.v0"), meta.join("metadata.log")).unwrap();
+        let (_, again) = MetadataLog::open(dir.path(), BrokerId(1)).unwrap();
+        assert_eq!(again, recs);
+        assert!(meta.join("metadata.log").is_dir());
+        assert_eq!(std::fs::read(meta.join("metadata.log.v0")).unwrap(), old);
+    }
+
     #[test]
     fn torn_tails_end_the_log_and_foreign_frames_are_refused() {
         let bytes: Vec<u8> = sample().iter().flat_map(|r| frame(&encode(r))).collect();
