@@ -62,17 +62,24 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "log.message.timestamp.before.max.ms", default: "9223372036854775807", doc: "Default message.timestamp.before.max.ms (how far in the past a CreateTime record may be)." },
     Setting { name: "log.message.timestamp.after.max.ms", default: "3600000", doc: "Default message.timestamp.after.max.ms (how far in the future a CreateTime record may be; Kafka 4.0's default of one hour, KIP-1030)." },
     Setting { name: "log.retention.check.interval.ms", default: "300000", doc: "How often retention runs over every partition." },
-    Setting { name: "log.cleanup.policy", default: "delete", doc: "Default cleanup.policy (compaction is not implemented: compacted topics are kept whole)." },
+    Setting { name: "log.cleanup.policy", default: "delete", doc: "Default cleanup.policy: delete (retention), compact (the log cleaner keeps the latest record per key) or both." },
     Setting { name: "compression.type", default: "producer", doc: "Default compression.type: producer keeps batches as produced; a codec makes the broker recompress batches of another codec." },
     Setting { name: "compression.gzip.level", default: "-1", doc: "Default compression.gzip.level (-1: the codec's default)." },
     Setting { name: "compression.lz4.level", default: "9", doc: "Default compression.lz4.level (accepted, not enforced)." },
     Setting { name: "compression.zstd.level", default: "3", doc: "Default compression.zstd.level." },
     Setting { name: "log.roll.jitter.hours", default: "0", doc: "Default segment.jitter.ms in hours (accepted, not enforced)." },
     Setting { name: "log.roll.jitter.ms", default: "", doc: "Default segment.jitter.ms (accepted, not enforced)." },
-    Setting { name: "log.cleaner.delete.retention.ms", default: "86400000", doc: "Default delete.retention.ms (accepted, not enforced: no compaction yet)." },
-    Setting { name: "log.cleaner.min.compaction.lag.ms", default: "0", doc: "Default min.compaction.lag.ms (accepted, not enforced)." },
-    Setting { name: "log.cleaner.max.compaction.lag.ms", default: "9223372036854775807", doc: "Default max.compaction.lag.ms (accepted, not enforced)." },
-    Setting { name: "log.cleaner.min.cleanable.ratio", default: "0.5", doc: "Default min.cleanable.dirty.ratio (accepted, not enforced)." },
+    Setting { name: "log.cleaner.delete.retention.ms", default: "86400000", doc: "Default delete.retention.ms: how long compaction keeps a tombstone after the cleaning that first kept it (KIP-534)." },
+    Setting { name: "log.cleaner.min.compaction.lag.ms", default: "0", doc: "Default min.compaction.lag.ms." },
+    Setting { name: "log.cleaner.max.compaction.lag.ms", default: "9223372036854775807", doc: "Default max.compaction.lag.ms." },
+    Setting { name: "log.cleaner.min.cleanable.ratio", default: "0.5", doc: "Default min.cleanable.dirty.ratio." },
+    Setting { name: "log.cleaner.enable", default: "true", doc: "Run the log cleaner (compaction of topics whose cleanup.policy contains compact)." },
+    Setting { name: "log.cleaner.threads", default: "1", doc: "Dedicated log cleaner threads (OS threads, not request workers)." },
+    Setting { name: "log.cleaner.backoff.ms", default: "15000", doc: "How long a cleaner thread sleeps when no partition needs cleaning." },
+    Setting { name: "log.cleaner.dedupe.buffer.size", default: "134217728", doc: "Memory for the cleaners' key -> offset maps, divided among the threads; a cleaning covers as much of the dirty log as fits." },
+    Setting { name: "log.cleaner.io.buffer.size", default: "524288", doc: "Read and write buffer memory of the cleaners, divided among the threads." },
+    Setting { name: "log.cleaner.io.buffer.load.factor", default: "0.9", doc: "Fraction of a cleaner's dedupe buffer its map may fill." },
+    Setting { name: "log.cleaner.io.max.bytes.per.second", default: "1.7976931348623157E308", doc: "Rate limit of the cleaners' reads and writes together, in bytes per second." },
     Setting { name: "log.segment.delete.delay.ms", default: "60000", doc: "Default file.delete.delay.ms (accepted, not enforced: deleted segments are removed at once)." },
     Setting { name: "log.preallocate", default: "false", doc: "Default preallocate (accepted, not enforced)." },
     Setting { name: "log.local.retention.ms", default: "-2", doc: "Default local.retention.ms (tiered storage; accepted, not enforced)." },
@@ -174,6 +181,8 @@ pub struct BrokerConfig {
     pub recovery_threads: usize,
     /// `potok.log.max.open.files`.
     pub max_open_files: usize,
+    /// The `log.cleaner.*` settings.
+    pub cleaner: crate::cleaner::CleanerSettings,
     /// Every setting's effective string value (defaults included, unset ones left out).
     values: BTreeMap<String, String>,
     /// The settings given in the file or as overrides (DescribeConfigs reports these as
@@ -221,6 +230,60 @@ pub fn parse_override(arg: &str) -> Result<(String, String)> {
 fn parse_num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T> {
     v.parse()
         .map_err(|_| BrokerError::Config(format!("{name}={v}: not a valid number")))
+}
+
+/// The `log.cleaner.*` settings with Kafka's ranges (`KafkaConfig` / `CleanerConfig`).
+fn cleaner_settings<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+) -> Result<crate::cleaner::CleanerSettings> {
+    let value = |name: &str| get(name).unwrap_or_default();
+    let threads: usize = parse_num("log.cleaner.threads", value("log.cleaner.threads"))?;
+    let backoff_ms: u64 = parse_num("log.cleaner.backoff.ms", value("log.cleaner.backoff.ms"))?;
+    let dedupe: usize = parse_num(
+        "log.cleaner.dedupe.buffer.size",
+        value("log.cleaner.dedupe.buffer.size"),
+    )?;
+    let io_buffer: usize = parse_num(
+        "log.cleaner.io.buffer.size",
+        value("log.cleaner.io.buffer.size"),
+    )?;
+    let load_factor: f64 = parse_num(
+        "log.cleaner.io.buffer.load.factor",
+        value("log.cleaner.io.buffer.load.factor"),
+    )?;
+    let rate: f64 = parse_num(
+        "log.cleaner.io.max.bytes.per.second",
+        value("log.cleaner.io.max.bytes.per.second"),
+    )?;
+    let bad = |why: &str| Err(BrokerError::Config(why.to_string()));
+    if threads == 0 {
+        return bad("log.cleaner.threads must be >= 1");
+    }
+    if backoff_ms == 0 {
+        return bad("log.cleaner.backoff.ms must be >= 1");
+    }
+    if !(0.0..=1.0).contains(&load_factor) || load_factor == 0.0 {
+        return bad("log.cleaner.io.buffer.load.factor must be in (0, 1]");
+    }
+    if rate.is_nan() || rate <= 0.0 {
+        return bad("log.cleaner.io.max.bytes.per.second must be > 0");
+    }
+    // Kafka requires at least 1 MiB of dedupe buffer per thread and 0 io buffer is useless.
+    if dedupe / threads < 1 << 20 {
+        return bad("log.cleaner.dedupe.buffer.size must be at least 1 MiB per cleaner thread");
+    }
+    if io_buffer == 0 {
+        return bad("log.cleaner.io.buffer.size must be >= 1");
+    }
+    Ok(crate::cleaner::CleanerSettings {
+        enable: parse_bool("log.cleaner.enable", value("log.cleaner.enable"))?,
+        threads,
+        backoff_ms,
+        dedupe_buffer_bytes: dedupe,
+        io_buffer_bytes: io_buffer,
+        load_factor,
+        io_max_bytes_per_second: rate,
+    })
 }
 
 fn parse_bool(name: &str, v: &str) -> Result<bool> {
@@ -422,6 +485,7 @@ impl BrokerConfig {
                 "potok.log.max.open.files must be >= 1".into(),
             ));
         }
+        let cleaner = cleaner_settings(&get)?;
         let cfg = BrokerConfig {
             listener,
             advertised,
@@ -439,6 +503,7 @@ impl BrokerConfig {
             max_partitions,
             recovery_threads,
             max_open_files,
+            cleaner,
             values,
             explicit,
         };

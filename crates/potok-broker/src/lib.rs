@@ -32,6 +32,7 @@
 
 pub mod admin;
 pub mod admin_api;
+pub mod cleaner;
 pub mod config;
 pub mod dynamic_config;
 pub mod error;
@@ -167,6 +168,7 @@ pub struct Running {
     /// The bound admin address, if enabled.
     pub admin_addr: Option<SocketAddr>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    cleaner: Option<cleaner::CleanerThreads>,
 }
 
 impl Running {
@@ -178,7 +180,12 @@ impl Running {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
         let b = Arc::clone(&self.broker);
+        let cleaner = self.cleaner;
         let _ = tokio::task::spawn_blocking(move || {
+            // The cleaner threads stop before the logs close under them.
+            if let Some(c) = cleaner {
+                c.stop();
+            }
             b.topics.close_all(b.config.recovery_threads);
             b.groups.close();
         })
@@ -362,6 +369,8 @@ pub async fn start(mut config: BrokerConfig) -> Result<Running> {
     }
     tasks.push(tokio::spawn(handlers::retention::run(Arc::clone(&broker))));
     tasks.push(tokio::spawn(checkpoint_periodically(Arc::clone(&broker))));
+    // Compaction runs on dedicated OS threads, never on the request workers.
+    let cleaner = Some(cleaner::CleanerThreads::start(&broker));
     tasks.push(tokio::spawn(group::run_timers(Arc::clone(&broker))));
     tasks.push(tokio::spawn(server::serve(Arc::clone(&broker), listener)));
     tracing::info!(%addr, admin = ?admin_addr, node_id = broker.config.node_id, cluster_id = %broker.cluster_id, data = %broker.config.data_dir.display(), "potok broker started");
@@ -370,6 +379,7 @@ pub async fn start(mut config: BrokerConfig) -> Result<Running> {
         addr,
         admin_addr,
         tasks,
+        cleaner,
     })
 }
 

@@ -12,6 +12,9 @@
 //! - `topic_bytes_in_total{topic}`, `topic_records_in_total{topic}`,
 //!   `topic_bytes_out_total{topic}`, `topic_records_out_total{topic}` — records out are counted
 //!   per batch header (`records_count`) of what a fetch returned, without reading the records.
+//! - log cleaner: `cleaner_runs_total`, `cleaner_bytes_cleaned_total` (bytes read by
+//!   cleanings), `cleaner_dirty_ratio{topic,partition}` (gauge, compacted partitions),
+//!   `cleaner_seconds_since_last_clean{topic,partition}` (gauge, partitions cleaned since start)
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -41,6 +44,9 @@ struct TopicCounters {
     records_out: u64,
 }
 
+/// Per compacted partition (topic, index): its dirty ratio and the clock of its last cleaning.
+type CleanerPartitions = BTreeMap<(String, i32), (f64, Option<i64>)>;
+
 /// All broker metrics. Thread-safe; see the module docs.
 #[derive(Debug)]
 pub struct Metrics {
@@ -49,6 +55,10 @@ pub struct Metrics {
     /// Indexed by API key (0..=127).
     requests: Vec<Histogram>,
     topics: Mutex<BTreeMap<String, TopicCounters>>,
+    cleaner_runs: AtomicU64,
+    cleaner_bytes: AtomicU64,
+    /// Per compacted partition: (dirty ratio, clock of the last cleaning in ms).
+    cleaner_partitions: Mutex<CleanerPartitions>,
 }
 
 impl Default for Metrics {
@@ -58,6 +68,9 @@ impl Default for Metrics {
             connections_total: AtomicU64::new(0),
             requests: (0..128).map(|_| Histogram::default()).collect(),
             topics: Mutex::new(BTreeMap::new()),
+            cleaner_runs: AtomicU64::new(0),
+            cleaner_bytes: AtomicU64::new(0),
+            cleaner_partitions: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -121,6 +134,84 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(topic);
+        self.cleaner_partitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(t, _), _| t != topic);
+    }
+
+    /// The log cleaner cleaned a partition at `now_ms`, reading `bytes`.
+    pub fn cleaner_ran(&self, topic: &str, partition: i32, bytes: u64, now_ms: i64) {
+        self.cleaner_runs.fetch_add(1, Ordering::Relaxed);
+        self.cleaner_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let mut m = self
+            .cleaner_partitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        m.entry((topic.to_string(), partition))
+            .or_insert((0.0, None))
+            .1 = Some(now_ms);
+    }
+
+    /// A compacted partition's current dirty ratio.
+    pub fn cleaner_dirty_ratio(&self, topic: &str, partition: i32, ratio: f64) {
+        let mut m = self
+            .cleaner_partitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match m.get_mut(&(topic.to_string(), partition)) {
+            Some(e) => e.0 = ratio,
+            None => {
+                m.insert((topic.to_string(), partition), (ratio, None));
+            }
+        }
+    }
+
+    fn render_cleaner(&self, s: &mut String) {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let _ = writeln!(
+            s,
+            "# HELP potok_cleaner_runs_total Log cleanings completed."
+        );
+        let _ = writeln!(s, "# TYPE potok_cleaner_runs_total counter");
+        let _ = writeln!(
+            s,
+            "potok_cleaner_runs_total {}",
+            self.cleaner_runs.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP potok_cleaner_bytes_cleaned_total Bytes read by log cleanings."
+        );
+        let _ = writeln!(s, "# TYPE potok_cleaner_bytes_cleaned_total counter");
+        let _ = writeln!(
+            s,
+            "potok_cleaner_bytes_cleaned_total {}",
+            self.cleaner_bytes.load(Ordering::Relaxed)
+        );
+        let parts = self
+            .cleaner_partitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let _ = writeln!(s, "# HELP potok_cleaner_dirty_ratio Share of a compacted partition's cleanable bytes not yet cleaned.");
+        let _ = writeln!(s, "# TYPE potok_cleaner_dirty_ratio gauge");
+        for ((t, p), (ratio, _)) in &parts {
+            let _ = writeln!(
+                s,
+                "potok_cleaner_dirty_ratio{{topic=\"{t}\",partition=\"{p}\"}} {ratio}"
+            );
+        }
+        let _ = writeln!(s, "# HELP potok_cleaner_seconds_since_last_clean Time since the partition was last cleaned.");
+        let _ = writeln!(s, "# TYPE potok_cleaner_seconds_since_last_clean gauge");
+        for ((t, p), (_, last)) in &parts {
+            if let Some(last) = last {
+                let secs = now_ms.saturating_sub(*last).max(0) as f64 / 1000.0;
+                let _ = writeln!(s, "potok_cleaner_seconds_since_last_clean{{topic=\"{t}\",partition=\"{p}\"}} {secs}");
+            }
+        }
     }
 
     /// The Prometheus text exposition format (version 0.0.4).
@@ -212,6 +303,7 @@ impl Metrics {
                 let _ = writeln!(s, "{metric}{{topic=\"{t}\"}} {}", get(c));
             }
         }
+        self.render_cleaner(&mut s);
         s
     }
 }

@@ -480,8 +480,8 @@ pub struct EffectiveTopicConfig {
     pub max_message_bytes: usize,
     /// `min.insync.replicas`.
     pub min_insync_replicas: i32,
-    /// `cleanup.policy` contains `compact` (Potok does not compact; such topics are not
-    /// deleted by retention either, which is what `compact` alone means in Kafka). Produce
+    /// `cleanup.policy` contains `compact`: the log cleaner compacts the topic (`log.compact`);
+    /// without `delete` too, retention does not remove its segments. Produce
     /// refuses records without a key on such a topic, as Kafka's `LogValidator` does.
     pub compact: bool,
     /// `message.timestamp.before.max.ms` (KIP-937).
@@ -613,6 +613,13 @@ impl TopicDefaults {
                 "conflict topic config setting min.compaction.lag.ms ({min_lag}) > max.compaction.lag.ms ({max_lag})"
             )));
         }
+        // Compaction settings the log cleaner obeys (`potok_log::cleaner`).
+        log.compact = compact;
+        log.delete_retention_ms = number("delete.retention.ms")?;
+        log.min_compaction_lag_ms = min_lag;
+        log.max_compaction_lag_ms = max_lag;
+        log.validate()
+            .map_err(|e| ConfigError::invalid(e.to_string()))?;
         let compression = match text("compression.type") {
             "producer" => None,
             "uncompressed" => Some((Compression::None, None)),

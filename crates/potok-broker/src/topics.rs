@@ -173,6 +173,12 @@ impl Partition {
         }
     }
 
+    /// The log's lock cell, for the log cleaner ([`potok_log::Cleaner::clean`] locks it only
+    /// to prepare a cleaning and for each segment swap).
+    pub fn log_cell(&self) -> &Mutex<Option<Log>> {
+        &self.log
+    }
+
     /// The current partition leader epoch.
     pub fn leader_epoch(&self) -> LeaderEpoch {
         LeaderEpoch(self.leader_epoch.load(Ordering::Acquire))
