@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use potok_log::{
-    CleanStats, Cleaner, CleanerConfig, FaultPlan, FaultyStorage, Log, LogConfig, Offset,
-    RealStorage, Storage, Unthrottled,
+    BoundedStorage, CleanStats, Cleaner, CleanerConfig, FaultPlan, FaultyStorage, Log, LogConfig,
+    Offset, OpenFiles, RealStorage, Storage, Unthrottled,
 };
 use potok_records::{split_batches, ProducerEpoch, ProducerId, RecordBatchBuilder};
 use proptest::prelude::*;
@@ -327,6 +327,57 @@ fn latest_value_per_key_survives_with_its_offset() {
     let l = open_with(dir.path(), Arc::new(RealStorage), now);
     assert_eq!(read_log(&l), got);
     assert!(dir.path().join(potok_log::CLEANER_OFFSET_FILE).exists());
+}
+
+/// With the open-file bound at one descriptor (issue #14's lazily reopened segment files), a
+/// cleaning pins the files it reads, and retention removing the oldest segment in the middle
+/// of it only makes its swap give up; the next round cleans what is left.
+#[test]
+fn cleaning_works_under_the_open_file_bound_and_survives_retention() {
+    let dir = tmpdir();
+    let now = 6_000_000;
+    let storage: Arc<dyn Storage> = Arc::new(BoundedStorage::new(
+        Arc::new(RealStorage),
+        OpenFiles::new(1),
+    ));
+    let log = Mutex::new(open_with(dir.path(), storage, now));
+    for v in 0..20u8 {
+        for k in 0..20u8 {
+            let rec = (vec![b'k', k], Some(vec![v; 8]));
+            log.lock()
+                .unwrap()
+                .append(keyed_batch(&[rec], now), now)
+                .unwrap();
+        }
+    }
+    log.lock().unwrap().roll(now).unwrap();
+    // A job prepared, then the oldest segment deleted under it (DeleteRecords), then cleaned:
+    // the swap that includes the deleted segment is refused and the round ends early.
+    struct DeleteFirst<'a>(&'a Mutex<Log>, std::cell::Cell<bool>);
+    impl potok_log::CleanerIo for DeleteFirst<'_> {
+        fn throttle(&mut self, _bytes: u64) {
+            if !self.1.replace(true) {
+                let mut l = self.0.lock().unwrap();
+                let second = l.segment_base_offsets()[1];
+                l.delete_records_before(second).unwrap();
+            }
+        }
+    }
+    let mut cleaner = Cleaner::new(CleanerConfig::default());
+    let mut io = DeleteFirst(&log, std::cell::Cell::new(false));
+    let first = cleaner.clean(&log, now, None, &mut io).unwrap().unwrap();
+    assert!(first.aborted, "{first:?}");
+    let start = log.lock().unwrap().log_start_offset().0;
+    while let Some(s) = clean(&log, &mut cleaner, now) {
+        if !s.aborted {
+            break;
+        }
+    }
+    let got = read_log(&log.lock().unwrap());
+    assert_eq!(got.len(), 20, "one record per key");
+    assert!(got
+        .iter()
+        .all(|r| r.offset >= start && r.value.as_deref() == Some(&[19u8; 8][..])));
 }
 
 /// An idempotent producer's last batch stays (empty if need be) so its sequence survives a

@@ -281,21 +281,27 @@ impl Log {
         if first_dirty >= first_uncleanable {
             return None;
         }
-        let segments: Vec<SegmentRef> = self
-            .segments
-            .range(..first_uncleanable)
-            .map(|(&base, seg)| {
-                let (index_entries, time_entries) = seg.index_entries();
-                SegmentRef {
-                    base,
-                    file: Arc::clone(seg.file()),
-                    size: seg.size(),
-                    next_offset: seg.next_offset(),
-                    index_bytes: (index_entries * crate::index::OFFSET_ENTRY_SIZE) as u64,
-                    time_index_bytes: (time_entries * crate::index::TIME_ENTRY_SIZE) as u64,
+        let mut segments: Vec<SegmentRef> = Vec::new();
+        for (&base, seg) in self.segments.range(..first_uncleanable) {
+            let (index_entries, time_entries) = seg.index_entries();
+            // Pin the descriptor for the cleaning: a handle the open-file bound may close
+            // while idle would reopen by name, and retention may remove the file meanwhile.
+            let file = match seg.file().pinned() {
+                Ok(pinned) => pinned.unwrap_or_else(|| Arc::clone(seg.file())),
+                Err(e) => {
+                    tracing::warn!(dir = %self.dir.display(), segment = base, error = %e, "cannot open a segment to clean it");
+                    return None;
                 }
-            })
-            .collect();
+            };
+            segments.push(SegmentRef {
+                base,
+                file,
+                size: seg.size(),
+                next_offset: seg.next_offset(),
+                index_bytes: (index_entries * crate::index::OFFSET_ENTRY_SIZE) as u64,
+                time_index_bytes: (time_entries * crate::index::TIME_ENTRY_SIZE) as u64,
+            });
+        }
         let active_producers: HashMap<i64, i64> = self
             .producers
             .entries()
