@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
@@ -37,10 +37,11 @@ use crate::error::{BrokerError, Result};
 use crate::metadata_log::{partition_record, MetadataLog, METADATA_DIR};
 use crate::topic_config::{normalize_overrides, EffectiveTopicConfig, TopicDefaults};
 use potok_metadata::image::TOPIC_RESOURCE;
-use potok_metadata::{BrokerId, MetadataImage, MetadataRecord};
+use potok_metadata::{BrokerId, MetadataImage, MetadataRecord, PartitionState};
 use potok_protocol::messages::internal::{
     config_record::ConfigRecord, remove_topic_record::RemoveTopicRecord, topic_record::TopicRecord,
 };
+use potok_replication::LeaderState;
 
 /// The leader epoch of a new partition (its `PartitionRecord`), as in Kafka. A partition's
 /// epoch afterwards is the metadata image's, read from each [`Partition`] wherever it is
@@ -113,10 +114,13 @@ pub fn random_uuid() -> Uuid {
     Uuid(b)
 }
 
-/// One partition: its log and the fetch requests waiting for new data.
+/// One partition: its log, its replication state as this broker leads it (leader epoch,
+/// replicas, ISR, high watermark: a [`LeaderState`] built from the metadata image), and the
+/// fetch requests waiting for new data.
 ///
-/// On a single node the high watermark equals the log end offset once an append returns (the
-/// only in-sync replica is the leader), so no separate high watermark is kept.
+/// On a single node the ISR is this broker alone, so the high watermark reaches the log end
+/// offset as soon as an append returns; with replication the same state waits for followers.
+/// Lock order: the log, then the replication state.
 #[derive(Debug)]
 pub struct Partition {
     topic: String,
@@ -126,10 +130,9 @@ pub struct Partition {
     /// holds the `Arc`) are pruned on every insert, so the list is bounded by the number of
     /// fetches currently waiting.
     waiters: Mutex<Vec<Arc<Notify>>>,
-    /// The partition leader epoch stamped into appended batches and checked against clients'
-    /// `current_leader_epoch` (KIP-320). Until the metadata image owns it, it starts at 0 on
-    /// every open and changes only through [`Partition::set_leader_epoch`].
-    leader_epoch: AtomicI32,
+    /// The leader's replication state. Its leader epoch is stamped into appended batches and
+    /// checked against clients' `current_leader_epoch` (KIP-320).
+    replica: Mutex<LeaderState>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -148,6 +151,37 @@ fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 
 fn offline() -> LogError {
     LogError::Offline
+}
+
+/// The state `metadata_log::partition_record` gives a new partition on this single node: this
+/// broker is its only replica, in the ISR and leading, at the initial epochs.
+fn single_node_partition(node: BrokerId) -> PartitionState {
+    PartitionState {
+        replicas: vec![node],
+        isr: vec![node],
+        leader: Some(node),
+        leader_epoch: LeaderEpoch(INITIAL_LEADER_EPOCH),
+        partition_epoch: 0,
+    }
+}
+
+/// Kafka's `makeLeader` on an open log: the leader-epoch cache records where the image's epoch
+/// starts, and the replication state starts from the log end, which on this node is also the
+/// high watermark (nothing was acknowledged beyond it).
+fn make_leader(
+    log: &mut Log,
+    local: BrokerId,
+    state: &PartitionState,
+    now_ms: i64,
+) -> Result<LeaderState, LogError> {
+    log.assign_leader_epoch(state.leader_epoch)?;
+    let end = log.log_end_offset();
+    LeaderState::become_leader(local, state, end, end, now_ms).map_err(|e| LogError::Corrupt {
+        path: log.dir().to_path_buf(),
+        reason: format!(
+            "the metadata image does not make this broker ({local}) lead the partition: {e:?}"
+        ),
+    })
 }
 
 impl Partition {
@@ -181,15 +215,27 @@ impl Partition {
 
     /// The current partition leader epoch.
     pub fn leader_epoch(&self) -> LeaderEpoch {
-        LeaderEpoch(self.leader_epoch.load(Ordering::Acquire))
+        lock(&self.replica).leader_epoch()
     }
 
-    /// Moves the partition to a new leader epoch (a leadership change) and records in the
-    /// leader-epoch cache that it starts at the log end offset, as Kafka's `makeLeader` does.
-    pub fn set_leader_epoch(&self, epoch: LeaderEpoch) -> Result<(), LogError> {
+    /// A copy of the partition's replication state (replicas, ISR, epochs, high watermark).
+    pub fn replication(&self) -> LeaderState {
+        lock(&self.replica).clone()
+    }
+
+    /// This broker (again) leads the partition with the metadata image's `state` (a leadership
+    /// change: a new leader epoch). The leader-epoch cache records that the epoch starts at the
+    /// log end offset, and the replication state starts over from it, as Kafka's `makeLeader`
+    /// does.
+    pub fn become_leader(
+        &self,
+        local: BrokerId,
+        state: &PartitionState,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
         self.with_log(|log| {
-            log.assign_leader_epoch(epoch)?;
-            self.leader_epoch.store(epoch.0, Ordering::Release);
+            let leader = make_leader(log, local, state, now_ms)?;
+            *lock(&self.replica) = leader;
             Ok(())
         })
     }
@@ -210,15 +256,28 @@ impl Partition {
     /// Appends batches as the leader, stamping the current leader epoch into each, and wakes
     /// waiting fetches.
     pub fn append(&self, batches: Bytes, now_ms: i64) -> Result<AppendInfo, LogError> {
-        let epoch = self.leader_epoch();
-        let info = self.with_log(|log| log.append_with_leader_epoch(batches, epoch, now_ms))?;
+        let info = self.with_log(|log| {
+            let mut replica = lock(&self.replica);
+            let info = log.append_with_leader_epoch(batches, replica.leader_epoch(), now_ms)?;
+            replica.on_local_append(log.log_end_offset());
+            Ok(info)
+        })?;
         self.wake_waiters();
         Ok(info)
     }
 
-    /// `(log start offset, high watermark = log end offset)`.
+    /// `(log start offset, high watermark)`.
     pub fn offsets(&self) -> Result<(Offset, Offset), LogError> {
-        self.with_log(|log| Ok((log.log_start_offset(), log.log_end_offset())))
+        self.with_log(|log| Ok((log.log_start_offset(), self.high_watermark(log))))
+    }
+
+    /// The high watermark, never above the log end (a truncation below it, which only
+    /// DeleteRecords-style operations at the log start could cause, cannot make it point past
+    /// the data).
+    fn high_watermark(&self, log: &Log) -> Offset {
+        lock(&self.replica)
+            .high_watermark()
+            .min(log.log_end_offset())
     }
 
     /// Reads for a consumer: whole batches from `from`, at most `max_bytes` (but at least one
@@ -229,7 +288,7 @@ impl Partition {
         max_bytes: usize,
     ) -> Result<(ReadSlice, Offset, Offset), LogError> {
         self.with_log(|log| {
-            let hw = log.log_end_offset();
+            let hw = self.high_watermark(log);
             let slice = log.read(from, max_bytes, Some(hw))?;
             Ok((slice, log.log_start_offset(), hw))
         })
@@ -455,7 +514,7 @@ impl TopicManager {
         };
         let image = MetadataImage::replay(&records).map_err(|e| corrupt(e.to_string()))?;
         // The topics to open, by name: id, partitions' leader epochs by index, overrides.
-        type Replayed = (Uuid, Vec<LeaderEpoch>, BTreeMap<String, String>);
+        type Replayed = (Uuid, Vec<PartitionState>, BTreeMap<String, String>);
         let mut wanted: BTreeMap<String, Replayed> = BTreeMap::new();
         for t in image.topics() {
             // Partitions are numbered from 0 without gaps (Kafka only ever adds the next
@@ -470,8 +529,8 @@ impl TopicManager {
                     t.name
                 )));
             }
-            let epochs = t.partitions.values().map(|p| p.leader_epoch).collect();
-            wanted.insert(t.name.clone(), (t.id, epochs, image.topic_configs(&t.name)));
+            let states: Vec<PartitionState> = t.partitions.values().cloned().collect();
+            wanted.insert(t.name.clone(), (t.id, states, image.topic_configs(&t.name)));
         }
         let open_files = OpenFiles::new(cfg.max_open_files);
         let mgr = TopicManager {
@@ -509,7 +568,7 @@ impl TopicManager {
         let opened = parallel_map(&jobs, cfg.recovery_threads, |&(t, p)| {
             let (_, name, epochs, _, config) = &topics[t];
             let known = dir_state.as_ref().map(|d| d.partition(name, p));
-            mgr.open_partition_known(name, p, config, known, epochs[p as usize])
+            mgr.open_partition_known(name, p, config, known, &epochs[p as usize])
         });
         let mut opened = opened.into_iter();
         let mut live_dirs = std::collections::HashSet::new();
@@ -669,9 +728,9 @@ impl TopicManager {
         topic: &str,
         p: i32,
         config: &EffectiveTopicConfig,
-        epoch: LeaderEpoch,
+        state: &PartitionState,
     ) -> Result<Arc<Partition>> {
-        self.open_partition_known(topic, p, config, Some(DirCheckpoint::default()), epoch)
+        self.open_partition_known(topic, p, config, Some(DirCheckpoint::default()), state)
     }
 
     /// Opens a partition with what the data directory's checkpoint files say about it (`None`:
@@ -682,7 +741,7 @@ impl TopicManager {
         p: i32,
         config: &EffectiveTopicConfig,
         known: Option<DirCheckpoint>,
-        epoch: LeaderEpoch,
+        state: &PartitionState,
     ) -> Result<Arc<Partition>> {
         let dir = self.partition_dir(topic, p);
         let mut log = Log::open_managed(
@@ -698,15 +757,14 @@ impl TopicManager {
         if !r.scanned_segments.is_empty() || r.truncated_bytes > 0 {
             tracing::info!(partition = %dir.display(), scanned = r.scanned_segments.len(), truncated_bytes = r.truncated_bytes, "recovered partition log");
         }
-        // This broker leads the partition from now on in the image's epoch (Kafka's
-        // makeLeader).
-        log.assign_leader_epoch(epoch)?;
+        // This broker leads the partition from now on in the image's epoch.
+        let leader = make_leader(&mut log, self.node, state, now_ms())?;
         Ok(Arc::new(Partition {
             topic: topic.to_string(),
             index: p,
             log: Mutex::new(Some(log)),
             waiters: Mutex::new(Vec::new()),
-            leader_epoch: AtomicI32::new(epoch.0),
+            replica: Mutex::new(leader),
         }))
     }
 
@@ -882,7 +940,7 @@ impl TopicManager {
         let mut parts = Vec::new();
         for p in 0..t.partitions {
             parts.push(
-                self.open_partition(&t.name, p, &config, LeaderEpoch(INITIAL_LEADER_EPOCH))
+                self.open_partition(&t.name, p, &config, &single_node_partition(self.node))
                     .map_err(storage_error)?,
             );
         }
@@ -970,7 +1028,7 @@ impl TopicManager {
                     &topic.name,
                     p,
                     &state.config,
-                    LeaderEpoch(INITIAL_LEADER_EPOCH),
+                    &single_node_partition(self.node),
                 )
                 .map_err(storage_error)?,
             );

@@ -30,6 +30,7 @@ use potok_records::{
     set_max_timestamp, split_batches, Compression, RecordBatch, RecordChecks, RecordFault,
     RecordFaultKind, RecordsError, TimestampType, TimestampWindow, DEFAULT_MAX_DECOMPRESSED_BYTES,
 };
+use potok_replication::ReplicationError;
 
 use crate::error::{BrokerError, Result};
 use crate::registry::{Reply, RequestContext};
@@ -135,14 +136,20 @@ fn append(
         )));
     };
     let config = topic.config();
-    if acks == -1 && config.min_insync_replicas > 1 {
-        return Err(Refusal::batch(ApiError::new(
-            ErrorCode::NotEnoughReplicas,
-            format!(
-                "The size of the current ISR 1 is insufficient to satisfy the min.isr requirement of {}",
-                config.min_insync_replicas
-            ),
-        )));
+    if acks == -1 {
+        // min.insync.replicas against the partition's committed ISR, before anything is
+        // appended (Kafka's `Partition.appendRecordsToLeader`).
+        let min_isr = usize::try_from(config.min_insync_replicas).unwrap_or(usize::MAX);
+        if let Err(ReplicationError::NotEnoughReplicas { isr, min_isr }) =
+            p.replication().check_acks_all(min_isr)
+        {
+            return Err(Refusal::batch(ApiError::new(
+                ErrorCode::NotEnoughReplicas,
+                format!(
+                    "The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of {min_isr}"
+                ),
+            )));
+        }
     }
     let records = records.unwrap_or_default();
     if records.is_empty() {

@@ -49,7 +49,10 @@ fn leader_epoch_is_stamped_and_checked() {
             .into_bytes()
     };
     p.append(batch(), 0).unwrap();
-    p.set_leader_epoch(LeaderEpoch(3)).unwrap();
+    let mut moved = single_node_partition(BrokerId(1));
+    moved.leader_epoch = LeaderEpoch(3);
+    moved.partition_epoch = 1;
+    p.become_leader(BrokerId(1), &moved, 0).unwrap();
     // What Metadata and the admin APIs report follows the partition.
     assert_eq!(t.leader_epochs(), vec![3]);
     p.append(batch(), 0).unwrap();
@@ -164,4 +167,72 @@ fn topics_survive_reopen() {
     assert_eq!(t2.config().log.retention_ms, 12345);
     assert!(m.get("gone").is_none());
     assert!(!dir.path().join("gone-0").exists());
+}
+
+/// A partition owns its replication state, built from the metadata image: this node as the only
+/// replica, ISR member and leader, the image's epochs, and a high watermark that follows the log
+/// end as appends return (the ISR is the leader alone). It is rebuilt from the image after a
+/// restart and moves with a leadership change.
+#[test]
+fn a_partition_owns_its_epoch_isr_and_high_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = BrokerConfig::from_properties(vec![
+        ("log.dirs".into(), dir.path().display().to_string()),
+        ("node.id".into(), "4".into()),
+    ])
+    .unwrap();
+    let batch = || {
+        potok_records::RecordBatchBuilder::new()
+            .key_value(1, None, Some(b"v"))
+            .key_value(2, None, Some(b"w"))
+            .build()
+            .unwrap()
+            .into_bytes()
+    };
+    {
+        let m = TopicManager::open(&cfg).unwrap();
+        let t = m
+            .create_topic(NewTopic {
+                name: "r".into(),
+                partitions: 2,
+                configs: BTreeMap::new(),
+            })
+            .unwrap();
+        let p = t.partition(1).unwrap();
+        let s = p.replication();
+        assert_eq!(s.replicas(), &[BrokerId(4)][..]);
+        assert_eq!(s.isr(), &[BrokerId(4)][..]);
+        assert_eq!((s.leader_epoch(), s.partition_epoch()), (LeaderEpoch(0), 0));
+        assert_eq!(s.high_watermark(), Offset(0));
+        p.append(batch(), 0).unwrap();
+        p.append(batch(), 0).unwrap();
+        assert_eq!(p.replication().high_watermark(), Offset(4));
+        assert_eq!(p.offsets().unwrap(), (Offset(0), Offset(4)));
+        // What the metadata image holds for the partition is what the partition was built from.
+        let meta = lock(&m.meta);
+        let image = meta.image.topic(t.id()).unwrap().partitions[&1].clone();
+        assert_eq!(image, single_node_partition(BrokerId(4)));
+        drop(meta);
+        // A leadership change (new epoch) starts the epoch at the log end.
+        let mut moved = image;
+        moved.leader_epoch = LeaderEpoch(2);
+        moved.partition_epoch = 1;
+        p.become_leader(BrokerId(4), &moved, 0).unwrap();
+        let s = p.replication();
+        assert_eq!(s.leader_epoch(), LeaderEpoch(2));
+        assert_eq!(s.epoch_start_offset(), Offset(4));
+        assert_eq!(s.high_watermark(), Offset(4));
+        // Another broker cannot be made leader of this node's partition.
+        let mut other = moved.clone();
+        other.leader = Some(BrokerId(9));
+        assert!(p.become_leader(BrokerId(4), &other, 0).is_err());
+        m.close_all(1);
+    }
+    // After a restart the state comes from the replayed image and the recovered log.
+    let m = TopicManager::open(&cfg).unwrap();
+    let p = m.get("r").unwrap().partition(1).unwrap();
+    let s = p.replication();
+    assert_eq!(s.isr(), &[BrokerId(4)][..]);
+    assert_eq!(s.high_watermark(), Offset(4));
+    m.close_all(1);
 }
