@@ -9,7 +9,8 @@
 //! sleeps `log.cleaner.backoff.ms`.
 //!
 //! The partition's lock (the one produce and fetch take) is held only while a cleaning is
-//! prepared, for each segment swap and for the checkpoint; reading, filtering and writing
+//! prepared, for each segment swap and for the checkpoint (nothing at or above the partition's
+//! high watermark is cleaned, as Kafka stops at the last stable offset); reading, filtering and writing
 //! happen without it. All threads share one rate limit, `log.cleaner.io.max.bytes.per.second`,
 //! on the bytes they read and write ([`Throttle`]). A partition whose cleaning fails (corrupt
 //! data) is skipped until restart, as Kafka marks it uncleanable.
@@ -221,7 +222,13 @@ fn clean_one(
         broker,
     };
     let now = now_ms();
-    match cleaner.clean(p.log_cell(), now, None, &mut io) {
+    // Kafka never cleans at or above the last stable offset (the high watermark here, with no
+    // transactions): records not yet committed to the ISR must stay as written.
+    let hw = match p.offsets() {
+        Ok((_, hw)) => hw,
+        Err(_) => return true,
+    };
+    match cleaner.clean(p.log_cell(), now, Some(hw), &mut io) {
         Ok(Some(stats)) => {
             log_stats(p, &stats, started.elapsed());
             broker
@@ -280,7 +287,10 @@ fn grab_filthiest(broker: &Broker, claims: &Mutex<Claims>) -> Option<Arc<Partiti
             .and_then(|(v, _)| v.parse::<f64>().ok())
             .unwrap_or(0.5);
         for p in &state.partitions {
-            let Ok(stats) = p.with_log(|l| Ok(l.cleanable_stats(now, None))) else {
+            let Ok((_, hw)) = p.offsets() else {
+                continue;
+            };
+            let Ok(stats) = p.with_log(|l| Ok(l.cleanable_stats(now, Some(hw)))) else {
                 continue;
             };
             broker
