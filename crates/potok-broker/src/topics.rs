@@ -744,12 +744,15 @@ impl TopicManager {
         state: &PartitionState,
     ) -> Result<Arc<Partition>> {
         let dir = self.partition_dir(topic, p);
+        // The image's leader epoch is assigned as part of the open (then again, as a no-op,
+        // by `make_leader`), so an unchanged leader-epoch checkpoint is not rewritten.
         let mut log = Log::open_managed(
             &dir,
             config.log.clone(),
             Arc::clone(&self.storage),
             now_ms(),
             known,
+            Some(state.leader_epoch),
         )?;
         let r = log.recovery_report();
         self.segments_recovered

@@ -226,7 +226,7 @@ impl Log {
         storage: Arc<dyn Storage>,
         now_ms: i64,
     ) -> Result<Log> {
-        Log::open_inner(dir, config, storage, now_ms, false, None)
+        Log::open_inner(dir, config, storage, now_ms, false, None, None)
     }
 
     /// Opens a log whose recovery point, log start offset and clean-shutdown marker the caller
@@ -238,14 +238,20 @@ impl Log {
     /// own afterwards; the caller writes the directory's files from
     /// [`Log::recovery_point`] and [`Log::log_start_offset`], after [`Log::close`] for a clean
     /// shutdown.
+    ///
+    /// `leader_epoch` is assigned at the log end as part of the open (what
+    /// [`Log::assign_leader_epoch`] does after it, Kafka's `makeLeader`), so that an unchanged
+    /// `leader-epoch-checkpoint` is not rewritten: recovery drops an entry starting at the log
+    /// end, and re-adding it afterwards cost two fsyncs per empty partition at every start.
     pub fn open_managed(
         dir: &Path,
         config: LogConfig,
         storage: Arc<dyn Storage>,
         now_ms: i64,
         known: Option<DirCheckpoint>,
+        leader_epoch: Option<LeaderEpoch>,
     ) -> Result<Log> {
-        Log::open_inner(dir, config, storage, now_ms, true, known)
+        Log::open_inner(dir, config, storage, now_ms, true, known, leader_epoch)
     }
 
     fn open_inner(
@@ -255,6 +261,7 @@ impl Log {
         now_ms: i64,
         managed: bool,
         known: Option<DirCheckpoint>,
+        leader_epoch: Option<LeaderEpoch>,
     ) -> Result<Log> {
         config.validate()?;
         let st = &*storage;
@@ -453,7 +460,12 @@ impl Log {
         let (snapshot, replayed) = log.load_producer_state(now_ms)?;
         report.producer_snapshot = snapshot.map(Offset);
         report.producer_batches_replayed = replayed;
-        log.recover_leader_epochs(epoch_file_found, report.clean_shutdown, recovery_point)?;
+        log.recover_leader_epochs(
+            epoch_file_found,
+            report.clean_shutdown,
+            recovery_point,
+            leader_epoch,
+        )?;
         // From here on a crash must be seen as unclean. A managed log's marker is the data
         // directory's, removed by the caller; an older version's partition marker must go too,
         // or a later open without the directory's files would trust this partition blindly.
@@ -1392,7 +1404,10 @@ impl Log {
         file_found: bool,
         clean_shutdown: bool,
         recovery_point: i64,
+        leader_epoch: Option<LeaderEpoch>,
     ) -> Result<()> {
+        // What the file holds, to skip rewriting it with the same entries.
+        let file_entries = file_found.then(|| self.epochs.entries().to_vec());
         let mut changed = !file_found;
         let from = if !file_found {
             Some(self.log_start_offset)
@@ -1417,7 +1432,10 @@ impl Log {
             }
         }
         changed |= self.epochs.truncate_from_start(self.log_start_offset);
-        if changed {
+        if let Some(epoch) = leader_epoch {
+            changed |= self.epochs.assign(epoch.0, leo);
+        }
+        if changed && file_entries.as_deref() != Some(self.epochs.entries()) {
             self.epochs.write(&*self.storage)?;
         }
         Ok(())

@@ -564,6 +564,7 @@ fn logs_sharing_one_open_file_read_and_append_across_reopen() {
                     Arc::clone(&storage),
                     0,
                     Some(known),
+                    Some(potok_records::LeaderEpoch(0)),
                 )
                 .unwrap();
                 log.assign_leader_epoch(potok_records::LeaderEpoch(0))

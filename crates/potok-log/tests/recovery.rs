@@ -533,7 +533,15 @@ fn managed_logs_use_the_callers_checkpoints() {
     log.delete_records_before(Offset(4)).unwrap();
     log.close().unwrap();
     assert!(dir.path().join(CLEAN_SHUTDOWN_FILE).exists());
-    let log = Log::open_managed(dir.path(), config.clone(), Arc::clone(&storage), 0, None).unwrap();
+    let log = Log::open_managed(
+        dir.path(),
+        config.clone(),
+        Arc::clone(&storage),
+        0,
+        None,
+        None,
+    )
+    .unwrap();
     assert!(log.recovery_report().clean_shutdown);
     assert!(log.recovery_report().scanned_segments.is_empty());
     assert_eq!(log.log_start_offset(), Offset(4));
@@ -570,6 +578,7 @@ fn managed_logs_use_the_callers_checkpoints() {
         Arc::clone(&storage),
         0,
         Some(known),
+        None,
     )
     .unwrap();
     assert!(log.recovery_report().scanned_segments.is_empty());
@@ -592,7 +601,7 @@ fn managed_logs_use_the_callers_checkpoints() {
         clean_shutdown: false,
         ..known
     };
-    let log = Log::open_managed(dir.path(), config, storage, 0, Some(unclean)).unwrap();
+    let log = Log::open_managed(dir.path(), config, storage, 0, Some(unclean), None).unwrap();
     assert_eq!(log.recovery_report().scanned_segments, expected);
     assert!(expected.len() < bases.len());
     assert_eq!(log.log_end_offset(), Offset(leo.0 + 8));
@@ -603,4 +612,47 @@ fn managed_logs_use_the_callers_checkpoints() {
     ] {
         assert!(!dir.path().join(f).exists(), "{f} written by a managed log");
     }
+}
+
+/// Reopening an unchanged empty partition with its leader epoch rewrites no
+/// `leader-epoch-checkpoint` (the file keeps its inode): recovery drops the entry starting at
+/// the log end, and the epoch assigned in the same open puts it back. With data appended in a
+/// new epoch the file is rewritten.
+#[test]
+fn reopening_with_the_same_leader_epoch_rewrites_no_epoch_checkpoint() {
+    use potok_records::LeaderEpoch;
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let storage: Arc<dyn potok_log::Storage> = Arc::new(potok_log::RealStorage);
+    let open = |epoch: i32| {
+        Log::open_managed(
+            dir.path(),
+            LogConfig::default(),
+            Arc::clone(&storage),
+            0,
+            Some(potok_log::DirCheckpoint::default()),
+            Some(LeaderEpoch(epoch)),
+        )
+        .unwrap()
+    };
+    let inode = || {
+        std::fs::metadata(dir.path().join(potok_log::LEADER_EPOCH_CHECKPOINT_FILE))
+            .unwrap()
+            .ino()
+    };
+    open(0).close().unwrap();
+    let first = inode();
+    for _ in 0..3 {
+        let log = open(0);
+        assert_eq!(
+            log.end_offset_for_epoch(LeaderEpoch(0)),
+            Some((LeaderEpoch(0), Offset(0)))
+        );
+        log.close().unwrap();
+        assert_eq!(inode(), first, "leader-epoch-checkpoint rewritten");
+    }
+    let log = open(3);
+    assert_eq!(log.latest_epoch(), Some(LeaderEpoch(3)));
+    log.close().unwrap();
+    assert_ne!(inode(), first);
 }
