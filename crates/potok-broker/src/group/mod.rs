@@ -303,6 +303,12 @@ impl GroupService {
         let r = {
             let mut inner = lock(&self.inner);
             let before = inner.coordinator.next_deadline();
+            // Deadlines that have passed take effect before the request is handled, so that
+            // what a client sees does not depend on how late the timer task runs: a DeleteGroups
+            // sent just after the last member's session expired finds the group empty (as
+            // librdkafka's 0081-admin expects right at `session.timeout.ms` after closing its
+            // static members), and a heartbeat after its member's deadline is too late.
+            inner.coordinator.tick(now);
             let r = f(&mut inner.coordinator, now);
             let outputs: Vec<Output> = inner.coordinator.drain_outputs().collect();
             self.apply_outputs(&mut inner, outputs, now, &mut replies, &mut failed);

@@ -315,3 +315,48 @@ fn oversized_offsets_partition_is_rewritten_at_start() {
     drop(svc);
     assert_eq!(dir_bytes(&partition0(dir.path())), after_bytes);
 }
+
+/// A deadline that has passed takes effect before the next request is handled, whether or not
+/// the timer task has run: DeleteGroups sent right after the only member's session expired finds
+/// the group empty (librdkafka's 0081-admin sends it exactly `session.timeout.ms` after closing
+/// static members). No timer task runs in this test, so only the request itself can expire the
+/// member.
+#[test]
+fn expired_sessions_take_effect_before_the_next_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut props = vec![
+        ("log.dirs".into(), dir.path().display().to_string()),
+        ("offsets.topic.num.partitions".into(), "1".into()),
+        ("group.initial.rebalance.delay.ms".into(), "0".into()),
+        ("group.min.session.timeout.ms".into(), "10".into()),
+    ];
+    props.sort();
+    let svc = GroupService::open_with_storage(
+        &BrokerConfig::from_properties(props).unwrap(),
+        Arc::new(RealStorage),
+    )
+    .unwrap();
+    let (token, mut rx) = svc.park();
+    let mut req = join_req("");
+    req.session_timeout_ms = 200;
+    req.group_instance_id = Some("static-1".into());
+    svc.call(|c, now| c.join_group(now, token, req)).unwrap();
+    svc.tick();
+    let (member, generation) = match rx.try_recv().expect("join answered") {
+        Parked::Join(r) => (r.member_id, r.generation_id),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(sync(&svc, &member, generation, b"a"), ErrorCode::None);
+    let still_there = svc
+        .call(|c, _| c.delete_groups(&["cg".to_string()]))
+        .unwrap();
+    assert_eq!(
+        still_there,
+        vec![("cg".to_string(), ErrorCode::NonEmptyGroup)]
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let deleted = svc
+        .call(|c, _| c.delete_groups(&["cg".to_string()]))
+        .unwrap();
+    assert_eq!(deleted, vec![("cg".to_string(), ErrorCode::None)]);
+}
