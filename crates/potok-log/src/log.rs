@@ -716,7 +716,11 @@ impl Log {
                     || (nonempty
                         && (active.size() + group_bytes + b.len as u64
                             > self.config.segment_bytes
-                            || active.is_older_than(now_ms, self.config.effective_segment_ms())
+                            || active.is_older_than(
+                                now_ms,
+                                b.header.max_timestamp,
+                                self.config.effective_segment_ms(),
+                            )
                             || active.indexes_full(j - i)));
                 if roll {
                     break;

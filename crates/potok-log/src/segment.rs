@@ -1181,20 +1181,29 @@ impl Segment {
             .map_err(|e| LogError::io(&self.log_path, e))
     }
 
-    /// Whether the segment has been non-empty for longer than `segment.ms` (Kafka's
-    /// `LogSegment.shouldRoll` time condition, without jitter).
-    pub(crate) fn is_older_than(&self, now_ms: i64, segment_ms: i64) -> bool {
+    /// Whether appending a batch whose max timestamp is `batch_max_timestamp` at `now_ms` rolls
+    /// the segment by `segment.ms` (Kafka's `LogSegment.shouldRoll` time condition, without
+    /// jitter). As in Kafka's `timeWaitedForRoll`, the time waited is measured between record
+    /// timestamps — the incoming batch's against the segment's first batch's — when the segment
+    /// has one, and by the clock only when it has none. Measuring `now` against the first
+    /// batch's timestamp instead would roll a new segment for every batch of old-timestamped
+    /// data (a replay, a migration, a producer with a skewed clock).
+    pub(crate) fn is_older_than(
+        &self,
+        now_ms: i64,
+        batch_max_timestamp: i64,
+        segment_ms: i64,
+    ) -> bool {
         if self.size == 0 {
             return false;
         }
-        let reference = match self.first_batch_timestamp {
-            Some(ts) if ts >= 0 => ts,
+        match self.first_batch_timestamp {
+            Some(ts) if ts >= 0 => batch_max_timestamp.saturating_sub(ts) > segment_ms,
             _ => match self.first_seen_ms {
-                Some(ms) => ms,
-                None => return false,
+                Some(ms) => now_ms.saturating_sub(ms) > segment_ms,
+                None => false,
             },
-        };
-        now_ms.saturating_sub(reference) > segment_ms
+        }
     }
 
     /// Whether appending `pending_batches` more batches might overflow an index. The time index

@@ -178,6 +178,30 @@ fn rolls_on_segment_ms_with_injected_clock() {
     assert_eq!(log.segment_base_offsets().len(), 4);
 }
 
+/// Kafka's `timeWaitedForRoll`: the time a segment has waited is measured between record
+/// timestamps (the incoming batch against the segment's first batch), so data with old
+/// timestamps appended now fills segments normally instead of rolling one per batch.
+#[test]
+fn old_timestamps_do_not_roll_a_segment_per_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = LogConfig {
+        segment_ms: 60_000,
+        segment_bytes: 1 << 20,
+        ..cfg()
+    };
+    let mut log = open(dir.path(), c, NOW);
+    let year_ago = NOW - 365 * 24 * 3_600_000;
+    for i in 0..10 {
+        log.append(simple_batch(1, year_ago + i * 1_000, 10, 0), NOW + i)
+            .unwrap();
+    }
+    assert_eq!(log.segment_base_offsets(), vec![Offset(0)]);
+    // A batch more than segment.ms after the first one, in record time, rolls.
+    log.append(simple_batch(1, year_ago + 61_000, 10, 0), NOW + 20)
+        .unwrap();
+    assert_eq!(log.segment_base_offsets(), vec![Offset(0), Offset(10)]);
+}
+
 #[test]
 fn rolls_when_the_index_is_full() {
     let dir = tempfile::tempdir().unwrap();
