@@ -88,6 +88,10 @@ pub struct BenchArgs {
     /// on a 500 ms timer) then do not count against throughput or latency.
     #[arg(long, default_value_t = 0)]
     pub warmup_records: u64,
+    /// Give records keys `key-0` .. `key-{N-1}` in turn (a compacted topic refuses records
+    /// without a key); without it records have no key.
+    #[arg(long)]
+    pub keys: Option<u64>,
     #[arg(long, value_enum, default_value = "text")]
     pub output: OutputFormat,
     #[command(flatten)]
@@ -445,7 +449,11 @@ fn produce_worker(
     let mut k: u64 = 0;
     if warmup > 0 {
         while k < warmup {
-            let record = BaseRecord::with_opaque_to(&args.topic, 0).payload(&value[..]);
+            let key = args.keys.map(|n| format!("key-{}", k % n.max(1)));
+            let mut record = BaseRecord::with_opaque_to(&args.topic, 0).payload(&value[..]);
+            if let Some(key) = &key {
+                record = record.key(key.as_bytes());
+            }
             send_blocking(&producer, record)?;
             k += 1;
         }
@@ -489,7 +497,12 @@ fn produce_worker(
         if stamp {
             value[..8].copy_from_slice(&sent_ns.to_le_bytes());
         }
-        let record = BaseRecord::with_opaque_to(&args.topic, sent_ns as usize).payload(&value[..]);
+        let key = args.keys.map(|n| format!("key-{}", k % n.max(1)));
+        let mut record =
+            BaseRecord::with_opaque_to(&args.topic, sent_ns as usize).payload(&value[..]);
+        if let Some(key) = &key {
+            record = record.key(key.as_bytes());
+        }
         send_blocking(&producer, record)?;
         k += 1;
         if k.is_multiple_of(64) {
