@@ -27,13 +27,26 @@ impl Client {
 
     /// Connects to `broker` with a read timeout of `timeout` (for requests that do much IO).
     pub fn with_timeout(broker: &super::Broker, timeout: Duration) -> Client {
-        let s = TcpStream::connect(("127.0.0.1", broker.port)).expect("connect");
+        Client::connect(&broker.bootstrap(), timeout)
+    }
+
+    /// Connects to `addr` (`host:port`, any Kafka broker) with a read timeout of `timeout`.
+    pub fn connect(addr: &str, timeout: Duration) -> Client {
+        let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
         s.set_read_timeout(Some(timeout)).unwrap();
         Client { s, corr: 0 }
     }
 
     /// Sends `body` as `key` v`v` and decodes the response.
     pub fn call<M: Encode, R: Decode>(&mut self, key: ApiKey, v: i16, body: &M) -> R {
+        self.send(key, v, body);
+        self.recv(key, v)
+            .unwrap_or_else(|e| panic!("{key:?} v{v}: {e}"))
+    }
+
+    /// Sends `body` as `key` v`v` without waiting for the answer (to keep several requests in
+    /// flight on several connections, e.g. JoinGroup calls that wait for each other).
+    pub fn send<M: Encode>(&mut self, key: ApiKey, v: i16, body: &M) {
         self.corr += 1;
         let h = RequestHeader {
             request_api_key: key as i16,
@@ -45,16 +58,26 @@ impl Client {
         let mut buf = BytesMut::new();
         encode_request_frame(&mut buf, &h, body).unwrap();
         self.s.write_all(&buf).unwrap();
+    }
+
+    /// Reads and decodes the answer to the request sent last with [`Client::send`] (one request
+    /// in flight per connection); an error when the broker closed the connection (or the read
+    /// timed out) instead.
+    pub fn recv<R: Decode>(&mut self, key: ApiKey, v: i16) -> Result<R, String> {
         let mut len = [0u8; 4];
-        self.s.read_exact(&mut len).unwrap();
+        self.s
+            .read_exact(&mut len)
+            .map_err(|e| format!("no response: {e}"))?;
         let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
-        self.s.read_exact(&mut body).unwrap();
+        self.s
+            .read_exact(&mut body)
+            .map_err(|e| format!("truncated response: {e}"))?;
         let mut b = Bytes::from(body);
         assert_eq!(b.get_i32(), self.corr);
         if key.response_header_version(v) >= 1 {
             assert_eq!(b.get_u8(), 0, "no tagged fields expected in the header");
         }
-        R::decode(&mut b, v).unwrap()
+        R::decode(&mut b, v).map_err(|e| format!("undecodable response: {e}"))
     }
 
     /// CreateTopics v7 of one topic with `configs`; panics unless it succeeds.
