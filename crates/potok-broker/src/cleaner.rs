@@ -13,11 +13,13 @@
 //! high watermark is cleaned, as Kafka stops at the last stable offset); reading, filtering and writing
 //! happen without it. All threads share one rate limit, `log.cleaner.io.max.bytes.per.second`,
 //! on the bytes they read and write ([`Throttle`]). A partition whose cleaning fails (corrupt
-//! data) is skipped until restart, as Kafka marks it uncleanable.
+//! data) is skipped while it exists, as Kafka marks it uncleanable; a partition deleted and
+//! created again under the same name is a new partition and is cleaned (Kafka's
+//! `maintainUncleanablePartitions`).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -51,7 +53,18 @@ pub struct CleanerSettings {
 #[derive(Debug, Default)]
 struct Claims {
     in_progress: HashSet<(String, i32)>,
-    uncleanable: HashSet<(String, i32)>,
+    /// Held weakly: a deleted partition drops out, and one re-created under the same name is
+    /// another `Partition`.
+    uncleanable: Vec<Weak<Partition>>,
+}
+
+impl Claims {
+    fn is_uncleanable(&mut self, p: &Arc<Partition>) -> bool {
+        self.uncleanable.retain(|w| w.strong_count() > 0);
+        self.uncleanable
+            .iter()
+            .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(p)))
+    }
 }
 
 /// The rate limit shared by all cleaner threads (Kafka's `Throttler`): it counts bytes in
@@ -192,7 +205,7 @@ fn run(
                 let mut c = claims.lock().unwrap_or_else(|e| e.into_inner());
                 c.in_progress.remove(&key);
                 if !outcome {
-                    c.uncleanable.insert(key);
+                    c.uncleanable.push(Arc::downgrade(&p));
                 }
                 true
             }
@@ -302,9 +315,9 @@ fn grab_filthiest(broker: &Broker, claims: &Mutex<Claims>) -> Option<Arc<Partiti
                 continue;
             }
             {
-                let c = claims.lock().unwrap_or_else(|e| e.into_inner());
+                let mut c = claims.lock().unwrap_or_else(|e| e.into_inner());
                 let key = (p.topic().to_string(), p.index());
-                if c.in_progress.contains(&key) || c.uncleanable.contains(&key) {
+                if c.in_progress.contains(&key) || c.is_uncleanable(p) {
                     continue;
                 }
             }
