@@ -1504,7 +1504,12 @@ impl Log {
         self.checkpoint_recovery_point(self.recovery_point)?;
         self.checkpoint_log_start(self.log_start_offset)?;
         let leo = self.log_end_offset().0;
-        self.snapshot_producers(leo)?;
+        // A log nothing was ever appended to has no producer state and needs no snapshot to
+        // rebuild it (Kafka's `takeSnapshot` likewise skips when nothing was appended since the
+        // last one); writing one cost two fsyncs per never-written partition at every shutdown.
+        if leo > 0 || !self.producers.is_empty() {
+            self.snapshot_producers(leo)?;
+        }
         if self.managed {
             return Ok(());
         }

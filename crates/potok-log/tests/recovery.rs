@@ -656,3 +656,25 @@ fn reopening_with_the_same_leader_epoch_rewrites_no_epoch_checkpoint() {
     log.close().unwrap();
     assert_ne!(inode(), first);
 }
+
+/// Closing a log nothing was appended to writes no producer-state snapshot (two fsyncs per
+/// partition at every shutdown of a broker with many idle partitions); one with data does.
+#[test]
+fn closing_a_never_written_log_writes_no_producer_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshots = |d: &std::path::Path| {
+        std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".snapshot"))
+            .count()
+    };
+    open(dir.path(), LogConfig::default(), 0).close().unwrap();
+    assert_eq!(snapshots(dir.path()), 0);
+    let log = open(dir.path(), LogConfig::default(), 0);
+    assert!(log.recovery_report().clean_shutdown);
+    let mut log = log;
+    log.append(simple_batch(1, 1000, 10, 1), 0).unwrap();
+    log.close().unwrap();
+    assert_eq!(snapshots(dir.path()), 1);
+}

@@ -119,7 +119,7 @@ def create(bootstrap, topics, parts):
 def produce_round(bootstrap, names, parts, flush=True):
     from confluent_kafka import Producer
     p = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 5,
-                  "queue.buffering.max.messages": 2_000_000})
+                  "queue.buffering.max.messages": 2_000_000, "log_level": 0})
     for n in names:
         for q in range(parts):
             p.produce(n, b"x" * 100, partition=q)
@@ -171,6 +171,10 @@ def main():
         p = produce_round(bootstrap, names, parts, flush=False)
         p.poll(0.5)
         b.stop(signal.SIGKILL)
+        # The records in flight are lost with the broker; drop them rather than retry.
+        p.purge()
+        p.flush(0)
+        del p
         t = b.start()
         logs, segs = b.recovered()
         print(f"restart after SIGKILL while producing: {t:.2f} s; "
