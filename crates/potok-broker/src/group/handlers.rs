@@ -526,8 +526,9 @@ async fn list_groups(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> 
                 } else {
                     String::new()
                 },
+                // Kafka writes the type as `GroupType.toString` does: lower case ("classic").
                 group_type: if v >= 5 {
-                    "Classic".to_owned()
+                    "classic".to_owned()
                 } else {
                     String::new()
                 },

@@ -115,13 +115,8 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
             Err(e) => {
                 res.error_code = e.code.code();
                 res.error_message = Some(e.message);
-                if ctx.api_version >= 5 {
-                    res.topic_config_error_code = if e.code == ErrorCode::InvalidConfig {
-                        e.code.code()
-                    } else {
-                        0
-                    };
-                }
+                // topic_config_error_code (KIP-525) reports a failure to describe the created
+                // topic's configs; Kafka leaves it NONE when the creation itself fails.
             }
         }
         results.push(res);

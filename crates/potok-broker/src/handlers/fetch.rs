@@ -228,10 +228,14 @@ fn read_all(
                 last_stable_offset: -1,
                 log_start_offset: -1,
                 records: Some(Bytes::new()),
+                // Kafka sends null at read_uncommitted and a list only at read_committed.
+                aborted_transactions: (req.isolation_level != 0).then(Vec::new),
                 ..Default::default()
             };
             let partition = topic.as_ref().and_then(|t| t.partition(fp.partition));
             let Some(p) = partition else {
+                // Kafka answers unknown partitions before reading, with the empty list.
+                pd.aborted_transactions = Some(Vec::new());
                 pd.error_code = unknown.code();
                 has_error = true;
                 parts.push(pd);

@@ -17,6 +17,9 @@ use potok_records::Offset;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+/// KIP-1005's EARLIEST_LOCAL_TIMESTAMP: the first offset in local storage. Without tiered
+/// storage every segment is local, so it is the log start offset, as Kafka answers then.
+const EARLIEST_LOCAL: i64 = -4;
 const MAX_TIMESTAMP: i64 = -3;
 
 /// Handles ListOffsets.
@@ -82,7 +85,7 @@ fn lookup(p: &Partition, ts: i64) -> std::result::Result<(i64, i64, i32), ErrorC
                 -1,
                 log.latest_epoch().map_or(-1, |e| e.0),
             ),
-            EARLIEST => (
+            EARLIEST | EARLIEST_LOCAL => (
                 log.log_start_offset().0,
                 -1,
                 epoch_of(log.log_start_offset()),

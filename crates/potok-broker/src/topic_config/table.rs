@@ -45,7 +45,7 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def("min.compaction.lag.ms", T::Long, "Shortest time a record stays uncompacted.", Rule::Range(0, i64::MAX), "0", &[("log.cleaner.min.compaction.lag.ms", Unit::Same)]),
     def("min.insync.replicas", T::Int, "Replicas that must acknowledge a write with acks=all.", Rule::Range(1, I32), "1", &[("min.insync.replicas", Unit::Same)]),
     def("preallocate", T::Boolean, not_enforced!("Whether new segment files are preallocated to segment.bytes."), Rule::None, "false", &[("log.preallocate", Unit::Same)]),
-    def("remote.copy.lag.bytes", T::Long, not_enforced!("Bytes a segment may wait before its copy to tiered storage (Kafka 4.4, KIP-1241); -1 means local.retention.bytes."), Rule::Range(-1, i64::MAX), "0", &[]),
+    def("remote.copy.lag.bytes", T::Long, not_enforced!("Bytes a segment may wait before its copy to tiered storage (Kafka 4.4, KIP-1241); -1 means local.retention.bytes."), Rule::Range(-1, i64::MAX), "-1", &[]),
     def("remote.copy.lag.ms", T::Long, not_enforced!("Time a segment may wait before its copy to tiered storage (Kafka 4.4, KIP-1241); -1 means local.retention.ms."), Rule::Range(-1, i64::MAX), "0", &[]),
     def("remote.log.copy.disable", T::Boolean, not_enforced!("Stop copying segments of a tiered topic to remote storage."), Rule::None, "false", &[]),
     def("remote.log.delete.on.disable", T::Boolean, not_enforced!("Delete remote data when tiered storage is turned off for the topic."), Rule::None, "false", &[]),
