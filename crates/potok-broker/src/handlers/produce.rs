@@ -37,6 +37,32 @@ use crate::registry::{Reply, RequestContext};
 use crate::topics::{log_error_code, now_ms, ApiError, Topic};
 use crate::Broker;
 
+/// The log start offset a refused produce answers: Kafka's `ReplicaManager.appendToLocalLog`
+/// reports the partition's log start offset for every failure but the ones it lists as
+/// unknown-append-info (unknown topic or partition, not leader, record or batch too large,
+/// corrupt record, storage error), which answer -1; so do requests refused before any
+/// partition is looked at (invalid acks).
+fn failed_log_start_offset(topic: Option<&Topic>, partition: i32, code: ErrorCode) -> i64 {
+    let unknown_info = matches!(
+        code,
+        ErrorCode::UnknownTopicOrPartition
+            | ErrorCode::NotLeaderOrFollower
+            | ErrorCode::MessageTooLarge
+            | ErrorCode::RecordListTooLarge
+            | ErrorCode::CorruptMessage
+            | ErrorCode::KafkaStorageError
+            | ErrorCode::UnknownTopicId
+            | ErrorCode::InvalidRequiredAcks
+    );
+    if unknown_info {
+        return -1;
+    }
+    topic
+        .and_then(|t| t.partition(partition))
+        .and_then(|p| p.offsets().ok())
+        .map_or(-1, |(start, _)| start.0)
+}
+
 /// Handles Produce.
 pub async fn handle(broker: Arc<Broker>, _ctx: RequestContext, req: Request) -> Result<Reply> {
     let Request::Produce(req) = req else {
@@ -48,6 +74,7 @@ pub async fn handle(broker: Arc<Broker>, _ctx: RequestContext, req: Request) -> 
         let topic = broker.topics.get(&td.name);
         let mut parts = Vec::with_capacity(td.partition_data.len());
         for pd in td.partition_data {
+            let has_records = pd.records.as_ref().is_some_and(|b| !b.is_empty());
             let mut r = PartitionProduceResponse {
                 index: pd.index,
                 ..Default::default()
@@ -78,6 +105,13 @@ pub async fn handle(broker: Arc<Broker>, _ctx: RequestContext, req: Request) -> 
                 }) => {
                     r.error_code = e.code.code();
                     r.base_offset = -1;
+                    r.log_start_offset = if has_records {
+                        failed_log_start_offset(topic.as_deref(), pd.index, e.code)
+                    } else {
+                        // Kafka refuses null or empty records before the log
+                        // (`ProduceRequest.validateRecords`).
+                        -1
+                    };
                     r.record_errors = record_errors;
                     r.error_message = Some(e.message);
                 }
