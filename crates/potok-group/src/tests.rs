@@ -857,7 +857,8 @@ fn leave_group_batch_and_errors() {
             group_instance_id: None,
         }],
     );
-    assert_eq!(r.error, ErrorCode::UnknownMemberId);
+    assert_eq!(r.error, ErrorCode::None);
+    assert_eq!(r.members[0].1, ErrorCode::UnknownMemberId);
 }
 
 #[test]

@@ -93,12 +93,10 @@ fn describe_topic(
     name: &str,
     keys: Option<&[&str]>,
 ) -> Result<Vec<DescribedConfig>, ApiError> {
-    if name.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidTopicException,
-            "Topic name must not be empty.",
-        ));
-    }
+    // Kafka's `ConfigHelper.describeConfigs` validates the name (`Topic.validate`) before
+    // looking the topic up.
+    crate::topics::validate_topic_name(name)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidTopicException, e))?;
     let topic = backend.topic_by_name(name).ok_or_else(|| {
         ApiError::new(
             ErrorCode::UnknownTopicOrPartition,

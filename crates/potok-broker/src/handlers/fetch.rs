@@ -278,11 +278,8 @@ fn read_all(
                     }
                 }
                 Err(e) => {
-                    if let Ok((lso, hw)) = p.offsets() {
-                        pd.high_watermark = hw.0;
-                        pd.last_stable_offset = hw.0;
-                        pd.log_start_offset = lso.0;
-                    }
+                    // Kafka answers a failed read (e.g. OFFSET_OUT_OF_RANGE) with -1 watermarks
+                    // and log start offset (`ReplicaManager.readFromLog`), as set above.
                     pd.error_code = log_error_code(&e).code();
                     has_error = true;
                 }

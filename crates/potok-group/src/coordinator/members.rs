@@ -178,8 +178,10 @@ impl GroupCoordinator {
         members: Vec<LeavingMember>,
     ) -> LeaveGroupResponse {
         if !self.groups.contains_key(group_id) {
+            // Kafka 4.x's coordinator answers the request NONE and each member
+            // UNKNOWN_MEMBER_ID (the differential test's `group-leave` golden).
             return LeaveGroupResponse {
-                error: ErrorCode::UnknownMemberId,
+                error: ErrorCode::None,
                 members: members
                     .into_iter()
                     .map(|m| (m, ErrorCode::UnknownMemberId))
