@@ -97,7 +97,15 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
                 .collect()
         };
     let mut results = Vec::with_capacity(req.topics.len());
+    let mut answered_duplicates = std::collections::HashSet::new();
     for (t, outcome) in req.topics.iter().zip(outcomes) {
+        // Kafka answers a topic named more than once in the request once (its result
+        // collection is keyed by name).
+        if counts.get(t.name.as_str()).copied().unwrap_or(0) > 1
+            && !answered_duplicates.insert(t.name.as_str())
+        {
+            continue;
+        }
         let mut res = CreatableTopicResult {
             name: t.name.clone(),
             error_message: None,
