@@ -620,7 +620,42 @@ impl Session {
             validate_only,
             ..Default::default()
         };
-        self.call(label, ApiKey::AlterConfigs, 2, &req)
+        let r: Option<AlterConfigsResponse> = self.call(label, ApiKey::AlterConfigs, 2, &req);
+        if r.as_ref().is_some_and(|r| r.responses[0].error_code == 0) && !validate_only {
+            for (k, v) in configs {
+                let want = v.map(str::to_string);
+                self.wait_config(resource_type, name, k, |c| {
+                    c.value == want && c.config_source == 1
+                });
+            }
+        }
+        r
+    }
+
+    /// Waits until DescribeConfigs of `key` satisfies `done`: Kafka applies a committed config
+    /// change to the broker's cache asynchronously, Potok at once.
+    fn wait_config(
+        &mut self,
+        resource_type: i8,
+        name: &str,
+        key: &str,
+        done: impl Fn(
+            &potok_protocol::messages::describe_configs_response::DescribeConfigsResourceResult,
+        ) -> bool,
+    ) {
+        let req = DescribeConfigsRequest {
+            resources: vec![DescribeConfigsResource {
+                resource_type,
+                resource_name: name.into(),
+                configuration_keys: Some(vec![key.to_string()]),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        self.wait_until(&format!("config {key} of {name} applied"), |s| {
+            let r: DescribeConfigsResponse = s.quiet(ApiKey::DescribeConfigs, 4, &req);
+            r.results[0].configs.iter().any(&done)
+        });
     }
 
     /// IncrementalAlterConfigs v1 of (name, operation, value) on one resource.
@@ -650,7 +685,26 @@ impl Session {
             validate_only,
             ..Default::default()
         };
-        self.call(label, ApiKey::IncrementalAlterConfigs, 1, &req)
+        let r: Option<IncrementalAlterConfigsResponse> =
+            self.call(label, ApiKey::IncrementalAlterConfigs, 1, &req);
+        if r.as_ref().is_some_and(|r| r.responses[0].error_code == 0) && !validate_only {
+            for (k, op, v) in ops {
+                let v = v.unwrap_or_default().to_string();
+                let has = move |c: &potok_protocol::messages::describe_configs_response::DescribeConfigsResourceResult| {
+                    c.value.as_deref().unwrap_or("").split(',').any(|x| x == v)
+                };
+                match *op {
+                    SET => {
+                        self.wait_config(resource_type, name, k, |c| c.config_source == 1 && has(c))
+                    }
+                    DELETE => self.wait_config(resource_type, name, k, |c| c.config_source != 1),
+                    APPEND => self.wait_config(resource_type, name, k, |c| has(c)),
+                    SUBTRACT => self.wait_config(resource_type, name, k, |c| !has(c)),
+                    _ => {}
+                }
+            }
+        }
+        r
     }
 }
 
