@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 
 use potok_protocol::ErrorCode;
 
-use super::config_ops::{AlterOp, DescribedConfig};
+use super::config_ops::{append_or_subtract, AlterOp, DescribedConfig};
 use super::{AdminBackend, ApiError, ConfigSource, ConfigType};
 use crate::dynamic_config::{self, DynamicConfigs};
-use crate::topic_config::{split_list, ConfigError};
+use crate::topic_config::ConfigError;
 
 /// Checks a BROKER resource name and tells which level it names: `Ok(false)` for this broker's
 /// id, `Ok(true)` for the empty string (cluster-wide dynamic defaults).
@@ -228,19 +228,7 @@ pub(super) fn apply_incremental<'a>(
                         .map(|(v, _)| v)
                         .unwrap_or_default(),
                 };
-                let mut items: Vec<String> =
-                    split_list(&base).into_iter().map(str::to_string).collect();
-                let changes = split_list(value);
-                if op == AlterOp::Append {
-                    for item in changes {
-                        if !items.iter().any(|i| i == item) {
-                            items.push(item.to_string());
-                        }
-                    }
-                } else {
-                    items.retain(|i| !changes.contains(&i.as_str()));
-                }
-                items.join(",")
+                append_or_subtract(&base, op, value)
             }
             _ => value.to_string(),
         };

@@ -110,23 +110,32 @@ pub fn apply_incremental<'a>(
                         .map(|(v, _)| v)
                         .unwrap_or_default(),
                 };
-                let mut items: Vec<String> =
-                    split_list(&base).into_iter().map(str::to_string).collect();
-                let changes = split_list(value);
-                if op == AlterOp::Append {
-                    for item in changes {
-                        if !items.iter().any(|i| i == item) {
-                            items.push(item.to_string());
-                        }
-                    }
-                } else {
-                    items.retain(|i| !changes.contains(&i.as_str()));
-                }
-                next.insert(name.to_string(), validate_value(name, &items.join(","))?);
+                next.insert(
+                    name.to_string(),
+                    validate_value(name, &append_or_subtract(&base, op, value))?,
+                );
             }
         }
     }
     Ok(next)
+}
+
+/// APPEND (items not yet in `base` added at the end) or SUBTRACT (items removed) of the
+/// comma-separated `value` on the list `base`, as Kafka's `ConfigAdminManager` applies them to
+/// a list config; the result is comma-separated again.
+pub(crate) fn append_or_subtract(base: &str, op: AlterOp, value: &str) -> String {
+    let mut items: Vec<&str> = split_list(base);
+    let changes = split_list(value);
+    if op == AlterOp::Append {
+        for item in changes {
+            if !items.contains(&item) {
+                items.push(item);
+            }
+        }
+    } else {
+        items.retain(|i| !changes.contains(i));
+    }
+    items.join(",")
 }
 
 /// One config as DescribeConfigs reports it.
