@@ -90,7 +90,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "group.min.session.timeout.ms", default: "6000", doc: "Smallest session timeout a consumer group member may ask for." },
     Setting { name: "group.max.session.timeout.ms", default: "1800000", doc: "Largest session timeout a consumer group member may ask for." },
     Setting { name: "group.max.size", default: "2147483647", doc: "Most members in one consumer group; more get GROUP_MAX_SIZE_REACHED." },
-    Setting { name: "offsets.topic.num.partitions", default: "50", doc: "Partitions of __consumer_offsets (a group lives in partition abs(hash(group)) % this). Changing it on existing data moves groups; keep it fixed." },
+    Setting { name: "offsets.topic.num.partitions", default: "50", doc: "Partitions of __consumer_offsets when it is created (a group lives in partition abs(hash(group)) % count). An existing topic keeps its own count, as in Kafka." },
     Setting { name: "offsets.retention.minutes", default: "10080", doc: "How long committed offsets of a group are kept after the group became empty (or, for stable consumer groups, after the last commit of a topic no member subscribes to)." },
     Setting { name: "offsets.retention.check.interval.ms", default: "600000", doc: "How often expired offsets are removed." },
     Setting { name: "offset.metadata.max.bytes", default: "4096", doc: "Largest metadata string of a committed offset." },

@@ -38,6 +38,7 @@ pub mod dynamic_config;
 pub mod error;
 pub mod group;
 pub mod handlers;
+pub mod internal_topics;
 pub mod metadata_log;
 pub mod metrics;
 pub mod producer_ids;
@@ -65,8 +66,9 @@ pub use topics::{ApiError, TopicManager};
 pub struct Broker {
     /// The configuration.
     pub config: BrokerConfig,
-    /// Topics and partitions.
-    pub topics: TopicManager,
+    /// Topics and partitions (shared with the group coordinator, which creates and writes
+    /// `__consumer_offsets`).
+    pub topics: Arc<TopicManager>,
     /// The registered handlers.
     pub registry: Registry,
     /// Metrics.
@@ -187,7 +189,6 @@ impl Running {
                 c.stop();
             }
             b.topics.close_all(b.config.recovery_threads);
-            b.groups.close();
         })
         .await;
         tracing::info!("shut down cleanly");
@@ -301,12 +302,17 @@ pub async fn start(mut config: BrokerConfig) -> Result<Running> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| BrokerError::io(&config.data_dir, e))?;
     let cluster_id = cluster_identity(&config)?;
     // Recover every partition before binding: a client that can connect must be served.
-    let topics = {
+    let topics = Arc::new({
         let cfg = config.clone();
-        tokio::task::spawn_blocking(move || TopicManager::open(&cfg))
-            .await
-            .map_err(|e| BrokerError::Config(format!("start-up task failed: {e}")))??
-    };
+        tokio::task::spawn_blocking(move || {
+            // An interrupted rewrite of an offsets partition is repaired before its log is
+            // opened (see `group`'s "Replay").
+            group::finish_interrupted_rewrites(&cfg.data_dir)?;
+            TopicManager::open(&cfg)
+        })
+        .await
+        .map_err(|e| BrokerError::Config(format!("start-up task failed: {e}")))??
+    });
     let producer_ids = producer_ids::ProducerIdManager::open(&config.data_dir)?;
     let dynamic = dynamic_config::load(&dynamic_config::file_path(
         &config.data_dir.join(metadata_log::METADATA_DIR),
@@ -325,7 +331,8 @@ pub async fn start(mut config: BrokerConfig) -> Result<Running> {
     // Groups and committed offsets are loaded before binding too.
     let groups = {
         let cfg = config.clone();
-        tokio::task::spawn_blocking(move || group::GroupService::open(&cfg))
+        let topics = Arc::clone(&topics);
+        tokio::task::spawn_blocking(move || group::GroupService::open(&cfg, topics))
             .await
             .map_err(|e| BrokerError::Config(format!("start-up task failed: {e}")))??
     };

@@ -16,7 +16,9 @@
 //! is held across an `.await`: handlers clone the `Arc<Topic>` / `Arc<Partition>` they need and
 //! drop the guards before awaiting.
 //!
-//! Partition `p` of topic `t` lives in `{log.dirs}/{t}-{p}`, as in Kafka.
+//! Partition `p` of topic `t` lives in `{log.dirs}/{t}-{p}`, as in Kafka, except for the
+//! internal `__consumer_offsets` (see `partition_dir`), which the group coordinator creates
+//! through [`TopicManager::create_internal_topic`] and clients may not create.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -34,6 +36,7 @@ use tokio::sync::Notify;
 
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
+use crate::internal_topics::{self, is_internal, GROUP_METADATA_TOPIC};
 use crate::metadata_log::{partition_record, MetadataLog, METADATA_DIR};
 use crate::topic_config::{normalize_overrides, EffectiveTopicConfig, TopicDefaults};
 use potok_metadata::image::TOPIC_RESOURCE;
@@ -310,6 +313,28 @@ impl Partition {
         }
     }
 
+    /// Replaces the partition's log: `swap` gets the open log (`None` if the partition was
+    /// closed), must close it and return the log that takes its place, which then leads in the
+    /// partition's current epoch. The group coordinator uses it to swap in a rewritten
+    /// `__consumer_offsets` partition at start. If `swap` fails the partition stays offline.
+    pub(crate) fn replace_log(
+        &self,
+        swap: impl FnOnce(Option<Log>) -> Result<Log, LogError>,
+    ) -> Result<(), LogError> {
+        let mut g = lock(&self.log);
+        let mut log = swap(g.take())?;
+        log.assign_leader_epoch(self.leader_epoch())?;
+        *g = Some(log);
+        drop(g);
+        self.wake_waiters();
+        Ok(())
+    }
+
+    /// The directory of the partition's log.
+    pub fn dir(&self) -> Result<PathBuf, LogError> {
+        self.with_log(|log| Ok(log.dir().to_path_buf()))
+    }
+
     /// Closes the log cleanly (flush, checkpoints, clean-shutdown marker). Later calls fail
     /// with `Offline`.
     pub fn close(&self) -> Result<(), LogError> {
@@ -503,6 +528,15 @@ impl TopicManager {
     /// partition log. Partition directories of deleted topics (left by a crash during deletion)
     /// are removed.
     pub fn open(cfg: &BrokerConfig) -> Result<TopicManager> {
+        TopicManager::open_with_storage(cfg, Arc::new(RealStorage))
+    }
+
+    /// [`Self::open`] with the storage every partition log goes through (tests inject faults
+    /// with `potok_log::FaultyStorage`).
+    pub fn open_with_storage(
+        cfg: &BrokerConfig,
+        storage: Arc<dyn Storage>,
+    ) -> Result<TopicManager> {
         let data_dir = cfg.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|e| BrokerError::io(&data_dir, e))?;
         let defaults = TopicDefaults::from_broker(cfg)?;
@@ -536,10 +570,7 @@ impl TopicManager {
         let mgr = TopicManager {
             data_dir,
             defaults: RwLock::new(defaults),
-            storage: Arc::new(BoundedStorage::new(
-                Arc::new(RealStorage),
-                Arc::clone(&open_files),
-            )),
+            storage: Arc::new(BoundedStorage::new(storage, Arc::clone(&open_files))),
             open_files,
             dir_checkpoints: Mutex::new(false),
             segments_recovered: std::sync::atomic::AtomicU64::new(0),
@@ -719,6 +750,16 @@ impl TopicManager {
     }
 
     fn partition_dir(&self, topic: &str, p: i32) -> PathBuf {
+        if topic == GROUP_METADATA_TOPIC {
+            // `__consumer_offsets` keeps the layout the group coordinator gave it before it
+            // became a topic of this manager, one level down (`{log.dirs}/__consumer_offsets/
+            // __consumer_offsets-{p}`), so that data directories written by earlier releases
+            // open without moving their offsets logs. Kafka keeps it directly under log.dirs.
+            return self
+                .data_dir
+                .join(GROUP_METADATA_TOPIC)
+                .join(format!("{topic}-{p}"));
+        }
         self.data_dir.join(format!("{topic}-{p}"))
     }
 
@@ -776,6 +817,11 @@ impl TopicManager {
         &self.open_files
     }
 
+    /// The storage every partition log goes through.
+    pub(crate) fn storage(&self) -> Arc<dyn Storage> {
+        Arc::clone(&self.storage)
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
@@ -806,6 +852,16 @@ impl TopicManager {
         &self,
         t: &NewTopic,
     ) -> std::result::Result<(BTreeMap<String, String>, EffectiveTopicConfig), ApiError> {
+        self.validate(t, false)
+    }
+
+    /// [`Self::validate_new_topic`]; `internal_origin` is true when the broker itself creates
+    /// one of its internal topics, which clients may not create.
+    fn validate(
+        &self,
+        t: &NewTopic,
+        internal_origin: bool,
+    ) -> std::result::Result<(BTreeMap<String, String>, EffectiveTopicConfig), ApiError> {
         validate_topic_name(&t.name)
             .map_err(|m| ApiError::new(ErrorCode::InvalidTopicException, m))?;
         if t.name == METADATA_DIR {
@@ -830,6 +886,9 @@ impl TopicManager {
                 ));
             }
         }
+        if is_internal(&t.name) && !internal_origin {
+            return Err(internal_topics::creation_refused(&t.name));
+        }
         if t.partitions < 1 {
             return Err(ApiError::new(
                 ErrorCode::InvalidPartitions,
@@ -849,6 +908,16 @@ impl TopicManager {
             .unwrap_or_else(|| Err(ApiError::new(ErrorCode::UnknownServerError, "no result")))
     }
 
+    /// Creates one of the broker's internal topics (Kafka's internal-origin creation, which
+    /// `AutoTopicCreationManager` does for the coordinators). Existing partition directories
+    /// are adopted rather than removed: an internal topic is never deleted, so they hold the
+    /// data of this topic as earlier releases stored it outside the metadata log.
+    pub fn create_internal_topic(&self, t: NewTopic) -> std::result::Result<Arc<Topic>, ApiError> {
+        self.create(vec![t], true)
+            .pop()
+            .unwrap_or_else(|| Err(ApiError::new(ErrorCode::UnknownServerError, "no result")))
+    }
+
     /// Creates topics, with one result per topic in input order: validates each (under the
     /// metadata lock, so that concurrent creations cannot both pass; a topic is also checked
     /// against the ones before it in `topics`), makes the records of every valid topic durable
@@ -858,30 +927,41 @@ impl TopicManager {
         &self,
         topics: Vec<NewTopic>,
     ) -> Vec<std::result::Result<Arc<Topic>, ApiError>> {
+        self.create(topics, false)
+    }
+
+    /// [`Self::create_topics`]; `internal_origin` as in [`Self::validate`].
+    fn create(
+        &self,
+        topics: Vec<NewTopic>,
+        internal_origin: bool,
+    ) -> Vec<std::result::Result<Arc<Topic>, ApiError>> {
         let mut meta = lock(&self.meta);
         let mut records = Vec::new();
         let mut planned = Vec::with_capacity(topics.len());
         let mut batch: Vec<&str> = Vec::new();
         for t in &topics {
-            let plan = self.validate_new_topic(t).and_then(|(overrides, config)| {
-                if let Some(other) = batch
-                    .iter()
-                    .find(|n| collision_key(n) == collision_key(&t.name))
-                {
-                    return Err(if *other == t.name {
-                        ApiError::new(
-                            ErrorCode::TopicAlreadyExists,
-                            format!("Topic '{}' already exists.", t.name),
-                        )
-                    } else {
-                        ApiError::new(
-                            ErrorCode::InvalidTopicException,
-                            format!("Topic '{}' collides with existing topic: {other}", t.name),
-                        )
-                    });
-                }
-                Ok((overrides, config))
-            });
+            let plan = self
+                .validate(t, internal_origin)
+                .and_then(|(overrides, config)| {
+                    if let Some(other) = batch
+                        .iter()
+                        .find(|n| collision_key(n) == collision_key(&t.name))
+                    {
+                        return Err(if *other == t.name {
+                            ApiError::new(
+                                ErrorCode::TopicAlreadyExists,
+                                format!("Topic '{}' already exists.", t.name),
+                            )
+                        } else {
+                            ApiError::new(
+                                ErrorCode::InvalidTopicException,
+                                format!("Topic '{}' collides with existing topic: {other}", t.name),
+                            )
+                        });
+                    }
+                    Ok((overrides, config))
+                });
             let (overrides, config) = match plan {
                 Ok(p) => p,
                 Err(e) => {
@@ -908,8 +988,13 @@ impl TopicManager {
             planned.push(Ok((id, overrides, config)));
         }
         // Stale directories of an earlier topic with the same name (a crash during its
-        // deletion) must not be adopted by the new topic.
-        for (t, _) in topics.iter().zip(&planned).filter(|(_, p)| p.is_ok()) {
+        // deletion) must not be adopted by the new topic. An internal topic adopts them
+        // (see `create_internal_topic`).
+        for (t, _) in topics
+            .iter()
+            .zip(&planned)
+            .filter(|(_, p)| p.is_ok() && !internal_origin)
+        {
             for p in 0..t.partitions {
                 let dir = self.partition_dir(&t.name, p);
                 if dir.exists() {
@@ -927,7 +1012,7 @@ impl TopicManager {
             .zip(planned)
             .map(|(t, plan)| {
                 let (id, overrides, config) = plan?;
-                self.publish_new_topic(t, id, overrides, config)
+                self.publish_new_topic(t, id, overrides, config, internal_origin)
             })
             .collect()
     }
@@ -939,12 +1024,27 @@ impl TopicManager {
         id: Uuid,
         overrides: BTreeMap<String, String>,
         config: EffectiveTopicConfig,
+        internal_origin: bool,
     ) -> std::result::Result<Arc<Topic>, ApiError> {
         let mut parts = Vec::new();
         for p in 0..t.partitions {
+            // An adopted directory keeps its own checkpoint files (it was written outside this
+            // manager): `None` reads them once, as for a directory of an older version.
+            let adopted = internal_origin && self.partition_dir(&t.name, p).exists();
+            let known = if adopted {
+                None
+            } else {
+                Some(DirCheckpoint::default())
+            };
             parts.push(
-                self.open_partition(&t.name, p, &config, &single_node_partition(self.node))
-                    .map_err(storage_error)?,
+                self.open_partition_known(
+                    &t.name,
+                    p,
+                    &config,
+                    known,
+                    &single_node_partition(self.node),
+                )
+                .map_err(storage_error)?,
             );
         }
         let topic = Arc::new(Topic {

@@ -46,7 +46,7 @@ fn topic_info(topic: &Topic) -> TopicInfo {
             .map(|p| p.leader_epoch().0)
             .collect(),
         overrides: state.overrides,
-        internal: topic.name().starts_with("__"),
+        internal: crate::internal_topics::is_internal(topic.name()),
     }
 }
 

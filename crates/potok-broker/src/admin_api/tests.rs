@@ -46,7 +46,7 @@ impl Fake {
                     id: Uuid(id),
                     leader_epochs: vec![0; *parts as usize],
                     overrides: BTreeMap::new(),
-                    internal: name.starts_with("__"),
+                    internal: crate::internal_topics::is_internal(name),
                 },
             );
             for p in 0..*parts {

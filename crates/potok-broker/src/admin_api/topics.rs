@@ -19,6 +19,8 @@ use potok_protocol::messages::{
 };
 use potok_protocol::{ErrorCode, Uuid};
 
+use crate::internal_topics;
+
 use super::{
     limits, AdminBackend, ApiError, TopicInfo, CLUSTER_OPERATIONS, OPERATIONS_NOT_REQUESTED,
     TOPIC_OPERATIONS,
@@ -109,6 +111,9 @@ pub fn handle_delete_topics(
                     ))
                 }
             };
+            if topic.internal {
+                return Err(internal_topics::deletion_refused(&topic.name));
+            }
             backend.delete_topic(&topic.name)?;
             Ok(topic)
         })();
@@ -170,6 +175,9 @@ pub fn handle_create_partitions(
             let info = backend
                 .topic_by_name(&topic.name)
                 .ok_or_else(|| ApiError::new(ErrorCode::UnknownTopicOrPartition, "This server does not host this topic."))?;
+            if info.internal {
+                return Err(internal_topics::partition_change_refused(&info.name));
+            }
             let current = info.leader_epochs.len() as i32;
             if topic.count < current {
                 return Err(ApiError::new(
@@ -268,6 +276,10 @@ pub fn handle_delete_records(
                 .iter()
                 .map(|p| {
                     let outcome = match &info {
+                        // Kafka's `ReplicaManager.deleteRecordsOnLocalLog` checks this first.
+                        _ if internal_topics::is_internal(&topic.name) => {
+                            Err(internal_topics::delete_records_refused(&topic.name).code)
+                        }
                         None => Err(ErrorCode::UnknownTopicOrPartition),
                         Some(info)
                             if p.partition_index < 0
@@ -395,7 +407,7 @@ pub fn handle_describe_topic_partitions(
                 error_code: ErrorCode::UnknownTopicOrPartition.code(),
                 name: Some(name.clone()),
                 topic_id: Uuid::ZERO,
-                is_internal: false,
+                is_internal: internal_topics::is_internal(name),
                 partitions: Vec::new(),
                 // Kafka sets the topic operations on every entry it answers, unknown topics
                 // included (`DescribeTopicPartitionsRequestHandler`).

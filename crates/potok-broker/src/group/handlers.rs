@@ -76,7 +76,21 @@ async fn find_coordinator(broker: Arc<Broker>, ctx: RequestContext, req: Request
     // the coordinator of every group (and every transactional id). Share groups (key type 2)
     // are not supported.
     let code = match req.key_type {
-        KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => ErrorCode::None,
+        KEY_TYPE_GROUP => {
+            // Kafka's `KafkaApis.getCoordinator` creates `__consumer_offsets` when it does not
+            // exist yet and answers COORDINATOR_NOT_AVAILABLE until it does; here the creation
+            // is synchronous, so only a failed creation gets that answer.
+            let b = Arc::clone(&broker);
+            match tokio::task::spawn_blocking(move || b.groups.ensure_offsets_topic()).await {
+                Ok(Ok(())) => ErrorCode::None,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e.message, "cannot create the offsets topic");
+                    ErrorCode::CoordinatorNotAvailable
+                }
+                Err(_) => ErrorCode::CoordinatorNotAvailable,
+            }
+        }
+        KEY_TYPE_TRANSACTION => ErrorCode::None,
         _ => ErrorCode::InvalidRequest,
     };
     let host = broker.config.advertised.host.clone();

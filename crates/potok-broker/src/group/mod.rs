@@ -4,13 +4,21 @@
 //!
 //! # Storage
 //!
-//! `__consumer_offsets` has `offsets.topic.num.partitions` partitions (50), each a
-//! `potok_log::Log` in `{log.dirs}/__consumer_offsets/__consumer_offsets-{p}`. The extra
-//! directory level keeps these logs out of the topic manager, which owns (and garbage-collects)
-//! every `{topic}-{partition}` directory directly under `log.dirs`; the topic is therefore not
-//! listed by Metadata. Partitions are created lazily on their first write, so an idle broker
-//! starts without creating 50 logs. Retention is disabled on these logs (there is no
-//! compaction yet, so deleting old segments would lose live offsets); see "Replay".
+//! `__consumer_offsets` is an internal topic of the [`TopicManager`], like any other in the
+//! metadata log and listed by Metadata with `is_internal`, with `offsets.topic.num.partitions`
+//! partitions (50) in `{log.dirs}/__consumer_offsets/__consumer_offsets-{p}` (see
+//! `TopicManager::partition_dir`). As in Kafka, the coordinator creates it when it is first
+//! needed: on the first FindCoordinator for a group (Kafka's `KafkaApis.getCoordinator` asks
+//! `AutoTopicCreationManager` for it), when a Metadata request names it and may create
+//! topics, or on the first write of a client that skipped FindCoordinator (Kafka would answer
+//! `NOT_COORDINATOR` there; this node is every group's coordinator, so it creates the topic
+//! instead). An idle broker therefore has no offsets logs. Once the topic exists its partition
+//! count decides where groups live, as Kafka's coordinator takes it from the metadata image
+//! and `offsets.topic.num.partitions` only for a topic it has yet to create. A data directory
+//! of an earlier release (offsets logs in that directory, no topic in the metadata log) gets
+//! the topic at start, adopting the logs. Clients may read the topic (Fetch, ListOffsets) but
+//! not write, delete or grow it (`crate::internal_topics`). Its `cleanup.policy` is `compact`,
+//! so retention never deletes live offsets (there is no compaction yet; see "Replay").
 //!
 //! # Replay
 //!
@@ -20,7 +28,8 @@
 //! partition whose log holds more than [`COMPACT_RATIO`] times as many records as live keys
 //! (and at least [`COMPACT_MIN_RECORDS`]) is rewritten with only its live records: the new log
 //! is written beside the old one, flushed, and swapped in by renames, so a crash at any point
-//! leaves either the old or the new log complete.
+//! leaves either the old or the new log complete; [`finish_interrupted_rewrites`] completes or
+//! rolls back an interrupted swap before the topic manager opens the logs.
 //!
 //! # Failed appends
 //!
@@ -34,8 +43,9 @@
 //!
 //! # Locking
 //!
-//! One `std::sync::Mutex` guards the coordinator and the logs together, so that records reach
-//! the log in the order the state machine produced them. It is never held across an `.await`:
+//! One `std::sync::Mutex` guards the coordinator and the offsets partitions together, so that
+//! records reach the log in the order the state machine produced them; it is taken before the
+//! topic manager's locks (creating the topic happens under it). It is never held across an `.await`:
 //! a handler locks, feeds one request, appends the records, unlocks, and only then sends the
 //! answers of parked requests through their oneshot channels (`parked`, a second mutex taken
 //! only after the first is released, or alone). Appends touch the page cache only, as for any
@@ -49,7 +59,7 @@
 pub mod handlers;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -59,18 +69,19 @@ use potok_group::{
     GroupConfig, GroupCoordinator, JoinGroupResponse, Loader, Output, PersistRecord,
     SyncGroupResponse, Token,
 };
-use potok_log::{Log, LogConfig, LogError, RealStorage, Storage};
+use potok_log::{Log, LogError};
 use potok_protocol::ErrorCode;
 use potok_records::{split_batches, NewRecord, Offset, RecordBatchBuilder};
 use tokio::sync::{oneshot, Notify};
 
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
-use crate::topics::now_ms;
+use crate::internal_topics::{offsets_topic_overrides, GROUP_METADATA_TOPIC};
+use crate::topics::{now_ms, ApiError, NewTopic, Partition, Topic, TopicManager};
 use crate::Broker;
 
 /// The internal topic's name.
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+pub const OFFSETS_TOPIC: &str = GROUP_METADATA_TOPIC;
 
 /// Rewrite a partition at start-up when it holds this many times more records than live keys.
 pub const COMPACT_RATIO: u64 = 4;
@@ -89,7 +100,8 @@ pub enum Parked {
 
 struct Inner {
     coordinator: GroupCoordinator,
-    logs: HashMap<i32, Log>,
+    /// The partitions of `__consumer_offsets` by index; empty until the topic exists.
+    partitions: Vec<Arc<Partition>>,
 }
 
 /// The broker's group coordinator. Thread-safe; see the module docs for the lock order
@@ -99,16 +111,14 @@ pub struct GroupService {
     parked: Mutex<HashMap<u64, oneshot::Sender<Parked>>>,
     next_token: AtomicU64,
     timer: Notify,
-    dir: PathBuf,
-    log_config: LogConfig,
-    storage: Arc<dyn Storage>,
+    topics: Arc<TopicManager>,
     partitions: i32,
 }
 
 impl std::fmt::Debug for GroupService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GroupService")
-            .field("dir", &self.dir)
+            .field("partitions", &self.partitions)
             .finish_non_exhaustive()
     }
 }
@@ -155,46 +165,50 @@ pub fn group_config(cfg: &BrokerConfig) -> Result<GroupConfig> {
 }
 
 impl GroupService {
-    /// Opens every existing `__consumer_offsets` partition, replays it and loads the groups.
-    /// Blocking (file IO); call from `spawn_blocking` or before serving.
-    pub fn open(cfg: &BrokerConfig) -> Result<GroupService> {
-        GroupService::open_with_storage(cfg, Arc::new(RealStorage))
-    }
-
-    /// [`Self::open`] with the storage the offsets logs go through (tests inject faults with
-    /// `potok_log::FaultyStorage`).
-    pub fn open_with_storage(
-        cfg: &BrokerConfig,
-        storage: Arc<dyn Storage>,
-    ) -> Result<GroupService> {
-        let config = group_config(cfg)?;
-        let partitions = config.offsets_partitions;
-        let dir = cfg.data_dir.join(OFFSETS_TOPIC);
-        std::fs::create_dir_all(&dir).map_err(|e| BrokerError::io(&dir, e))?;
-        let log_config = LogConfig {
-            // Kafka's offsets.topic.segment.bytes.
-            segment_bytes: 100 * 1024 * 1024,
-            // No compaction yet: never delete segments by time or size.
-            retention_ms: -1,
-            retention_bytes: -1,
-            ..LogConfig::default()
+    /// Replays every partition of `__consumer_offsets` (creating the topic first when an
+    /// earlier release left offsets logs without it) and loads the groups. Blocking (file IO);
+    /// call from `spawn_blocking` or before serving, after [`finish_interrupted_rewrites`] and
+    /// [`TopicManager::open`].
+    pub fn open(cfg: &BrokerConfig, topics: Arc<TopicManager>) -> Result<GroupService> {
+        let mut config = group_config(cfg)?;
+        let mut topic = topics.get(OFFSETS_TOPIC);
+        if topic.is_none() && has_offsets_logs(&cfg.data_dir.join(OFFSETS_TOPIC)) {
+            tracing::info!(
+                "creating the {OFFSETS_TOPIC} topic for the offsets logs of an earlier release"
+            );
+            topic = Some(
+                create_offsets_topic(&topics, config.offsets_partitions)
+                    .map_err(|e| BrokerError::Config(format!("{OFFSETS_TOPIC}: {}", e.message)))?,
+            );
+        }
+        let partitions = match &topic {
+            Some(t) => t.state().partitions,
+            None => Vec::new(),
         };
+        if let Some(t) = &topic {
+            let n = i32::try_from(partitions.len()).unwrap_or(i32::MAX);
+            if n != config.offsets_partitions {
+                // Kafka's coordinator takes the count from the metadata image and uses
+                // offsets.topic.num.partitions only for a topic it has yet to create: the
+                // groups already stored must be found where they are.
+                tracing::warn!(
+                    topic = t.name(),
+                    partitions = n,
+                    configured = config.offsets_partitions,
+                    "offsets.topic.num.partitions differs from the existing topic; using the topic's partition count"
+                );
+                config.offsets_partitions = n;
+            }
+        }
         let now = now_ms();
-        let mut coordinator = GroupCoordinator::new(config, now);
-        let mut logs = HashMap::new();
+        let mut coordinator = GroupCoordinator::new(config.clone(), now);
         let mut loader = Loader::new();
         let mut stats = Vec::new();
-        for p in 0..partitions {
-            let pdir = partition_dir(&dir, p);
-            finish_interrupted_swap(&pdir)?;
-            if !pdir.exists() {
-                continue;
-            }
-            let log = Log::open(&pdir, log_config.clone(), Arc::clone(&storage), now)
-                .map_err(|e| BrokerError::Config(format!("{}: {e}", pdir.display())))?;
+        for part in &partitions {
+            let p = part.index();
             let mut part_loader = Loader::new();
-            replay_into(&log, &mut part_loader)
-                .map_err(|e| BrokerError::Config(format!("replaying {}: {e}", pdir.display())))?;
+            replay_into(part, &mut part_loader)
+                .map_err(|e| BrokerError::Config(format!("replaying {OFFSETS_TOPIC}-{p}: {e}")))?;
             let (read, live) = (part_loader.records_read(), part_loader.live_keys() as u64);
             tracing::info!(
                 partition = p,
@@ -204,7 +218,6 @@ impl GroupService {
             );
             loader.merge(part_loader);
             stats.push((p, read, live));
-            logs.insert(p, log);
         }
         let report = coordinator.load(loader, now);
         if report.corrupt_records > 0 {
@@ -219,22 +232,41 @@ impl GroupService {
             "group coordinator loaded"
         );
         let svc = GroupService {
-            inner: Mutex::new(Inner { coordinator, logs }),
+            inner: Mutex::new(Inner {
+                coordinator,
+                partitions,
+            }),
             parked: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(1),
             timer: Notify::new(),
-            dir,
-            log_config,
-            storage,
-            partitions,
+            topics,
+            partitions: config.offsets_partitions,
         };
         svc.compact_at_start(&stats, now)?;
         Ok(svc)
     }
 
+    /// Creates `__consumer_offsets` unless it exists (see the module docs for when). Blocking
+    /// (creating the topic is file IO); call from `spawn_blocking`.
+    pub fn ensure_offsets_topic(&self) -> std::result::Result<(), ApiError> {
+        let mut inner = lock(&self.inner);
+        self.ensure_locked(&mut inner)
+    }
+
+    fn ensure_locked(&self, inner: &mut Inner) -> std::result::Result<(), ApiError> {
+        if !inner.partitions.is_empty() {
+            return Ok(());
+        }
+        let topic = create_offsets_topic(&self.topics, self.partitions)?;
+        inner.partitions = topic.state().partitions;
+        Ok(())
+    }
+
     /// Rewrites partitions whose log is much larger than their live state (see module docs).
     fn compact_at_start(&self, stats: &[(i32, u64, u64)], now: i64) -> Result<()> {
-        let mut inner = lock(&self.inner);
+        let inner = lock(&self.inner);
+        let storage = self.topics.storage();
+        let mut rewrote = false;
         for &(p, read, live) in stats {
             if read < COMPACT_MIN_RECORDS || read < live.saturating_mul(COMPACT_RATIO) {
                 continue;
@@ -243,44 +275,64 @@ impl GroupService {
                 .coordinator
                 .snapshot_records(p)
                 .map_err(|e| BrokerError::Config(format!("snapshot of partition {p}: {e}")))?;
-            let pdir = partition_dir(&self.dir, p);
+            let Some(part) = usize::try_from(p)
+                .ok()
+                .and_then(|i| inner.partitions.get(i))
+                .cloned()
+            else {
+                continue;
+            };
+            let failed = |e: LogError| BrokerError::Config(format!("{OFFSETS_TOPIC}-{p}: {e}"));
+            let pdir = part.dir().map_err(failed)?;
+            let log_config = part
+                .with_log(|log| Ok(log.config().clone()))
+                .map_err(failed)?;
             let tmp = pdir.with_extension("compacting");
             let old = pdir.with_extension("old");
             let _ = std::fs::remove_dir_all(&tmp);
-            let mut fresh = Log::open(
-                &tmp,
-                self.log_config.clone(),
-                Arc::clone(&self.storage),
-                now,
-            )
-            .map_err(|e| BrokerError::Config(format!("{}: {e}", tmp.display())))?;
+            let mut fresh = Log::open(&tmp, log_config.clone(), Arc::clone(&storage), now)
+                .map_err(|e| BrokerError::Config(format!("{}: {e}", tmp.display())))?;
             for chunk in records.chunks(1000) {
-                append_records(&mut fresh, chunk, now)
+                let batch = build_batch(chunk, now)
+                    .map_err(|e| BrokerError::Config(format!("{}: {e}", tmp.display())))?;
+                fresh
+                    .append(batch, now)
                     .map_err(|e| BrokerError::Config(format!("{}: {e}", tmp.display())))?;
             }
             fresh
                 .close()
                 .map_err(|e| BrokerError::Config(format!("{}: {e}", tmp.display())))?;
-            if let Some(log) = inner.logs.remove(&p) {
-                let _ = log.close();
-            }
-            std::fs::rename(&pdir, &old).map_err(|e| BrokerError::io(&pdir, e))?;
-            std::fs::rename(&tmp, &pdir).map_err(|e| BrokerError::io(&tmp, e))?;
-            let _ = std::fs::remove_dir_all(&old);
-            let log = Log::open(
-                &pdir,
-                self.log_config.clone(),
-                Arc::clone(&self.storage),
-                now,
-            )
-            .map_err(|e| BrokerError::Config(format!("{}: {e}", pdir.display())))?;
+            // The swap runs under the partition's log lock; a crash between the renames is
+            // repaired by `finish_interrupted_rewrites` at the next start.
+            part.replace_log(|current| {
+                if let Some(log) = current {
+                    log.close()?;
+                }
+                let io = |path: &Path, e: std::io::Error| LogError::Io {
+                    path: path.to_path_buf(),
+                    source: e,
+                };
+                std::fs::rename(&pdir, &old).map_err(|e| io(&pdir, e))?;
+                std::fs::rename(&tmp, &pdir).map_err(|e| io(&tmp, e))?;
+                let _ = std::fs::remove_dir_all(&old);
+                // The rewritten log kept its own checkpoint files (it was written outside the
+                // topic manager): `None` reads them once, as for a directory of an older
+                // version, and leaves the checkpoints to the manager from then on.
+                Log::open_managed(&pdir, log_config.clone(), Arc::clone(&storage), now, None)
+            })
+            .map_err(failed)?;
             tracing::info!(
                 partition = p,
                 before = read,
                 after = records.len(),
                 "rewrote {OFFSETS_TOPIC} partition with its live records"
             );
-            inner.logs.insert(p, log);
+            rewrote = true;
+        }
+        if rewrote {
+            // The data directory's recovery points must describe the new logs before a crash
+            // can make the next start rely on them.
+            self.topics.write_dir_checkpoints()?;
         }
         Ok(())
     }
@@ -372,19 +424,19 @@ impl GroupService {
         records: &[PersistRecord],
         now: i64,
     ) -> std::result::Result<(), LogError> {
-        let log = match inner.logs.entry(partition) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                let pdir = partition_dir(&self.dir, partition);
-                e.insert(Log::open(
-                    &pdir,
-                    self.log_config.clone(),
-                    Arc::clone(&self.storage),
-                    now,
-                )?)
-            }
-        };
-        append_records(log, records, now)
+        if records.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.ensure_locked(inner) {
+            tracing::error!(error = %e.message, "cannot create {OFFSETS_TOPIC}");
+            return Err(LogError::Offline);
+        }
+        let part = usize::try_from(partition)
+            .ok()
+            .and_then(|i| inner.partitions.get(i))
+            .ok_or(LogError::Offline)?;
+        part.append(build_batch(records, now)?, now)?;
+        Ok(())
     }
 
     fn deliver(&self, replies: Vec<(Token, Parked)>, failed: Option<ErrorCode>) {
@@ -429,16 +481,6 @@ impl GroupService {
 
     fn next_deadline(&self) -> Option<i64> {
         lock(&self.inner).coordinator.next_deadline()
-    }
-
-    /// Flushes and closes every `__consumer_offsets` log (clean shutdown).
-    pub fn close(&self) {
-        let mut inner = lock(&self.inner);
-        for (p, log) in inner.logs.drain() {
-            if let Err(e) = log.close() {
-                tracing::warn!(partition = p, error = %e, "closing {OFFSETS_TOPIC} failed");
-            }
-        }
     }
 
     /// Prometheus lines for consumer lag: committed offset vs the high watermark of each
@@ -492,8 +534,61 @@ fn escape(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
-fn partition_dir(dir: &Path, p: i32) -> PathBuf {
-    dir.join(format!("{OFFSETS_TOPIC}-{p}"))
+/// Creates `__consumer_offsets` with `partitions` partitions and Kafka's configs for it, as
+/// an internal-origin creation; an existing topic is returned as it is.
+fn create_offsets_topic(
+    topics: &TopicManager,
+    partitions: i32,
+) -> std::result::Result<Arc<Topic>, ApiError> {
+    if let Some(t) = topics.get(OFFSETS_TOPIC) {
+        return Ok(t);
+    }
+    let t = topics.create_internal_topic(NewTopic {
+        name: OFFSETS_TOPIC.to_string(),
+        partitions,
+        configs: offsets_topic_overrides(),
+    })?;
+    tracing::info!(partitions, "created the internal topic {OFFSETS_TOPIC}");
+    Ok(t)
+}
+
+/// Whether `dir` (`{log.dirs}/__consumer_offsets`) holds partition logs.
+fn has_offsets_logs(dir: &Path) -> bool {
+    let prefix = format!("{OFFSETS_TOPIC}-");
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.strip_prefix(&prefix)
+                .is_some_and(|p| p.parse::<u32>().is_ok())
+        })
+    })
+}
+
+/// Completes or rolls back every start-up rewrite of an offsets partition that a crash
+/// interrupted (see the module docs). Runs before the topic manager opens the partition
+/// logs, which would otherwise create an empty log where the old one was moved aside.
+pub fn finish_interrupted_rewrites(data_dir: &Path) -> Result<()> {
+    let dir = data_dir.join(OFFSETS_TOPIC);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(BrokerError::io(&dir, e)),
+    };
+    let mut pdirs = std::collections::BTreeSet::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        if matches!(
+            path.extension().and_then(|x| x.to_str()),
+            Some("old" | "compacting")
+        ) {
+            pdirs.insert(path.with_extension(""));
+        }
+    }
+    for pdir in pdirs {
+        finish_interrupted_swap(&pdir)?;
+    }
+    Ok(())
 }
 
 /// Completes or rolls back a start-up rewrite interrupted by a crash (see module docs).
@@ -531,14 +626,8 @@ fn append_error_code(e: &LogError) -> ErrorCode {
     }
 }
 
-fn append_records(
-    log: &mut Log,
-    records: &[PersistRecord],
-    now: i64,
-) -> std::result::Result<(), LogError> {
-    if records.is_empty() {
-        return Ok(());
-    }
+/// One batch of `records`, timestamped `now`.
+fn build_batch(records: &[PersistRecord], now: i64) -> std::result::Result<Bytes, LogError> {
     let mut b = RecordBatchBuilder::new();
     for r in records {
         b.push(NewRecord {
@@ -549,17 +638,15 @@ fn append_records(
         });
     }
     let batch = b.build().map_err(LogError::InvalidBatch)?;
-    log.append(batch.as_bytes().clone(), now)?;
-    Ok(())
+    Ok(batch.as_bytes().clone())
 }
 
 /// Reads a whole partition log into `loader`.
-fn replay_into(log: &Log, loader: &mut Loader) -> std::result::Result<(), String> {
-    let end = log.log_end_offset();
-    let mut next = log.log_start_offset();
+fn replay_into(part: &Partition, loader: &mut Loader) -> std::result::Result<(), String> {
+    let (mut next, end) = part.offsets().map_err(|e| e.to_string())?;
     while next < end {
-        let slice = log
-            .read(next, 4 * 1024 * 1024, None)
+        let (slice, _, _) = part
+            .read(next, 4 * 1024 * 1024)
             .map_err(|e| e.to_string())?;
         if slice.is_empty() {
             break;

@@ -28,8 +28,33 @@ fn config(dir: &Path, partitions: i32) -> BrokerConfig {
     .unwrap()
 }
 
-fn open(dir: &Path, partitions: i32, storage: Arc<dyn Storage>) -> GroupService {
-    GroupService::open_with_storage(&config(dir, partitions), storage).unwrap()
+/// A group service over a topic manager whose logs go through `storage`, opened as the broker
+/// opens them at start.
+struct Svc {
+    svc: GroupService,
+    topics: Arc<TopicManager>,
+}
+
+impl std::ops::Deref for Svc {
+    type Target = GroupService;
+    fn deref(&self) -> &GroupService {
+        &self.svc
+    }
+}
+
+impl Svc {
+    /// Closes every log cleanly, as the broker's shutdown does.
+    fn close(&self) {
+        self.topics.close_all(1);
+    }
+}
+
+fn open(dir: &Path, partitions: i32, storage: Arc<dyn Storage>) -> Svc {
+    let cfg = config(dir, partitions);
+    finish_interrupted_rewrites(dir).unwrap();
+    let topics = Arc::new(TopicManager::open_with_storage(&cfg, storage).unwrap());
+    let svc = GroupService::open(&cfg, Arc::clone(&topics)).unwrap();
+    Svc { svc, topics }
 }
 
 fn commit_req(
@@ -194,6 +219,9 @@ fn failed_sync_group_append_does_not_make_the_group_stable() {
     let dir = tempfile::tempdir().unwrap();
     let faulty = FaultyStorage::new();
     let svc = open(dir.path(), 1, Arc::new(faulty.clone()));
+    // The topic exists before the fault, as after a client's FindCoordinator: the write that
+    // fails is the append, not the creation of the topic.
+    svc.ensure_offsets_topic().unwrap();
     let (member, generation) = join(&svc, "");
     assert_eq!(generation, 1);
     faulty.set_plan(FaultPlan {
@@ -232,11 +260,15 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 fn partition0(dir: &Path) -> PathBuf {
-    partition_dir(&dir.join(OFFSETS_TOPIC), 0)
+    dir.join(OFFSETS_TOPIC).join(format!("{OFFSETS_TOPIC}-0"))
 }
 
 fn log_end(svc: &GroupService, p: i32) -> i64 {
-    lock(&svc.inner).logs[&p].log_end_offset().0
+    lock(&svc.inner).partitions[p as usize]
+        .offsets()
+        .unwrap()
+        .1
+         .0
 }
 
 #[test]
@@ -331,11 +363,9 @@ fn expired_sessions_take_effect_before_the_next_request() {
         ("group.min.session.timeout.ms".into(), "10".into()),
     ];
     props.sort();
-    let svc = GroupService::open_with_storage(
-        &BrokerConfig::from_properties(props).unwrap(),
-        Arc::new(RealStorage),
-    )
-    .unwrap();
+    let cfg = BrokerConfig::from_properties(props).unwrap();
+    let topics = Arc::new(TopicManager::open(&cfg).unwrap());
+    let svc = GroupService::open(&cfg, topics).unwrap();
     let (token, mut rx) = svc.park();
     let mut req = join_req("");
     req.session_timeout_ms = 200;
@@ -359,4 +389,91 @@ fn expired_sessions_take_effect_before_the_next_request() {
         .call(|c, _| c.delete_groups(&["cg".to_string()]))
         .unwrap();
     assert_eq!(deleted, vec![("cg".to_string(), ErrorCode::None)]);
+}
+
+/// `__consumer_offsets` exists only once the coordinator needs it, then as an internal topic of
+/// the topic manager with `offsets.topic.num.partitions` partitions and Kafka's configs.
+#[test]
+fn offsets_topic_is_created_when_first_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = open(dir.path(), 3, Arc::new(RealStorage));
+    assert!(
+        svc.topics.get(OFFSETS_TOPIC).is_none(),
+        "an idle broker has no offsets topic"
+    );
+    svc.ensure_offsets_topic().unwrap();
+    let t = svc.topics.get(OFFSETS_TOPIC).expect("created");
+    assert_eq!(t.partition_count(), 3);
+    let state = t.state();
+    assert_eq!(
+        state.overrides.get("cleanup.policy").map(String::as_str),
+        Some("compact")
+    );
+    // Compacted: retention never deletes live offsets.
+    assert_eq!(state.config.log.retention_ms, -1);
+    assert_eq!(state.config.log.retention_bytes, -1);
+    // A second call keeps the topic.
+    svc.ensure_offsets_topic().unwrap();
+    assert_eq!(svc.topics.get(OFFSETS_TOPIC).unwrap().id(), t.id());
+    // Group records go into the topic's partitions, which clients can read like any other.
+    assert!(all_ok(&commit(&svc, "g", &[(0, 5)]).unwrap()));
+    let ends: i64 = (0..3).map(|p| log_end(&svc, p)).sum();
+    assert_eq!(ends, 1);
+    // Clients may not create it, nor the other internal topics.
+    for name in [OFFSETS_TOPIC, "__transaction_state", "__share_group_state"] {
+        let e = svc
+            .topics
+            .create_topic(NewTopic {
+                name: name.into(),
+                partitions: 1,
+                configs: Default::default(),
+            })
+            .unwrap_err();
+        let want = if name == OFFSETS_TOPIC {
+            ErrorCode::TopicAlreadyExists
+        } else {
+            ErrorCode::InvalidRequest
+        };
+        assert_eq!(e.code, want, "{name}: {e:?}");
+    }
+    svc.close();
+}
+
+/// A client that commits without FindCoordinator creates the topic with its first write; the
+/// topic's partition count then decides where groups live, even if the setting changes.
+#[test]
+fn existing_offsets_topic_keeps_its_partition_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = open(dir.path(), 2, Arc::new(RealStorage));
+    assert!(all_ok(&commit(&svc, "g", &[(0, 5), (1, 6)]).unwrap()));
+    let id = svc.topics.get(OFFSETS_TOPIC).unwrap().id();
+    svc.close();
+    drop(svc);
+    let svc = open(dir.path(), 7, Arc::new(RealStorage));
+    assert_eq!(svc.partitions(), 2);
+    let t = svc.topics.get(OFFSETS_TOPIC).unwrap();
+    assert_eq!((t.id(), t.partition_count()), (id, 2));
+    assert_eq!(fetched(&svc, "g", 0), (5, "m5".into()));
+    assert_eq!(fetched(&svc, "g", 1), (6, "m6".into()));
+    svc.close();
+}
+
+/// A data directory of the release before `__consumer_offsets` became a topic: offsets logs
+/// under `{log.dirs}/__consumer_offsets/` and no topic in the metadata log (reproduced by
+/// removing the metadata log, which then held no topic). The topic is created at start and
+/// adopts the logs; nothing is lost.
+#[test]
+fn offsets_logs_of_an_earlier_release_become_the_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = open(dir.path(), 4, Arc::new(RealStorage));
+    assert!(all_ok(&commit(&svc, "old", &[(0, 11), (3, 33)]).unwrap()));
+    svc.close();
+    drop(svc);
+    std::fs::remove_dir_all(dir.path().join(crate::metadata_log::METADATA_DIR)).unwrap();
+    let svc = open(dir.path(), 4, Arc::new(RealStorage));
+    let t = svc.topics.get(OFFSETS_TOPIC).expect("adopted");
+    assert_eq!(t.partition_count(), 4);
+    assert_eq!(fetched(&svc, "old", 0), (11, "m11".into()));
+    assert_eq!(fetched(&svc, "old", 3), (33, "m33".into()));
+    svc.close();
 }

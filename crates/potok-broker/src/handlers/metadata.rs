@@ -15,6 +15,7 @@ use crate::admin_api::{
     limits, AdminBackend, CLUSTER_OPERATIONS, OPERATIONS_NOT_REQUESTED, TOPIC_OPERATIONS,
 };
 use crate::error::{BrokerError, Result};
+use crate::internal_topics::{self, GROUP_METADATA_TOPIC};
 use crate::registry::{Reply, RequestContext};
 use crate::topics::{NewTopic, Topic};
 use crate::Broker;
@@ -28,7 +29,7 @@ pub(crate) fn topic_entry(broker: &Broker, t: &Topic) -> MetadataResponseTopic {
         error_code: 0,
         name: Some(t.name().to_string()),
         topic_id: t.id(),
-        is_internal: t.name().starts_with("__"),
+        is_internal: internal_topics::is_internal(t.name()),
         partitions: (0..n)
             .map(|p| MetadataResponsePartition {
                 error_code: 0,
@@ -67,6 +68,22 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
         Some(t) => Some(t),
     };
     let allow_auto = broker.config.auto_create_topics && (v < 4 || req.allow_auto_topic_creation);
+    // A request naming `__consumer_offsets` may create it, as Kafka's `AutoTopicCreationManager`
+    // creates internal topics (with the coordinator's partition count and configs, not
+    // `num.partitions`); the group coordinator owns that creation. It is file IO, so it runs
+    // off the request thread.
+    let names_offsets_topic = requested.as_ref().is_some_and(|list| {
+        list.iter()
+            .any(|t| t.topic_id == Uuid::ZERO && t.name.as_deref() == Some(GROUP_METADATA_TOPIC))
+    });
+    if allow_auto && names_offsets_topic && broker.topics.get(GROUP_METADATA_TOPIC).is_none() {
+        let b = Arc::clone(&broker);
+        match tokio::task::spawn_blocking(move || b.groups.ensure_offsets_topic()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e.message, "cannot create the offsets topic"),
+            Err(e) => tracing::warn!(error = %e, "offsets topic creation task failed"),
+        }
+    }
     let topics = match requested {
         None => broker
             .topics
@@ -134,7 +151,9 @@ fn lookup_or_create(broker: &Broker, name: String, allow_auto: bool) -> Metadata
     if let Some(t) = broker.topics.get(&name) {
         return topic_entry(broker, &t);
     }
-    if !allow_auto {
+    // Internal topics are never created as user topics: `__consumer_offsets` was created above
+    // if it could be, and the others have no coordinator here.
+    if !allow_auto || internal_topics::is_internal(&name) {
         return error_entry(Some(name), Uuid::ZERO, ErrorCode::UnknownTopicOrPartition);
     }
     let new = NewTopic {

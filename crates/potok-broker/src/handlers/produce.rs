@@ -169,6 +169,13 @@ fn append(
             "This server does not host this topic-partition.",
         )));
     };
+    // After the existence check, before anything is validated or appended, as Kafka's
+    // `ReplicaManager.appendToLocalLog` refuses internal topics.
+    if crate::internal_topics::is_internal(topic.name()) {
+        return Err(Refusal::batch(crate::internal_topics::append_refused(
+            topic.name(),
+        )));
+    }
     let config = topic.config();
     if acks == -1 {
         // min.insync.replicas against the partition's committed ISR, before anything is
