@@ -530,6 +530,28 @@ fn committed_offsets_survive_sigterm_and_sigkill() {
         committed(&b, "durable-group", "durable", 3),
         vec![8, 10, 12]
     );
+    // The offsets are stored in `__consumer_offsets`, which Metadata still lists after the
+    // SIGKILL as Kafka does: internal, `offsets.topic.num.partitions` (50) partitions.
+    use potok_protocol::messages::{MetadataRequest, MetadataResponse};
+    let r: MetadataResponse = common::wire::Client::new(&b).call(
+        potok_protocol::ApiKey::Metadata,
+        12,
+        &MetadataRequest {
+            topics: None,
+            ..Default::default()
+        },
+    );
+    let offsets = r
+        .topics
+        .iter()
+        .find(|t| t.name.as_deref() == Some("__consumer_offsets"))
+        .expect("__consumer_offsets listed");
+    assert!(offsets.is_internal);
+    assert_eq!(offsets.partitions.len(), 50);
+    assert!(r
+        .topics
+        .iter()
+        .any(|t| t.name.as_deref() == Some("durable") && !t.is_internal));
 }
 
 #[test]
