@@ -41,9 +41,8 @@ pub fn is_internal(name: &str) -> bool {
 }
 
 /// The config overrides `__consumer_offsets` is created with, those of Kafka's
-/// `GroupCoordinatorService.groupMetadataTopicConfigs`: compacted (Potok does not compact
-/// yet, so nothing is deleted by retention either; the group service rewrites an oversized
-/// partition at start instead), `compression.type=producer` and `offsets.topic.segment.bytes`.
+/// `GroupCoordinatorService.groupMetadataTopicConfigs`: compacted by the log cleaner and
+/// never deleted by retention, `compression.type=producer` and `offsets.topic.segment.bytes`.
 pub fn offsets_topic_overrides() -> BTreeMap<String, String> {
     BTreeMap::from([
         ("cleanup.policy".to_string(), "compact".to_string()),

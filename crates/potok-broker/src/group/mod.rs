@@ -17,8 +17,9 @@
 //! and `offsets.topic.num.partitions` only for a topic it has yet to create. A data directory
 //! of an earlier release (offsets logs in that directory, no topic in the metadata log) gets
 //! the topic at start, adopting the logs. Clients may read the topic (Fetch, ListOffsets) but
-//! not write, delete or grow it (`crate::internal_topics`). Its `cleanup.policy` is `compact`,
-//! so retention never deletes live offsets (there is no compaction yet; see "Replay").
+//! not write, delete or grow it (`crate::internal_topics`). Its `cleanup.policy` is `compact`:
+//! the log cleaner compacts it as any compacted topic, and retention never deletes live
+//! offsets (the start-up rewrite under "Replay" predates the cleaner).
 //!
 //! # Replay
 //!
