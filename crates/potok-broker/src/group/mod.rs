@@ -319,7 +319,14 @@ impl GroupService {
                 // The rewritten log kept its own checkpoint files (it was written outside the
                 // topic manager): `None` reads them once, as for a directory of an older
                 // version, and leaves the checkpoints to the manager from then on.
-                Log::open_managed(&pdir, log_config.clone(), Arc::clone(&storage), now, None)
+                Log::open_managed(
+                    &pdir,
+                    log_config.clone(),
+                    Arc::clone(&storage),
+                    now,
+                    None,
+                    None,
+                )
             })
             .map_err(failed)?;
             tracing::info!(
