@@ -1012,9 +1012,25 @@ impl TopicManager {
             .zip(planned)
             .map(|(t, plan)| {
                 let (id, overrides, config) = plan?;
+                let name = t.name.clone();
                 self.publish_new_topic(t, id, overrides, config, internal_origin)
+                    .inspect_err(|_| self.roll_back_creation(id, &name))
             })
             .collect()
+    }
+
+    /// Undoes a creation whose records are durable but whose partition logs could not be
+    /// opened (descriptors or disk exhausted): a `RemoveTopicRecord` follows, so neither the
+    /// image nor a replay keeps a topic nobody can use, and a retry of the same name is a new
+    /// creation rather than a second `TopicRecord` for a name the image already holds.
+    fn roll_back_creation(&self, id: Uuid, name: &str) {
+        let mut meta = lock(&self.meta);
+        if let Err(e) = meta.commit(&[MetadataRecord::RemoveTopic(RemoveTopicRecord {
+            topic_id: id,
+            ..Default::default()
+        })]) {
+            tracing::error!(topic = name, error = %e.message, "could not roll back a failed topic creation");
+        }
     }
 
     /// Opens the partition logs of a topic whose records are durable and publishes it.
@@ -1036,16 +1052,31 @@ impl TopicManager {
             } else {
                 Some(DirCheckpoint::default())
             };
-            parts.push(
-                self.open_partition_known(
-                    &t.name,
-                    p,
-                    &config,
-                    known,
-                    &single_node_partition(self.node),
-                )
-                .map_err(storage_error)?,
-            );
+            match self.open_partition_known(
+                &t.name,
+                p,
+                &config,
+                known,
+                &single_node_partition(self.node),
+            ) {
+                Ok(part) => parts.push(part),
+                Err(e) => {
+                    // The partitions opened so far go with the failed creation; an internal
+                    // topic's are only closed, since they may be adopted logs of an earlier
+                    // release that hold committed offsets.
+                    for part in &parts {
+                        let undone = if internal_origin {
+                            part.close()
+                        } else {
+                            part.delete()
+                        };
+                        if let Err(err) = undone {
+                            tracing::warn!(topic = %t.name, error = %err, "could not remove a partition of a failed creation");
+                        }
+                    }
+                    return Err(storage_error(e));
+                }
+            }
         }
         let topic = Arc::new(Topic {
             name: t.name.clone(),

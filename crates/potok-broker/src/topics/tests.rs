@@ -236,3 +236,42 @@ fn a_partition_owns_its_epoch_isr_and_high_watermark() {
     assert_eq!(s.high_watermark(), Offset(4));
     m.close_all(1);
 }
+
+/// A creation whose partition logs cannot be opened after its records are durable is rolled
+/// back: the client gets the storage error, a retry of the same name succeeds, and the metadata
+/// log still replays (before, the image kept the topic, the retry's second `TopicRecord` for the
+/// name was refused, and the next start could not replay the log).
+#[test]
+fn a_creation_that_cannot_open_its_logs_is_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg =
+        BrokerConfig::from_properties(vec![("log.dirs".into(), dir.path().display().to_string())])
+            .unwrap();
+    let m = TopicManager::open(&cfg).unwrap();
+    let new = || NewTopic {
+        name: "t".into(),
+        partitions: 3,
+        configs: BTreeMap::new(),
+    };
+    // A regular file where partition 1's directory must go makes its log impossible to open
+    // (the stale-directory cleanup removes directories only).
+    let blocker = dir.path().join("t-1");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let err = m.create_topic(new()).unwrap_err();
+    assert_eq!(err.code, ErrorCode::KafkaStorageError);
+    assert!(m.get("t").is_none());
+    assert!(
+        !dir.path().join("t-0").exists(),
+        "partition 0 of the failed creation remains"
+    );
+    std::fs::remove_file(&blocker).unwrap();
+    let t = m.create_topic(new()).unwrap();
+    assert_eq!(t.partition_count(), 3);
+    let id = t.id();
+    m.close_all(1);
+    drop(m);
+    let m = TopicManager::open(&cfg).unwrap();
+    let t = m.get("t").expect("the retried topic replays");
+    assert_eq!((t.id(), t.partition_count()), (id, 3));
+    m.close_all(1);
+}
