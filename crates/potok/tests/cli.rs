@@ -261,8 +261,8 @@ fn topics_alter_refuses_to_shrink() {
 
 #[test]
 fn every_subcommand_fails_in_one_line_without_a_broker() {
-    // A port nobody listens on: bound, then released.
-    let port = common::free_port();
+    // A port nobody listens on, held bound for the whole test.
+    let (_held, port) = common::refusing_port();
     let bootstrap = format!("127.0.0.1:{port}");
     let b = bootstrap.as_str();
     let t = "1000";

@@ -35,6 +35,23 @@ pub fn free_port() -> u16 {
         .expect("bind an ephemeral port")
 }
 
+/// A 127.0.0.1 port that refuses connections for as long as the returned socket lives: it is
+/// bound (so no other process can take it) but never listens. Tests of "no broker there" use
+/// it instead of a released port, which another test's broker could bind meanwhile.
+pub fn refusing_port() -> (socket2::Socket, u16) {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .expect("create a TCP socket");
+    s.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind an ephemeral port");
+    let port = s
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map(|a| a.port())
+        .expect("local address of a bound socket");
+    (s, port)
+}
+
 /// Copies the directory tree `src` to `dst` (created), as plain files; panics on failure.
 pub fn copy_dir_all(src: &Path, dst: &Path) {
     std::fs::create_dir_all(dst).unwrap_or_else(|e| panic!("create {}: {e}", dst.display()));
@@ -193,6 +210,16 @@ impl Broker {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
+        // The log is appended to across restarts: only what this start writes counts.
+        let log_start = std::fs::metadata(self.dir.path().join("broker.log"))
+            .map(|m| m.len() as usize)
+            .unwrap_or(0);
+        // A successful connect alone does not prove that *this* child listens: another test's
+        // broker may have taken the probed port first (ours then fails to bind and exits a
+        // moment later), and a connect to a port nobody listens on can even succeed as a TCP
+        // self-connect. So wait for our own start-up line as well, unless the caller chose a
+        // log filter that may hide it.
+        let expect_line = std::env::var("POTOK_LOG").is_err();
         let child = cmd.spawn().map_err(|e| format!("spawn: {e}"))?;
         self.child = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
@@ -203,7 +230,12 @@ impl Broker {
                     return Err(format!("potok exited during start-up with {status}"));
                 }
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            let started = !expect_line
+                || self
+                    .log()
+                    .get(log_start..)
+                    .is_some_and(|l| l.contains("potok broker started"));
+            if started && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return Ok(());
             }
             if Instant::now() > deadline {
