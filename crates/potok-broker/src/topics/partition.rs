@@ -1,0 +1,242 @@
+//! One partition: its log, its leader-side replication state and its fetch waiters.
+
+use super::*;
+
+/// One partition: its log, its replication state as this broker leads it (leader epoch,
+/// replicas, ISR, high watermark: a [`LeaderState`] built from the metadata image), and the
+/// fetch requests waiting for new data.
+///
+/// On a single node the ISR is this broker alone, so the high watermark reaches the log end
+/// offset as soon as an append returns; with replication the same state waits for followers.
+/// Lock order: the log, then the replication state.
+#[derive(Debug)]
+pub struct Partition {
+    pub(super) topic: String,
+    pub(super) index: i32,
+    pub(super) log: Mutex<Option<Log>>,
+    /// Long-polling fetches to wake on append. Entries whose fetch is gone (only this list
+    /// holds the `Arc`) are pruned on every insert, so the list is bounded by the number of
+    /// fetches currently waiting.
+    pub(super) waiters: Mutex<Vec<Arc<Notify>>>,
+    /// The leader's replication state. Its leader epoch is stamped into appended batches and
+    /// checked against clients' `current_leader_epoch` (KIP-320).
+    pub(super) replica: Mutex<LeaderState>,
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock cannot leave a Log half-updated in a way the Log itself does
+    // not guard against (it marks itself offline), so poisoning is not propagated.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(super) fn read<T>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(super) fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(super) fn offline() -> LogError {
+    LogError::Offline
+}
+
+/// The state `metadata_log::partition_record` gives a new partition on this single node: this
+/// broker is its only replica, in the ISR and leading, at the initial epochs.
+pub(super) fn single_node_partition(node: BrokerId) -> PartitionState {
+    PartitionState {
+        replicas: vec![node],
+        isr: vec![node],
+        leader: Some(node),
+        leader_epoch: LeaderEpoch(INITIAL_LEADER_EPOCH),
+        partition_epoch: 0,
+    }
+}
+
+/// Kafka's `makeLeader` on an open log: the leader-epoch cache records where the image's epoch
+/// starts, and the replication state starts from the log end, which on this node is also the
+/// high watermark (nothing was acknowledged beyond it).
+pub(super) fn make_leader(
+    log: &mut Log,
+    local: BrokerId,
+    state: &PartitionState,
+    now_ms: i64,
+) -> Result<LeaderState, LogError> {
+    log.assign_leader_epoch(state.leader_epoch)?;
+    let end = log.log_end_offset();
+    LeaderState::become_leader(local, state, end, end, now_ms).map_err(|e| LogError::Corrupt {
+        path: log.dir().to_path_buf(),
+        reason: format!(
+            "the metadata image does not make this broker ({local}) lead the partition: {e:?}"
+        ),
+    })
+}
+
+impl Partition {
+    /// The topic name.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The partition index.
+    pub fn index(&self) -> i32 {
+        self.index
+    }
+
+    /// Runs `f` with the log locked. Keep `f` short and synchronous.
+    pub fn with_log<R>(
+        &self,
+        f: impl FnOnce(&mut Log) -> Result<R, LogError>,
+    ) -> Result<R, LogError> {
+        let mut g = lock(&self.log);
+        match g.as_mut() {
+            Some(log) => f(log),
+            None => Err(offline()),
+        }
+    }
+
+    /// The log's lock cell, for the log cleaner ([`potok_log::Cleaner::clean`] locks it only
+    /// to prepare a cleaning and for each segment swap).
+    pub fn log_cell(&self) -> &Mutex<Option<Log>> {
+        &self.log
+    }
+
+    /// The current partition leader epoch.
+    pub fn leader_epoch(&self) -> LeaderEpoch {
+        lock(&self.replica).leader_epoch()
+    }
+
+    /// A copy of the partition's replication state (replicas, ISR, epochs, high watermark).
+    pub fn replication(&self) -> LeaderState {
+        lock(&self.replica).clone()
+    }
+
+    /// This broker (again) leads the partition with the metadata image's `state` (a leadership
+    /// change: a new leader epoch). The leader-epoch cache records that the epoch starts at the
+    /// log end offset, and the replication state starts over from it, as Kafka's `makeLeader`
+    /// does.
+    pub fn become_leader(
+        &self,
+        local: BrokerId,
+        state: &PartitionState,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        self.with_log(|log| {
+            let leader = make_leader(log, local, state, now_ms)?;
+            *lock(&self.replica) = leader;
+            Ok(())
+        })
+    }
+
+    /// KIP-320's check of a client's `current_leader_epoch`: -1 skips it, an older epoch is
+    /// `FENCED_LEADER_EPOCH`, a newer one `UNKNOWN_LEADER_EPOCH` (Kafka's
+    /// `Partition.checkCurrentLeaderEpoch`).
+    pub fn check_current_leader_epoch(&self, current: i32) -> Option<ErrorCode> {
+        let mine = self.leader_epoch().0;
+        match current {
+            -1 => None,
+            c if c < mine => Some(ErrorCode::FencedLeaderEpoch),
+            c if c > mine => Some(ErrorCode::UnknownLeaderEpoch),
+            _ => None,
+        }
+    }
+
+    /// Appends batches as the leader, stamping the current leader epoch into each, and wakes
+    /// waiting fetches.
+    pub fn append(&self, batches: Bytes, now_ms: i64) -> Result<AppendInfo, LogError> {
+        let info = self.with_log(|log| {
+            let mut replica = lock(&self.replica);
+            let info = log.append_with_leader_epoch(batches, replica.leader_epoch(), now_ms)?;
+            replica.on_local_append(log.log_end_offset());
+            Ok(info)
+        })?;
+        self.wake_waiters();
+        Ok(info)
+    }
+
+    /// `(log start offset, high watermark)`.
+    pub fn offsets(&self) -> Result<(Offset, Offset), LogError> {
+        self.with_log(|log| Ok((log.log_start_offset(), self.high_watermark(log))))
+    }
+
+    /// The high watermark, never above the log end (a truncation below it, which only
+    /// DeleteRecords-style operations at the log start could cause, cannot make it point past
+    /// the data).
+    pub(super) fn high_watermark(&self, log: &Log) -> Offset {
+        lock(&self.replica)
+            .high_watermark()
+            .min(log.log_end_offset())
+    }
+
+    /// Reads for a consumer: whole batches from `from`, at most `max_bytes` (but at least one
+    /// batch), below the high watermark. Returns the slice and `(log start, high watermark)`.
+    pub fn read(
+        &self,
+        from: Offset,
+        max_bytes: usize,
+    ) -> Result<(ReadSlice, Offset, Offset), LogError> {
+        self.with_log(|log| {
+            let hw = self.high_watermark(log);
+            let slice = log.read(from, max_bytes, Some(hw))?;
+            Ok((slice, log.log_start_offset(), hw))
+        })
+    }
+
+    /// Registers `n` to be notified on the next append.
+    pub fn add_waiter(&self, n: &Arc<Notify>) {
+        let mut w = lock(&self.waiters);
+        w.retain(|x| Arc::strong_count(x) > 1);
+        if !w.iter().any(|x| Arc::ptr_eq(x, n)) {
+            w.push(Arc::clone(n));
+        }
+    }
+
+    pub(super) fn wake_waiters(&self) {
+        let waiters = std::mem::take(&mut *lock(&self.waiters));
+        for w in waiters {
+            w.notify_one();
+        }
+    }
+
+    /// Replaces the partition's log: `swap` gets the open log (`None` if the partition was
+    /// closed), must close it and return the log that takes its place, which then leads in the
+    /// partition's current epoch. The group coordinator uses it to swap in a rewritten
+    /// `__consumer_offsets` partition at start. If `swap` fails the partition stays offline.
+    pub(crate) fn replace_log(
+        &self,
+        swap: impl FnOnce(Option<Log>) -> Result<Log, LogError>,
+    ) -> Result<(), LogError> {
+        let mut g = lock(&self.log);
+        let mut log = swap(g.take())?;
+        log.assign_leader_epoch(self.leader_epoch())?;
+        *g = Some(log);
+        drop(g);
+        self.wake_waiters();
+        Ok(())
+    }
+
+    /// The directory of the partition's log.
+    pub fn dir(&self) -> Result<PathBuf, LogError> {
+        self.with_log(|log| Ok(log.dir().to_path_buf()))
+    }
+
+    /// Closes the log cleanly (flush, checkpoints, clean-shutdown marker). Later calls fail
+    /// with `Offline`.
+    pub fn close(&self) -> Result<(), LogError> {
+        let log = lock(&self.log).take();
+        self.wake_waiters();
+        match log {
+            Some(l) => l.close(),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn delete(&self) -> Result<(), LogError> {
+        let log = lock(&self.log).take();
+        self.wake_waiters();
+        match log {
+            Some(l) => l.delete(),
+            None => Ok(()),
+        }
+    }
+}
