@@ -1,0 +1,417 @@
+//! Opening a [`Log`]: listing its segments, recovering those past the recovery point after
+//! a crash, and rebuilding the producer state and the leader-epoch cache from what survived.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use potok_records::{BatchHeader, LeaderEpoch, Offset, BATCH_HEADER_LEN};
+
+use super::cleaning;
+use super::{DirCheckpoint, Log, OnDisk, RecoveryReport};
+use crate::checkpoint::{
+    has_clean_shutdown, read_checkpoint, remove_clean_shutdown, LOG_START_OFFSET_FILE,
+    RECOVERY_POINT_FILE,
+};
+use crate::leader_epoch::LeaderEpochCache;
+use crate::producer_state::{self, ProducerStateManager, ProducerUpdate};
+use crate::segment::{
+    parse_segment_file_name, segment_file, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
+};
+use crate::storage::{read_exact_at, Storage};
+use crate::{LogConfig, LogError, Result};
+
+impl Log {
+    /// Opens (creating if needed) the log in `dir`, recovering it as described in the crate
+    /// docs. `now_ms` is the injected clock.
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        storage: Arc<dyn Storage>,
+        now_ms: i64,
+    ) -> Result<Log> {
+        Log::open_inner(dir, config, storage, now_ms, false, None, None)
+    }
+
+    /// Opens a log whose recovery point, log start offset and clean-shutdown marker the caller
+    /// keeps per data directory (Kafka's `LogManager` files, see `checkpoint`): `known` is what
+    /// those files say about this partition, so opening after a clean shutdown reads and writes
+    /// none of the partition's own small files. `None` means the data directory has no such
+    /// files yet (it was written by an older version): the partition's own files are read
+    /// once, and its marker removed. Either way the log writes no checkpoint or marker of its
+    /// own afterwards; the caller writes the directory's files from
+    /// [`Log::recovery_point`] and [`Log::log_start_offset`], after [`Log::close`] for a clean
+    /// shutdown.
+    ///
+    /// `leader_epoch` is assigned at the log end as part of the open (what
+    /// [`Log::assign_leader_epoch`] does after it, Kafka's `makeLeader`), so that an unchanged
+    /// `leader-epoch-checkpoint` is not rewritten: recovery drops an entry starting at the log
+    /// end, and re-adding it afterwards cost two fsyncs per empty partition at every start.
+    pub fn open_managed(
+        dir: &Path,
+        config: LogConfig,
+        storage: Arc<dyn Storage>,
+        now_ms: i64,
+        known: Option<DirCheckpoint>,
+        leader_epoch: Option<LeaderEpoch>,
+    ) -> Result<Log> {
+        Log::open_inner(dir, config, storage, now_ms, true, known, leader_epoch)
+    }
+
+    fn open_inner(
+        dir: &Path,
+        config: LogConfig,
+        storage: Arc<dyn Storage>,
+        now_ms: i64,
+        managed: bool,
+        known: Option<DirCheckpoint>,
+        leader_epoch: Option<LeaderEpoch>,
+    ) -> Result<Log> {
+        config.validate()?;
+        let st = &*storage;
+        st.create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+        let mut report = RecoveryReport::default();
+        let mut on_disk = OnDisk::default();
+        // A partition marker left by an older version, to be removed once the log is open.
+        let mut own_marker = false;
+        let (log_start, recovery_point) = match known {
+            Some(k) => {
+                report.clean_shutdown = k.clean_shutdown;
+                (
+                    k.log_start_offset.unwrap_or(0),
+                    k.recovery_point.unwrap_or(0),
+                )
+            }
+            None => {
+                own_marker = has_clean_shutdown(st, dir)?;
+                report.clean_shutdown = own_marker;
+                on_disk.log_start_offset = read_checkpoint(st, dir, LOG_START_OFFSET_FILE)?;
+                let rp = match read_checkpoint(st, dir, RECOVERY_POINT_FILE) {
+                    Ok(rp) => {
+                        on_disk.recovery_point = rp;
+                        rp.unwrap_or(0)
+                    }
+                    Err(e) => {
+                        // Losing the recovery point only costs a longer scan.
+                        tracing::warn!(error = %e, "unreadable recovery point checkpoint; recovering all segments");
+                        report.clean_shutdown = false;
+                        0
+                    }
+                };
+                (on_disk.log_start_offset.unwrap_or(0), rp)
+            }
+        };
+
+        // Collect segment base offsets; drop leftovers of interrupted operations.
+        // Finish or roll back a segment swap of the log cleaner that a crash interrupted
+        // (Kafka's `.cleaned` / `.swap` / `.deleted` procedure, `docs/format.md`).
+        cleaning::recover_interrupted_swaps(st, dir)?;
+        let cleaning = cleaning::CleaningState::load(st, dir);
+        let mut bases = Vec::new();
+        let mut index_files = Vec::new();
+        for path in st.list_dir(dir).map_err(|e| LogError::io(dir, e))? {
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if name.ends_with(".tmp") {
+                let _ = st.remove_file(&path);
+                continue;
+            }
+            match parse_segment_file_name(name) {
+                Some((base, LOG_SUFFIX)) => bases.push(base),
+                Some((base, INDEX_SUFFIX | TIME_INDEX_SUFFIX)) => index_files.push((base, path)),
+                _ => {}
+            }
+        }
+        bases.sort_unstable();
+        for (base, path) in index_files {
+            if bases.binary_search(&base).is_err() {
+                tracing::warn!(path = %path.display(), "deleting index file without a log file");
+                let _ = st.remove_file(&path);
+            }
+        }
+
+        // Unclean: recover from the segment containing the recovery point onwards.
+        let recover_from = if report.clean_shutdown {
+            i64::MAX
+        } else {
+            bases
+                .iter()
+                .copied()
+                .rfind(|&b| b <= recovery_point)
+                .unwrap_or(i64::MIN)
+        };
+        let (epoch_cache, epoch_file_found) = LeaderEpochCache::load(st, dir)?;
+        let mut segments = BTreeMap::new();
+        let mut i = 0;
+        while i < bases.len() {
+            let base = bases[i];
+            let is_last = i + 1 == bases.len();
+            let mut seg = None;
+            if base < recover_from {
+                seg = Segment::open_checked(st, dir, base, &config, is_last, now_ms)?;
+            }
+            let seg = match seg {
+                Some(s) => s,
+                None => {
+                    let unflushed = base >= recover_from;
+                    // Data past the recovery point may be a torn tail: cut it. Data before it
+                    // was fsynced, so invalid bytes there are corruption: keep them on disk
+                    // (for inspection) but do not serve them, except in the last segment where
+                    // appends must continue from a valid end.
+                    let truncate = unflushed || is_last;
+                    let (mut s, invalid) = Segment::open_and_rebuild(
+                        st, dir, base, &config, unflushed, truncate, now_ms,
+                    )?;
+                    if unflushed {
+                        report.scanned_segments.push(base);
+                    } else {
+                        report.rebuilt_indexes.push(base);
+                    }
+                    if let Some(inv) = invalid {
+                        if truncate {
+                            report.truncated_bytes += inv.file_len.saturating_sub(inv.position);
+                            tracing::warn!(
+                                segment = base,
+                                position = inv.position,
+                                reason = %inv.reason,
+                                "truncating invalid or torn data at the end of the log segment"
+                            );
+                        } else {
+                            tracing::warn!(
+                                segment = base,
+                                position = inv.position,
+                                reason = %inv.reason,
+                                "corrupt data inside a flushed log segment; it will not be served"
+                            );
+                            report
+                                .corrupt_segments
+                                .push((base, inv.position, inv.reason.clone()));
+                        }
+                        if unflushed && !is_last {
+                            // Everything after a torn segment is unreliable too (Kafka's
+                            // LogLoader deletes the later segments in this case).
+                            for &later in &bases[i + 1..] {
+                                tracing::warn!(
+                                    segment = later,
+                                    "deleting segment after a truncated one"
+                                );
+                                for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                                    let p = segment_file(dir, later, suffix);
+                                    if let Err(e) = st.remove_file(&p) {
+                                        if e.kind() != io::ErrorKind::NotFound {
+                                            return Err(LogError::io(&p, e));
+                                        }
+                                    }
+                                }
+                                report.deleted_segments.push(later);
+                            }
+                            bases.truncate(i + 1);
+                        }
+                    }
+                    if i + 1 < bases.len() {
+                        s.close_indexes(st, false)?;
+                    }
+                    s
+                }
+            };
+            segments.insert(base, seg);
+            i += 1;
+        }
+
+        let mut log = Log {
+            dir: dir.to_path_buf(),
+            config,
+            storage,
+            segments,
+            log_start_offset: log_start,
+            recovery_point,
+            unflushed_records: 0,
+            first_unflushed_ms: None,
+            mapped: Mutex::new(VecDeque::new()),
+            offline: false,
+            last_recovery: RecoveryReport::default(),
+            producers: ProducerStateManager::new(),
+            last_expiration_check_ms: now_ms,
+            on_disk,
+            epochs: epoch_cache,
+            cleaning,
+            managed,
+        };
+        if log.segments.is_empty() {
+            let seg = Segment::create(&*log.storage, &log.dir, log_start, &log.config, now_ms)?;
+            log.segments.insert(log_start, seg);
+        }
+        // Segments wholly below the log start offset were due for deletion already.
+        log.delete_segments_below_log_start()?;
+        let first_base = log.segments.keys().next().copied().unwrap_or(0);
+        log.log_start_offset = log.log_start_offset.max(first_base);
+        let leo = log.log_end_offset().0;
+        if leo < log.log_start_offset {
+            // Recovery cut below the log start offset; start afresh there (Kafka does the same).
+            let start = log.log_start_offset;
+            log.truncate_fully_and_start_at(Offset(start), now_ms)?;
+        }
+        if !report.clean_shutdown {
+            // Make what recovery accepted durable before trusting it as the recovery point.
+            for seg in log.segments.values_mut() {
+                seg.flush()?;
+            }
+        }
+        log.recovery_point = log.log_end_offset().0;
+        log.checkpoint_recovery_point(log.recovery_point)?;
+        log.checkpoint_log_start(log.log_start_offset)?;
+        let (snapshot, replayed) = log.load_producer_state(now_ms)?;
+        report.producer_snapshot = snapshot.map(Offset);
+        report.producer_batches_replayed = replayed;
+        log.recover_leader_epochs(
+            epoch_file_found,
+            report.clean_shutdown,
+            recovery_point,
+            leader_epoch,
+        )?;
+        // From here on a crash must be seen as unclean. A managed log's marker is the data
+        // directory's, removed by the caller; an older version's partition marker must go too,
+        // or a later open without the directory's files would trust this partition blindly.
+        if !managed || own_marker {
+            remove_clean_shutdown(&*log.storage, &log.dir)?;
+        }
+        log.last_recovery = report;
+        Ok(log)
+    }
+
+    /// Rebuilds the producer state: drops snapshots above the log end offset (left by a
+    /// truncation or a crash) and unreadable ones, loads the newest remaining one, replays the
+    /// idempotent batches after it and expires old producers. Returns the snapshot's offset
+    /// and the number of batches replayed.
+    pub(super) fn load_producer_state(&mut self, now_ms: i64) -> Result<(Option<i64>, u64)> {
+        let leo = self.log_end_offset().0;
+        let mut loaded = None;
+        // Rebuilt below from what is found on disk.
+        self.on_disk.producer_snapshot = None;
+        let snapshots = producer_state::list_snapshots(&*self.storage, &self.dir)?;
+        for (offset, path) in snapshots.into_iter().rev() {
+            if offset > leo {
+                tracing::info!(path = %path.display(), "deleting producer state snapshot beyond the log end");
+                producer_state::remove_snapshot(&*self.storage, &path)?;
+                continue;
+            }
+            if loaded.is_some() {
+                continue;
+            }
+            match producer_state::read_snapshot(&*self.storage, &path, offset)? {
+                Ok(state) => loaded = Some((offset, state)),
+                Err(reason) => {
+                    tracing::warn!(path = %path.display(), %reason, "deleting invalid producer state snapshot");
+                    producer_state::remove_snapshot(&*self.storage, &path)?;
+                }
+            }
+        }
+        let (from, snapshot) = match loaded {
+            Some((offset, state)) => {
+                self.producers = state;
+                self.on_disk.producer_snapshot = Some(offset);
+                (offset, Some(offset))
+            }
+            None => {
+                self.producers.clear();
+                (i64::MIN, None)
+            }
+        };
+        let replayed = self.replay_producer_batches(from);
+        self.remove_expired_producers(now_ms);
+        Ok((snapshot, replayed))
+    }
+
+    /// Applies every idempotent batch starting at or after `from` to the producer state,
+    /// reading only batch headers. Data recovery has already run, so what is readable is
+    /// valid; a read failure (a corrupt closed segment) ends the replay with a warning rather
+    /// than failing the open.
+    fn replay_producer_batches(&mut self, from: i64) -> u64 {
+        let leo = self.log_end_offset().0;
+        let mut next = from.max(self.log_start_offset);
+        let mut replayed = 0;
+        while next < leo {
+            let Some(h) = self.header_at(next, "producer state replay") else {
+                break;
+            };
+            if h.base_offset >= from {
+                if let Some(u) = ProducerUpdate::from_header(&h) {
+                    self.producers.apply(&u);
+                    replayed += 1;
+                }
+            }
+            let after = h.next_offset().0;
+            if after <= next {
+                break;
+            }
+            next = after;
+        }
+        replayed
+    }
+
+    /// The header of the batch containing `offset`; `None` at the log end or, with a warning
+    /// naming `purpose`, when the data cannot be read (a corrupt closed segment).
+    fn header_at(&self, offset: i64, purpose: &str) -> Option<BatchHeader> {
+        let mut hdr = [0u8; BATCH_HEADER_LEN];
+        let header = self.read(Offset(offset), 1, None).and_then(|slice| {
+            if slice.is_empty() {
+                return Ok(None);
+            }
+            read_exact_at(&*slice.source, &mut hdr, slice.position)
+                .map_err(|e| LogError::io(&self.dir, e))?;
+            Ok(Some(BatchHeader::parse(&hdr)?))
+        });
+        header.unwrap_or_else(|e| {
+            tracing::warn!(offset, error = %e, purpose, "stopped at unreadable data");
+            None
+        })
+    }
+
+    /// Brings the leader-epoch cache in line with the recovered log, as Kafka's log loading
+    /// does: without a valid checkpoint it is rebuilt from every batch; after an unclean
+    /// shutdown the batches from the recovery point on are assigned again (their entries may
+    /// not have reached the file); entries past the log end or before its start are trimmed.
+    fn recover_leader_epochs(
+        &mut self,
+        file_found: bool,
+        clean_shutdown: bool,
+        recovery_point: i64,
+        leader_epoch: Option<LeaderEpoch>,
+    ) -> Result<()> {
+        // What the file holds, to skip rewriting it with the same entries.
+        let file_entries = file_found.then(|| self.epochs.entries().to_vec());
+        let mut changed = !file_found;
+        let from = if !file_found {
+            Some(self.log_start_offset)
+        } else if !clean_shutdown {
+            Some(recovery_point.max(self.log_start_offset))
+        } else {
+            None
+        };
+        let leo = self.log_end_offset().0;
+        changed |= self.epochs.truncate_from_end(leo);
+        if let Some(mut next) = from {
+            while next < leo {
+                let Some(h) = self.header_at(next, "leader epoch rebuild") else {
+                    break;
+                };
+                changed |= self.epochs.assign(h.partition_leader_epoch, h.base_offset);
+                let after = h.next_offset().0;
+                if after <= next {
+                    break;
+                }
+                next = after;
+            }
+        }
+        changed |= self.epochs.truncate_from_start(self.log_start_offset);
+        if let Some(epoch) = leader_epoch {
+            changed |= self.epochs.assign(epoch.0, leo);
+        }
+        if changed && file_entries.as_deref() != Some(self.epochs.entries()) {
+            self.epochs.write(&*self.storage)?;
+        }
+        Ok(())
+    }
+}
