@@ -48,11 +48,15 @@ pub fn diverging_epoch(
     match end_offset_for(leader_epochs, leader_log_end, last_fetched_epoch) {
         Some((epoch, end)) if epoch == last_fetched_epoch && end >= fetch_offset => None,
         Some(answer) => Some(answer),
-        // The leader knows nothing that old: the follower keeps nothing it cannot verify.
-        None => Some((
-            LeaderEpoch(-1),
-            leader_epochs.first().map_or(Offset(0), |e| e.start_offset),
-        )),
+        // Every epoch the leader knows is newer (its older ones went with retention): Kafka's
+        // `LeaderEpochFileCache.endOffsetFor` answers the requested epoch ending where the
+        // leader's first known epoch starts, so the follower keeps at most what lies below the
+        // leader's data and its next fetch below the leader's log start is answered
+        // OFFSET_OUT_OF_RANGE. (An epoch of -1 would read as "no divergence" on the wire.)
+        None => {
+            let first = leader_epochs.first()?.start_offset;
+            (first < fetch_offset).then_some((last_fetched_epoch, first))
+        }
     }
 }
 
@@ -192,13 +196,44 @@ mod tests {
     }
 
     #[test]
-    fn an_epoch_older_than_the_leader_knows_truncates_to_what_it_has() {
+    fn an_epoch_older_than_the_leader_knows_ends_where_the_leader_data_starts() {
+        // The leader's epochs start at 100 (older ones deleted). A follower at 50 in epoch 2
+        // holds nothing the leader contradicts: no divergence, and its fetch below the leader's
+        // log start is then answered OFFSET_OUT_OF_RANGE.
         let leader = cache(&[(5, 100)]);
-        let d = diverging_epoch(&leader, Offset(120), LeaderEpoch(2), Offset(50)).unwrap();
-        assert_eq!(d, (LeaderEpoch(-1), Offset(100)));
+        assert_eq!(
+            diverging_epoch(&leader, Offset(120), LeaderEpoch(2), Offset(50)),
+            None
+        );
+        // A follower past the leader's first epoch start in an epoch the leader never had cuts
+        // back to that start.
+        let d = diverging_epoch(&leader, Offset(120), LeaderEpoch(2), Offset(110)).unwrap();
+        assert_eq!(d, (LeaderEpoch(2), Offset(100)));
         let follower = cache(&[(2, 0)]);
         assert_eq!(
-            truncation_offset(&follower, Offset(50), Offset(0), d),
+            truncation_offset(&follower, Offset(110), Offset(0), d),
+            Offset(100)
+        );
+        // A leader with no epoch at all (an empty log that never led) reports no divergence.
+        assert_eq!(
+            diverging_epoch(&[], Offset(0), LeaderEpoch(2), Offset(5)),
+            None
+        );
+        // The empty-epoch entry of a replica that led without writing: cut to its start.
+        let led_empty = cache(&[(0, 0)]);
+        let leader1 = cache(&[(1, 0)]);
+        assert_eq!(
+            diverging_epoch(&leader1, Offset(4), LeaderEpoch(0), Offset(0)),
+            None,
+            "nothing to cut: it fetches from 0 and adopts epoch 1"
+        );
+        assert_eq!(
+            truncation_offset(
+                &led_empty,
+                Offset(3),
+                Offset(0),
+                (LeaderEpoch(0), Offset(0))
+            ),
             Offset(0)
         );
     }

@@ -1,23 +1,87 @@
 //! The leader's replication state of one partition (Kafka's `Partition` / `Replica` /
 //! `PartitionState` on the leader), as a value the broker keeps next to the partition's log.
+//!
+//! # How a broker drives it
+//!
+//! - On a metadata change that makes this broker the leader at a new leader epoch:
+//!   [`LeaderState::become_leader`] (after assigning the epoch's start in the log's leader-epoch
+//!   cache, Kafka's `makeLeader`). On one that makes it a follower, the broker drops this value
+//!   and fails the produce requests waiting on it (NOT_LEADER_OR_FOLLOWER); a deposed leader
+//!   that has not learnt it yet cannot complete an `acks=all` write, because the new leader, a
+//!   member of its maximal ISR, no longer fetches from it.
+//! - Produce: [`LeaderState::check_acks_all`] before appending, [`LeaderState::on_local_append`]
+//!   after, and [`LeaderState::acks_all_outcome`] whenever the high watermark moves.
+//! - A follower's Fetch: [`LeaderState::answer_follower_fetch`] decides the answer (fencing by
+//!   `current_leader_epoch`, a diverging epoch, or records from the fetch offset) and updates
+//!   the follower's fetch state; its ListOffsets after OFFSET_OUT_OF_RANGE is checked with
+//!   [`LeaderState::check_leader_epoch`]. A client's ListOffsets goes through
+//!   [`LeaderState::check_client_list_offsets`] (KIP-207).
+//! - Periodically (Kafka checks every `replica.lag.time.max.ms / 2`) and after fetches:
+//!   [`LeaderState::isr_to_shrink`] / [`LeaderState::isr_to_expand`]; a proposal is sent as
+//!   AlterPartition with [`LeaderState::isr_with_broker_epochs`] (KIP-903) and recorded with
+//!   [`LeaderState::propose_isr`]; the controller's answer or the metadata change lands in
+//!   [`LeaderState::on_isr_committed`] or [`LeaderState::on_isr_change_refused`].
 
 use std::collections::BTreeMap;
 
 use potok_metadata::{BrokerId, PartitionState};
 use potok_records::{LeaderEpoch, Offset};
 
+mod fetch;
+
+pub use fetch::{ClientOffsetQuery, LeaderFetchAnswer};
+
 /// Why a partition refused an operation (the broker maps these to Kafka error codes).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ReplicationError {
     /// `acks=all` with fewer ISR members than `min.insync.replicas` (NOT_ENOUGH_REPLICAS).
+    #[error("the ISR has {isr} members, min.insync.replicas is {min_isr}")]
     NotEnoughReplicas { isr: usize, min_isr: usize },
     /// This broker does not lead the partition (NOT_LEADER_OR_FOLLOWER).
+    #[error("this broker does not lead the partition")]
     NotLeader,
-    /// A follower fetch from a broker that is not a replica (UNKNOWN_LEADER_EPOCH's sibling in
-    /// Kafka: NOT_LEADER_OR_FOLLOWER for the follower).
+    /// A follower fetch from a broker that is not a replica (NOT_LEADER_OR_FOLLOWER, as Kafka's
+    /// `followerReplicaOrThrow`).
+    #[error("broker {0} is not a replica of the partition")]
     UnknownReplica(BrokerId),
+    /// A follower fetch from an earlier incarnation of a replica than one already seen
+    /// (KIP-903; NOT_LEADER_OR_FOLLOWER, as Kafka's `Replica.updateFetchStateOrThrow`).
+    #[error("fetch from broker {replica} at broker epoch {request}, which restarted at {known}")]
+    StaleReplicaEpoch {
+        replica: BrokerId,
+        request: i64,
+        known: i64,
+    },
+    /// The request's `current_leader_epoch` is older than this leader's (FENCED_LEADER_EPOCH).
+    #[error("leader epoch {request} is older than the current {current}")]
+    FencedLeaderEpoch {
+        request: LeaderEpoch,
+        current: LeaderEpoch,
+    },
+    /// The request's `current_leader_epoch` is newer than this leader knows
+    /// (UNKNOWN_LEADER_EPOCH).
+    #[error("leader epoch {request} is newer than the current {current}")]
+    UnknownLeaderEpoch {
+        request: LeaderEpoch,
+        current: LeaderEpoch,
+    },
+    /// A fetch offset outside the leader's log (OFFSET_OUT_OF_RANGE).
+    #[error("offset {offset} is outside the log [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        offset: Offset,
+        log_start: Offset,
+        log_end: Offset,
+    },
+    /// KIP-207: a new leader whose high watermark has not reached the start of its epoch cannot
+    /// tell a client where the committed log ends yet (OFFSET_NOT_AVAILABLE).
+    #[error("the high watermark {high_watermark} is below the epoch start {epoch_start}")]
+    OffsetNotAvailable {
+        high_watermark: Offset,
+        epoch_start: Offset,
+    },
     /// An ISR change based on an older partition epoch than the one committed (Kafka's
     /// INVALID_UPDATE_VERSION / FENCED_LEADER_EPOCH for AlterPartition).
+    #[error("the ISR change is older than the committed partition epoch")]
     StaleIsrChange,
 }
 
@@ -47,6 +111,9 @@ struct Follower {
     /// reaching the leader's log end *as of the previous fetch* proves it was caught up then.
     last_fetch_leader_end: Offset,
     last_fetch_ms: i64,
+    /// The broker epoch (KIP-903) of the incarnation whose fetch state this is, `None` until it
+    /// fetched or when it sent none (-1).
+    broker_epoch: Option<i64>,
 }
 
 /// The leader's view of one partition.
@@ -95,6 +162,7 @@ impl LeaderState {
                         last_caught_up_ms: if state.isr.contains(r) { now_ms } else { 0 },
                         last_fetch_leader_end: Offset(0),
                         last_fetch_ms: 0,
+                        broker_epoch: None,
                     },
                 )
             })
@@ -130,6 +198,21 @@ impl LeaderState {
     /// The committed ISR.
     pub fn isr(&self) -> &[BrokerId] {
         &self.isr
+    }
+
+    /// The ISR change sent to the controller and not yet committed or refused.
+    pub fn pending_isr(&self) -> Option<&[BrokerId]> {
+        self.pending_isr.as_deref()
+    }
+
+    /// The leader's log end as last reported with [`LeaderState::on_local_append`].
+    pub fn log_end(&self) -> Offset {
+        self.local_log_end
+    }
+
+    /// The log end offset the leader last learnt for `replica` (its own for itself).
+    pub fn replica_log_end(&self, replica: BrokerId) -> Option<Offset> {
+        self.log_end_of(replica)
     }
 
     /// The high watermark: consumers read below it, `acks=all` completes at it.
@@ -259,6 +342,41 @@ impl LeaderState {
     /// Records `isr` as sent to the controller (AlterPartition with this partition epoch).
     pub fn propose_isr(&mut self, isr: Vec<BrokerId>) {
         self.pending_isr = Some(isr);
+    }
+
+    /// The members of `isr` with the broker epochs of the incarnations whose fetches put them
+    /// there (AlterPartition's `NewIsrWithEpochs`, KIP-903), `local_broker_epoch` for this
+    /// broker and -1 for a member not heard from. The controller refuses a member whose epoch is
+    /// not its current registration, so a replica that restarted with a shorter log cannot join
+    /// the ISR on the strength of its previous incarnation's fetches.
+    pub fn isr_with_broker_epochs(
+        &self,
+        isr: &[BrokerId],
+        local_broker_epoch: i64,
+    ) -> Vec<(BrokerId, i64)> {
+        isr.iter()
+            .map(|b| {
+                let epoch = if *b == self.local {
+                    local_broker_epoch
+                } else {
+                    self.followers
+                        .get(b)
+                        .and_then(|f| f.broker_epoch)
+                        .unwrap_or(-1)
+                };
+                (*b, epoch)
+            })
+            .collect()
+    }
+
+    /// The controller refused the in-flight change in a way that says it was not applied
+    /// (Kafka's INELIGIBLE_REPLICA / OPERATION_NOT_ATTEMPTED): back to the committed ISR, so
+    /// the next proposal can be made. Other refusals (INVALID_UPDATE_VERSION,
+    /// FENCED_LEADER_EPOCH) keep the change pending until the metadata brings the committed
+    /// state, because the change may have been applied (Kafka's `handleAlterPartitionError`).
+    pub fn on_isr_change_refused(&mut self) -> Option<Offset> {
+        self.pending_isr = None;
+        self.maybe_advance_high_watermark()
     }
 
     /// The controller committed an ISR change (or another change of the partition) at
