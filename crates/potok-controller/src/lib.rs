@@ -12,6 +12,9 @@
 //!   replicas of new partitions go (distinct live brokers, spread over racks, leaders balanced)
 //!   and which records a fenced broker causes (new leaders from the ISR only, KIP-841's
 //!   last-replica rule), expressed as Kafka's own metadata records.
+//! - [`controller`]: the active controller as a sans-IO state machine over the committed image
+//!   (events and `now_ms` in; records to propose and replies out): broker registration,
+//!   heartbeats, session fencing and controlled shutdown, AlterPartition, producer-id blocks.
 //!
 //! # Why raft-rs and not Raft by hand or openraft
 //!
@@ -24,6 +27,7 @@
 //! Fetch-based replication): Potok's controllers talk to each other with raft-rs's messages, and
 //! what clients see of the quorum (DescribeQuorum) is derived from the node's status.
 
+pub mod controller;
 pub mod placement;
 pub mod quorum;
 

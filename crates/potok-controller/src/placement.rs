@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 
 use potok_metadata::{BrokerId, MetadataImage, MetadataRecord};
-use potok_protocol::messages::internal::partition_change_record::PartitionChangeRecord;
 use potok_protocol::messages::internal::partition_record::PartitionRecord;
 use potok_protocol::Uuid;
 
@@ -170,52 +169,14 @@ pub fn partition_records(topic_id: Uuid, replicas: &[Vec<BrokerId>]) -> Vec<Meta
 /// in it (with leader -1), so the ISR never becomes empty and the replica that has every
 /// committed record stays known.
 pub fn fence_broker(image: &MetadataImage, broker: BrokerId) -> Vec<MetadataRecord> {
-    let unusable = |b: &BrokerId| {
-        *b == broker
-            || image
-                .brokers()
-                .get(b)
-                .is_none_or(|r| r.fenced || r.in_controlled_shutdown)
-    };
-    let mut topics: Vec<_> = image.topics().collect();
-    topics.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut out = Vec::new();
-    for t in topics {
-        for (&p, state) in &t.partitions {
-            if !state.isr.contains(&broker) && state.leader != Some(broker) {
-                continue;
-            }
-            let mut isr: Vec<BrokerId> =
-                state.isr.iter().copied().filter(|b| *b != broker).collect();
-            if isr.is_empty() {
-                isr = state.isr.clone();
-            }
-            let leader_ok = state
-                .leader
-                .is_some_and(|l| !unusable(&l) && isr.contains(&l));
-            let leader = if leader_ok {
-                NO_LEADER_CHANGE
-            } else {
-                state
-                    .replicas
-                    .iter()
-                    .find(|r| isr.contains(r) && !unusable(r))
-                    .map_or(NO_LEADER, |b| b.0)
-            };
-            // A partition already without a leader and with an unchanged ISR needs no record.
-            if leader == NO_LEADER && state.leader.is_none() && isr == state.isr {
-                continue;
-            }
-            out.push(MetadataRecord::PartitionChange(PartitionChangeRecord {
-                partition_id: p,
-                topic_id: t.id,
-                isr: (isr != state.isr).then(|| isr.iter().map(|b| b.0).collect()),
-                leader,
-                ..Default::default()
-            }));
-        }
-    }
-    out
+    crate::controller::partitions::leader_and_isr_updates(
+        image,
+        Some(broker),
+        None,
+        crate::controller::partitions::Affected::WithBroker(broker),
+        &|_| false,
+        false,
+    )
 }
 
 #[cfg(test)]

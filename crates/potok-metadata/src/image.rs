@@ -53,6 +53,10 @@ pub struct BrokerRegistration {
     pub id: BrokerId,
     /// The epoch the controller gave this registration.
     pub epoch: i64,
+    /// The broker process's incarnation id: a restarted process registers with a new one, which
+    /// is how the controller tells a restart from a retried registration (Kafka's
+    /// `DUPLICATE_BROKER_REGISTRATION` check).
+    pub incarnation_id: Uuid,
     /// Its rack (`broker.rack`).
     pub rack: Option<String>,
     /// Its listeners: (name, host, port).
@@ -223,6 +227,7 @@ impl MetadataImage {
                     BrokerRegistration {
                         id,
                         epoch: b.broker_epoch,
+                        incarnation_id: b.incarnation_id,
                         rack: b.rack.clone(),
                         listeners: b
                             .end_points

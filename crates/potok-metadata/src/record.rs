@@ -92,7 +92,8 @@ impl MetadataRecord {
         match self {
             MetadataRecord::RegisterBroker(_) => 3,
             MetadataRecord::Partition(_) | MetadataRecord::PartitionChange(_) => 0,
-            MetadataRecord::BrokerRegistrationChange(_) => 0,
+            // Version 1 carries `InControlledShutdown` (Kafka writes 1 for controlled shutdown).
+            MetadataRecord::BrokerRegistrationChange(_) => 1,
             MetadataRecord::Other { version, .. } => *version,
             _ => 0,
         }
