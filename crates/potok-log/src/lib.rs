@@ -32,9 +32,13 @@
 //!   from the batches' partition leader epochs (see `leader_epoch`).
 //! * [`Log::truncate_to`] and [`Log::truncate_fully_and_start_at`] (followers),
 //!   [`Log::delete_records_before`] (DeleteRecords; the caller checks the high watermark).
-//! * [`Log::apply_retention`]`(now_ms)` / [`Log::apply_retention_below`]`(now_ms, hw)`,
-//!   [`Log::roll`], [`Log::flush`], [`Log::maybe_flush`]`(now_ms)` (call periodically for
-//!   `flush.ms`), [`Log::close`] (clean shutdown), [`Log::delete`].
+//! * [`Log::apply_retention`]`(now_ms)` / [`Log::apply_retention_below`]`(now_ms, hw)`, or
+//!   [`Log::detach_expired_segments`] under the caller's lock and
+//!   [`DeletedSegments::remove_files`] after it, [`Log::roll`], [`Log::flush`],
+//!   [`Log::maybe_flush`]`(now_ms)` (call periodically for `flush.ms`), [`Log::close`] (clean
+//!   shutdown), [`Log::delete`].
+//! * [`BackgroundFlusher`]: threads shared by many logs ([`Log::set_background_flusher`]) that
+//!   run the fsyncs of rolls and `flush.ms` flushes off the appending thread (see [`flusher`]).
 //! * [`AppendInfo`] `{ first_offset, last_offset, max_timestamp, offset_of_max_timestamp,
 //!   log_append_time_ms, batches, records, bytes, log_start_offset }`.
 //! * Errors are one enum, [`LogError`]: `OffsetOutOfRange` (Kafka `OFFSET_OUT_OF_RANGE`),
@@ -91,7 +95,10 @@
 //! `flush.messages` / `flush.ms` (Kafka's defaults and semantics). With
 //! [`LogConfig::fsync_before_ack`] every append is fsynced before it returns. The recovery
 //! point (the offset below which everything is fsynced) is checkpointed on roll, truncation and
-//! close.
+//! close. With a [`BackgroundFlusher`] the fsyncs of a roll and of `flush.ms` run on the
+//! flusher's threads and the recovery point advances when they complete, as in Kafka; only
+//! data below the recovery point is promised to survive a power loss (a process crash loses
+//! nothing that reached the page cache).
 //!
 //! # Recovery
 //!
@@ -110,6 +117,7 @@ pub mod cleaner;
 mod config;
 mod error;
 pub mod fault;
+pub mod flusher;
 mod index;
 mod leader_epoch;
 mod log;
@@ -130,8 +138,9 @@ pub use cleaner::{
 pub use config::{LogConfig, TimestampPolicy, ONE_DAY_MS, SEVEN_DAYS_MS};
 pub use error::{LogError, Result};
 pub use fault::{FaultPlan, FaultyStorage};
+pub use flusher::BackgroundFlusher;
 pub use leader_epoch::{EpochEntry, LEADER_EPOCH_CHECKPOINT_FILE};
-pub use log::{AppendInfo, DirCheckpoint, Log, ReadSlice, RecoveryReport};
+pub use log::{AppendInfo, DeletedSegments, DirCheckpoint, Log, ReadSlice, RecoveryReport};
 pub use open_files::{BoundedStorage, OpenFiles};
 pub use potok_records::Offset;
 pub use producer_state::{BatchMetadata, ProducerEntry, ProducerStateManager, SNAPSHOT_SUFFIX};

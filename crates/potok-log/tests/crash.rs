@@ -156,3 +156,105 @@ fn sigkill_at_random_points_never_loses_acked_batches() {
         "the crasher made too little progress to be meaningful"
     );
 }
+
+/// Kafka's default durability (no fsync on acknowledgement) with rolls handing their fsyncs to
+/// a background flusher: the crasher is killed right after an append that rolled, while the
+/// old segment's flush is queued or running. A SIGKILL leaves the page cache intact, so every
+/// acknowledged record must survive it, and the log must reopen valid and dense with appends
+/// continuing at its end.
+#[test]
+fn sigkill_right_after_a_background_roll_loses_no_acked_record() {
+    const RUNS: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let exe = env!("CARGO_BIN_EXE_potok-log-crasher");
+    let config = LogConfig {
+        fsync_before_ack: false,
+        ..config()
+    };
+    let mut rng = 0x2545f4914f6cdd1du64;
+    let mut acked_up_to = -1i64;
+    let mut expected_leo = 0i64;
+    let mut killed_after_roll = 0;
+    for run in 0..RUNS {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let mut child = Command::new(exe)
+            .arg(dir.path())
+            .arg(rng.to_string())
+            .arg("background")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn crasher");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let ready = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("run {run}: crasher did not become ready");
+            });
+        let leo: i64 = ready.strip_prefix("ready ").unwrap().parse().unwrap();
+        assert_eq!(leo, expected_leo, "run {run}: resumed at the wrong offset");
+        // Kill as soon as the first (or, in odd runs, the second) roll is reported: its flush
+        // has just been queued.
+        let want_rolls = 1 + run % 2;
+        let mut rolls = 0;
+        let mut lines = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && rolls < want_rolls {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    if line.starts_with("rolled") {
+                        rolls += 1;
+                    }
+                    lines.push(line);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+        reader.join().unwrap();
+        assert_eq!(rolls, want_rolls, "run {run}: the crasher did not roll");
+        killed_after_roll += 1;
+        lines.extend(rx.try_iter());
+        let mut next = leo;
+        for line in lines {
+            let mut parts = line.split_whitespace();
+            if parts.next() == Some("acked") {
+                let first: i64 = parts.next().unwrap().parse().unwrap();
+                let last: i64 = parts.next().unwrap().parse().unwrap();
+                assert_eq!(first, next, "run {run}: acknowledged offsets must follow");
+                next = last + 1;
+                acked_up_to = last;
+            }
+        }
+
+        let log = open(dir.path(), config.clone(), 0);
+        let recs = read_all(&log, 0);
+        let leo_now = log.log_end_offset().0;
+        assert!(
+            leo_now > acked_up_to,
+            "run {run}: acked offset {acked_up_to} lost (LEO {leo_now})"
+        );
+        for (i, r) in recs.iter().enumerate() {
+            assert_eq!(r.0, i as i64, "run {run}: offsets must be dense");
+            assert_eq!(r.2, value_for(r.0), "run {run}: value of {}", r.0);
+        }
+        assert_eq!(recs.len() as i64, leo_now);
+        expected_leo = leo_now;
+        drop(log);
+    }
+    assert_eq!(killed_after_roll, RUNS);
+}

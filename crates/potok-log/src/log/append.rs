@@ -10,7 +10,7 @@ use potok_records::{
 use super::{last_segment, AppendInfo, Log};
 use crate::config::TimestampPolicy;
 use crate::producer_state::{LeaderCheck, ProducerUpdate, EXPIRATION_CHECK_INTERVAL_MS};
-use crate::segment::{PendingBatch, Segment};
+use crate::segment::PendingBatch;
 use crate::{LogError, Result};
 
 impl Log {
@@ -266,110 +266,5 @@ impl Log {
             log_start_offset: Offset(self.log_start_offset),
             duplicate: false,
         })
-    }
-
-    /// Flushes if `flush.ms` has passed since the first unflushed append. The broker calls this
-    /// periodically (Kafka's `log.flush.scheduler.interval.ms`); appends call it too.
-    pub fn maybe_flush(&mut self, now_ms: i64) -> Result<bool> {
-        if let (Some(ms), Some(first)) = (self.config.flush_ms, self.first_unflushed_ms) {
-            if now_ms.saturating_sub(first) >= ms {
-                self.flush()?;
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
-    /// fsyncs every segment with unflushed data and advances the recovery point to the log end
-    /// offset (in memory; the checkpoint file is written on roll and close). A failed fsync
-    /// takes the log offline, because the page cache may have dropped the data (as Kafka does).
-    pub fn flush(&mut self) -> Result<()> {
-        self.check_online()?;
-        let from = self
-            .segments
-            .range(..=self.recovery_point)
-            .next_back()
-            .map_or(i64::MIN, |(&b, _)| b);
-        for seg in self.segments.range_mut(from..).map(|(_, s)| s) {
-            if let Err(e) = seg.flush() {
-                self.offline = true;
-                return Err(e);
-            }
-        }
-        self.recovery_point = self.log_end_offset().0;
-        self.unflushed_records = 0;
-        self.first_unflushed_ms = None;
-        Ok(())
-    }
-
-    /// Rolls to a new active segment at the log end offset (no-op when the active segment is
-    /// empty). The old segment's indexes get their final time entry and are trimmed; it is
-    /// flushed and the recovery point checkpointed, as Kafka's roll does (there, asynchronously).
-    pub fn roll(&mut self, now_ms: i64) -> Result<()> {
-        self.check_online()?;
-        let leo = self.log_end_offset().0;
-        self.roll_at_or_go_offline(leo, now_ms)
-    }
-
-    /// A roll that fails half-way (old segment closed, new one missing) leaves no segment to
-    /// append to, so any failure takes the log offline until it is reopened and recovered.
-    fn roll_at_or_go_offline(&mut self, new_base: i64, now_ms: i64) -> Result<()> {
-        let r = self.roll_at(new_base, now_ms);
-        if r.is_err() {
-            self.offline = true;
-        }
-        r
-    }
-
-    fn roll_at(&mut self, new_base: i64, now_ms: i64) -> Result<()> {
-        let new_base = new_base.max(self.log_end_offset().0);
-        let active_base = last_segment(&self.segments)?.base;
-        let active_empty = last_segment(&self.segments)?.is_empty();
-        if active_empty {
-            if active_base == new_base {
-                return Ok(());
-            }
-            // An empty active segment is replaced rather than kept (only a follower jumping
-            // over an offset gap gets here).
-            if let Some(seg) = self.segments.remove(&active_base) {
-                seg.delete_files(&*self.storage)?;
-            }
-        } else {
-            let result = (|| {
-                let seg = self
-                    .segments
-                    .values_mut()
-                    .next_back()
-                    .ok_or_else(|| LogError::InvalidConfig("log has no segments".into()))?;
-                seg.close_indexes(&*self.storage, true)?;
-                seg.flush()
-            })();
-            if let Err(e) = result {
-                self.offline = true;
-                return Err(e);
-            }
-        }
-        let seg = Segment::create(&*self.storage, &self.dir, new_base, &self.config, now_ms)?;
-        self.segments.insert(new_base, seg);
-        self.storage
-            .sync_dir(&self.dir)
-            .map_err(|e| LogError::io(&self.dir, e))?;
-        // Everything before the new segment is durable now.
-        let from = self
-            .segments
-            .range(..=self.recovery_point)
-            .next_back()
-            .map_or(i64::MIN, |(&b, _)| b);
-        for seg in self.segments.range_mut(from..new_base).map(|(_, s)| s) {
-            seg.flush()?;
-        }
-        if new_base > self.recovery_point {
-            self.recovery_point = new_base;
-            self.checkpoint_recovery_point(new_base)?;
-        }
-        // Kafka snapshots the producer state on every roll, so recovery replays at most the
-        // active segment. Everything below `new_base` is durable now, so the snapshot never
-        // describes data a crash could lose.
-        self.snapshot_producers(new_base)
     }
 }

@@ -10,6 +10,7 @@ use potok_records::{LeaderEpoch, Offset};
 use crate::checkpoint::{
     write_checkpoint, write_clean_shutdown, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
 };
+use crate::flusher::{BackgroundFlusher, FlushTracker};
 use crate::leader_epoch::{EpochEntry, LeaderEpochCache};
 use crate::producer_state::{self, ProducerStateManager};
 use crate::segment::Segment;
@@ -18,12 +19,14 @@ use crate::{LogConfig, LogError, Result};
 
 mod append;
 pub(crate) mod cleaning;
+mod flush;
 mod open;
 mod read;
 mod retention;
 mod truncate;
 
 pub use read::ReadSlice;
+pub use retention::DeletedSegments;
 
 /// What an append did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +132,11 @@ pub struct Log {
     /// The caller keeps the recovery point, log start offset and clean-shutdown marker in
     /// per-data-directory files ([`Log::open_managed`]); the log writes none of its own.
     managed: bool,
+    /// Runs the fsyncs of rolls and of `flush.ms` off the appending thread when set (see
+    /// [`crate::flusher`]); `None` runs them inline.
+    background: Option<Arc<BackgroundFlusher>>,
+    /// What this log's background flushes have completed; the recovery point follows it.
+    flushes: Arc<FlushTracker>,
 }
 
 /// What [`Log`] knows to be on disk, to skip rewriting unchanged files.
@@ -187,8 +195,15 @@ impl Log {
     }
 
     /// Offset below which everything is fsynced.
+    ///
+    /// With a background flusher this includes the flushes completed so far, so it may lag the
+    /// last roll by the time its fsync takes.
     pub fn recovery_point(&self) -> Offset {
-        Offset(self.recovery_point)
+        let flushed = self.flushes.state().flushed_to.unwrap_or(i64::MIN);
+        Offset(
+            self.recovery_point
+                .max(flushed.min(self.log_end_offset().0)),
+        )
     }
 
     /// Total bytes of all segments.
@@ -218,7 +233,7 @@ impl Log {
     }
 
     fn check_online(&self) -> Result<()> {
-        if self.offline {
+        if self.offline || self.flushes.failed() {
             Err(LogError::Offline)
         } else {
             Ok(())
@@ -346,6 +361,8 @@ impl Log {
 
     /// Deletes the whole partition directory (the partition was deleted or moved away).
     pub fn delete(self) -> Result<()> {
+        // A background flush still running would write into the directory being removed.
+        self.flushes.wait_idle_and_take();
         let dir = self.dir.clone();
         let storage = Arc::clone(&self.storage);
         drop(self);

@@ -238,6 +238,8 @@ impl Log {
             epochs: epoch_cache,
             cleaning,
             managed,
+            background: None,
+            flushes: Arc::default(),
         };
         if log.segments.is_empty() {
             let seg = Segment::create(&*log.storage, &log.dir, log_start, &log.config, now_ms)?;

@@ -1,11 +1,81 @@
 //! Deleting a [`Log`]'s oldest data: DeleteRecords, `retention.ms` and `retention.bytes`.
+//!
+//! Deletion has two steps, as Kafka's `UnifiedLog.deleteSegments` has: under the log's lock
+//! the segments leave the log and their files are renamed to `{name}.deleted` (directory
+//! operations only, no data IO); the files are removed afterwards, without the lock, by
+//! [`DeletedSegments::remove_files`] (Kafka removes them `file.delete.delay.ms` later on its
+//! scheduler). Removing a large file can take long (the file system frees its extents), and a
+//! produce or fetch waiting for the lock must not wait for that. A crash in between leaves
+//! `.deleted` files, which the next open removes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use potok_records::Offset;
 
 use super::Log;
-use crate::producer_state::{self};
+use crate::producer_state;
 use crate::segment::Segment;
-use crate::Result;
+use crate::storage::Storage;
+use crate::{LogError, Result};
+
+/// Segments taken out of a log whose files are still to be removed; see the module docs.
+#[derive(Debug)]
+#[must_use = "the renamed files stay on disk until remove_files is called"]
+pub struct DeletedSegments {
+    storage: Arc<dyn Storage>,
+    dir: PathBuf,
+    bases: Vec<Offset>,
+    files: Vec<PathBuf>,
+    /// Producer-state snapshots below this offset went with their segments.
+    first_kept: i64,
+}
+
+impl DeletedSegments {
+    fn new(log: &Log) -> DeletedSegments {
+        DeletedSegments {
+            storage: Arc::clone(&log.storage),
+            dir: log.dir.clone(),
+            bases: Vec::new(),
+            files: Vec::new(),
+            first_kept: i64::MIN,
+        }
+    }
+
+    /// Base offsets of the deleted segments, oldest first.
+    pub fn bases(&self) -> &[Offset] {
+        &self.bases
+    }
+
+    /// Whether no segment was deleted.
+    pub fn is_empty(&self) -> bool {
+        self.bases.is_empty()
+    }
+
+    /// Removes the renamed files and the producer-state snapshots of the deleted segments. Call
+    /// it without the log's lock held. Returns the deleted segments' base offsets.
+    pub fn remove_files(self) -> Result<Vec<Offset>> {
+        let st = &*self.storage;
+        for p in &self.files {
+            match st.remove_file(p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(LogError::io(p, e)),
+            }
+        }
+        if !self.bases.is_empty() {
+            // Snapshots go with their segments, as in Kafka; the in-memory state is kept (since
+            // KIP-360 producers outlive their data until `producer.id.expiration.ms`), and the
+            // snapshot at the new first segment's base still carries it across a restart.
+            for (offset, path) in producer_state::list_snapshots(st, &self.dir)? {
+                if offset < self.first_kept {
+                    producer_state::remove_snapshot(st, &path)?;
+                }
+            }
+        }
+        Ok(self.bases)
+    }
+}
 
 impl Log {
     /// Advances the log start offset to `offset` (DeleteRecords) and deletes segments that lie
@@ -26,6 +96,13 @@ impl Log {
     }
 
     pub(super) fn delete_segments_below_log_start(&mut self) -> Result<()> {
+        let mut out = DeletedSegments::new(self);
+        let r = self.detach_segments_below_log_start(&mut out);
+        out.remove_files()?;
+        r
+    }
+
+    fn detach_segments_below_log_start(&mut self, out: &mut DeletedSegments) -> Result<()> {
         loop {
             let mut keys = self.segments.keys();
             let (Some(&first), Some(&second)) = (keys.next(), keys.next()) else {
@@ -34,29 +111,24 @@ impl Log {
             if second > self.log_start_offset {
                 return Ok(());
             }
-            self.delete_segment(first)?;
+            self.detach_segment(first, out)?;
         }
     }
 
-    fn delete_segment(&mut self, base: i64) -> Result<()> {
+    /// Takes the segment at `base` out of the log and renames its files for deletion.
+    fn detach_segment(&mut self, base: i64, out: &mut DeletedSegments) -> Result<()> {
         if let Some(seg) = self.segments.remove(&base) {
             self.mapped
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .retain(|&x| x != base);
-            seg.delete_files(&*self.storage)?;
+            out.bases.push(Offset(base));
+            out.files.extend(seg.rename_for_deletion(&*self.storage)?);
         }
-        // Snapshots go with their segments, as in Kafka; the in-memory state is kept (since
-        // KIP-360 producers outlive their data until `producer.id.expiration.ms`), and the
-        // snapshot at the new first segment's base still carries it across a restart.
         let first = self.segments.keys().next().copied().unwrap_or(i64::MAX);
-        for (offset, path) in producer_state::list_snapshots(&*self.storage, &self.dir)? {
-            if offset < first {
-                if self.on_disk.producer_snapshot == Some(offset) {
-                    self.on_disk.producer_snapshot = None;
-                }
-                producer_state::remove_snapshot(&*self.storage, &path)?;
-            }
+        out.first_kept = first;
+        if self.on_disk.producer_snapshot.is_some_and(|o| o < first) {
+            self.on_disk.producer_snapshot = None;
         }
         Ok(())
     }
@@ -84,8 +156,37 @@ impl Log {
         now_ms: i64,
         high_watermark: Option<Offset>,
     ) -> Result<Vec<Offset>> {
+        self.detach_expired_segments(now_ms, high_watermark)?
+            .remove_files()
+    }
+
+    /// [`Log::apply_retention_below`] without removing the files: the deleted segments leave
+    /// the log and their files are renamed; the caller removes them with
+    /// [`DeletedSegments::remove_files`] after releasing the log's lock.
+    pub fn detach_expired_segments(
+        &mut self,
+        now_ms: i64,
+        high_watermark: Option<Offset>,
+    ) -> Result<DeletedSegments> {
         self.check_online()?;
-        let mut deleted = Vec::new();
+        let mut out = DeletedSegments::new(self);
+        let r = self.detach_expired_into(now_ms, high_watermark, &mut out);
+        match r {
+            Ok(()) => Ok(out),
+            Err(e) => {
+                // What was renamed already is gone from the log either way.
+                let _ = out.remove_files();
+                Err(e)
+            }
+        }
+    }
+
+    fn detach_expired_into(
+        &mut self,
+        now_ms: i64,
+        high_watermark: Option<Offset>,
+        out: &mut DeletedSegments,
+    ) -> Result<()> {
         if self.config.retention_ms >= 0 {
             let retention_ms = self.config.retention_ms;
             let mut expired = Vec::new();
@@ -96,7 +197,7 @@ impl Log {
             }
             let mut it = expired.into_iter();
             let n = self.deletable(high_watermark, |_| it.next().unwrap_or(false));
-            deleted.extend(self.delete_oldest(n, now_ms)?);
+            self.delete_oldest(n, now_ms, out)?;
         }
         if self.config.retention_bytes >= 0 {
             let mut diff = i128::from(self.size_bytes()) - i128::from(self.config.retention_bytes);
@@ -109,9 +210,9 @@ impl Log {
                     false
                 }
             });
-            deleted.extend(self.delete_oldest(n, now_ms)?);
+            self.delete_oldest(n, now_ms, out)?;
         }
-        Ok(deleted)
+        Ok(())
     }
 
     /// How many of the oldest segments satisfy `pred` in a row (Kafka's `deletableSegments`):
@@ -140,9 +241,9 @@ impl Log {
         n
     }
 
-    fn delete_oldest(&mut self, n: usize, now_ms: i64) -> Result<Vec<Offset>> {
+    fn delete_oldest(&mut self, n: usize, now_ms: i64, out: &mut DeletedSegments) -> Result<()> {
         if n == 0 {
-            return Ok(Vec::new());
+            return Ok(());
         }
         if n >= self.segments.len() {
             self.roll(now_ms)?;
@@ -162,8 +263,8 @@ impl Log {
             self.truncate_epochs_from_start()?;
         }
         for &b in &victims {
-            self.delete_segment(b)?;
+            self.detach_segment(b, out)?;
         }
-        Ok(victims.into_iter().map(Offset).collect())
+        Ok(())
     }
 }

@@ -19,6 +19,9 @@ impl Log {
         // A cleaning prepared before this must not swap segments that were cut and rewritten.
         self.cleaning.truncations += 1;
         self.check_online()?;
+        // A background flush still running could write a producer snapshot for data about to
+        // be removed; let it finish first (truncation is rare: a follower diverging).
+        self.await_flushes()?;
         if offset.0 < 0 {
             return Err(self.out_of_range(offset.0));
         }
@@ -98,6 +101,7 @@ impl Log {
         if offset.0 < 0 {
             return Err(self.out_of_range(offset.0));
         }
+        self.await_flushes()?;
         let all: Vec<i64> = self.segments.keys().rev().copied().collect();
         for b in all {
             if let Some(seg) = self.segments.remove(&b) {

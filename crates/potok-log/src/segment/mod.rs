@@ -412,11 +412,7 @@ impl Segment {
 
     /// Deletes the segment's files. Open handles (e.g. a `ReadSlice` being sent) stay valid.
     pub(crate) fn delete_files(self, storage: &dyn Storage) -> Result<()> {
-        let paths = [
-            self.log_path.clone(),
-            self.index.path().to_path_buf(),
-            self.time_index.path().to_path_buf(),
-        ];
+        let paths = self.paths();
         drop(self);
         for p in paths {
             match storage.remove_file(&p) {
@@ -426,6 +422,35 @@ impl Segment {
             }
         }
         Ok(())
+    }
+
+    /// Renames the segment's files to `{name}.deleted` (retention; the caller removes them
+    /// later, outside the log's lock) and returns the new paths. A missing file (an index not
+    /// written yet) is skipped. Open handles (a `ReadSlice` being sent) stay valid.
+    pub(crate) fn rename_for_deletion(self, storage: &dyn Storage) -> Result<Vec<PathBuf>> {
+        let paths = self.paths();
+        drop(self);
+        let mut renamed = Vec::with_capacity(paths.len());
+        for p in paths {
+            let mut name = p.as_os_str().to_owned();
+            name.push(crate::log::cleaning::DELETED_SUFFIX);
+            let to = PathBuf::from(name);
+            match storage.rename(&p, &to) {
+                Ok(()) => renamed.push(to),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(LogError::io(&p, e)),
+            }
+        }
+        Ok(renamed)
+    }
+
+    /// The paths of the segment's `.log`, `.index` and `.timeindex` files.
+    pub(crate) fn paths(&self) -> [PathBuf; 3] {
+        [
+            self.log_path.clone(),
+            self.index.path().to_path_buf(),
+            self.time_index.path().to_path_buf(),
+        ]
     }
 
     /// Drops closed indexes' read-only mappings and the `.log` file's lookup mapping.
