@@ -63,6 +63,21 @@ impl Faults {
     }
 }
 
+/// What happened to a voter, for a simulation layered on this one (the controller's).
+#[derive(Clone, Debug)]
+pub(crate) enum VoterEvent {
+    /// The voter handed out the committed entry at `index`.
+    Committed {
+        voter: u64,
+        index: u64,
+        data: Vec<u8>,
+    },
+    /// The voter crashed: everything but its storage is gone.
+    Crashed { voter: u64 },
+    /// The voter restarted from its storage; it hands out its committed log again from 1.
+    Restarted { voter: u64 },
+}
+
 pub(crate) struct Sim {
     pub rng: StdRng,
     pub faults: Faults,
@@ -82,6 +97,8 @@ pub(crate) struct Sim {
     next_value: u64,
     pub violations: Vec<String>,
     pub plant_unpersisted_vote: bool,
+    /// Recorded for a layered simulation once [`Sim::record_events`] is called.
+    events: Option<Vec<VoterEvent>>,
 }
 
 impl Sim {
@@ -112,6 +129,7 @@ impl Sim {
             next_value: 0,
             violations: Vec::new(),
             plant_unpersisted_vote: false,
+            events: None,
         };
         for c in sim.config.clone() {
             let node = QuorumNode::new(c.clone()).expect("a new voter");
@@ -158,6 +176,13 @@ impl Sim {
                         ));
                     }
                     self.applied.insert(from, index);
+                    if let Some(events) = &mut self.events {
+                        events.push(VoterEvent::Committed {
+                            voter: from,
+                            index,
+                            data: data.clone(),
+                        });
+                    }
                     match self.committed.get(&index) {
                         Some((t, d)) if *t != term || *d != data => {
                             self.violations.push(format!(
@@ -250,6 +275,9 @@ impl Sim {
                 let victim = running[self.rng.gen_range(0..running.len())];
                 // Everything not in the storage is lost with the process.
                 self.nodes.insert(victim, None);
+                if let Some(events) = &mut self.events {
+                    events.push(VoterEvent::Crashed { voter: victim });
+                }
             }
         }
         if self.rng.gen_bool(self.faults.restart) {
@@ -286,6 +314,54 @@ impl Sim {
         self.nodes.insert(id, Some(node));
         // A restarted voter re-applies its committed log from the start.
         self.applied.insert(id, 0);
+        if let Some(events) = &mut self.events {
+            events.push(VoterEvent::Restarted { voter: id });
+        }
+    }
+
+    /// Starts recording [`VoterEvent`]s.
+    pub(crate) fn record_events(&mut self) {
+        self.events = Some(Vec::new());
+    }
+
+    /// The events recorded since the last call.
+    pub(crate) fn take_events(&mut self) -> Vec<VoterEvent> {
+        self.events.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The voters' ids.
+    pub(crate) fn voter_ids(&self) -> Vec<u64> {
+        self.nodes.keys().copied().collect()
+    }
+
+    /// The running voter `id`, if it is up.
+    pub(crate) fn voter(&self, id: u64) -> Option<&QuorumNode> {
+        self.nodes.get(&id).and_then(Option::as_ref)
+    }
+
+    /// Proposes `data` on voter `id`; returns the index it was appended at.
+    pub(crate) fn propose_on(&mut self, id: u64, data: Vec<u8>) -> Result<u64, String> {
+        let node = self
+            .nodes
+            .get_mut(&id)
+            .and_then(Option::as_mut)
+            .ok_or("voter down")?;
+        let out = node.propose(data).map_err(|e| e.to_string())?;
+        let index = node.last_index();
+        self.handle(id, out);
+        Ok(index)
+    }
+
+    /// Ends every fault: all voters up, no cuts, no loss.
+    pub(crate) fn heal(&mut self) {
+        self.faults = Faults::none();
+        self.cut.clear();
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        for id in ids {
+            if self.nodes[&id].is_none() {
+                self.restart(id);
+            }
+        }
     }
 
     /// Proposes a fresh value on every voter that believes it leads; returns the values.
@@ -311,14 +387,7 @@ impl Sim {
     /// Heals every fault (all voters up, no cuts, no loss) and checks that a proposal made then
     /// commits on every voter within `bound` ticks. Returns the ticks it took.
     pub(crate) fn heal_and_check_progress(&mut self, bound: u64) -> Result<u64, String> {
-        self.faults = Faults::none();
-        self.cut.clear();
-        let ids: Vec<u64> = self.nodes.keys().copied().collect();
-        for id in ids {
-            if self.nodes[&id].is_none() {
-                self.restart(id);
-            }
-        }
+        self.heal();
         let start = self.now;
         let mut target: Option<Vec<u8>> = None;
         while self.now - start < bound {

@@ -296,11 +296,14 @@ pub(crate) fn heartbeat(
     let registered_at = reg.epoch;
     let caught_up = req.current_metadata_offset >= registered_at;
     let current = state_of(&reg);
-    let cs_offset = staged
+    // A controller that took over mid-shutdown knows no offset: everything written so far
+    // must have been seen.
+    let shutdown_offset = staged
         .active
         .sessions
         .get(&id)
-        .and_then(|s| s.controlled_shutdown_offset);
+        .and_then(|s| s.controlled_shutdown_offset)
+        .unwrap_or_else(|| staged.last_offset());
     let next = match current {
         State::Fenced => {
             if req.want_shut_down || reg.in_controlled_shutdown {
@@ -332,10 +335,9 @@ pub(crate) fn heartbeat(
             }
         }
         State::ControlledShutdown => {
-            // A controller that took over mid-shutdown knows no offset: everything written
-            // so far must be seen.
-            let cs = cs_offset.unwrap_or_else(|| staged.last_offset());
-            if leads_any(staged.image(), id) || lowest_active_offset(staged.active) < cs.0 {
+            if leads_any(staged.image(), id)
+                || lowest_active_offset(staged.active) < shutdown_offset.0
+            {
                 State::ControlledShutdown
             } else {
                 State::ShutdownNow
@@ -388,8 +390,10 @@ pub(crate) fn heartbeat(
             }
         }
     }
-    let cs_now = match next {
-        State::ControlledShutdown => Some(cs_offset.unwrap_or_else(|| staged.offset())),
+    let cs_now = match (current, next) {
+        // Entering: the batch just built moves the leaderships.
+        (State::Unfenced, State::ControlledShutdown) => Some(staged.offset()),
+        (_, State::ControlledShutdown) => Some(shutdown_offset),
         _ => None,
     };
     let session = staged

@@ -58,6 +58,8 @@ pub mod partitions;
 pub mod producer_ids;
 
 #[cfg(test)]
+mod sim;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, VecDeque};
