@@ -127,6 +127,9 @@ pub struct LeaderState {
     isr: Vec<BrokerId>,
     /// An ISR change sent to the controller and not yet committed (KIP-497).
     pending_isr: Option<Vec<BrokerId>>,
+    /// The id of the latest proposal (`propose_isr`), so that a refusal of an earlier one
+    /// cannot clear a later one.
+    proposal_id: u64,
     followers: BTreeMap<BrokerId, Follower>,
     local_log_end: Offset,
     high_watermark: Offset,
@@ -174,6 +177,7 @@ impl LeaderState {
             replicas: state.replicas.clone(),
             isr: state.isr.clone(),
             pending_isr: None,
+            proposal_id: 0,
             followers,
             local_log_end: log_end,
             high_watermark: high_watermark.min(log_end),
@@ -339,16 +343,22 @@ impl LeaderState {
         (isr.len() > self.isr.len()).then_some(isr)
     }
 
-    /// Records `isr` as sent to the controller (AlterPartition with this partition epoch).
-    pub fn propose_isr(&mut self, isr: Vec<BrokerId>) {
+    /// Records `isr` as sent to the controller (AlterPartition with this partition epoch), and
+    /// returns the proposal's id for [`LeaderState::on_isr_change_refused`]. Retries of the
+    /// same request keep the id.
+    pub fn propose_isr(&mut self, isr: Vec<BrokerId>) -> u64 {
         self.pending_isr = Some(isr);
+        self.proposal_id += 1;
+        self.proposal_id
     }
 
     /// The members of `isr` with the broker epochs of the incarnations whose fetches put them
     /// there (AlterPartition's `NewIsrWithEpochs`, KIP-903), `local_broker_epoch` for this
     /// broker and -1 for a member not heard from. The controller refuses a member whose epoch is
     /// not its current registration, so a replica that restarted with a shorter log cannot join
-    /// the ISR on the strength of its previous incarnation's fetches.
+    /// the ISR on the strength of its previous incarnation's fetches. Compute it once, when
+    /// proposing, and resend that same request on retries (as Kafka's AlterPartitionManager
+    /// does): epochs learnt after the proposal would vouch for log ends they did not report.
     pub fn isr_with_broker_epochs(
         &self,
         isr: &[BrokerId],
@@ -369,12 +379,19 @@ impl LeaderState {
             .collect()
     }
 
-    /// The controller refused the in-flight change in a way that says it was not applied
+    /// The controller refused proposal `proposal` in a way that says it was not applied
     /// (Kafka's INELIGIBLE_REPLICA / OPERATION_NOT_ATTEMPTED): back to the committed ISR, so
     /// the next proposal can be made. Other refusals (INVALID_UPDATE_VERSION,
     /// FENCED_LEADER_EPOCH) keep the change pending until the metadata brings the committed
     /// state, because the change may have been applied (Kafka's `handleAlterPartitionError`).
-    pub fn on_isr_change_refused(&mut self) -> Option<Offset> {
+    ///
+    /// A refusal of an earlier proposal than the pending one is ignored (Kafka's `Partition`
+    /// ignores answers to a proposal it "has already moved on" from): clearing the pending one
+    /// would let the high watermark pass a member that the controller may still add.
+    pub fn on_isr_change_refused(&mut self, proposal: u64) -> Option<Offset> {
+        if self.pending_isr.is_none() || proposal != self.proposal_id {
+            return None;
+        }
         self.pending_isr = None;
         self.maybe_advance_high_watermark()
     }

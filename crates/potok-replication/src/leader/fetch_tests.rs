@@ -179,12 +179,22 @@ fn a_refused_change_goes_back_to_the_committed_isr() {
         .unwrap();
     let expand = s.isr_to_expand().unwrap();
     assert_eq!(expand, ids(&[1, 2, 3]));
-    s.propose_isr(expand);
+    let first = s.propose_isr(expand);
     assert_eq!(s.pending_isr(), Some(&ids(&[1, 2, 3])[..]));
     assert_eq!(s.isr_to_expand(), None, "one change at a time");
-    s.on_isr_change_refused();
+    s.on_isr_change_refused(first);
     assert_eq!(s.pending_isr(), None);
     assert_eq!(s.isr_to_expand(), Some(ids(&[1, 2, 3])));
+    // A late refusal of the first proposal does not clear the second: the high watermark keeps
+    // waiting for broker 3, which the controller may be adding.
+    let second = s.propose_isr(ids(&[1, 2, 3]));
+    s.on_local_append(Offset(6));
+    s.answer_follower_fetch(&pos(2, 6, Some(3), 3), log.view(), 3)
+        .unwrap();
+    assert_eq!(s.on_isr_change_refused(first), None);
+    assert_eq!(s.pending_isr(), Some(&ids(&[1, 2, 3])[..]));
+    assert_eq!(s.high_watermark(), Offset(4), "waits for broker 3 (at 4)");
+    assert_eq!(s.on_isr_change_refused(second), Some(Offset(6)));
 }
 
 #[test]
