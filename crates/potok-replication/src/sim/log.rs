@@ -22,6 +22,9 @@ pub struct MemLog {
     pub epochs: Vec<EpochStart>,
     /// Offsets below this are on disk.
     pub flushed: i64,
+    /// The lowest log end since the simulation's checker last looked: records from here on
+    /// may have changed.
+    pub low_water: i64,
 }
 
 impl MemLog {
@@ -76,6 +79,7 @@ impl MemLog {
         let end = self.end().0;
         self.epochs.retain(|e| e.start_offset.0 < end);
         self.flushed = self.flushed.min(end);
+        self.low_water = self.low_water.min(end);
     }
 
     /// Kafka's `truncateFullyAndStartAt`.
@@ -84,5 +88,6 @@ impl MemLog {
         self.epochs.clear();
         self.start = start.0;
         self.flushed = start.0;
+        self.low_water = self.low_water.min(start.0);
     }
 }
