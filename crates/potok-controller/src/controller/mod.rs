@@ -428,10 +428,8 @@ impl Controller {
         active.rebuild = false;
         let mut image = self.image.clone();
         for batch in &active.pending {
-            for r in &batch.records {
-                // These applied to the speculative image before, in the same order.
-                let _ = image.apply(r);
-            }
+            // These applied to the speculative image before, in the same order.
+            let _ = apply_entry(&mut image, &batch.records);
         }
         active.image = image;
     }
@@ -464,16 +462,16 @@ impl Controller {
             return;
         }
         self.committed = offset;
-        let mut faulty = false;
-        for r in &records {
-            if let Err(e) = self.image.apply(r) {
-                faulty = true;
+        let faulty = match apply_entry(&mut self.image, &records) {
+            Ok(()) => false,
+            Err(e) => {
                 out.push(Effect::MetadataFault {
                     offset,
                     error: e.to_string(),
                 });
+                true
             }
-        }
+        };
         match &mut self.role {
             Role::Active(active) => {
                 // Our own proposals commit in order while we lead; anything else means the
@@ -565,6 +563,18 @@ impl Controller {
                         break;
                     }
                 }
+                if result.is_ok() {
+                    // Records built on an older image may name a leader that has been fenced
+                    // since: such partitions get an election in the same entry, so a write
+                    // never leaves a leader outside the live ISR.
+                    let touched = partitions::touched(records);
+                    for r in partitions::repair_leaders(staged.image(), config, &touched) {
+                        if let Err(e) = staged.push(r) {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                }
                 match result {
                     Ok(()) => Ok(Reply::Write(Ok(staged.offset()))),
                     Err(e) => {
@@ -626,6 +636,28 @@ impl Controller {
             records,
             replies: reply.into_iter().collect(),
         });
+    }
+}
+
+/// Applies one committed entry whole or not at all: its records were decided together (one
+/// batch of the active controller), so a refused record voids the entry, on every node alike
+/// (the broker's driver skips such an entry the same way). A single record applies atomically
+/// by itself; a longer entry is tried on a copy first.
+pub fn apply_entry(
+    image: &mut MetadataImage,
+    records: &[MetadataRecord],
+) -> Result<(), potok_metadata::MetadataError> {
+    match records {
+        [] => Ok(()),
+        [one] => image.apply(one),
+        _ => {
+            let mut next = image.clone();
+            for r in records {
+                next.apply(r)?;
+            }
+            *image = next;
+            Ok(())
+        }
     }
 }
 

@@ -174,6 +174,55 @@ pub fn leader_and_isr_updates(
     out
 }
 
+/// The partitions that `records` create or change, in order, without repeats.
+pub(crate) fn touched(records: &[MetadataRecord]) -> Vec<(Uuid, i32)> {
+    let mut out: Vec<(Uuid, i32)> = Vec::new();
+    for r in records {
+        let key = match r {
+            MetadataRecord::Partition(p) => (p.topic_id, p.partition_id),
+            MetadataRecord::PartitionChange(c) => (c.topic_id, c.partition_id),
+            _ => continue,
+        };
+        if !out.contains(&key) {
+            out.push(key);
+        }
+    }
+    out
+}
+
+/// Elections for those of `partitions` whose leader is not a usable ISR member (or that have
+/// none while one could lead), as Kafka's controller elects when it creates a partition.
+pub(crate) fn repair_leaders(
+    image: &MetadataImage,
+    config: &ControllerConfig,
+    partitions: &[(Uuid, i32)],
+) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    for &(topic_id, p) in partitions {
+        let Some(t) = image.topic(topic_id) else {
+            continue;
+        };
+        let Some(state) = t.partitions.get(&p) else {
+            continue;
+        };
+        let unclean = unclean_enabled(image, config, &t.name);
+        if let Some(r) = build_change(
+            image,
+            topic_id,
+            p,
+            state,
+            state.isr.clone(),
+            None,
+            None,
+            unclean,
+            false,
+        ) {
+            out.push(MetadataRecord::PartitionChange(r));
+        }
+    }
+    out
+}
+
 /// Kafka's `Replicas.validateIsr`: every member a replica, none twice, none negative.
 fn valid_isr(replicas: &[BrokerId], isr: &[i32]) -> bool {
     let mut seen = Vec::with_capacity(isr.len());

@@ -41,7 +41,6 @@ use super::{
     Controller, ControllerConfig, Effect, Event, MetadataOffset, PlantedBug, Reply, Request,
     RequestId,
 };
-use crate::placement::NO_LEADER;
 use crate::sim::{Faults, Sim, VoterEvent};
 
 const CLUSTER: &str = "sim-cluster";
@@ -686,8 +685,8 @@ impl ControllerSim {
         );
     }
 
-    /// Two topics of RF 3 over the brokers, created leaderless (the brokers may not exist yet):
-    /// leaders come from elections as brokers are unfenced.
+    /// Two topics of RF 3 over the brokers, written as soon as a controller is active (the
+    /// brokers may not even be registered yet).
     fn maybe_create_topics(&mut self) {
         if self.topics_created {
             return;
@@ -716,12 +715,15 @@ impl ControllerSim {
             }));
             for p in 0..4 {
                 let replicas: Vec<i32> = (0..3).map(|k| 1 + (p + k + n as i32) % BROKERS).collect();
+                // Written as an admin path builds it from its own view (the first replica
+                // leads), whatever has happened to that broker since: the controller must
+                // repair leaders that are not live ISR members.
                 records.push(MetadataRecord::Partition(PartitionRecord {
                     partition_id: p,
                     topic_id: id,
                     replicas: replicas.clone(),
+                    leader: replicas[0],
                     isr: replicas,
-                    leader: NO_LEADER,
                     ..Default::default()
                 }));
             }

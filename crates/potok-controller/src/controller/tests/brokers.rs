@@ -454,3 +454,66 @@ fn writes_are_checked_against_the_speculative_image() {
     assert!(h.c.image().topic_by_name("u").is_some());
     assert!(h.faults.is_empty());
 }
+
+#[test]
+fn a_write_naming_a_leader_that_is_not_a_live_isr_member_gets_an_election() {
+    let mut h = H::new();
+    let e = h.live_brokers(&[1, 2, 3]);
+    h.heartbeat_full(1, e[&1], h.c.committed_offset().0, true, false);
+    assert!(h.c.image().brokers()[&BrokerId(1)].fenced);
+    // Built by an admin path that still saw broker 1 alive.
+    let before = h.log.len();
+    let t = h.create_topic("t", &[&[1, 2, 3], &[2, 3, 1], &[4, 1]]);
+    let p0 = h.partition(t, 0);
+    assert_eq!(p0.leader, Some(BrokerId(2)), "{p0:?}");
+    assert_eq!(p0.leader_epoch.0, 1);
+    assert_eq!(h.partition(t, 1).leader, Some(BrokerId(2)));
+    assert_eq!(h.partition(t, 1).leader_epoch.0, 0, "a live leader is kept");
+    // Nobody live in the ISR: no leader rather than a dead one.
+    assert_eq!(h.partition(t, 2).leader, None);
+    // All in the write's own entry.
+    assert_eq!(h.log.len(), before + 1);
+}
+
+#[test]
+fn a_committed_entry_with_a_refused_record_is_skipped_whole() {
+    let mut c = Controller::new(ControllerConfig::new(CLUSTER));
+    let topic = MetadataRecord::Topic(TopicRecord {
+        name: "t".into(),
+        topic_id: Uuid([1; 16]),
+        ..Default::default()
+    });
+    let out = c.handle(
+        Event::Committed {
+            offset: MetadataOffset(1),
+            records: vec![
+                topic.clone(),
+                // A fence of a broker that is not registered.
+                MetadataRecord::FenceBroker(
+                    potok_protocol::messages::internal::fence_broker_record::FenceBrokerRecord {
+                        id: 5,
+                        epoch: 1,
+                        ..Default::default()
+                    },
+                ),
+            ],
+        },
+        0,
+    );
+    assert!(matches!(out.as_slice(), [Effect::MetadataFault { offset, .. }] if offset.0 == 1));
+    assert!(
+        c.image().topic_by_name("t").is_none(),
+        "half an entry applied"
+    );
+    assert_eq!(c.committed_offset(), MetadataOffset(1));
+    // An offset reported twice is a fault, not applied again.
+    let out = c.handle(
+        Event::Committed {
+            offset: MetadataOffset(1),
+            records: vec![topic],
+        },
+        0,
+    );
+    assert!(matches!(out.as_slice(), [Effect::MetadataFault { .. }]));
+    assert!(c.image().topic_by_name("t").is_none());
+}
