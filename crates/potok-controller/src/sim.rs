@@ -7,7 +7,9 @@
 //! - **election safety**: at most one leader per term;
 //! - **progress**: once the faults heal, a proposal commits on every voter within a bound.
 //!
-//! Everything is driven by one `StdRng` seed, so a failing seed replays exactly.
+//! The schedule is driven by one `StdRng` seed; raft-rs draws its randomized election timeouts
+//! from its own thread-local generator, so a seed replays the same faults but not always the
+//! same elections.
 
 use std::collections::{BTreeMap, BTreeSet};
 

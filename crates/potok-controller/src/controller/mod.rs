@@ -291,6 +291,8 @@ pub(crate) enum PlantedBug {
     ElectOutsideIsr,
     /// Broker epochs in heartbeats are not checked against the registration.
     AcceptStaleBrokerEpoch,
+    /// Sessions never expire: a silent broker is never fenced.
+    NeverExpireSessions,
 }
 
 /// One proposed entry not yet committed, with the replies that wait for it.

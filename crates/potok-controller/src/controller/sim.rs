@@ -18,7 +18,10 @@
 //! and producer-id blocks never overlap. After the faults heal, the cluster must settle: one
 //! active controller, every broker registered and unfenced, every partition led.
 //!
-//! One `StdRng` seed drives everything, so a failing seed replays exactly.
+//! One `StdRng` seed drives the schedule (faults, delays, the brokers' choices). raft-rs draws
+//! its randomized election timeouts from its own thread-local generator, so a seed replays the
+//! same schedule but not always the same elections; a failure prints its seed and its first
+//! violation, which is what to rerun.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -123,6 +126,19 @@ struct Proc {
     want_shut_down: bool,
 }
 
+/// A broker process that stopped.
+#[derive(Debug, Clone, Copy)]
+struct Dead {
+    since_ms: u64,
+    incarnation: Uuid,
+    restart_after_ms: u64,
+    checked: bool,
+}
+
+/// How long a dead broker may still look alive to a controller that was active all along: its
+/// session, the longest delay of a heartbeat it sent before dying, and time to commit the fence.
+const FENCE_BOUND_MS: u64 = SESSION_MS + 40 * TICK_MS + 2_000;
+
 /// A message on the brokers' network.
 #[derive(Debug)]
 enum Msg {
@@ -169,6 +185,10 @@ pub(crate) struct ControllerSim {
     digests: BTreeMap<i64, u64>,
     blocks: BTreeSet<(i64, i64)>,
     topics_created: bool,
+    /// Per dead broker: since when, the incarnation that died, and when it may restart.
+    dead: BTreeMap<i32, Dead>,
+    /// Per voter: since when its controller has been active, continuously.
+    active_since: BTreeMap<u64, u64>,
     pub(crate) violations: Vec<String>,
     /// Work done, to show the schedules were not trivial.
     pub(crate) stats: Stats,
@@ -183,6 +203,8 @@ pub(crate) struct Stats {
     pub controller_changes: u64,
     pub clean_shutdowns: u64,
     pub stale_epochs_refused: u64,
+    /// Deaths long enough for the fencing bound to be checked.
+    pub fencing_checked: u64,
 }
 
 impl ControllerSim {
@@ -212,6 +234,8 @@ impl ControllerSim {
             digests: BTreeMap::new(),
             blocks: BTreeSet::new(),
             topics_created: false,
+            dead: BTreeMap::new(),
+            active_since: BTreeMap::new(),
             violations: Vec::new(),
             stats: Stats::default(),
         };
@@ -236,6 +260,7 @@ impl ControllerSim {
     }
 
     fn start_broker(&mut self, b: i32) {
+        self.dead.remove(&b);
         self.incarnations += 1;
         let mut id = [0u8; 16];
         id[..8].copy_from_slice(&self.incarnations.to_be_bytes());
@@ -268,6 +293,7 @@ impl ControllerSim {
         }
         self.deliver();
         self.brokers_act();
+        self.check_fencing();
     }
 
     fn voter_events(&mut self) {
@@ -479,7 +505,7 @@ impl ControllerSim {
                     p.fenced = r.is_fenced;
                     if r.should_shut_down && p.want_shut_down {
                         // A clean stop.
-                        self.brokers.insert(broker, None);
+                        self.stop_broker(broker, 0);
                         self.stats.clean_shutdowns += 1;
                     } else if r.should_shut_down {
                         // Fenced on its way out (its session expired in controlled shutdown):
@@ -489,6 +515,62 @@ impl ControllerSim {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Broker `b`'s process stops (a crash or a clean stop); it may restart `outage_ms` later.
+    fn stop_broker(&mut self, b: i32, outage_ms: u64) {
+        if let Some(Some(p)) = self.brokers.insert(b, None) {
+            self.dead.insert(
+                b,
+                Dead {
+                    since_ms: self.now_ms,
+                    incarnation: p.incarnation,
+                    restart_after_ms: self.now_ms + outage_ms,
+                    checked: false,
+                },
+            );
+        }
+    }
+
+    /// A controller active since before a broker died must have fenced it within
+    /// [`FENCE_BOUND_MS`].
+    fn check_fencing(&mut self) {
+        let now = self.now_ms;
+        let mut checked = Vec::new();
+        for (&voter, c) in &self.ctrls {
+            let active = c.as_ref().is_some_and(|c| c.is_active());
+            if !active {
+                self.active_since.remove(&voter);
+                continue;
+            }
+            let since = *self.active_since.entry(voter).or_insert(now);
+            let Some(c) = c else { continue };
+            for (&b, d) in &self.dead {
+                if since > d.since_ms || now < d.since_ms + FENCE_BOUND_MS {
+                    continue;
+                }
+                if !d.checked {
+                    checked.push(b);
+                }
+                if let Some(r) = c.image().brokers().get(&BrokerId(b)) {
+                    if r.incarnation_id == d.incarnation && !r.fenced {
+                        self.violations.push(format!(
+                            "t={now}: broker {b} dead since {} is still unfenced on voter \
+                             {voter}, active since {since}",
+                            d.since_ms
+                        ));
+                    }
+                }
+            }
+        }
+        for b in checked {
+            if let Some(d) = self.dead.get_mut(&b) {
+                if !d.checked {
+                    d.checked = true;
+                    self.stats.fencing_checked += 1;
+                }
+            }
         }
     }
 
@@ -542,11 +624,17 @@ impl ControllerSim {
             // Lifecycle faults.
             let alive = self.brokers[&b].is_some();
             if alive && self.rng().gen_bool(0.004) {
-                self.brokers.insert(b, None);
+                // Some outages are long, so that fencing is seen to happen.
+                let outage = if self.rng().gen_bool(0.3) { 10_000 } else { 0 };
+                self.stop_broker(b, outage);
                 continue;
             }
             if !alive {
-                if self.rng().gen_bool(0.03) {
+                let may = self
+                    .dead
+                    .get(&b)
+                    .is_none_or(|d| self.now_ms >= d.restart_after_ms);
+                if may && self.rng().gen_bool(0.03) {
                     self.start_broker(b);
                 }
                 continue;
@@ -982,6 +1070,7 @@ mod tests {
             total.fencings += stats.fencings;
             total.clean_shutdowns += stats.clean_shutdowns;
             total.stale_epochs_refused += stats.stale_epochs_refused;
+            total.fencing_checked += stats.fencing_checked;
         }
         eprintln!("{n} seeds: {total:?}");
         // The schedules must have done real work, or the checks proved nothing.
@@ -994,6 +1083,7 @@ mod tests {
             total.clean_shutdowns > n / 10 && total.stale_epochs_refused > n / 10,
             "{total:?}"
         );
+        assert!(total.fencing_checked > n / 10, "{total:?}");
     }
 
     // 2,000 seeds in two halves, so that the test threads share them.
@@ -1027,6 +1117,14 @@ mod tests {
         let (seed, v) = first_caught(PlantedBug::AcceptStaleBrokerEpoch, 200)
             .expect("no schedule exposed a stale broker epoch accepted");
         eprintln!("stale-broker-epoch caught with seed {seed}: {}", v[0]);
+        assert!(run(seed, TICKS, PlantedBug::None).0.is_empty());
+    }
+
+    #[test]
+    fn the_simulation_catches_a_controller_that_never_fences_a_silent_broker() {
+        let (seed, v) = first_caught(PlantedBug::NeverExpireSessions, 200)
+            .expect("no schedule exposed sessions that never expire");
+        eprintln!("never-expiring sessions caught with seed {seed}: {}", v[0]);
         assert!(run(seed, TICKS, PlantedBug::None).0.is_empty());
     }
 }
