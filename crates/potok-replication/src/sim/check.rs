@@ -17,6 +17,12 @@ pub struct Checker {
     controller_epoch: LeaderEpoch,
     /// Acknowledged `acks=all` writes: offset and value.
     pub acked: Vec<(i64, u64)>,
+    /// The highest offset below which a leader deleted records (DeleteRecords): those records
+    /// are gone by the user's request and no longer checked. A replica may still hold a
+    /// divergent copy there: for an epoch older than every epoch the leader still has, Kafka's
+    /// `endOffsetFor` answers the leader's log start, so the follower cuts its tail only down to
+    /// it and deletes the rest when it learns that log start.
+    pub deleted_below: i64,
 }
 
 impl Checker {
@@ -27,6 +33,7 @@ impl Checker {
             leader_hw: vec![None; replicas],
             controller_epoch: LeaderEpoch(-1),
             acked: Vec::new(),
+            deleted_below: 0,
         }
     }
 
@@ -34,7 +41,10 @@ impl Checker {
     /// (extending the committed prefix with what no replica reported before).
     pub fn check_prefix(&mut self, r: &mut Replica) -> Result<(), String> {
         let hw = r.hw().0;
-        let from = self.checked[r.id].min(r.log.low_water).max(r.log.start);
+        let from = self.checked[r.id]
+            .min(r.log.low_water)
+            .max(r.log.start)
+            .max(self.deleted_below);
         r.log.low_water = i64::MAX;
         for o in from..hw {
             let Some(rec) = r.log.get(o) else {
@@ -82,7 +92,7 @@ impl Checker {
     pub fn on_new_leader(&self, r: &Replica) -> Result<(), String> {
         for (i, c) in self.committed.iter().enumerate() {
             let o = i as i64;
-            if o < r.log.start {
+            if o < r.log.start.max(self.deleted_below) {
                 continue;
             }
             if r.log.get(o) != Some(*c) {

@@ -82,6 +82,24 @@ impl MemLog {
         self.low_water = self.low_water.min(end);
     }
 
+    /// Deletes the records below `to` (DeleteRecords, retention, or a follower following its
+    /// leader's log start); the epoch cache keeps the entry covering `to`, moved to start there
+    /// (Kafka's `truncateFromStart`).
+    pub fn advance_start(&mut self, to: Offset) {
+        let to = to.0.min(self.end().0);
+        if to <= self.start {
+            return;
+        }
+        self.records.drain(..(to - self.start) as usize);
+        self.start = to;
+        let covering = self.epochs.partition_point(|e| e.start_offset.0 <= to);
+        if covering > 0 {
+            self.epochs.drain(..covering - 1);
+            self.epochs[0].start_offset = self.epochs[0].start_offset.max(Offset(to));
+        }
+        self.flushed = self.flushed.max(to);
+    }
+
     /// Kafka's `truncateFullyAndStartAt`.
     pub fn truncate_fully_and_start_at(&mut self, start: Offset) {
         self.records.clear();

@@ -101,6 +101,9 @@ pub struct SimConfig {
     pub p_cut: f64,
     pub p_flush: f64,
     pub p_metadata: f64,
+    /// DeleteRecords on the leader, below its high watermark (so followers behind it get
+    /// OFFSET_OUT_OF_RANGE and restart at its log start).
+    pub p_delete_records: f64,
     pub bugs: Bugs,
 }
 
@@ -126,6 +129,7 @@ impl Default for SimConfig {
             p_cut: 0.02,
             p_flush: 0.1,
             p_metadata: 0.5,
+            p_delete_records: 0.01,
             bugs: Bugs::default(),
         }
     }
@@ -188,6 +192,7 @@ pub struct Stats {
     pub crashes: u64,
     pub elections: u64,
     pub truncations: u64,
+    pub resets: u64,
     pub offline: bool,
 }
 

@@ -74,6 +74,8 @@ pub struct Replica {
     pub known_leader_epoch: LeaderEpoch,
     /// Truncations on a diverging epoch or after OFFSET_OUT_OF_RANGE.
     pub truncations: u64,
+    /// Restarts at the leader's log start after OFFSET_OUT_OF_RANGE.
+    pub resets: u64,
     next_request_id: u64,
 }
 
@@ -90,6 +92,7 @@ impl Replica {
             applied_version: 0,
             known_leader_epoch: LeaderEpoch(-1),
             truncations: 0,
+            resets: 0,
             next_request_id: 0,
         }
     }
@@ -301,10 +304,9 @@ impl Replica {
                 for r in records {
                     self.log.append(*r);
                 }
-                if log_start.0 > self.log.start {
-                    // No retention in the simulation: the leader's log start never moves.
-                    self.log.start = log_start.0.min(self.log.end().0);
-                }
+                // Kafka's follower `maybeIncrementLogStartOffset`: the leader deleted below its
+                // log start, so the follower does too (never past its own log end).
+                self.log.advance_start(log_start);
                 f.state.on_appended(Offset(self.log.start), self.log.end());
             }
             FetchOutcome::Truncate { to } => {
@@ -321,6 +323,7 @@ impl Replica {
                 self.log.truncate_fully_and_start_at(start);
                 f.state.on_truncated(self.log.end());
                 self.truncations += 1;
+                self.resets += 1;
             }
         }
     }
@@ -342,10 +345,12 @@ impl Replica {
             FetchOutcome::Truncate { to } => {
                 self.log.truncate(to);
                 f.state.on_truncated(self.log.end());
+                self.truncations += 1;
             }
             FetchOutcome::TruncateFullyAndStartAt { start } => {
                 self.log.truncate_fully_and_start_at(start);
                 f.state.on_truncated(self.log.end());
+                self.resets += 1;
             }
             FetchOutcome::Nothing | FetchOutcome::Append { .. } => {}
         }
@@ -418,6 +423,14 @@ impl Replica {
             },
         );
         out
+    }
+
+    /// DeleteRecords on the leader: the log start moves to `to`, at most the high watermark.
+    pub fn delete_records(&mut self, to: Offset) {
+        if let Role::Leader(l) = &self.role {
+            let to = to.min(l.state.high_watermark());
+            self.log.advance_start(to);
+        }
     }
 
     /// A producer's `acks=all` write of `value`; whether it was appended.

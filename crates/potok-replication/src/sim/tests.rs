@@ -23,18 +23,28 @@ fn run_clean(seeds: std::ops::Range<u64>) {
         total.crashes += s.crashes;
         total.elections += s.elections;
         total.truncations += s.truncations;
+        total.resets += s.resets;
         offline += u64::from(s.offline);
     }
     eprintln!(
         "{count} seeds: {} produced, {} acknowledged, {} crashes, {} elections, {} truncations, \
-         {offline} seeds ended offline",
-        total.produced, total.acked, total.crashes, total.elections, total.truncations
+         {} restarts at the leader's log start, {offline} seeds ended offline",
+        total.produced,
+        total.acked,
+        total.crashes,
+        total.elections,
+        total.truncations,
+        total.resets
     );
     // The schedules must exercise what the invariants are about, or the run proves little.
     assert!(total.acked > count * 20, "too few acknowledged writes");
     assert!(total.crashes > count, "too few crashes");
     assert!(total.elections > count, "too few elections");
     assert!(total.truncations > count / 10, "too few divergent tails");
+    assert!(
+        total.resets > count / 100,
+        "too few OFFSET_OUT_OF_RANGE restarts"
+    );
     assert!(offline * 5 < count, "too many seeds ended offline");
 }
 

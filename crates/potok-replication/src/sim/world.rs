@@ -94,10 +94,11 @@ impl<'a> World<'a> {
             .iter()
             .enumerate()
             .skip(x.log.records.len().saturating_sub(6))
-            .map(|(i, r)| format!("{}:e{}v{}", i, r.epoch.0, r.value))
+            .map(|(i, r)| format!("{}:e{}v{}", x.log.start + i as i64, r.epoch.0, r.value))
             .collect();
         format!(
-            "r{r} {role} end {} hw {} flushed {} epochs {:?} tail {:?}",
+            "r{r} {role} start {} end {} hw {} flushed {} epochs {:?} tail {:?}",
+            x.log.start,
             x.log.end(),
             x.hw(),
             x.log.flushed,
@@ -135,6 +136,7 @@ impl<'a> World<'a> {
         self.stats.acked = self.check.acked.len() as u64;
         self.stats.elections = u64::from(self.ctrl.elections);
         self.stats.truncations = self.replicas.iter().map(|r| r.truncations).sum();
+        self.stats.resets = self.replicas.iter().map(|r| r.resets).sum();
         Ok(self.stats)
     }
 
@@ -210,6 +212,20 @@ impl<'a> World<'a> {
         if self.healing {
             self.cuts.clear();
             return Ok(());
+        }
+        if self.rng.chance(self.cfg.p_delete_records) {
+            if let Some(l) = self.ctrl.state.leader.map(|b| b.0 as usize) {
+                if self.replicas[l].alive {
+                    let x = &self.replicas[l];
+                    let to = self
+                        .rng
+                        .range(x.log.start as u64, x.hw().0.max(x.log.start) as u64);
+                    self.replicas[l].delete_records(Offset(to as i64));
+                    let start = self.replicas[l].log.start;
+                    self.check.deleted_below = self.check.deleted_below.max(start);
+                    self.trace(|w| format!("delete records below {to}: {}", w.describe(l)));
+                }
+            }
         }
         if self.rng.chance(self.cfg.p_election) {
             self.ctrl.move_leadership(&mut self.rng, &self.cfg.bugs);
@@ -498,7 +514,11 @@ impl<'a> World<'a> {
             ));
         }
         for r in &self.replicas {
-            if !r.alive || r.log.records != l.log.records {
+            // Below the larger log start one of them has deleted the records.
+            let start = r.log.start.max(l.log.start);
+            let same = r.log.end() == l.log.end()
+                && (start..l.log.end().0).all(|o| r.log.get(o) == l.log.get(o));
+            if !r.alive || !same {
                 return Err(format!(
                     "after healing, replica {} (alive {}) differs from leader {leader}: {} vs {} records",
                     r.id,
