@@ -188,6 +188,10 @@ pub enum Msg {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Stats {
     pub produced: u64,
+    /// Writes a leader refused with NOT_ENOUGH_REPLICAS (`min.insync.replicas`).
+    pub refused: u64,
+    /// Writes appended by a leader the controller had already replaced (it had not learnt it).
+    pub deposed_writes: u64,
     pub acked: u64,
     pub crashes: u64,
     pub elections: u64,

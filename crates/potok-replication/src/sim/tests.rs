@@ -19,6 +19,8 @@ fn run_clean(seeds: std::ops::Range<u64>) {
     for seed in seeds {
         let s = run_seed(seed, &cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         total.produced += s.produced;
+        total.refused += s.refused;
+        total.deposed_writes += s.deposed_writes;
         total.acked += s.acked;
         total.crashes += s.crashes;
         total.elections += s.elections;
@@ -27,9 +29,12 @@ fn run_clean(seeds: std::ops::Range<u64>) {
         offline += u64::from(s.offline);
     }
     eprintln!(
-        "{count} seeds: {} produced, {} acknowledged, {} crashes, {} elections, {} truncations, \
-         {} restarts at the leader's log start, {offline} seeds ended offline",
+        "{count} seeds: {} produced ({} by deposed leaders), {} refused for min.insync.replicas, {} acknowledged, \
+         {} crashes, {} elections, {} truncations, {} restarts at the leader's log start, \
+         {offline} seeds ended offline",
         total.produced,
+        total.deposed_writes,
+        total.refused,
         total.acked,
         total.crashes,
         total.elections,
@@ -38,6 +43,11 @@ fn run_clean(seeds: std::ops::Range<u64>) {
     );
     // The schedules must exercise what the invariants are about, or the run proves little.
     assert!(total.acked > count * 20, "too few acknowledged writes");
+    assert!(
+        total.deposed_writes > count / 100,
+        "too few writes on deposed leaders"
+    );
+    assert!(total.refused > count, "too few refused writes");
     assert!(total.crashes > count, "too few crashes");
     assert!(total.elections > count, "too few elections");
     assert!(total.truncations > count / 10, "too few divergent tails");

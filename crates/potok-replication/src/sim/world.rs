@@ -485,8 +485,14 @@ impl<'a> World<'a> {
         };
         let value = self.next_value;
         self.next_value += 1;
+        let leads = matches!(self.replicas[t].role, Role::Leader(_));
         if self.replicas[t].produce(value, self.tick, self.cfg) {
             self.stats.produced += 1;
+            if self.ctrl.state.leader != Some(self.replicas[t].broker()) {
+                self.stats.deposed_writes += 1;
+            }
+        } else if leads {
+            self.stats.refused += 1;
         }
     }
 
