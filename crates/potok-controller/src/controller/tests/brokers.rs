@@ -517,3 +517,68 @@ fn a_committed_entry_with_a_refused_record_is_skipped_whole() {
     assert!(matches!(out.as_slice(), [Effect::MetadataFault { .. }]));
     assert!(c.image().topic_by_name("t").is_none());
 }
+
+#[test]
+fn a_refused_write_leaves_nothing_behind_in_the_speculative_image() {
+    let mut h = H::new();
+    let topic = |name: &str, id: u8| {
+        MetadataRecord::Topic(TopicRecord {
+            name: name.into(),
+            topic_id: Uuid([id; 16]),
+            ..Default::default()
+        })
+    };
+    // Its first record applies, its second does not: the whole write is refused.
+    let r = h.request(Request::Write(vec![topic("v", 20), topic("v", 21)]));
+    assert!(
+        matches!(r, Reply::Write(Err(WriteError::Invalid(_)))),
+        "{r:?}"
+    );
+    assert!(h.log.is_empty(), "nothing proposed");
+    // Had "v" stayed in the speculative image, this would be refused.
+    let r = h.request(Request::Write(vec![topic("v", 22)]));
+    assert!(matches!(r, Reply::Write(Ok(_))), "{r:?}");
+    assert_eq!(h.c.image().topic_by_name("v").unwrap().id, Uuid([22; 16]));
+}
+
+#[test]
+fn a_standby_has_no_deadline_and_answers_every_request_not_controller() {
+    let mut c = Controller::new(ControllerConfig::new(CLUSTER));
+    assert_eq!(c.next_deadline_ms(), None);
+    let requests = [
+        Request::BrokerRegistration(registration(1, incarnation(1, 0))),
+        Request::BrokerHeartbeat(BrokerHeartbeatRequest::default()),
+        Request::AlterPartition {
+            version: 3,
+            request: AlterPartitionRequest::default(),
+        },
+        Request::AllocateProducerIds(
+            potok_protocol::messages::allocate_producer_ids_request::AllocateProducerIdsRequest::default(),
+        ),
+        Request::Write(vec![]),
+    ];
+    for (id, request) in requests.into_iter().enumerate() {
+        let out = c.handle(
+            Event::Request {
+                id: id as u64,
+                request: request.clone(),
+            },
+            0,
+        );
+        let [Effect::Reply { reply, .. }] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(*reply, Reply::error(&request, ErrorCode::NotController));
+        let code = match reply {
+            Reply::BrokerRegistration(r) => r.error_code,
+            Reply::BrokerHeartbeat(r) => r.error_code,
+            Reply::AlterPartition(r) => r.error_code,
+            Reply::AllocateProducerIds(r) => r.error_code,
+            Reply::Write(r) => {
+                assert_eq!(*r, Err(WriteError::NotController));
+                ErrorCode::NotController as i16
+            }
+        };
+        assert_eq!(code, ErrorCode::NotController as i16);
+    }
+}
