@@ -31,6 +31,42 @@
 //! 4. [`Event::Tick`] whenever `now_ms` reaches [`Controller::next_deadline_ms`] (session
 //!    expiry, `broker.session.timeout.ms`); any other event also checks the deadline.
 //!
+//! A driver's loop, with a log that commits every proposal at once (a one-voter quorum):
+//!
+//! ```
+//! use potok_controller::controller::{
+//!     Controller, ControllerConfig, Effect, Event, MetadataOffset, Reply, Request,
+//! };
+//! use potok_protocol::messages::broker_registration_request::BrokerRegistrationRequest;
+//!
+//! let mut c = Controller::new(ControllerConfig::new("cluster-1"));
+//! // The voter was elected; its own empty entry 1 commits; it proposes from offset 2.
+//! c.handle(Event::BecameLeader { next_offset: MetadataOffset(2) }, 0);
+//! c.handle(Event::Committed { offset: MetadataOffset(1), records: vec![] }, 0);
+//! assert!(c.is_active());
+//!
+//! let request = Request::BrokerRegistration(BrokerRegistrationRequest {
+//!     broker_id: 1,
+//!     cluster_id: "cluster-1".into(),
+//!     ..Default::default()
+//! });
+//! let mut effects = c.handle(Event::Request { id: 7, request }, 0);
+//! let mut replies = Vec::new();
+//! while let Some(effect) = effects.pop() {
+//!     match effect {
+//!         // The quorum appends the entry at `offset` and reports it once committed.
+//!         Effect::Propose { offset, records } => {
+//!             effects.extend(c.handle(Event::Committed { offset, records }, 0));
+//!         }
+//!         Effect::Reply { id, reply } => replies.push((id, reply)),
+//!         Effect::MetadataFault { error, .. } => panic!("{error}"),
+//!     }
+//! }
+//! // The broker epoch is the offset of its registration record.
+//! let [(7, Reply::BrokerRegistration(r))] = replies.as_slice() else { panic!() };
+//! assert_eq!((r.error_code, r.broker_epoch), (0, 2));
+//! ```
+//!
 //! # Committed and speculative state
 //!
 //! Records take effect only when they are reported committed: [`Controller::image`] is the
@@ -95,6 +131,11 @@ pub struct ControllerConfig {
     /// cluster-wide dynamic default in the image take precedence, as Kafka's
     /// `ConfigurationControlManager.uncleanLeaderElectionEnabledForTopic` resolves them.
     pub unclean_leader_election_enable: bool,
+    /// `auto.leader.rebalance.enable` (default true): partitions whose preferred replica (the
+    /// first) is a live ISR member but does not lead are given back to it periodically.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds` in milliseconds (Kafka's default 300 s).
+    pub leader_imbalance_check_interval_ms: u64,
 }
 
 impl ControllerConfig {
@@ -104,6 +145,8 @@ impl ControllerConfig {
             cluster_id: cluster_id.into(),
             session_timeout_ms: 9_000,
             unclean_leader_election_enable: false,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_ms: 300_000,
         }
     }
 }
@@ -318,6 +361,8 @@ pub(crate) struct Active {
     /// Set when staged records had to be dropped: the speculative image is rebuilt from the
     /// committed one and the pending batches.
     rebuild: bool,
+    /// When preferred leaders are checked next (`auto.leader.rebalance.enable`).
+    next_rebalance_ms: u64,
 }
 
 #[derive(Debug)]
@@ -381,7 +426,14 @@ impl Controller {
     /// broker's session, on the active controller.
     pub fn next_deadline_ms(&self) -> Option<u64> {
         match &self.role {
-            Role::Active(a) => brokers::next_expiry(a, self.config.session_timeout_ms),
+            Role::Active(a) => {
+                let expiry = brokers::next_expiry(a, self.config.session_timeout_ms);
+                let rebalance = self
+                    .config
+                    .auto_leader_rebalance_enable
+                    .then_some(a.next_rebalance_ms);
+                expiry.into_iter().chain(rebalance).min()
+            }
             _ => None,
         }
     }
@@ -415,8 +467,50 @@ impl Controller {
                 }
             }
         }
+        self.maybe_rebalance(now_ms, &mut out);
         self.rebuild_if_needed();
         out
+    }
+
+    /// Kafka's `maybeBalancePartitionLeaders`: every `leader.imbalance.check.interval.seconds`,
+    /// partitions whose preferred replica is a live ISR member but not the leader get it back,
+    /// at most [`partitions::MAX_ELECTIONS_PER_IMBALANCE`] per entry; with more left, the next
+    /// entry follows at once.
+    fn maybe_rebalance(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        let interval = self.config.leader_imbalance_check_interval_ms;
+        let Role::Active(active) = &mut self.role else {
+            return;
+        };
+        if !self.config.auto_leader_rebalance_enable || now_ms < active.next_rebalance_ms {
+            return;
+        }
+        let records = partitions::preferred_elections(&active.image);
+        active.next_rebalance_ms = if records.len() >= partitions::MAX_ELECTIONS_PER_IMBALANCE {
+            now_ms
+        } else {
+            now_ms.saturating_add(interval)
+        };
+        let mut staged = Staged::new(active);
+        let mut result = Ok(());
+        for r in records {
+            if let Err(e) = staged.push(r) {
+                result = Err(e);
+                break;
+            }
+        }
+        match result {
+            Ok(()) => {
+                let records = staged.finish();
+                self.submit(records, None, out);
+            }
+            Err(e) => {
+                staged.rollback();
+                out.push(Effect::MetadataFault {
+                    offset: self.committed,
+                    error: format!("controller built an invalid record: {e}"),
+                });
+            }
+        }
     }
 
     /// Rebuilds the speculative image after staged records were dropped.
@@ -522,6 +616,8 @@ impl Controller {
             pending: VecDeque::new(),
             sessions,
             rebuild: false,
+            next_rebalance_ms: now_ms
+                .saturating_add(self.config.leader_imbalance_check_interval_ms),
         }));
     }
 

@@ -174,6 +174,41 @@ pub fn leader_and_isr_updates(
     out
 }
 
+/// Preferred-leader elections per entry (Kafka's `maxElectionsPerImbalance`).
+pub const MAX_ELECTIONS_PER_IMBALANCE: usize = 1_000;
+
+/// Preferred-leader elections (Kafka's `Election.PREFERRED` for imbalanced partitions): each
+/// partition whose first replica is in the ISR and usable but does not lead gets it as leader,
+/// in topic name and partition order, at most [`MAX_ELECTIONS_PER_IMBALANCE`].
+pub fn preferred_elections(image: &MetadataImage) -> Vec<MetadataRecord> {
+    let mut topics: Vec<_> = image.topics().collect();
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut out = Vec::new();
+    for t in topics {
+        for (&p, state) in &t.partitions {
+            let Some(&preferred) = state.replicas.first() else {
+                continue;
+            };
+            if state.leader == Some(preferred)
+                || !state.isr.contains(&preferred)
+                || !acceptable(image, preferred, None, None)
+            {
+                continue;
+            }
+            out.push(MetadataRecord::PartitionChange(PartitionChangeRecord {
+                topic_id: t.id,
+                partition_id: p,
+                leader: preferred.0,
+                ..Default::default()
+            }));
+            if out.len() == MAX_ELECTIONS_PER_IMBALANCE {
+                return out;
+            }
+        }
+    }
+    out
+}
+
 /// The partitions that `records` create or change, in order, without repeats.
 pub(crate) fn touched(records: &[MetadataRecord]) -> Vec<(Uuid, i32)> {
     let mut out: Vec<(Uuid, i32)> = Vec::new();

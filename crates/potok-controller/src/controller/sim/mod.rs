@@ -239,6 +239,8 @@ impl ControllerSim {
     fn start_controller(&mut self, voter: u64) {
         let mut c = Controller::new(ControllerConfig {
             session_timeout_ms: SESSION_MS,
+            // Often enough that preferred-leader elections happen during the faults.
+            leader_imbalance_check_interval_ms: 3_000,
             ..ControllerConfig::new(CLUSTER)
         });
         c.bug = self.bug;

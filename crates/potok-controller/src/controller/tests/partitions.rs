@@ -295,3 +295,56 @@ fn producer_ids_near_the_end_of_the_range_are_refused() {
     };
     assert_eq!(code(r.error_code), ErrorCode::UnknownServerError);
 }
+
+#[test]
+fn preferred_leaders_are_restored_after_the_imbalance_interval() {
+    for enabled in [true, false] {
+        let mut h = H::with(ControllerConfig {
+            session_timeout_ms: SESSION_MS,
+            auto_leader_rebalance_enable: enabled,
+            leader_imbalance_check_interval_ms: 60_000,
+            ..ControllerConfig::new(CLUSTER)
+        });
+        let e = h.live_brokers(&[1, 2, 3]);
+        let t = h.create_topic("t", &[&[1, 2, 3], &[2, 3, 1]]);
+        // Broker 1 restarts: it loses the leadership of partition 0 and comes back in sync.
+        h.heartbeat_full(1, e[&1], h.c.committed_offset().0, true, false);
+        let e1 = h.register(1, 1).broker_epoch;
+        h.heartbeat(1, e1);
+        let s = h.partition(t, 0);
+        assert_eq!(s.leader, Some(BrokerId(2)));
+        h.alter_partition(
+            3,
+            2,
+            e[&2],
+            t,
+            "",
+            0,
+            s.leader_epoch.0,
+            s.partition_epoch,
+            &[(2, e[&2]), (3, e[&3]), (1, e1)],
+        );
+        assert_eq!(h.partition(t, 0).isr.len(), 3);
+        // Keep everyone's session alive until the check, 60 s after the activation at 1 s.
+        while h.now + 1_000 < 61_000 {
+            h.now += 1_000;
+            let o = h.c.committed_offset().0;
+            for (b, ep) in [(1, e1), (2, e[&2]), (3, e[&3])] {
+                h.heartbeat_full(b, ep, o, false, false);
+            }
+        }
+        h.advance(1_000);
+        let s = h.partition(t, 0);
+        if enabled {
+            assert_eq!(s.leader, Some(BrokerId(1)), "{s:?}");
+            assert_eq!(s.leader_epoch.0, 2);
+        } else {
+            assert_eq!(s.leader, Some(BrokerId(2)));
+        }
+        assert_eq!(
+            h.partition(t, 1).leader,
+            Some(BrokerId(2)),
+            "already preferred"
+        );
+    }
+}
