@@ -26,8 +26,12 @@
 //! # Threads and locks
 //!
 //! Handlers run on tokio worker threads and call the synchronous partition log directly: an
-//! append or read touches the page cache only (fsync happens on roll and close, or per
-//! `flush.*`), as Kafka's request handler threads do. Locks are `std::sync` locks, never held
+//! append or read touches the page cache only, as Kafka's request handler threads do. The
+//! fsyncs of a segment roll and of `flush.ms` run on the partition logs' background flusher
+//! (`potok_log::BackgroundFlusher`, owned by the [`TopicManager`]); only `flush.messages`, which
+//! asks for durability before the answer, fsyncs on the worker.
+//! Retention and the data directory's checkpoints run on blocking threads and hold a
+//! partition's lock only for short steps (issue #14). Locks are `std::sync` locks, never held
 //! across an `.await`; their order is documented on [`TopicManager`].
 
 pub mod admin;

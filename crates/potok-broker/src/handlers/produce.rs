@@ -13,6 +13,12 @@
 //! them, as Kafka does; nothing of the batch is appended. Batch-level refusals carry no
 //! `record_errors`, also as in Kafka.
 //!
+//! The append runs on the worker thread under the partition's lock, as Kafka's request handler
+//! threads append: it writes into the active segment's file (the page cache). A roll on the
+//! way creates the new segment and queues the old one's fsyncs on the background flusher
+//! (`potok_log::flusher`), so a produce never waits for a disk flush unless the topic's
+//! `flush.messages` asks for one.
+//!
 //! acks: 0 sends no response, 1 and -1 answer after the append (on one node the leader is the
 //! whole ISR, so -1 is satisfied at once unless `min.insync.replicas` > 1, which is
 //! `NOT_ENOUGH_REPLICAS` as in Kafka). Other values are `INVALID_REQUIRED_ACKS`.

@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 
 use bytes::Bytes;
 use potok_log::{
-    AppendInfo, BoundedStorage, DirCheckpoint, Log, LogError, OffsetEntry, OpenFiles, ReadSlice,
-    RealStorage, Storage, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
+    AppendInfo, BackgroundFlusher, BoundedStorage, DirCheckpoint, Log, LogError, OffsetEntry,
+    OpenFiles, ReadSlice, RealStorage, Storage, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
 };
 use potok_protocol::{ErrorCode, Uuid};
 use potok_records::{LeaderEpoch, Offset};
@@ -278,10 +278,23 @@ pub struct TopicManager {
     /// Segments scanned by crash recovery when the partitions were opened at start (0 after a
     /// clean shutdown).
     segments_recovered: std::sync::atomic::AtomicU64,
+    /// Runs the fsyncs of every partition log's rolls and `flush.ms` flushes off the request
+    /// threads (issue #14; see `potok_log::flusher`).
+    flusher: Arc<BackgroundFlusher>,
     node: BrokerId,
     meta: Mutex<Meta>,
     maps: RwLock<Maps>,
 }
+
+/// Threads of the background flusher. Kafka runs the flush of a rolled segment on its scheduler
+/// (`background.threads`, 10 by default, shared with other periodic work); fsyncs of different
+/// files proceed in parallel on most disks, and a few threads keep one slow fsync from holding
+/// up the recovery point of every other partition.
+const FLUSH_THREADS: usize = 4;
+
+/// Queued background flushes; beyond this a roll flushes inline (backpressure) rather than
+/// queueing without bound. A job is a few hundred bytes.
+const FLUSH_QUEUE: usize = 4096;
 
 fn topic_config_record(topic: &str, name: &str, value: Option<&str>) -> MetadataRecord {
     MetadataRecord::Config(ConfigRecord {
@@ -337,6 +350,8 @@ impl TopicManager {
             wanted.insert(t.name.clone(), (t.id, states, image.topic_configs(&t.name)));
         }
         let open_files = OpenFiles::new(cfg.max_open_files);
+        let flusher = BackgroundFlusher::start(FLUSH_THREADS, FLUSH_QUEUE)
+            .map_err(|e| BrokerError::io(&data_dir, e))?;
         let mgr = TopicManager {
             data_dir,
             defaults: RwLock::new(defaults),
@@ -344,6 +359,7 @@ impl TopicManager {
             open_files,
             dir_checkpoints: Mutex::new(false),
             segments_recovered: std::sync::atomic::AtomicU64::new(0),
+            flusher,
             node,
             meta: Mutex::new(Meta { log, image }),
             maps: RwLock::new(Maps::default()),
@@ -494,11 +510,19 @@ impl TopicManager {
              potok_log_max_open_segment_files {}\n\
              # HELP potok_log_segment_file_closes_total Segment files closed to stay within the bound.\n\
              # TYPE potok_log_segment_file_closes_total counter\n\
-             potok_log_segment_file_closes_total {}\n",
+             potok_log_segment_file_closes_total {}\n\
+             # HELP potok_log_background_flushes_total Flushes of rolled segments and flush.ms run on the background flusher's threads.\n\
+             # TYPE potok_log_background_flushes_total counter\n\
+             potok_log_background_flushes_total {}\n\
+             # HELP potok_log_inline_flushes_total Flushes run on the appending thread because the background flusher's queue was full.\n\
+             # TYPE potok_log_inline_flushes_total counter\n\
+             potok_log_inline_flushes_total {}\n",
             self.segments_recovered(),
             f.open_count(),
             f.max_open(),
             f.evictions(),
+            self.flusher.completed(),
+            self.flusher.ran_inline(),
         )
     }
 
@@ -571,6 +595,7 @@ impl TopicManager {
         if !r.scanned_segments.is_empty() || r.truncated_bytes > 0 {
             tracing::info!(partition = %dir.display(), scanned = r.scanned_segments.len(), truncated_bytes = r.truncated_bytes, "recovered partition log");
         }
+        log.set_background_flusher(Some(Arc::clone(&self.flusher)));
         // This broker leads the partition from now on in the image's epoch.
         let leader = make_leader(&mut log, self.node, state, now_ms())?;
         Ok(Arc::new(Partition {

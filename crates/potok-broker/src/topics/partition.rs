@@ -207,7 +207,9 @@ impl Partition {
         swap: impl FnOnce(Option<Log>) -> Result<Log, LogError>,
     ) -> Result<(), LogError> {
         let mut g = lock(&self.log);
+        let flusher = g.as_ref().and_then(|l| l.background_flusher());
         let mut log = swap(g.take())?;
+        log.set_background_flusher(flusher);
         log.assign_leader_epoch(self.leader_epoch())?;
         *g = Some(log);
         drop(g);

@@ -31,6 +31,11 @@ impl Log {
         self.background = flusher;
     }
 
+    /// The background flusher in use, if any.
+    pub fn background_flusher(&self) -> Option<Arc<BackgroundFlusher>> {
+        self.background.clone()
+    }
+
     /// Folds the background flushes completed so far into the recovery point; a failed one
     /// takes the log offline.
     pub(super) fn absorb_flushes(&mut self) {
