@@ -111,6 +111,27 @@ pub(crate) fn replace_file(
     storage.sync_dir(dir).map_err(|e| LogError::io(dir, e))
 }
 
+/// [`replace_file`] without the fsyncs: a crash may leave the old file, the new one, or (rarely)
+/// an empty or partial one, so only for files whose loss recovery repairs.
+pub(crate) fn replace_file_unsynced(
+    storage: &dyn Storage,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<()> {
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    let file = storage
+        .open(&tmp, true)
+        .map_err(|e| LogError::io(&tmp, e))?;
+    file.set_len(0).map_err(|e| LogError::io(&tmp, e))?;
+    write_all_at(&*file, bytes, 0).map_err(|e| LogError::io(&tmp, e))?;
+    drop(file);
+    storage
+        .rename(&tmp, path)
+        .map_err(|e| LogError::io(path, e))
+}
+
 /// Largest per-data-directory checkpoint file read (a million partitions of 249-character
 /// topic names fit); anything larger is corrupt, not read into memory.
 const MAX_OFFSETS_FILE: u64 = 512 << 20;

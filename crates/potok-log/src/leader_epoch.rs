@@ -207,13 +207,23 @@ impl LeaderEpochCache {
 
     /// Atomically replaces the checkpoint file with the cache's entries.
     pub(crate) fn write(&self, storage: &dyn Storage) -> Result<()> {
-        let dir = &self.dir;
-        let path = dir.join(LEADER_EPOCH_CHECKPOINT_FILE);
+        let path = self.dir.join(LEADER_EPOCH_CHECKPOINT_FILE);
+        crate::checkpoint::replace_file(storage, &self.dir, &path, self.text().as_bytes())
+    }
+
+    /// [`LeaderEpochCache::write`] without fsyncs, for changes whose loss recovery repairs
+    /// (see `Log::truncate_epochs_from_start`).
+    pub(crate) fn write_unsynced(&self, storage: &dyn Storage) -> Result<()> {
+        let path = self.dir.join(LEADER_EPOCH_CHECKPOINT_FILE);
+        crate::checkpoint::replace_file_unsynced(storage, &path, self.text().as_bytes())
+    }
+
+    fn text(&self) -> String {
         let mut text = format!("0\n{}\n", self.entries.len());
         for e in &self.entries {
             text.push_str(&format!("{} {}\n", e.epoch, e.start_offset));
         }
-        crate::checkpoint::replace_file(storage, dir, &path, text.as_bytes())
+        text
     }
 }
 

@@ -256,9 +256,15 @@ impl Log {
     }
 
     /// Drops the leader-epoch entries below the (advanced) log start offset.
+    ///
+    /// The file is replaced without fsyncs, because retention and DeleteRecords do this under
+    /// the partition's lock (Kafka made the same change in KAFKA-15046 after its produce
+    /// latency spiked on these fsyncs). Losing the write is harmless: an older file's entries
+    /// below the log start are trimmed again on open, and an unreadable file is rebuilt from
+    /// the batches.
     fn truncate_epochs_from_start(&mut self) -> Result<()> {
         if self.epochs.truncate_from_start(self.log_start_offset) {
-            self.epochs.write(&*self.storage)?;
+            self.epochs.write_unsynced(&*self.storage)?;
         }
         Ok(())
     }
