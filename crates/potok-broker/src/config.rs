@@ -32,11 +32,16 @@ pub struct Setting {
 
 /// Every setting the broker accepts. Names and defaults are Kafka's unless marked `potok.`.
 pub const SETTINGS: &[Setting] = &[
-    Setting { name: "listeners", default: "PLAINTEXT://127.0.0.1:9092", doc: "The listener to bind (one PLAINTEXT listener; port 0 picks a free port)." },
+    Setting { name: "listeners", default: "PLAINTEXT://127.0.0.1:9092", doc: "The listeners to bind: one PLAINTEXT listener for clients (port 0 picks a free port) and, on a voter of the controller quorum, one controller listener (CONTROLLER://host:port)." },
     Setting { name: "advertised.listeners", default: "", doc: "The address clients are told to connect to; defaults to `listeners`." },
     Setting { name: "node.id", default: "1", doc: "This broker's id, returned in Metadata as every partition's leader." },
     Setting { name: "broker.id", default: "", doc: "Alias of node.id (older Kafka name); must agree with node.id if both are set." },
-    Setting { name: "process.roles", default: "broker,controller", doc: "Accepted for compatibility; a single Potok node is both broker and controller." },
+    Setting { name: "process.roles", default: "broker,controller", doc: "broker, controller or both. A single node is both; with controller.quorum.voters only combined mode (broker,controller) is supported yet." },
+    Setting { name: "controller.quorum.voters", default: "", doc: "The static voters of the controller quorum, id@host:port of each CONTROLLER listener, comma-separated. Unset: a single node with its own metadata log." },
+    Setting { name: "controller.listener.names", default: "CONTROLLER", doc: "The name of the listener (in listeners) that carries the quorum's Raft messages." },
+    Setting { name: "controller.quorum.election.timeout.ms", default: "1000", doc: "Longest a voter waits for a leader's message before starting an election (randomized up to twice this)." },
+    Setting { name: "controller.quorum.fetch.timeout.ms", default: "2000", doc: "Longest a leader keeps leading without hearing from a majority (it steps down after it)." },
+    Setting { name: "potok.cluster.id", default: "", doc: "The cluster id every voter shares, stored in meta.properties at first start (Kafka sets it with kafka-storage format --cluster-id). Needed with controller.quorum.voters." },
     Setting { name: "log.dirs", default: "./potok-data", doc: "The data directory (one directory): topic metadata and one sub-directory per partition." },
     Setting { name: "log.dir", default: "", doc: "Used when log.dirs is not set explicitly (Kafka's fallback)." },
     Setting { name: "num.partitions", default: "1", doc: "Partitions of an auto-created topic or a CreateTopics request with num_partitions = -1." },
@@ -183,6 +188,8 @@ pub struct BrokerConfig {
     pub max_open_files: usize,
     /// The `log.cleaner.*` settings.
     pub cleaner: crate::cleaner::CleanerSettings,
+    /// The controller quorum this node is a voter of (`controller.quorum.voters`), if any.
+    pub quorum: Option<crate::quorum::config::QuorumSettings>,
     /// Every setting's effective string value (defaults included, unset ones left out).
     values: BTreeMap<String, String>,
     /// The settings given in the file or as overrides (DescribeConfigs reports these as
@@ -335,7 +342,11 @@ impl BrokerConfig {
         }
         let get = |k: &str| values.get(k).map(String::as_str);
 
-        let listener = Listener::parse("listeners", get("listeners").unwrap_or_default())?;
+        let (client_listeners, controller_listener) = crate::quorum::config::split_listeners(
+            get("listeners").unwrap_or_default(),
+            get("controller.listener.names"),
+        )?;
+        let listener = Listener::parse("listeners", &client_listeners)?;
         let advertised = match get("advertised.listeners") {
             Some(v) => Listener::parse("advertised.listeners", v)?,
             None => listener.clone(),
@@ -353,6 +364,8 @@ impl BrokerConfig {
                 "node.id={node_id}: must be >= 0"
             )));
         }
+        let quorum =
+            crate::quorum::config::QuorumSettings::parse(&get, node_id, controller_listener)?;
         if let Some(b) = get("broker.id") {
             let b: i32 = parse_num("broker.id", b)?;
             if b != node_id && explicit.contains("node.id") {
@@ -504,6 +517,7 @@ impl BrokerConfig {
             recovery_threads,
             max_open_files,
             cleaner,
+            quorum,
             values,
             explicit,
         };

@@ -46,6 +46,7 @@ pub mod internal_topics;
 pub mod metadata_log;
 pub mod metrics;
 pub mod producer_ids;
+pub mod quorum;
 pub mod registry;
 pub mod sendfile;
 pub mod server;
@@ -89,6 +90,9 @@ pub struct Broker {
     /// file replace of a change so that changes are stored in the order they are applied; it
     /// is never held across an `.await`.
     pub dynamic: std::sync::Mutex<dynamic_config::DynamicConfigs>,
+    /// The controller quorum this node is a voter of (`controller.quorum.voters`); `None` on
+    /// a single node with its own metadata log.
+    pub quorum: Option<Arc<quorum::Quorum>>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -122,14 +126,26 @@ fn cluster_identity(cfg: &BrokerConfig) -> Result<String> {
                     )));
                 }
             }
-            get("cluster.id").ok_or_else(|| BrokerError::CorruptMetadata {
+            let stored = get("cluster.id").ok_or_else(|| BrokerError::CorruptMetadata {
                 path: path.clone(),
                 reason: "no cluster.id".into(),
-            })
+            })?;
+            // A voter refuses to start in another cluster than the one its data belongs to,
+            // as Kafka refuses a meta.properties whose cluster.id differs from the quorum's.
+            if let Some(q) = cfg.quorum.as_ref().filter(|q| q.cluster_id != stored) {
+                return Err(BrokerError::Config(format!(
+                    "{} belongs to cluster {stored}, but potok.cluster.id={} is configured",
+                    path.display(),
+                    q.cluster_id
+                )));
+            }
+            Ok(stored)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let id = topics::random_uuid();
-            let cluster_id = base64_url(&id.0);
+            let cluster_id = match &cfg.quorum {
+                Some(q) => q.cluster_id.clone(),
+                None => base64_url(&topics::random_uuid().0),
+            };
             let text = format!(
                 "# Written by potok at first start.\nversion=1\ncluster.id={cluster_id}\nnode.id={}\n",
                 cfg.node_id
@@ -306,17 +322,31 @@ pub async fn start(mut config: BrokerConfig) -> Result<Running> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| BrokerError::io(&config.data_dir, e))?;
     let cluster_id = cluster_identity(&config)?;
     // Recover every partition before binding: a client that can connect must be served.
-    let topics = Arc::new({
+    // A voter's topics are the committed entries of the quorum's log.
+    let (topics, raft_store) = {
         let cfg = config.clone();
         tokio::task::spawn_blocking(move || {
             // An interrupted rewrite of an offsets partition is repaired before its log is
             // opened (see `group`'s "Replay").
             group::finish_interrupted_rewrites(&cfg.data_dir)?;
-            TopicManager::open(&cfg)
+            match &cfg.quorum {
+                Some(q) => {
+                    let (store, mem, topics, applied) = quorum::open_store(&cfg, q)?;
+                    Ok::<_, BrokerError>((topics, Some((store, mem, applied))))
+                }
+                None => Ok((TopicManager::open(&cfg)?, None)),
+            }
         })
         .await
         .map_err(|e| BrokerError::Config(format!("start-up task failed: {e}")))??
-    });
+    };
+    let topics = Arc::new(topics);
+    let quorum_parts = match (&config.quorum, raft_store) {
+        (Some(q), Some((store, mem, applied))) => {
+            Some(quorum::prepare(&config, q, store, mem, applied).await?)
+        }
+        _ => None,
+    };
     let producer_ids = producer_ids::ProducerIdManager::open(&config.data_dir)?;
     let dynamic = dynamic_config::load(&dynamic_config::file_path(
         &config.data_dir.join(metadata_log::METADATA_DIR),
@@ -354,18 +384,38 @@ pub async fn start(mut config: BrokerConfig) -> Result<Running> {
     };
     let (shutdown, _) = watch::channel(false);
     let admin_bind = config.admin_listener;
+    let (quorum, prepared) = match quorum_parts {
+        Some((q, p)) => (Some(q), Some(p)),
+        None => (None, None),
+    };
+    let registry = if quorum.is_some() {
+        handlers::register_quorum_member()
+    } else {
+        handlers::register_all()
+    };
     let broker = Arc::new(Broker {
         config,
         topics,
-        registry: handlers::register_all(),
+        registry,
         metrics: Metrics::default(),
         producer_ids,
         groups,
         cluster_id,
         advertised_port,
         dynamic: std::sync::Mutex::new(dynamic),
+        quorum,
         shutdown,
     });
+    if let (Some(q), Some(p)) = (&broker.quorum, prepared) {
+        quorum::launch(
+            q,
+            p,
+            &broker.config,
+            advertised_port,
+            Arc::clone(&broker.topics),
+            broker.shutdown_signal(),
+        )?;
+    }
     let mut tasks = Vec::new();
     let mut admin_addr = None;
     if let Some(a) = admin_bind {

@@ -125,6 +125,11 @@ impl Registry {
         assert!(prev.is_none(), "{key:?} registered twice");
     }
 
+    /// Removes `key` (a build of the registry that serves fewer APIs).
+    pub fn unregister(&mut self, key: ApiKey) {
+        self.apis.remove(&(key as i16));
+    }
+
     /// The registration for `key`.
     pub fn get(&self, key: ApiKey) -> Option<&Registration> {
         self.apis.get(&(key as i16)).map(|(_, r)| r)

@@ -55,6 +55,9 @@ pub enum ControllerError {
         /// The live (unfenced, not shutting down) brokers.
         available: usize,
     },
+    /// Bytes that are not a valid raft-rs protobuf message or stored value.
+    #[error("raft codec: {0}")]
+    Codec(String),
     /// A replication factor or partition count below 1.
     #[error("invalid {what}: {value}")]
     InvalidArgument {

@@ -12,7 +12,8 @@
 //! ([`QuorumNode::restart`]) is the same voter. The tests' simulated crashes rely on this, and
 //! the broker's driver will put a file-backed store behind the same points.
 
-use raft::eraftpb::{ConfState, Entry, EntryType, Message};
+use protobuf::Message as _;
+use raft::eraftpb::{ConfState, Entry, EntryType, HardState, Message, Snapshot};
 use raft::storage::MemStorage;
 use raft::{Config, RawNode, StateRole, Storage};
 
@@ -62,6 +63,19 @@ pub enum Output {
         /// The message.
         msg: Message,
     },
+    /// Make these durable (one write and one fsync) before acting on any later output: the
+    /// messages after it may promise them (a vote, an append acknowledgement) and the
+    /// committed entries after it are covered by its hard state's commit index, so a restart
+    /// from storage never forgets something already applied. `entries` may overwrite a
+    /// suffix of the stored log from their first index on (a new leader's log wins).
+    Persist {
+        /// Replaces the log below and at its index (received from a leader).
+        snapshot: Option<Snapshot>,
+        /// Entries to append, in index order.
+        entries: Vec<Entry>,
+        /// The new term, vote and commit index, if they changed.
+        hard_state: Option<HardState>,
+    },
     /// The entry at `index` is committed: apply `data` (empty for Raft's own entries, such as a
     /// new leader's no-op, which still take an index).
     Committed {
@@ -107,11 +121,22 @@ impl QuorumNode {
         config: QuorumConfig,
         storage: MemStorage,
     ) -> Result<QuorumNode, ControllerError> {
-        let raw = RawNode::new(&config.raft_config(0), storage, &logger())?;
+        QuorumNode::restart_at(config, storage, 0)
+    }
+
+    /// [`Self::restart`] for a driver whose state machine already holds the committed entries
+    /// up to `applied` (it rebuilt its image from the stored log): only later entries are
+    /// handed out. `applied` must not exceed the stored commit index.
+    pub fn restart_at(
+        config: QuorumConfig,
+        storage: MemStorage,
+        applied: u64,
+    ) -> Result<QuorumNode, ControllerError> {
+        let raw = RawNode::new(&config.raft_config(applied), storage, &logger())?;
         Ok(QuorumNode {
             config,
             raw,
-            applied: 0,
+            applied,
             #[cfg(test)]
             plant_unpersisted_vote: false,
         })
@@ -164,15 +189,55 @@ impl QuorumNode {
         Ok(self.drain())
     }
 
-    /// Proposes `data` (encoded metadata records) on the leader.
-    pub fn propose(&mut self, data: Vec<u8>) -> Result<Vec<Output>, ControllerError> {
+    /// Proposes `data` (encoded metadata records) on the leader. Returns the index and term
+    /// the entry was appended at: it is this proposal that commits if and only if an
+    /// [`Output::Committed`] names the same index and term.
+    pub fn propose(&mut self, data: Vec<u8>) -> Result<(u64, u64, Vec<Output>), ControllerError> {
         if !self.is_leader() {
             return Err(ControllerError::NotLeader {
                 leader: self.leader(),
             });
         }
         self.raw.propose(Vec::new(), data)?;
+        let (index, term) = (self.raw.raft.raft_log.last_index(), self.term());
+        Ok((index, term, self.drain()))
+    }
+
+    /// Proposes `data` from any voter: a follower forwards it to the leader it knows (raft-rs's
+    /// proposal forwarding), without learning whether or where it commits. For idempotent
+    /// proposals the driver repeats until it sees their effect (a broker's registration).
+    pub fn propose_forwarded(&mut self, data: Vec<u8>) -> Result<Vec<Output>, ControllerError> {
+        self.raw.propose(Vec::new(), data)?;
         Ok(self.drain())
+    }
+
+    /// What DescribeQuorum reports: leader, term, commit index, and on the leader each voter's
+    /// highest replicated index.
+    pub fn status(&self) -> QuorumStatus {
+        let leading = self.is_leader();
+        let voters = self
+            .config
+            .voters
+            .iter()
+            .map(|&id| {
+                let matched = if id == self.config.id {
+                    Some(self.raw.raft.raft_log.last_index())
+                } else if leading {
+                    self.raw.raft.prs().get(id).map(|p| p.matched)
+                } else {
+                    None
+                };
+                (id, matched)
+            })
+            .collect();
+        QuorumStatus {
+            id: self.config.id,
+            leader: self.leader(),
+            term: self.term(),
+            commit: self.commit_index(),
+            last_index: self.raw.raft.raft_log.last_index(),
+            voters,
+        }
     }
 
     /// Runs raft-rs's `Ready` protocol until nothing is pending: messages that need nothing
@@ -184,18 +249,20 @@ impl QuorumNode {
             let mut ready = self.raw.ready();
             self.send(&mut out, ready.take_messages());
             let store = self.raw.store().clone();
-            if !ready.snapshot().is_empty() {
+            let snapshot = (!ready.snapshot().is_empty()).then(|| ready.snapshot().clone());
+            if let Some(snap) = &snapshot {
                 // A snapshot from the leader replaces the log below it; applying it to the
                 // image is the driver's job once snapshots carry the image (not yet: the
                 // log is never compacted, so no leader sends one).
-                if let Err(e) = store.wl().apply_snapshot(ready.snapshot().clone()) {
+                if let Err(e) = store.wl().apply_snapshot(snap.clone()) {
                     debug_assert!(false, "snapshot from raft-rs refused by its storage: {e}");
                 }
             }
-            self.committed(&mut out, ready.take_committed_entries());
-            if let Err(e) = store.wl().append(ready.entries()) {
+            let entries = ready.entries().clone();
+            if let Err(e) = store.wl().append(&entries) {
                 debug_assert!(false, "entries from raft-rs refused by its storage: {e}");
             }
+            let mut hard_state = None;
             if let Some(hs) = ready.hs() {
                 #[allow(unused_mut)]
                 let mut hs = hs.clone();
@@ -203,12 +270,26 @@ impl QuorumNode {
                 if self.plant_unpersisted_vote {
                     hs.vote = 0;
                 }
-                store.wl().set_hardstate(hs);
+                store.wl().set_hardstate(hs.clone());
+                hard_state = Some(hs);
             }
+            if snapshot.is_some() || !entries.is_empty() || hard_state.is_some() {
+                out.push(Output::Persist {
+                    snapshot,
+                    entries,
+                    hard_state,
+                });
+            }
+            self.committed(&mut out, ready.take_committed_entries());
             self.send(&mut out, ready.take_persisted_messages());
             let mut light = self.raw.advance(ready);
             if let Some(commit) = light.commit_index() {
                 store.wl().mut_hard_state().set_commit(commit);
+                out.push(Output::Persist {
+                    snapshot: None,
+                    entries: Vec::new(),
+                    hard_state: Some(store.rl().hard_state().clone()),
+                });
             }
             self.send(&mut out, light.take_messages());
             self.committed(&mut out, light.take_committed_entries());
@@ -243,5 +324,56 @@ impl QuorumNode {
     /// The last index stored durably (for tests and DescribeQuorum's log end offset).
     pub fn last_index(&self) -> u64 {
         self.raw.store().last_index().unwrap_or(0)
+    }
+}
+
+/// What a voter knows of the quorum (Kafka's DescribeQuorum answer is built from it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuorumStatus {
+    /// This voter.
+    pub id: u64,
+    /// The leader of the current term, if known.
+    pub leader: Option<u64>,
+    /// The current term (Kafka's leader epoch of the metadata log).
+    pub term: u64,
+    /// The commit index (Kafka's high watermark is the next offset).
+    pub commit: u64,
+    /// This voter's last log index.
+    pub last_index: u64,
+    /// Each voter with its highest replicated index: known for every voter on the leader,
+    /// only for itself elsewhere.
+    pub voters: Vec<(u64, Option<u64>)>,
+}
+
+/// The protobuf encoding of raft-rs's messages and stored types, so that the driver's
+/// transport and storage need no codec of their own. Decoding never panics; malformed bytes
+/// are an error.
+pub mod codec {
+    use super::*;
+
+    /// Encodes a raft message, entry, hard state or snapshot.
+    pub fn encode<M: protobuf::Message>(m: &M) -> Result<Vec<u8>, ControllerError> {
+        m.write_to_bytes()
+            .map_err(|e| ControllerError::Codec(e.to_string()))
+    }
+
+    /// Decodes one raft message.
+    pub fn decode_message(b: &[u8]) -> Result<Message, ControllerError> {
+        Message::parse_from_bytes(b).map_err(|e| ControllerError::Codec(e.to_string()))
+    }
+
+    /// Decodes one log entry.
+    pub fn decode_entry(b: &[u8]) -> Result<Entry, ControllerError> {
+        Entry::parse_from_bytes(b).map_err(|e| ControllerError::Codec(e.to_string()))
+    }
+
+    /// Decodes a hard state.
+    pub fn decode_hard_state(b: &[u8]) -> Result<HardState, ControllerError> {
+        HardState::parse_from_bytes(b).map_err(|e| ControllerError::Codec(e.to_string()))
+    }
+
+    /// Decodes a snapshot.
+    pub fn decode_snapshot(b: &[u8]) -> Result<Snapshot, ControllerError> {
+        Snapshot::parse_from_bytes(b).map_err(|e| ControllerError::Codec(e.to_string()))
     }
 }

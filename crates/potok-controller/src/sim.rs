@@ -169,6 +169,9 @@ impl Sim {
                     }
                     debug_assert_eq!(to, msg.to);
                 }
+                // The simulation's storage is the node's own MemStorage, written before this
+                // output is produced, so there is nothing left to make durable.
+                Output::Persist { .. } => {}
                 Output::Committed { index, term, data } => {
                     let last = self.applied[&from];
                     if index != last + 1 {
@@ -374,7 +377,7 @@ impl Sim {
             let value = format!("v{}", self.next_value).into_bytes();
             let out = match self.nodes.get_mut(&id).and_then(Option::as_mut) {
                 Some(node) if node.is_leader() => match node.propose(value.clone()) {
-                    Ok(out) => out,
+                    Ok((_, _, out)) => out,
                     Err(_) => continue,
                 },
                 _ => continue,

@@ -29,6 +29,9 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
     let Request::CreateTopics(req) = req else {
         return Err(BrokerError::NoHandler("CreateTopics"));
     };
+    if let Some(q) = broker.quorum.clone() {
+        return quorum_create(broker, q, ctx, req).await;
+    }
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for t in &req.topics {
         *counts.entry(t.name.as_str()).or_default() += 1;
@@ -255,4 +258,54 @@ fn config_entries(
             }
         })
         .collect()
+}
+
+/// CreateTopics on a voter of the controller quorum (see `crate::quorum::controller`).
+async fn quorum_create(
+    broker: Arc<Broker>,
+    quorum: Arc<crate::quorum::Quorum>,
+    ctx: RequestContext,
+    req: potok_protocol::messages::CreateTopicsRequest,
+) -> Result<Reply> {
+    let outcomes =
+        crate::quorum::controller::create_topics(&broker, &quorum, &req.topics, req.validate_only)
+            .await;
+    let mut results = Vec::with_capacity(req.topics.len());
+    let mut answered = std::collections::HashSet::new();
+    for (t, outcome) in req.topics.iter().zip(outcomes) {
+        if !answered.insert(t.name.as_str()) {
+            continue;
+        }
+        let mut res = CreatableTopicResult {
+            name: t.name.clone(),
+            error_message: None,
+            ..Default::default()
+        };
+        match outcome {
+            Ok((id, partitions, rf)) => {
+                res.topic_id = id;
+                res.num_partitions = partitions;
+                res.replication_factor = rf;
+                if ctx.api_version >= 5 {
+                    let overrides: BTreeMap<String, String> = t
+                        .configs
+                        .iter()
+                        .filter_map(|c| Some((c.name.clone(), c.value.clone()?)))
+                        .collect();
+                    res.configs = Some(config_entries(&broker, &overrides));
+                }
+            }
+            Err(e) => {
+                res.error_code = e.code.code();
+                res.error_message = Some(e.message);
+            }
+        }
+        results.push(res);
+    }
+    Ok(Reply::Response(Response::CreateTopics(
+        CreateTopicsResponse {
+            topics: results,
+            ..Default::default()
+        },
+    )))
 }

@@ -21,6 +21,9 @@ use crate::topics::{NewTopic, Topic};
 use crate::Broker;
 
 pub(crate) fn topic_entry(broker: &Broker, t: &Topic) -> MetadataResponseTopic {
+    if broker.topics.is_replicated() {
+        return replicated_topic_entry(t, broker.topics.partition_states(t.id()));
+    }
     let node = broker.config.node_id;
     // One read of the topic's partitions, so that the count and the epochs agree.
     let epochs = t.leader_epochs();
@@ -46,6 +49,69 @@ pub(crate) fn topic_entry(broker: &Broker, t: &Topic) -> MetadataResponseTopic {
     }
 }
 
+/// A topic of a cluster: leaders, replicas and ISRs as the metadata image has them. A replica
+/// whose broker is not registered is reported offline.
+fn replicated_topic_entry(
+    t: &Topic,
+    states: Vec<potok_metadata::PartitionState>,
+) -> MetadataResponseTopic {
+    let ids = |v: &[potok_metadata::BrokerId]| v.iter().map(|b| b.0).collect::<Vec<i32>>();
+    MetadataResponseTopic {
+        error_code: 0,
+        name: Some(t.name().to_string()),
+        topic_id: t.id(),
+        is_internal: internal_topics::is_internal(t.name()),
+        partitions: states
+            .iter()
+            .enumerate()
+            .map(|(p, st)| MetadataResponsePartition {
+                error_code: if st.leader.is_some() {
+                    0
+                } else {
+                    ErrorCode::LeaderNotAvailable.code()
+                },
+                partition_index: p as i32,
+                leader_id: st.leader.map_or(-1, |l| l.0),
+                leader_epoch: st.leader_epoch.0,
+                replica_nodes: ids(&st.replicas),
+                isr_nodes: ids(&st.isr),
+                offline_replicas: vec![],
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// The brokers and controller id of a cluster: every registered broker with its PLAINTEXT
+/// listener, and the active controller (the quorum's leader; Kafka 4.x names a live broker).
+fn cluster_brokers(broker: &Broker) -> Option<(Vec<MetadataResponseBroker>, i32)> {
+    let q = broker.quorum.as_ref()?;
+    let brokers: Vec<MetadataResponseBroker> = broker.topics.with_image(|image| {
+        image
+            .brokers()
+            .values()
+            .filter(|b| !b.fenced)
+            .filter_map(|b| {
+                let (_, host, port) = b.listeners.iter().find(|(n, _, _)| n == "PLAINTEXT")?;
+                Some(MetadataResponseBroker {
+                    node_id: b.id.0,
+                    host: host.clone(),
+                    port: i32::from(*port),
+                    rack: b.rack.clone(),
+                    ..Default::default()
+                })
+            })
+            .collect()
+    });
+    let controller = q
+        .leader()
+        .filter(|l| brokers.iter().any(|b| b.node_id == *l))
+        .or_else(|| brokers.first().map(|b| b.node_id))
+        .unwrap_or(-1);
+    Some((brokers, controller))
+}
+
 fn error_entry(name: Option<String>, id: Uuid, code: ErrorCode) -> MetadataResponseTopic {
     MetadataResponseTopic {
         error_code: code.code(),
@@ -67,7 +133,11 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
         Some(t) if t.is_empty() && v == 0 => None,
         Some(t) => Some(t),
     };
-    let allow_auto = broker.config.auto_create_topics && (v < 4 || req.allow_auto_topic_creation);
+    // Automatic creation is a local metadata change; in a cluster it would have to go through
+    // the active controller (not yet), so it is off there.
+    let allow_auto = broker.config.auto_create_topics
+        && broker.quorum.is_none()
+        && (v < 4 || req.allow_auto_topic_creation);
     // A request naming `__consumer_offsets` may create it, as Kafka's `AutoTopicCreationManager`
     // creates internal topics (with the coordinator's partition count and configs, not
     // `num.partitions`); the group coordinator owns that creation. It is file IO, so it runs
@@ -130,17 +200,23 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
             OPERATIONS_NOT_REQUESTED
         };
     let node = broker.config.node_id;
+    let (brokers, controller_id) = cluster_brokers(&broker).unwrap_or_else(|| {
+        (
+            vec![MetadataResponseBroker {
+                node_id: node,
+                host: broker.config.advertised.host.clone(),
+                port: i32::from(broker.advertised_port),
+                rack: None,
+                ..Default::default()
+            }],
+            node,
+        )
+    });
     let resp = MetadataResponse {
         cluster_authorized_operations,
-        brokers: vec![MetadataResponseBroker {
-            node_id: node,
-            host: broker.config.advertised.host.clone(),
-            port: i32::from(broker.advertised_port),
-            rack: None,
-            ..Default::default()
-        }],
+        brokers,
         cluster_id: Some(broker.cluster_id.clone()),
-        controller_id: node,
+        controller_id,
         topics,
         ..Default::default()
     };

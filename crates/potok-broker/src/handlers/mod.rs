@@ -49,6 +49,43 @@ pub fn register_all() -> Registry {
     r
 }
 
+/// The registry of a voter of the controller quorum: every API of [`register_all`] whose
+/// writes go through the quorum or touch no metadata, plus DescribeQuorum. Left out until
+/// they go through the active controller: DeleteTopics, CreatePartitions, AlterConfigs and
+/// IncrementalAlterConfigs (they would change only this node's image), and the group APIs
+/// (the group coordinator creates `__consumer_offsets` itself). Absent APIs are not advertised
+/// by ApiVersions.
+pub fn register_quorum_member() -> Registry {
+    let mut r = register_all();
+    for key in [
+        ApiKey::DeleteTopics,
+        ApiKey::CreatePartitions,
+        ApiKey::AlterConfigs,
+        ApiKey::IncrementalAlterConfigs,
+        ApiKey::FindCoordinator,
+        ApiKey::JoinGroup,
+        ApiKey::SyncGroup,
+        ApiKey::Heartbeat,
+        ApiKey::LeaveGroup,
+        ApiKey::OffsetCommit,
+        ApiKey::OffsetFetch,
+        ApiKey::ListGroups,
+        ApiKey::DescribeGroups,
+        ApiKey::DeleteGroups,
+        ApiKey::OffsetDelete,
+    ] {
+        r.unregister(key);
+    }
+    // Kafka 4.x serves v0-v2.
+    r.register(
+        ApiKey::DescribeQuorum,
+        0,
+        2,
+        crate::quorum::describe::handle,
+    );
+    r
+}
+
 /// Converts an `i32` count or size from the wire into a `usize`, treating negatives as 0.
 pub(crate) fn non_negative(v: i32) -> usize {
     usize::try_from(v).unwrap_or(0)

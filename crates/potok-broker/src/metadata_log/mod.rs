@@ -119,8 +119,9 @@ fn decode_payload(payload: &[u8]) -> std::result::Result<Vec<MetadataRecord>, St
 }
 
 /// The records of a log file's bytes and the length of its valid prefix (the rest is a torn
-/// tail). A whole frame that does not decode is an error.
-fn parse(data: &[u8], path: &Path) -> Result<(Vec<MetadataRecord>, usize)> {
+/// tail). A whole frame that does not decode is an error. The quorum's entries are such
+/// frames too (`crate::quorum::decode_entry`).
+pub(crate) fn parse_frames(data: &[u8], path: &Path) -> Result<(Vec<MetadataRecord>, usize)> {
     let mut records = Vec::new();
     let mut pos = 0usize;
     while let Some(head) = data.get(pos..pos + 8) {
@@ -166,7 +167,7 @@ impl MetadataLog {
         let mut data = Vec::new();
         file.read_to_end(&mut data)
             .map_err(|e| BrokerError::io(&path, e))?;
-        let (records, good_end) = parse(&data, &path)?;
+        let (records, good_end) = parse_frames(&data, &path)?;
         if good_end < data.len() {
             tracing::warn!(
                 path = %path.display(),

@@ -49,6 +49,7 @@ use potok_replication::LeaderState;
 mod checkpoints;
 mod create;
 mod partition;
+mod replicated;
 
 pub(crate) use checkpoints::parallel_map;
 use checkpoints::DirCheckpoints;
@@ -241,6 +242,9 @@ pub struct NewTopic {
 struct Meta {
     log: MetadataLog,
     image: MetadataImage,
+    /// Under the controller quorum the image follows the quorum's committed log only
+    /// (`replicated.rs`); a local change would make this node diverge, so it is refused.
+    replicated: bool,
 }
 
 impl Meta {
@@ -249,6 +253,12 @@ impl Meta {
     /// one is a bug; it is reported as a storage error and logged, and the next start
     /// refuses the log, as Kafka's controller treats a record it cannot replay as fatal.
     fn commit(&mut self, records: &[MetadataRecord]) -> std::result::Result<(), ApiError> {
+        if self.replicated {
+            return Err(ApiError::new(
+                ErrorCode::NotController,
+                "metadata changes of this cluster go through the active controller",
+            ));
+        }
         self.log.append(records).map_err(storage_error)?;
         for r in records {
             self.image.apply(r).map_err(|e| {
@@ -282,6 +292,8 @@ pub struct TopicManager {
     /// threads (issue #14; see `potok_log::flusher`).
     flusher: Arc<BackgroundFlusher>,
     node: BrokerId,
+    /// See [`Meta::replicated`].
+    replicated: bool,
     meta: Mutex<Meta>,
     maps: RwLock<Maps>,
 }
@@ -320,15 +332,41 @@ impl TopicManager {
         cfg: &BrokerConfig,
         storage: Arc<dyn Storage>,
     ) -> Result<TopicManager> {
+        TopicManager::open_inner(cfg, storage, None)
+    }
+
+    /// Opens the topics of a member of the controller quorum: `records` are the committed
+    /// entries of the quorum's log (the local metadata log must be empty: a directory that
+    /// served as a single node cannot join a quorum), and from here on the image changes only
+    /// through [`Self::apply_replicated`].
+    pub fn open_replicated(cfg: &BrokerConfig, records: &[MetadataRecord]) -> Result<TopicManager> {
+        TopicManager::open_inner(cfg, Arc::new(RealStorage), Some(records))
+    }
+
+    fn open_inner(
+        cfg: &BrokerConfig,
+        storage: Arc<dyn Storage>,
+        replicated: Option<&[MetadataRecord]>,
+    ) -> Result<TopicManager> {
         let data_dir = cfg.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|e| BrokerError::io(&data_dir, e))?;
         let defaults = TopicDefaults::from_broker(cfg)?;
         let node = BrokerId(cfg.node_id);
-        let (log, records) = MetadataLog::open(&data_dir, node)?;
+        let (log, mut records) = MetadataLog::open(&data_dir, node)?;
         let corrupt = |reason: String| BrokerError::CorruptMetadata {
             path: data_dir.join(METADATA_DIR),
             reason,
         };
+        if let Some(quorum_records) = replicated {
+            if !records.is_empty() {
+                return Err(corrupt(
+                    "this data directory holds the metadata log of a single node; a member of \
+                     a controller quorum starts from an empty directory"
+                        .into(),
+                ));
+            }
+            records = quorum_records.to_vec();
+        }
         let image = MetadataImage::replay(&records).map_err(|e| corrupt(e.to_string()))?;
         // The topics to open, by name: id, partitions' leader epochs by index, overrides.
         type Replayed = (Uuid, Vec<PartitionState>, BTreeMap<String, String>);
@@ -361,7 +399,12 @@ impl TopicManager {
             segments_recovered: std::sync::atomic::AtomicU64::new(0),
             flusher,
             node,
-            meta: Mutex::new(Meta { log, image }),
+            replicated: replicated.is_some(),
+            meta: Mutex::new(Meta {
+                log,
+                image,
+                replicated: replicated.is_some(),
+            }),
             maps: RwLock::new(Maps::default()),
         };
         // Effective configs first (cheap, and an invalid one fails the start before any log
@@ -385,7 +428,7 @@ impl TopicManager {
         let opened = parallel_map(&jobs, cfg.recovery_threads, |&(t, p)| {
             let (_, name, epochs, _, config) = &topics[t];
             let known = dir_state.as_ref().map(|d| d.partition(name, p));
-            mgr.open_partition_known(name, p, config, known, &epochs[p as usize])
+            mgr.open_replica(name, p, config, known, &epochs[p as usize])
         });
         let mut opened = opened.into_iter();
         let mut live_dirs = std::collections::HashSet::new();

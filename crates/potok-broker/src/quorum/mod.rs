@@ -1,0 +1,317 @@
+//! The controller quorum across processes (issue 17): the IO around `potok-controller`'s
+//! sans-IO Raft voter.
+//!
+//! - [`config`]: the settings with Kafka's names.
+//! - [`storage`]: the durable Raft log, hard state and snapshots (CRC-framed, fsynced).
+//! - [`transport`]: the CONTROLLER listener and one bounded, reconnecting queue per peer.
+//! - [`driver`]: the thread that ticks, steps and proposes, persists before it sends, and
+//!   applies committed entries (Kafka's metadata records) to the [`TopicManager`].
+//! - [`controller`]: what the active controller writes for admin requests (CreateTopics).
+//! - [`describe`]: DescribeQuorum (API 55).
+//!
+//! Every voter is also a broker (combined mode). Each committed entry is one frame of the
+//! local metadata log's format (`metadata_log::encode_frame`: Kafka's records, CRC-checked), so
+//! the quorum replicates exactly what a single node stores. Every node applies the same
+//! entries in the same order; the active controller is the Raft leader, and admin writes
+//! reaching another node are answered NOT_CONTROLLER (Kafka's code; clients refresh Metadata,
+//! whose `controller_id` names the leader, and retry there).
+
+pub mod config;
+pub mod controller;
+pub mod describe;
+pub mod driver;
+pub mod storage;
+pub mod transport;
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use potok_controller::quorum::{QuorumConfig, QuorumNode, QuorumStatus};
+use potok_metadata::{BrokerId, MetadataImage, MetadataRecord};
+use potok_protocol::messages::internal::register_broker_record::{
+    BrokerEndpoint, RegisterBrokerRecord,
+};
+use potok_protocol::ErrorCode;
+use raft::storage::MemStorage;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch, Semaphore};
+
+use crate::config::BrokerConfig;
+use crate::error::{BrokerError, Result};
+use crate::topics::ApiError;
+use crate::TopicManager;
+use config::QuorumSettings;
+use driver::{Driver, Event, ProposeError};
+use storage::RaftStore;
+
+/// The quorum's directory under the metadata directory.
+pub const QUORUM_DIR: &str = "quorum";
+/// Events queued for the driver before new ones are dropped (messages) or refused (proposals).
+const INBOX: usize = 4096;
+/// Kafka's PLAINTEXT security protocol id.
+const PLAINTEXT: i16 = 0;
+
+/// Encodes records as one committed entry's data.
+pub fn encode_entry(records: &[MetadataRecord]) -> Result<Vec<u8>> {
+    crate::metadata_log::encode_frame(records)
+}
+
+/// Decodes one entry's data (exactly one whole metadata-log frame).
+pub fn decode_entry(data: &[u8]) -> std::result::Result<Vec<MetadataRecord>, String> {
+    let (records, end) =
+        crate::metadata_log::parse_frames(data, std::path::Path::new("raft entry"))
+            .map_err(|e| e.to_string())?;
+    if end != data.len() {
+        return Err("the entry is not one whole metadata frame".into());
+    }
+    Ok(records)
+}
+
+/// The records of the committed entries the image accepts, in order, as the driver applied
+/// them (an entry the image refused was skipped on every node, and is skipped again).
+pub fn accepted_records(entries: &[raft::eraftpb::Entry]) -> Vec<MetadataRecord> {
+    let mut image = MetadataImage::new();
+    let mut out = Vec::new();
+    for e in entries.iter().filter(|e| !e.data.is_empty()) {
+        let Ok(records) = decode_entry(&e.data) else {
+            continue;
+        };
+        let mut next = image.clone();
+        if records.iter().all(|r| next.apply(r).is_ok()) {
+            image = next;
+            out.extend(records);
+        }
+    }
+    out
+}
+
+/// A voter's handle, shared by the handlers.
+#[derive(Debug)]
+pub struct Quorum {
+    /// This node's id.
+    pub node_id: i32,
+    /// The settings.
+    pub settings: QuorumSettings,
+    inbox: SyncSender<Event>,
+    status: watch::Receiver<QuorumStatus>,
+    /// Admin writes on the active controller, one at a time: Kafka's controller handles its
+    /// events one after another, so a request is validated against the image that includes
+    /// every earlier write.
+    pub writes: Semaphore,
+}
+
+impl Quorum {
+    /// The node's current view of the quorum.
+    pub fn status(&self) -> QuorumStatus {
+        self.status.borrow().clone()
+    }
+
+    /// The active controller, if known.
+    pub fn leader(&self) -> Option<i32> {
+        self.status.borrow().leader.map(|l| l as i32)
+    }
+
+    /// Whether this node is the active controller.
+    pub fn is_leader(&self) -> bool {
+        self.leader() == Some(self.node_id)
+    }
+
+    /// Replicates `records` as one entry and waits until it is committed and applied here, at
+    /// most `timeout`.
+    pub async fn propose(
+        &self,
+        records: &[MetadataRecord],
+        timeout: Duration,
+    ) -> std::result::Result<(), ApiError> {
+        let data = encode_entry(records)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.to_string()))?;
+        let (tx, rx) = oneshot::channel();
+        self.inbox
+            .try_send(Event::Propose { data, reply: tx })
+            .map_err(|_| ApiError::new(ErrorCode::RequestTimedOut, "the controller is busy"))?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(ProposeError::NotController(_)))) => Err(not_controller()),
+            Ok(Ok(Err(ProposeError::Refused(e)))) => {
+                Err(ApiError::new(ErrorCode::InvalidRequest, e))
+            }
+            Ok(Ok(Err(ProposeError::Failed(e)))) => {
+                Err(ApiError::new(ErrorCode::UnknownServerError, e))
+            }
+            Ok(Err(_)) => Err(ApiError::new(
+                ErrorCode::UnknownServerError,
+                "the quorum driver stopped",
+            )),
+            Err(_) => Err(ApiError::new(
+                ErrorCode::RequestTimedOut,
+                "the metadata change was not committed in time",
+            )),
+        }
+    }
+}
+
+/// Kafka's answer to an admin write that reached a node other than the active controller.
+pub fn not_controller() -> ApiError {
+    ApiError::new(
+        ErrorCode::NotController,
+        "this node is not the active controller",
+    )
+}
+
+/// What [`open`] prepares before the broker exists, and [`launch`] starts after.
+pub struct Prepared {
+    store: RaftStore,
+    mem: MemStorage,
+    applied: u64,
+    rx: Receiver<Event>,
+    status: watch::Sender<QuorumStatus>,
+    listener: TcpListener,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("applied", &self.applied)
+            .finish()
+    }
+}
+
+/// Opens the Raft store and the topics it describes (blocking: call off the request threads).
+pub fn open_store(
+    cfg: &BrokerConfig,
+    q: &QuorumSettings,
+) -> Result<(RaftStore, MemStorage, TopicManager, u64)> {
+    let voters: Vec<u64> = q.voters.keys().map(|&v| v as u64).collect();
+    let dir = cfg
+        .data_dir
+        .join(crate::metadata_log::METADATA_DIR)
+        .join(QUORUM_DIR);
+    let (store, mem) = RaftStore::open(&dir, &voters)?;
+    let committed = storage::committed_entries(&mem)?;
+    let applied = mem.rl().hard_state().commit;
+    let records = accepted_records(&committed);
+    tracing::info!(
+        committed_entries = committed.len(),
+        records = records.len(),
+        "replayed the quorum's committed metadata log"
+    );
+    let topics = TopicManager::open_replicated(cfg, &records)?;
+    Ok((store, mem, topics, applied))
+}
+
+/// Binds the CONTROLLER listener and builds the handle; the driver starts in [`launch`].
+pub async fn prepare(
+    cfg: &BrokerConfig,
+    q: &QuorumSettings,
+    store: RaftStore,
+    mem: MemStorage,
+    applied: u64,
+) -> Result<(Arc<Quorum>, Prepared)> {
+    let listener = TcpListener::bind(&q.controller_listener)
+        .await
+        .map_err(|e| BrokerError::io(&q.controller_listener, e))?;
+    let (tx, rx) = sync_channel(INBOX);
+    let (status_tx, status_rx) = watch::channel(QuorumStatus::default());
+    let quorum = Arc::new(Quorum {
+        node_id: cfg.node_id,
+        settings: q.clone(),
+        inbox: tx,
+        status: status_rx,
+        writes: Semaphore::new(1),
+    });
+    Ok((
+        quorum,
+        Prepared {
+            store,
+            mem,
+            applied,
+            rx,
+            status: status_tx,
+            listener,
+        },
+    ))
+}
+
+/// This broker's registration: its PLAINTEXT listener as clients reach it. The broker epoch
+/// is this process's start time in milliseconds, so that a restarted broker's registration
+/// differs from its last one; the registration/heartbeat state machine of issue 17 (broker
+/// epochs assigned by the controller, fencing) replaces it.
+fn registration(cfg: &BrokerConfig, advertised_port: u16, epoch: i64) -> MetadataRecord {
+    MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+        broker_id: cfg.node_id,
+        incarnation_id: crate::topics::random_uuid(),
+        broker_epoch: epoch,
+        end_points: vec![BrokerEndpoint {
+            name: "PLAINTEXT".into(),
+            host: cfg.advertised.host.clone(),
+            port: advertised_port,
+            security_protocol: PLAINTEXT,
+            ..Default::default()
+        }],
+        rack: None,
+        fenced: false,
+        ..Default::default()
+    })
+}
+
+/// Starts the transport and the driver thread.
+pub fn launch(
+    quorum: &Arc<Quorum>,
+    p: Prepared,
+    cfg: &BrokerConfig,
+    advertised_port: u16,
+    topics: Arc<TopicManager>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let q = &quorum.settings;
+    let tick_ms = (q.election_timeout_ms / 10).clamp(1, 100);
+    let election_ticks = (q.election_timeout_ms / tick_ms).max(2) as usize;
+    let config = QuorumConfig {
+        id: cfg.node_id as u64,
+        voters: q.voters.keys().map(|&v| v as u64).collect(),
+        election_ticks,
+        heartbeat_ticks: (election_ticks / 5).max(1),
+    };
+    let node = QuorumNode::restart_at(config, p.mem, p.applied)
+        .map_err(|e| BrokerError::Config(format!("the quorum voter cannot start: {e}")))?;
+    let peers = transport::start_peers(cfg.node_id, &q.cluster_id, &q.voters, &shutdown);
+    let voters: Vec<i32> = q.voters.keys().copied().collect();
+    tokio::spawn(transport::serve(
+        p.listener,
+        q.cluster_id.clone(),
+        voters,
+        quorum.inbox.clone(),
+        shutdown.clone(),
+    ));
+    let epoch = crate::topics::now_ms();
+    let reg = encode_entry(&[registration(cfg, advertised_port, epoch)])?;
+    let driver = Driver {
+        node,
+        store: p.store,
+        peers,
+        topics,
+        status: p.status,
+        pending: BTreeMap::new(),
+        registration: reg,
+        broker_id: BrokerId(cfg.node_id),
+        broker_epoch: epoch,
+        tick: Duration::from_millis(tick_ms),
+        shutdown,
+    };
+    let rx = p.rx;
+    std::thread::Builder::new()
+        .name("potok-quorum".into())
+        .spawn(move || driver.run(rx))
+        .map_err(|e| BrokerError::Config(format!("cannot start the quorum thread: {e}")))?;
+    tracing::info!(
+        node_id = cfg.node_id,
+        voters = ?q.voters,
+        controller_listener = %q.controller_listener,
+        tick_ms,
+        election_ticks,
+        "controller quorum voter started"
+    );
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! Topics under the controller quorum (issue 17): the metadata image is not written by this
+//! node's own changes but follows the committed entries of the Raft log, applied here in log
+//! order on every node (`crate::quorum::driver`).
+//!
+//! Applying a committed entry checks its records against a copy of the image first: an entry
+//! the image refuses (two controllers' concurrent creations of one name, say) is refused whole
+//! and identically on every node, since every node applies the same entries to the same image.
+//! The local state then follows the image: new topics and partitions are opened, removed
+//! topics deleted, changed configs applied to the open logs.
+//!
+//! A partition has a local log only on the broker the image names as its leader. Until
+//! replication lands (issue 18) a follower replica holds no data, so the controller writes the
+//! ISR as the leader alone (see `crate::quorum::controller`); other brokers keep a placeholder
+//! [`Partition`] without a log, whose epoch and replica set Metadata reports.
+
+use super::*;
+
+impl TopicManager {
+    /// Whether metadata changes come from the controller quorum rather than this node's own
+    /// metadata log.
+    pub fn is_replicated(&self) -> bool {
+        self.replicated
+    }
+
+    /// Runs `f` over the current metadata image (under the metadata lock: keep it short).
+    pub fn with_image<R>(&self, f: impl FnOnce(&MetadataImage) -> R) -> R {
+        f(&lock(&self.meta).image)
+    }
+
+    /// The image's state of every partition of topic `id`, by index.
+    pub fn partition_states(&self, id: Uuid) -> Vec<PartitionState> {
+        self.with_image(|image| {
+            image
+                .topic(id)
+                .map(|t| t.partitions.values().cloned().collect())
+                .unwrap_or_default()
+        })
+    }
+
+    /// Opens partition `p` as the image's `state` says: its log when this broker leads it, a
+    /// placeholder without a log otherwise.
+    pub(super) fn open_replica(
+        &self,
+        topic: &str,
+        p: i32,
+        config: &EffectiveTopicConfig,
+        known: Option<DirCheckpoint>,
+        state: &PartitionState,
+    ) -> Result<Arc<Partition>> {
+        if !self.replicated || state.leader == Some(self.node) {
+            return self.open_partition_known(topic, p, config, known, state);
+        }
+        let leader = state
+            .leader
+            .or_else(|| state.replicas.first().copied())
+            .unwrap_or(self.node);
+        let as_leader = PartitionState {
+            leader: Some(leader),
+            ..state.clone()
+        };
+        let replica =
+            LeaderState::become_leader(leader, &as_leader, Offset(0), Offset(0), now_ms())
+                .map_err(|e| BrokerError::CorruptMetadata {
+                    path: self.data_dir.join(METADATA_DIR),
+                    reason: format!("partition {topic}-{p}: {e:?}"),
+                })?;
+        Ok(Arc::new(Partition {
+            topic: topic.to_string(),
+            index: p,
+            log: Mutex::new(None),
+            waiters: Mutex::new(Vec::new()),
+            replica: Mutex::new(replica),
+        }))
+    }
+
+    /// Applies the records of one committed entry of the quorum's log. `Err` means the image
+    /// refused them (nothing was applied); every node refuses the same entries.
+    pub fn apply_replicated(&self, records: &[MetadataRecord]) -> std::result::Result<(), String> {
+        let mut meta = lock(&self.meta);
+        let mut next = meta.image.clone();
+        for r in records {
+            next.apply(r).map_err(|e| e.to_string())?;
+        }
+        meta.image = next;
+        let image = &meta.image;
+        let mut deleted = false;
+        for t in self.all() {
+            if image.topic(t.id).is_none() {
+                {
+                    let mut maps = write(&self.maps);
+                    maps.by_id.remove(&t.id);
+                    maps.by_name.remove(&t.name);
+                }
+                for p in t.state().partitions {
+                    if p.dir().is_ok() {
+                        if let Err(e) = p.delete() {
+                            tracing::warn!(topic = %t.name, partition = p.index, error = %e, "could not remove a deleted partition's directory");
+                        }
+                    }
+                }
+                deleted = true;
+                tracing::info!(topic = %t.name, id = %t.id, "deleted topic (replicated)");
+            }
+        }
+        for ti in image.topics() {
+            let overrides = image.topic_configs(&ti.name);
+            let config = match read(&self.defaults).effective(&overrides) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(topic = %ti.name, error = %e.message, "a replicated topic's configs are invalid here; keeping the defaults");
+                    read(&self.defaults)
+                        .effective(&BTreeMap::new())
+                        .map_err(|e| e.message)?
+                }
+            };
+            let existing = self.get_by_id(ti.id);
+            let have = existing.as_ref().map_or(0, |t| t.partition_count());
+            let mut new_parts = Vec::new();
+            for (&p, state) in ti.partitions.range(have as i32..) {
+                if !existing.is_some() && self.partition_dir(&ti.name, p).exists() {
+                    // A creation this node applies for the first time cannot own data yet:
+                    // the directory is a leftover of an earlier topic of that name.
+                    let _ = std::fs::remove_dir_all(self.partition_dir(&ti.name, p));
+                }
+                match self.open_replica(&ti.name, p, &config, Some(DirCheckpoint::default()), state)
+                {
+                    Ok(part) => new_parts.push(part),
+                    Err(e) => {
+                        // The entry is committed: the image keeps the partition and this node
+                        // reports it offline (no log) rather than diverge from the others.
+                        tracing::error!(topic = %ti.name, partition = p, error = %e, "could not open a replicated partition's log");
+                        new_parts.push(Arc::new(Partition {
+                            topic: ti.name.clone(),
+                            index: p,
+                            log: Mutex::new(None),
+                            waiters: Mutex::new(Vec::new()),
+                            replica: Mutex::new(
+                                LeaderState::become_leader(
+                                    self.node,
+                                    &PartitionState {
+                                        leader: Some(self.node),
+                                        ..state.clone()
+                                    },
+                                    Offset(0),
+                                    Offset(0),
+                                    now_ms(),
+                                )
+                                .map_err(|e| format!("{e:?}"))?,
+                            ),
+                        }));
+                    }
+                }
+            }
+            match existing {
+                Some(t) => {
+                    let parts = {
+                        let mut st = write(&t.state);
+                        st.partitions.extend(new_parts);
+                        if st.overrides != overrides {
+                            st.overrides = overrides;
+                            st.config = config.clone();
+                            Some(st.partitions.clone())
+                        } else {
+                            None
+                        }
+                    };
+                    for p in parts.into_iter().flatten() {
+                        if let Err(e) = p.with_log(|log| log.set_config(config.log.clone())) {
+                            if !matches!(e, LogError::Offline) {
+                                tracing::warn!(topic = %t.name, error = %e, "could not apply a replicated config change");
+                            }
+                        }
+                    }
+                }
+                None => {
+                    let topic = Arc::new(Topic {
+                        name: ti.name.clone(),
+                        id: ti.id,
+                        state: RwLock::new(TopicState {
+                            partitions: new_parts,
+                            overrides,
+                            config,
+                        }),
+                    });
+                    let mut maps = write(&self.maps);
+                    maps.by_id.insert(ti.id, Arc::clone(&topic));
+                    maps.by_name.insert(ti.name.clone(), topic);
+                    tracing::info!(topic = %ti.name, id = %ti.id, partitions = ti.partitions.len(), "created topic (replicated)");
+                }
+            }
+        }
+        drop(meta);
+        if deleted {
+            if let Err(e) = self.write_dir_checkpoints() {
+                tracing::warn!(error = %e, "could not rewrite the data directory's checkpoints after a topic deletion");
+            }
+        }
+        Ok(())
+    }
+}
