@@ -351,8 +351,7 @@ impl Sim {
             .get_mut(&id)
             .and_then(Option::as_mut)
             .ok_or("voter down")?;
-        let out = node.propose(data).map_err(|e| e.to_string())?;
-        let index = node.last_index();
+        let (index, _, out) = node.propose(data).map_err(|e| e.to_string())?;
         self.handle(id, out);
         Ok(index)
     }

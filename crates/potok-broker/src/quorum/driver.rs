@@ -113,7 +113,7 @@ impl Driver {
                 next_tick += self.tick;
                 ticks += 1;
                 let mut out = self.node.tick();
-                if ticks % REGISTER_EVERY_TICKS == 0 && self.needs_registration() {
+                if ticks.is_multiple_of(REGISTER_EVERY_TICKS) && self.needs_registration() {
                     match self.node.propose_forwarded(self.registration.clone()) {
                         Ok(more) => out.extend(more),
                         Err(e) => {

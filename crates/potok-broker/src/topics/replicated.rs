@@ -117,7 +117,7 @@ impl TopicManager {
             let have = existing.as_ref().map_or(0, |t| t.partition_count());
             let mut new_parts = Vec::new();
             for (&p, state) in ti.partitions.range(have as i32..) {
-                if !existing.is_some() && self.partition_dir(&ti.name, p).exists() {
+                if existing.is_none() && self.partition_dir(&ti.name, p).exists() {
                     // A creation this node applies for the first time cannot own data yet:
                     // the directory is a leftover of an earlier topic of that name.
                     let _ = std::fs::remove_dir_all(self.partition_dir(&ti.name, p));
