@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+mod dev_cluster;
+
 /// Potok: a Kafka-wire-compatible event-streaming broker.
 #[derive(Debug, Parser)]
 #[command(name = "potok", version, about)]
@@ -22,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run a broker until SIGTERM/SIGINT.
     Serve(ServeArgs),
+    /// Start a local cluster of `--nodes` voters (combined mode) and print its bootstrap string.
+    DevCluster(dev_cluster::DevClusterArgs),
     /// The client tools (topics, produce, consume, groups, bench, completions), in potok-cli.
     #[cfg(feature = "cli")]
     #[command(flatten)]
@@ -46,6 +50,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::DevCluster(args) => dev_cluster::run(args),
         // The CLI's errors already read as one complete line (their sources included), so they
         // are passed on as text rather than as a chain that `{:#}` would print twice.
         #[cfg(feature = "cli")]

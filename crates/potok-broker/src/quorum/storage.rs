@@ -415,12 +415,12 @@ mod tests {
         // Entries that skip ahead of the log.
         let frame = encode_frame(None, &[entry(5, 1, b"x")], None).unwrap();
         std::fs::write(&path, &frame).unwrap();
-        let e = RaftStore::open(dir.path(), &[1]).unwrap_err();
+        let e = RaftStore::open(dir.path(), &[1]).map(|_| ()).unwrap_err();
         assert!(e.to_string().contains("do not continue"), "{e}");
         // A commit beyond the last entry.
         let frame = encode_frame(None, &[entry(1, 1, b"x")], Some(&hs(1, 1, 9))).unwrap();
         std::fs::write(&path, &frame).unwrap();
-        let e = RaftStore::open(dir.path(), &[1]).unwrap_err();
+        let e = RaftStore::open(dir.path(), &[1]).map(|_| ()).unwrap_err();
         assert!(e.to_string().contains("beyond the last entry"), "{e}");
         // Hostile counts and lengths inside a valid checksum.
         assert!(decode_payload(&[]).is_err());

@@ -15,6 +15,7 @@
 //! fails.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod java;
 pub mod kafka;
 pub mod wire;

@@ -1,0 +1,241 @@
+//! Three real `potok` processes as one cluster (issue 17): the controller quorum across
+//! processes, admin writes through the active controller, failover after SIGKILL, catch-up of a
+//! restarted voter from the replicated log.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::cluster::Cluster;
+use common::wire::Client;
+use potok_protocol::messages::create_topics_request::CreatableTopic;
+use potok_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use potok_protocol::messages::{
+    ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DescribeQuorumRequest, DescribeQuorumResponse, MetadataRequest, MetadataResponse,
+};
+use potok_protocol::{ApiKey, ErrorCode};
+
+/// Kafka's defaults, which the cluster runs with.
+const ELECTION_TIMEOUT_MS: u64 = 1000;
+const FETCH_TIMEOUT_MS: u64 = 2000;
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn client(addr: &str) -> Client {
+    Client::connect(addr, Duration::from_secs(10))
+}
+
+fn metadata(addr: &str) -> MetadataResponse {
+    let all = MetadataRequest {
+        topics: None,
+        ..Default::default()
+    };
+    client(addr).call(ApiKey::Metadata, 12, &all)
+}
+
+/// The leader and epoch as `addr` answers DescribeQuorum, if it is the leader.
+fn describe_quorum(addr: &str) -> Option<(i32, i32, DescribeQuorumResponse)> {
+    let mut c = std::net::TcpStream::connect(addr)
+        .ok()
+        .map(|_| client(addr))?;
+    let r: DescribeQuorumResponse = c.call(
+        ApiKey::DescribeQuorum,
+        2,
+        &DescribeQuorumRequest {
+            topics: vec![TopicData {
+                topic_name: "__cluster_metadata".into(),
+                partitions: vec![PartitionData {
+                    partition_index: 0,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    let p = &r.topics[0].partitions[0];
+    (p.error_code == 0).then(|| (p.leader_id, p.leader_epoch, r.clone()))
+}
+
+/// Polls the running nodes until one answers DescribeQuorum as leader.
+fn wait_leader(c: &Cluster, deadline: Instant) -> (i32, i32, DescribeQuorumResponse) {
+    loop {
+        for n in c.nodes.iter().filter(|n| n.is_running()) {
+            if let Some(l) = describe_quorum(&n.bootstrap()) {
+                return l;
+            }
+        }
+        assert!(Instant::now() < deadline, "no quorum leader in time");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Creates `name` as a client bootstrapped at `addr` does: NOT_CONTROLLER sends it to the
+/// controller that Metadata names.
+fn create_topic(addr: &str, name: &str, partitions: i32, rf: i16) -> CreateTopicsResponse {
+    let req = CreateTopicsRequest {
+        topics: vec![CreatableTopic {
+            name: name.into(),
+            num_partitions: partitions,
+            replication_factor: rf,
+            ..Default::default()
+        }],
+        timeout_ms: 10_000,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + TIMEOUT;
+    let mut target = addr.to_string();
+    loop {
+        let r: CreateTopicsResponse = client(&target).call(ApiKey::CreateTopics, 7, &req);
+        if r.topics[0].error_code != ErrorCode::NotController.code() {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "no controller took the creation");
+        let m = metadata(addr);
+        if let Some(b) = m.brokers.iter().find(|b| b.node_id == m.controller_id) {
+            target = format!("{}:{}", b.host, b.port);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Polls Metadata at `addr` until `f` holds.
+fn wait_metadata(
+    addr: &str,
+    what: &str,
+    f: impl Fn(&MetadataResponse) -> bool,
+) -> MetadataResponse {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let m = metadata(addr);
+        if f(&m) {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{addr}: {what}; last Metadata: {m:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn lists(m: &MetadataResponse, topic: &str, partitions: usize) -> bool {
+    m.topics
+        .iter()
+        .any(|t| t.name.as_deref() == Some(topic) && t.partitions.len() == partitions)
+}
+
+#[test]
+fn topics_replicate_to_every_node_and_survive_a_leader_kill() {
+    let mut c = Cluster::start(3, &[]);
+    let (leader, epoch, dq) = wait_leader(&c, Instant::now() + TIMEOUT);
+    let voters = &dq.topics[0].partitions[0].current_voters;
+    assert_eq!(voters.len(), 3, "{dq:?}");
+    // Every node registers itself; Metadata anywhere lists all three and the controller.
+    for n in &c.nodes {
+        wait_metadata(&n.bootstrap(), "three brokers", |m| {
+            m.brokers.len() == 3 && m.controller_id == leader
+        });
+    }
+    // ApiVersions advertises DescribeQuorum on a voter.
+    let av: ApiVersionsResponse = client(&c.node(1).bootstrap()).call(
+        ApiKey::ApiVersions,
+        3,
+        &ApiVersionsRequest {
+            client_software_name: "t".into(),
+            client_software_version: "1".into(),
+            ..Default::default()
+        },
+    );
+    assert!(av
+        .api_keys
+        .iter()
+        .any(|k| k.api_key == ApiKey::DescribeQuorum as i16));
+
+    // A topic created by a client bootstrapped at node 2, with 3 replicas per partition.
+    let r = create_topic(&c.node(2).bootstrap(), "orders", 3, 3);
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    for n in &c.nodes {
+        let m = wait_metadata(&n.bootstrap(), "orders listed", |m| lists(m, "orders", 3));
+        let t = m
+            .topics
+            .iter()
+            .find(|t| t.name.as_deref() == Some("orders"))
+            .unwrap();
+        for p in &t.partitions {
+            let mut r = p.replica_nodes.clone();
+            r.sort_unstable();
+            assert_eq!(r, vec![1, 2, 3], "distinct replicas: {p:?}");
+            assert_eq!(p.leader_id, p.replica_nodes[0]);
+        }
+        // Leaders are spread over the brokers.
+        let mut leaders: Vec<i32> = t.partitions.iter().map(|p| p.leader_id).collect();
+        leaders.sort_unstable();
+        assert_eq!(leaders, vec![1, 2, 3]);
+    }
+    // More replicas than brokers is Kafka's INVALID_REPLICATION_FACTOR.
+    let r = create_topic(&c.node(2).bootstrap(), "too-many", 1, 4);
+    assert_eq!(
+        r.topics[0].error_code,
+        ErrorCode::InvalidReplicationFactor.code()
+    );
+
+    // SIGKILL the active controller: a survivor leads within the bound of issue 17.
+    c.kill9(leader);
+    let killed = Instant::now();
+    let bound = Duration::from_millis(FETCH_TIMEOUT_MS + 2 * ELECTION_TIMEOUT_MS);
+    let (new_leader, new_epoch, _) = wait_leader(&c, killed + TIMEOUT);
+    let took = killed.elapsed();
+    assert_ne!(new_leader, leader);
+    assert!(new_epoch > epoch, "epoch {new_epoch} after {epoch}");
+    assert!(took <= bound, "failover took {took:?}, more than {bound:?}");
+
+    // A topic created afterwards is visible on both survivors...
+    let survivor = c.nodes.iter().find(|n| n.is_running()).unwrap().bootstrap();
+    let r = create_topic(&survivor, "after-failover", 2, 1);
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    for n in c.nodes.iter().filter(|n| n.is_running()) {
+        wait_metadata(&n.bootstrap(), "after-failover listed", |m| {
+            lists(m, "after-failover", 2) && lists(m, "orders", 3)
+        });
+    }
+    // ...and on the killed node once it restarted and caught up from the log.
+    c.restart(leader);
+    let m = wait_metadata(&c.node(leader).bootstrap(), "caught up", |m| {
+        lists(m, "after-failover", 2) && lists(m, "orders", 3) && m.brokers.len() == 3
+    });
+    assert_eq!(m.controller_id, new_leader);
+}
+
+#[test]
+fn a_voter_refuses_a_data_directory_of_another_cluster() {
+    // A one-voter quorum is enough: the cluster id check is the node's own.
+    let mut c = Cluster::start(1, &[]);
+    wait_leader(&c, Instant::now() + TIMEOUT);
+    c.kill9(1);
+    c.cluster_id = "another-cluster".into();
+    let node = &c.nodes[0];
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_potok"))
+        .args(["serve", "--set", "node.id=1", "--set"])
+        .arg(format!(
+            "listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+            node.port, node.controller_port
+        ))
+        .arg("--set")
+        .arg(format!(
+            "controller.quorum.voters=1@127.0.0.1:{}",
+            node.controller_port
+        ))
+        .arg("--set")
+        .arg("potok.cluster.id=another-cluster")
+        .arg("--set")
+        .arg(format!("log.dirs={}", node.data_dir().display()))
+        .output()
+        .expect("run potok");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("belongs to cluster potok-test-cluster"),
+        "{err}"
+    );
+}

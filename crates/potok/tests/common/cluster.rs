@@ -1,0 +1,216 @@
+//! A cluster of real `potok` processes on 127.0.0.1: every node a voter of the controller
+//! quorum (combined mode), each with its own client and controller port and data directory.
+//! Nodes are started, SIGKILLed and restarted one by one; every wait has a timeout and every
+//! child is killed when the cluster is dropped.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{free_port, START_TIMEOUT};
+
+/// One node of a [`Cluster`].
+#[derive(Debug)]
+pub struct Node {
+    /// `node.id` (1-based).
+    pub id: i32,
+    /// The PLAINTEXT (client) port.
+    pub port: u16,
+    /// The CONTROLLER port.
+    pub controller_port: u16,
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+impl Node {
+    /// `host:port` of the client listener.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Whether the process runs.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// The data directory (`log.dirs`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// The node's stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("broker.log")).unwrap_or_default()
+    }
+}
+
+/// A running cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    /// The nodes, `nodes[i].id == i + 1`.
+    pub nodes: Vec<Node>,
+    /// `potok.cluster.id`.
+    pub cluster_id: String,
+    voters: String,
+    extra: Vec<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `n` voters with settings `extra` and waits until each accepts connections.
+    pub fn start(n: usize, extra: &[(&str, &str)]) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let nodes: Vec<Node> = (1..=n as i32)
+            .map(|id| Node {
+                id,
+                port: free_port(),
+                controller_port: free_port(),
+                child: None,
+                dir: dir.path().join(format!("node-{id}")),
+            })
+            .collect();
+        let voters = nodes
+            .iter()
+            .map(|n| format!("{}@127.0.0.1:{}", n.id, n.controller_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut c = Cluster {
+            nodes,
+            cluster_id: "potok-test-cluster".into(),
+            voters,
+            extra: extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            _dir: dir,
+        };
+        for i in 0..n {
+            c.spawn(i);
+        }
+        for i in 0..n {
+            c.wait_started(i);
+        }
+        c
+    }
+
+    /// Every node's client address, comma-separated.
+    pub fn bootstrap(&self) -> String {
+        self.nodes
+            .iter()
+            .map(Node::bootstrap)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The node with `id`.
+    pub fn node(&self, id: i32) -> &Node {
+        &self.nodes[(id - 1) as usize]
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        std::fs::create_dir_all(&node.dir).expect("node dir");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.dir.join("broker.log"))
+            .expect("node log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_potok"));
+        cmd.arg("serve");
+        let sets = [
+            ("node.id".to_string(), node.id.to_string()),
+            (
+                "listeners".into(),
+                format!(
+                    "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+                    node.port, node.controller_port
+                ),
+            ),
+            (
+                "log.dirs".into(),
+                node.dir.join("data").display().to_string(),
+            ),
+            ("controller.quorum.voters".into(), self.voters.clone()),
+            ("potok.cluster.id".into(), self.cluster_id.clone()),
+        ];
+        for (k, v) in sets.iter().chain(&self.extra) {
+            cmd.arg("--set").arg(format!("{k}={v}"));
+        }
+        cmd.env("POTOK_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        node.child = Some(cmd.spawn().expect("spawn potok"));
+    }
+
+    fn wait_started(&mut self, i: usize) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let node = &mut self.nodes[i];
+        let before = node.log().matches("potok broker started").count();
+        loop {
+            if let Some(Ok(Some(status))) = node.child.as_mut().map(|c| c.try_wait()) {
+                node.child = None;
+                panic!("node {} exited with {status}:\n{}", node.id, node.log());
+            }
+            let started = node.log().matches("potok broker started").count() > before
+                || before > 0 && node.log().matches("potok broker started").count() > 0;
+            if started && TcpStream::connect(("127.0.0.1", node.port)).is_ok() {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("node {} did not start:\n{}", node.id, node.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILLs node `id` and reaps it.
+    pub fn kill9(&mut self, id: i32) {
+        if let Some(mut c) = self.nodes[(id - 1) as usize].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts node `id` again on its ports and data directory.
+    pub fn restart(&mut self, id: i32) {
+        let i = (id - 1) as usize;
+        assert!(self.nodes[i].child.is_none(), "node {id} still runs");
+        let starts = self.nodes[i].log().matches("potok broker started").count();
+        self.spawn(i);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let node = &mut self.nodes[i];
+            if let Some(Ok(Some(status))) = node.child.as_mut().map(|c| c.try_wait()) {
+                node.child = None;
+                panic!("node {id} exited with {status}:\n{}", node.log());
+            }
+            if node.log().matches("potok broker started").count() > starts
+                && TcpStream::connect(("127.0.0.1", node.port)).is_ok()
+            {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("node {id} did not restart:\n{}", node.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for n in &self.nodes {
+                eprintln!("--- node {} log ---\n{}", n.id, n.log());
+            }
+        }
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
