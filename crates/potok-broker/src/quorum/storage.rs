@@ -303,19 +303,21 @@ mod tests {
     use super::*;
 
     fn entry(index: u64, term: u64, data: &[u8]) -> Entry {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e.data = data.to_vec().into();
-        e
+        Entry {
+            index,
+            term,
+            data: data.to_vec().into(),
+            ..Default::default()
+        }
     }
 
     fn hs(term: u64, vote: u64, commit: u64) -> HardState {
-        let mut h = HardState::default();
-        h.term = term;
-        h.vote = vote;
-        h.commit = commit;
-        h
+        HardState {
+            term,
+            vote,
+            commit,
+            ..Default::default()
+        }
     }
 
     /// The writes of a voter that is overwritten by a new leader: entries 1-3 in term 1, then
