@@ -8,11 +8,21 @@ use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
 use common::wire::Client;
+use potok_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use potok_protocol::messages::create_topics_request::CreatableTopic;
+use potok_protocol::messages::delete_topics_request::DeleteTopicState;
+use potok_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use potok_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use potok_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use potok_protocol::messages::{
-    ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DescribeQuorumRequest, DescribeQuorumResponse, MetadataRequest, MetadataResponse,
+    ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest, CreatePartitionsResponse,
+    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest,
+    DescribeConfigsResponse, DescribeQuorumRequest, DescribeQuorumResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, MetadataRequest,
+    MetadataResponse,
 };
 use potok_protocol::{ApiKey, ErrorCode};
 
@@ -188,6 +198,7 @@ fn topics_replicate_to_every_node_and_survive_a_leader_kill() {
     let took = killed.elapsed();
     assert_ne!(new_leader, leader);
     assert!(new_epoch > epoch, "epoch {new_epoch} after {epoch}");
+    eprintln!("failover: a new leader answered DescribeQuorum {took:?} after SIGKILL");
     assert!(took <= bound, "failover took {took:?}, more than {bound:?}");
 
     // A topic created afterwards is visible on both survivors...
@@ -238,4 +249,129 @@ fn a_voter_refuses_a_data_directory_of_another_cluster() {
         err.contains("belongs to cluster potok-test-cluster"),
         "{err}"
     );
+}
+
+fn retention_ms(addr: &str, topic: &str) -> Option<String> {
+    let r: DescribeConfigsResponse = client(addr).call(
+        ApiKey::DescribeConfigs,
+        4,
+        &DescribeConfigsRequest {
+            resources: vec![DescribeConfigsResource {
+                resource_type: 2,
+                resource_name: topic.into(),
+                configuration_keys: Some(vec!["retention.ms".into()]),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    r.results.first()?.configs.first()?.value.clone()
+}
+
+#[test]
+fn admin_writes_go_through_the_active_controller() {
+    let c = Cluster::start(3, &[]);
+    let (leader, _, _) = wait_leader(&c, Instant::now() + TIMEOUT);
+    let other = c.nodes.iter().find(|n| n.id != leader).unwrap().bootstrap();
+    let active = c.node(leader).bootstrap();
+    for n in &c.nodes {
+        wait_metadata(&n.bootstrap(), "three brokers", |m| m.brokers.len() == 3);
+    }
+    // DescribeCluster lists every registered broker and the active controller.
+    let dc: DescribeClusterResponse = client(&other).call(
+        ApiKey::DescribeCluster,
+        1,
+        &DescribeClusterRequest {
+            endpoint_type: 1,
+            ..Default::default()
+        },
+    );
+    assert_eq!(dc.brokers.len(), 3, "{dc:?}");
+    assert_eq!(dc.controller_id, leader);
+    let r = create_topic(&other, "grow", 1, 1);
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    // The creation is answered once the controller applied it; the others follow shortly.
+    for n in &c.nodes {
+        wait_metadata(&n.bootstrap(), "grow listed", |m| lists(m, "grow", 1));
+    }
+
+    // CreatePartitions: NOT_CONTROLLER away from the controller, done on it.
+    let grow = CreatePartitionsRequest {
+        topics: vec![CreatePartitionsTopic {
+            name: "grow".into(),
+            count: 3,
+            assignments: None,
+            ..Default::default()
+        }],
+        timeout_ms: 10_000,
+        ..Default::default()
+    };
+    let r: CreatePartitionsResponse = client(&other).call(ApiKey::CreatePartitions, 3, &grow);
+    assert_eq!(r.results[0].error_code, ErrorCode::NotController.code());
+    let r: CreatePartitionsResponse = client(&active).call(ApiKey::CreatePartitions, 3, &grow);
+    assert_eq!(
+        r.results[0].error_code, 0,
+        "{:?}",
+        r.results[0].error_message
+    );
+
+    // A topic config change.
+    let alter = IncrementalAlterConfigsRequest {
+        resources: vec![AlterConfigsResource {
+            resource_type: 2,
+            resource_name: "grow".into(),
+            configs: vec![AlterableConfig {
+                name: "retention.ms".into(),
+                config_operation: 0,
+                value: Some("1234567".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let r: IncrementalAlterConfigsResponse =
+        client(&active).call(ApiKey::IncrementalAlterConfigs, 1, &alter);
+    assert_eq!(
+        r.responses[0].error_code, 0,
+        "{:?}",
+        r.responses[0].error_message
+    );
+    for n in &c.nodes {
+        wait_metadata(&n.bootstrap(), "grow has 3 partitions", |m| {
+            lists(m, "grow", 3)
+        });
+        let deadline = Instant::now() + TIMEOUT;
+        while retention_ms(&n.bootstrap(), "grow").as_deref() != Some("1234567") {
+            assert!(
+                Instant::now() < deadline,
+                "node {}: config not applied",
+                n.id
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    // DeleteTopics.
+    let delete = DeleteTopicsRequest {
+        topics: vec![DeleteTopicState {
+            name: Some("grow".into()),
+            ..Default::default()
+        }],
+        timeout_ms: 10_000,
+        ..Default::default()
+    };
+    let r: DeleteTopicsResponse = client(&other).call(ApiKey::DeleteTopics, 6, &delete);
+    assert_eq!(r.responses[0].error_code, ErrorCode::NotController.code());
+    let r: DeleteTopicsResponse = client(&active).call(ApiKey::DeleteTopics, 6, &delete);
+    assert_eq!(
+        r.responses[0].error_code, 0,
+        "{:?}",
+        r.responses[0].error_message
+    );
+    for n in &c.nodes {
+        wait_metadata(&n.bootstrap(), "grow deleted", |m| {
+            !m.topics.iter().any(|t| t.name.as_deref() == Some("grow"))
+        });
+    }
 }

@@ -49,12 +49,11 @@ pub fn register_all() -> Registry {
     r
 }
 
-/// The registry of a voter of the controller quorum: every API of [`register_all`] whose
-/// writes go through the quorum or touch no metadata, plus DescribeQuorum. Left out until
-/// they go through the active controller: DeleteTopics, CreatePartitions, AlterConfigs and
-/// IncrementalAlterConfigs (they would change only this node's image), and the group APIs
-/// (the group coordinator creates `__consumer_offsets` itself). Absent APIs are not advertised
-/// by ApiVersions.
+/// The registry of a voter of the controller quorum: the APIs of [`register_all`], with the
+/// admin writes and DescribeCluster in their quorum versions (`crate::quorum::admin`), plus
+/// DescribeQuorum. Left out until they work in a cluster: the group APIs (the group
+/// coordinator creates `__consumer_offsets` on its own node). Absent APIs are not advertised by
+/// ApiVersions.
 pub fn register_quorum_member() -> Registry {
     let mut r = register_all();
     for key in [
@@ -62,6 +61,7 @@ pub fn register_quorum_member() -> Registry {
         ApiKey::CreatePartitions,
         ApiKey::AlterConfigs,
         ApiKey::IncrementalAlterConfigs,
+        ApiKey::DescribeCluster,
         ApiKey::FindCoordinator,
         ApiKey::JoinGroup,
         ApiKey::SyncGroup,
@@ -76,6 +76,7 @@ pub fn register_quorum_member() -> Registry {
     ] {
         r.unregister(key);
     }
+    crate::quorum::admin::register(&mut r);
     // Kafka 4.x serves v0-v2.
     r.register(
         ApiKey::DescribeQuorum,

@@ -6,7 +6,9 @@
 //! - [`transport`]: the CONTROLLER listener and one bounded, reconnecting queue per peer.
 //! - [`driver`]: the thread that ticks, steps and proposes, persists before it sends, and
 //!   applies committed entries (Kafka's metadata records) to the [`TopicManager`].
-//! - [`controller`]: what the active controller writes for admin requests (CreateTopics).
+//! - [`controller`]: what the active controller writes for CreateTopics.
+//! - [`admin`]: DeleteTopics, CreatePartitions, AlterConfigs, IncrementalAlterConfigs through the
+//!   quorum (the single-node handlers' validation over a backend that records), DescribeCluster.
 //! - [`describe`]: DescribeQuorum (API 55).
 //!
 //! Every voter is also a broker (combined mode). Each committed entry is one frame of the
@@ -16,6 +18,7 @@
 //! reaching another node are answered NOT_CONTROLLER (Kafka's code; clients refresh Metadata,
 //! whose `controller_id` names the leader, and retry there).
 
+pub mod admin;
 pub mod config;
 pub mod controller;
 pub mod describe;
