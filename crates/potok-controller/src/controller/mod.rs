@@ -1,7 +1,7 @@
 //! The active controller's logic as a sans-IO state machine (issue 17): what Kafka's
 //! `QuorumController` decides for broker registration and heartbeats (`ClusterControlManager`,
-//! `BrokerHeartbeatManager`), fencing, controlled shutdown and AlterPartition
-//! (`ReplicationControlManager`, `PartitionChangeBuilder`) and producer-id blocks
+//! `BrokerHeartbeatManager`), fencing, controlled shutdown, AlterPartition and preferred
+//! leaders (`ReplicationControlManager`, `PartitionChangeBuilder`) and producer-id blocks
 //! (`ProducerIdControlManager`), written as Kafka's own metadata records over the
 //! [`MetadataImage`].
 //!
@@ -29,7 +29,8 @@
 //!    offsets, as Kafka's are the offsets of their `RegisterBrokerRecord`s. When a proposal is
 //!    refused or the node stops leading, the driver reports [`Event::Resigned`].
 //! 4. [`Event::Tick`] whenever `now_ms` reaches [`Controller::next_deadline_ms`] (session
-//!    expiry, `broker.session.timeout.ms`); any other event also checks the deadline.
+//!    expiry, `broker.session.timeout.ms`, and the preferred-leader check,
+//!    `leader.imbalance.check.interval.seconds`); any other event also checks the deadlines.
 //!
 //! A driver's loop, with a log that commits every proposal at once (a one-voter quorum):
 //!
@@ -405,6 +406,15 @@ impl Controller {
     /// The committed metadata image.
     pub fn image(&self) -> &MetadataImage {
         &self.image
+    }
+
+    /// What the active controller decides on: the committed image with its own uncommitted
+    /// proposals applied (`None` unless active).
+    pub fn speculative_image(&self) -> Option<&MetadataImage> {
+        match &self.role {
+            Role::Active(a) => Some(&a.image),
+            _ => None,
+        }
     }
 
     /// The offset of the last committed entry reported.

@@ -28,6 +28,7 @@ fn run_seeds(seeds: std::ops::Range<u64>) {
         total.clean_shutdowns += stats.clean_shutdowns;
         total.stale_epochs_refused += stats.stale_epochs_refused;
         total.fencing_checked += stats.fencing_checked;
+        total.settle_ticks_max = total.settle_ticks_max.max(stats.settle_ticks_max);
     }
     eprintln!("{n} seeds: {total:?}");
     // The schedules must have done real work, or the checks proved nothing.
@@ -83,4 +84,11 @@ fn the_simulation_catches_a_controller_that_never_fences_a_silent_broker() {
         .expect("no schedule exposed sessions that never expire");
     eprintln!("never-expiring sessions caught with seed {seed}: {}", v[0]);
     assert!(run(seed, TICKS, PlantedBug::None).0.is_empty());
+}
+
+/// The long run: `cargo test -p potok-controller -- --ignored controller::sim` (50,000 seeds).
+#[test]
+#[ignore]
+fn the_controller_keeps_its_invariants_over_a_faulty_quorum_seeds_2000_to_51999() {
+    run_seeds(2_000..52_000);
 }
