@@ -109,6 +109,26 @@ impl IndexFile {
         Ok(idx)
     }
 
+    /// The active index of a segment whose files do not exist yet
+    /// ([`crate::segment::Segment::create_deferred`]): no entries, no IO. It counts as changed,
+    /// so the file is written when the segment stops being active.
+    pub(crate) fn new_unwritten(
+        path: PathBuf,
+        entry_size: usize,
+        prealloc_bytes: u64,
+    ) -> IndexFile {
+        IndexFile {
+            path,
+            entry_size,
+            entries: 0,
+            mapping: Mapping::Active {
+                buf: Vec::new(),
+                max_entries: (prealloc_bytes / entry_size as u64) as usize,
+                dirty: true,
+            },
+        }
+    }
+
     /// Opens an index file of a closed segment, trimming it to `entries` entries.
     pub(crate) fn open_closed(
         storage: &dyn Storage,

@@ -10,7 +10,10 @@
 //! The file is ASCII text like Kafka's: a version line `0`, a line with the number of entries,
 //! then one `epoch startOffset` line per entry, each line ending in `\n`. It is replaced
 //! atomically (`leader-epoch-checkpoint.tmp`, fsync, rename, directory fsync) every time the
-//! cache changes, so a crash leaves either the old or the new cache.
+//! cache changes, so a crash leaves either the old or the new cache. The first file of a log
+//! (a new partition, or one whose file was missing or invalid at open) is written the same way
+//! without the fsyncs: a crash can only leave it missing or invalid, and the cache is then
+//! rebuilt from the log (see `Log::create_managed`).
 
 use std::path::{Path, PathBuf};
 
@@ -203,6 +206,14 @@ impl LeaderEpochCache {
             previous = Some(e.epoch);
         }
         previous
+    }
+
+    /// An empty cache for `dir`, whose file does not exist yet.
+    pub(crate) fn empty(dir: &Path) -> LeaderEpochCache {
+        LeaderEpochCache {
+            dir: dir.to_path_buf(),
+            entries: Vec::new(),
+        }
     }
 
     /// Atomically replaces the checkpoint file with the cache's entries.

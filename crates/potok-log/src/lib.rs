@@ -115,6 +115,7 @@
 mod checkpoint;
 pub mod cleaner;
 mod config;
+mod deferred_file;
 mod error;
 pub mod fault;
 pub mod flusher;

@@ -24,7 +24,7 @@ use crate::Broker;
 /// (more than [`limits::MAX_PARTITIONS_PER_REQUEST`] partitions in total refuses every topic
 /// with `POLICY_VIOLATION`, KAFKA-17870), then each topic on its own (name, replication factor,
 /// partitions, assignments, configs, existence), then the broker-wide `potok.max.partitions`
-/// over the topics still valid. Only then are topics created, one metadata record each.
+/// over the topics still valid. Only then are the topics created, all in one metadata frame.
 pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> Result<Reply> {
     let Request::CreateTopics(req) = req else {
         return Err(BrokerError::NoHandler("CreateTopics"));
@@ -39,7 +39,7 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
     let requested = limits::create_topics_total(&req.topics, broker.config.num_partitions);
     let request_refusal = limits::check_request_total(requested).err();
     // Phase 1: every topic on its own, without IO.
-    let mut planned: Vec<std::result::Result<NewTopic, ApiError>> = req
+    let planned: Vec<std::result::Result<NewTopic, ApiError>> = req
         .topics
         .iter()
         .map(|t| {
@@ -55,49 +55,21 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
             }
         })
         .collect();
-    // Phase 2: the broker-wide limit over the valid topics, under the budget lock until the
-    // topics exist, so concurrent creations cannot pass it together.
-    let _budget = limits::budget_guard();
-    let adding = planned
-        .iter()
-        .filter_map(|p| p.as_ref().ok())
-        .fold(0i64, |sum, t| sum.saturating_add(i64::from(t.partitions)));
-    if let Err(e) = limits::check_broker_total(
-        AdminBackend::partition_count(&*broker),
-        adding,
-        broker.config.max_partitions,
-    ) {
-        for p in planned.iter_mut().filter(|p| p.is_ok()) {
-            *p = Err(e.clone());
-        }
-    }
-    // Phase 3: create (or, with validate_only, report what would be created). Every valid
-    // topic is created by one `create_topics` call: one metadata append and one fsync for the
-    // whole request (issue #14).
-    let outcomes: Vec<std::result::Result<(potok_protocol::Uuid, i32, _), ApiError>> =
-        if req.validate_only {
-            planned
-                .into_iter()
-                .map(|plan| {
-                    let new = plan?;
-                    let (overrides, _) = broker.topics.validate_new_topic(&new)?;
-                    Ok((potok_protocol::Uuid::ZERO, new.partitions, overrides))
-                })
-                .collect()
-        } else {
-            let valid: Vec<NewTopic> = planned.iter().filter_map(|p| p.clone().ok()).collect();
-            let mut created = broker.topics.create_topics(valid).into_iter();
-            planned
-                .into_iter()
-                .map(|plan| {
-                    let partitions = plan?.partitions;
-                    // One result per valid plan, in order, so the iterator cannot run short.
-                    let topic = created.next().ok_or_else(|| {
-                        ApiError::new(ErrorCode::UnknownServerError, "missing creation result")
-                    })??;
-                    Ok((topic.id(), partitions, topic.state().overrides))
-                })
-                .collect()
+    // Phases 2 and 3 do file IO (directories, the metadata log's fsync) and take the budget
+    // lock, so they run on a blocking thread, not on an async worker.
+    let validate_only = req.validate_only;
+    let b = Arc::clone(&broker);
+    let outcomes =
+        match tokio::task::spawn_blocking(move || create_planned(&b, planned, validate_only)).await
+        {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                // A panic in the creation (a bug): every topic gets an error rather than the
+                // connection being dropped.
+                tracing::error!(error = %e, "topic creation task failed");
+                let err = ApiError::new(ErrorCode::UnknownServerError, "topic creation failed");
+                req.topics.iter().map(|_| Err(err.clone())).collect()
+            }
         };
     let mut results = Vec::with_capacity(req.topics.len());
     let mut answered_duplicates = std::collections::HashSet::new();
@@ -138,6 +110,59 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
             ..Default::default()
         },
     )))
+}
+
+/// What phase 3 reports per topic: its id (zero with `validate_only`), partition count and
+/// config overrides.
+type Outcome = std::result::Result<(potok_protocol::Uuid, i32, BTreeMap<String, String>), ApiError>;
+
+/// Phases 2 and 3 of [`handle`]: the broker-wide limit over the valid topics, under the budget
+/// lock until the topics exist so concurrent creations cannot pass it together, then the
+/// creation (or, with `validate_only`, what would be created). Every valid topic is created by
+/// one `create_topics` call: one metadata append and one fsync, and one fsync of the data
+/// directory, for the whole request (issue #14).
+fn create_planned(
+    broker: &Broker,
+    mut planned: Vec<std::result::Result<NewTopic, ApiError>>,
+    validate_only: bool,
+) -> Vec<Outcome> {
+    let _budget = limits::budget_guard();
+    let adding = planned
+        .iter()
+        .filter_map(|p| p.as_ref().ok())
+        .fold(0i64, |sum, t| sum.saturating_add(i64::from(t.partitions)));
+    if let Err(e) = limits::check_broker_total(
+        AdminBackend::partition_count(broker),
+        adding,
+        broker.config.max_partitions,
+    ) {
+        for p in planned.iter_mut().filter(|p| p.is_ok()) {
+            *p = Err(e.clone());
+        }
+    }
+    if validate_only {
+        return planned
+            .into_iter()
+            .map(|plan| {
+                let new = plan?;
+                let (overrides, _) = broker.topics.validate_new_topic(&new)?;
+                Ok((potok_protocol::Uuid::ZERO, new.partitions, overrides))
+            })
+            .collect();
+    }
+    let valid: Vec<NewTopic> = planned.iter().filter_map(|p| p.clone().ok()).collect();
+    let mut created = broker.topics.create_topics(valid).into_iter();
+    planned
+        .into_iter()
+        .map(|plan| {
+            let partitions = plan?.partitions;
+            // One result per valid plan, in order, so the iterator cannot run short.
+            let topic = created.next().ok_or_else(|| {
+                ApiError::new(ErrorCode::UnknownServerError, "missing creation result")
+            })??;
+            Ok((topic.id(), partitions, topic.state().overrides))
+        })
+        .collect()
 }
 
 /// Validates one topic of the request (everything but the request-wide limits) and returns

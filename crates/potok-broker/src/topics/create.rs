@@ -104,6 +104,14 @@ impl TopicManager {
             let plan = self
                 .validate(t, internal_origin)
                 .and_then(|(overrides, config)| {
+                    // A topic whose records are durable but whose creation is still under way
+                    // (outside this lock) is in the image but not yet in the maps.
+                    if meta.image.topic_by_name(&t.name).is_some() {
+                        return Err(ApiError::new(
+                            ErrorCode::TopicAlreadyExists,
+                            format!("Topic '{}' already exists.", t.name),
+                        ));
+                    }
                     if let Some(other) = batch
                         .iter()
                         .find(|n| collision_key(n) == collision_key(&t.name))
@@ -167,16 +175,78 @@ impl TopicManager {
             return planned.into_iter().map(|p| p.and(Err(e.clone()))).collect();
         }
         drop(meta);
-        topics
+        // Every partition directory of the request, then one fsync per parent directory for
+        // all of them (issue #14: not one per partition), then the topics are published.
+        let built: Vec<_> = topics
             .into_iter()
             .zip(planned)
             .map(|(t, plan)| {
                 let (id, overrides, config) = plan?;
                 let name = t.name.clone();
-                self.publish_new_topic(t, id, overrides, config, internal_origin)
+                self.build_new_topic(t, id, overrides, config, internal_origin)
                     .inspect_err(|_| self.roll_back_creation(id, &name))
             })
-            .collect()
+            .collect();
+        let made: Vec<&Arc<Topic>> = built.iter().filter_map(|b| b.as_ref().ok()).collect();
+        if let Err(e) = self.sync_partition_parents(&made) {
+            // The directories may not survive a crash; undo every creation of the request,
+            // as for a creation whose logs could not be made.
+            let e = storage_error(e);
+            return built
+                .into_iter()
+                .map(|b| {
+                    let topic = b?;
+                    self.undo_partitions(&topic.state().partitions, internal_origin, &topic.name);
+                    self.roll_back_creation(topic.id, &topic.name);
+                    Err(e.clone())
+                })
+                .collect();
+        }
+        for topic in &made {
+            let mut maps = write(&self.maps);
+            maps.by_id.insert(topic.id, Arc::clone(topic));
+            maps.by_name.insert(topic.name.clone(), Arc::clone(topic));
+            drop(maps);
+            tracing::info!(topic = %topic.name, id = %topic.id, partitions = topic.partition_count(), "created topic");
+        }
+        built
+    }
+
+    /// fsyncs each directory holding a partition directory of `topics` (the data directory,
+    /// and `__consumer_offsets`' own), once, so the new partition directories are durable.
+    fn sync_partition_parents(&self, topics: &[&Arc<Topic>]) -> Result<()> {
+        let mut parents = std::collections::BTreeSet::new();
+        for t in topics {
+            if let Some(parent) = self.partition_dir(&t.name, 0).parent() {
+                parents.insert(parent.to_path_buf());
+            }
+        }
+        if parents.is_empty() {
+            return Ok(());
+        }
+        // `__consumer_offsets`' parent is itself an entry of the data directory.
+        parents.insert(self.data_dir.clone());
+        for dir in parents {
+            self.storage
+                .sync_dir(&dir)
+                .map_err(|e| BrokerError::io(&dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the partitions of a failed creation. An internal topic's are only closed,
+    /// since they may be adopted logs of an earlier release that hold committed offsets.
+    fn undo_partitions(&self, parts: &[Arc<Partition>], internal_origin: bool, topic: &str) {
+        for part in parts {
+            let undone = if internal_origin {
+                part.close()
+            } else {
+                part.delete()
+            };
+            if let Err(err) = undone {
+                tracing::warn!(topic, error = %err, "could not remove a partition of a failed creation");
+            }
+        }
     }
 
     /// Undoes a creation whose records are durable but whose partition logs could not be
@@ -193,8 +263,9 @@ impl TopicManager {
         }
     }
 
-    /// Opens the partition logs of a topic whose records are durable and publishes it.
-    fn publish_new_topic(
+    /// Creates the partition logs of a topic whose records are durable (not yet published:
+    /// the caller makes the directories durable first).
+    fn build_new_topic(
         &self,
         t: NewTopic,
         id: Uuid,
@@ -202,56 +273,35 @@ impl TopicManager {
         config: EffectiveTopicConfig,
         internal_origin: bool,
     ) -> std::result::Result<Arc<Topic>, ApiError> {
-        let mut parts = Vec::new();
+        let state = single_node_partition(self.node);
+        let mut parts = Vec::with_capacity(usize::try_from(t.partitions).unwrap_or(0));
         for p in 0..t.partitions {
             // An adopted directory keeps its own checkpoint files (it was written outside this
             // manager): `None` reads them once, as for a directory of an older version.
             let adopted = internal_origin && self.partition_dir(&t.name, p).exists();
-            let known = if adopted {
-                None
+            let part = if adopted {
+                self.open_partition_known(&t.name, p, &config, None, &state)
             } else {
-                Some(DirCheckpoint::default())
+                self.create_partition(&t.name, p, &config, &state)
             };
-            match self.open_partition_known(
-                &t.name,
-                p,
-                &config,
-                known,
-                &single_node_partition(self.node),
-            ) {
+            match part {
                 Ok(part) => parts.push(part),
                 Err(e) => {
-                    // The partitions opened so far go with the failed creation; an internal
-                    // topic's are only closed, since they may be adopted logs of an earlier
-                    // release that hold committed offsets.
-                    for part in &parts {
-                        let undone = if internal_origin {
-                            part.close()
-                        } else {
-                            part.delete()
-                        };
-                        if let Err(err) = undone {
-                            tracing::warn!(topic = %t.name, error = %err, "could not remove a partition of a failed creation");
-                        }
-                    }
+                    // The partitions made so far go with the failed creation.
+                    self.undo_partitions(&parts, internal_origin, &t.name);
                     return Err(storage_error(e));
                 }
             }
         }
-        let topic = Arc::new(Topic {
-            name: t.name.clone(),
+        Ok(Arc::new(Topic {
+            name: t.name,
             id,
             state: RwLock::new(TopicState {
                 partitions: parts,
                 overrides,
                 config,
             }),
-        });
-        let mut maps = write(&self.maps);
-        maps.by_id.insert(id, Arc::clone(&topic));
-        maps.by_name.insert(t.name, Arc::clone(&topic));
-        tracing::info!(topic = %topic.name, id = %id, partitions = topic.partition_count(), "created topic");
-        Ok(topic)
+        }))
     }
 
     /// Deletes a topic: the deletion is made durable, the topic unpublished, its logs closed
@@ -315,17 +365,19 @@ impl TopicManager {
             .map(|p| partition_record(id, p, self.node))
             .collect();
         meta.commit(&records)?;
-        let mut new_parts = Vec::new();
+        // As for a creation: every new directory, then one fsync of their parent.
+        let mut new_parts = Vec::with_capacity(usize::try_from(total - current).unwrap_or(0));
+        let node_state = single_node_partition(self.node);
         for p in current..total {
             new_parts.push(
-                self.open_partition(
-                    &topic.name,
-                    p,
-                    &state.config,
-                    &single_node_partition(self.node),
-                )
-                .map_err(storage_error)?,
+                self.create_partition(&topic.name, p, &state.config, &node_state)
+                    .map_err(storage_error)?,
             );
+        }
+        if let Some(parent) = self.partition_dir(&topic.name, current).parent() {
+            self.storage
+                .sync_dir(parent)
+                .map_err(|e| storage_error(BrokerError::io(parent, e)))?;
         }
         write(&topic.state).partitions.extend(new_parts);
         Ok(())

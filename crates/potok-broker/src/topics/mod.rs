@@ -600,15 +600,32 @@ impl TopicManager {
         self.data_dir.join(format!("{topic}-{p}"))
     }
 
-    /// Opens a partition created at run time (nothing to recover).
-    fn open_partition(
+    /// Creates the log of a partition created at run time ([`Log::create_managed`]: its
+    /// directory and leader-epoch file, no fsync, nothing read; the caller fsyncs the parent
+    /// directory once for all partitions it creates).
+    fn create_partition(
         &self,
         topic: &str,
         p: i32,
         config: &EffectiveTopicConfig,
         state: &PartitionState,
     ) -> Result<Arc<Partition>> {
-        self.open_partition_known(topic, p, config, Some(DirCheckpoint::default()), state)
+        let dir = self.partition_dir(topic, p);
+        let mut log = Log::create_managed(
+            &dir,
+            config.log.clone(),
+            Arc::clone(&self.storage),
+            now_ms(),
+            state.leader_epoch,
+        )?;
+        let leader = make_leader(&mut log, self.node, state, now_ms())?;
+        Ok(Arc::new(Partition {
+            topic: topic.to_string(),
+            index: p,
+            log: Mutex::new(Some(log)),
+            waiters: Mutex::new(Vec::new()),
+            replica: Mutex::new(leader),
+        }))
     }
 
     /// Opens a partition with what the data directory's checkpoint files say about it (`None`:

@@ -275,3 +275,176 @@ fn a_creation_that_cannot_open_its_logs_is_rolled_back() {
     assert_eq!((t.id(), t.partition_count()), (id, 3));
     m.close_all(1);
 }
+
+/// A storage that counts the fsyncs and file creations the partition logs ask for.
+#[derive(Debug, Default)]
+struct Counting {
+    sync_dirs: std::sync::atomic::AtomicUsize,
+    sync_files: std::sync::atomic::AtomicUsize,
+    opens: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Debug)]
+struct CountingFile(Arc<dyn potok_log::StorageFile>, Arc<Counting>);
+
+impl potok_log::StorageFile for CountingFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
+        self.0.read_at(buf, pos)
+    }
+    fn write_at(&self, buf: &[u8], pos: u64) -> std::io::Result<usize> {
+        self.0.write_at(buf, pos)
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        self.0.len()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.1.sync_files.fetch_add(1, Ordering::Relaxed);
+        self.0.sync_data()
+    }
+    fn modified_ms(&self) -> std::io::Result<i64> {
+        self.0.modified_ms()
+    }
+    fn std_file(&self) -> std::io::Result<Arc<std::fs::File>> {
+        self.0.std_file()
+    }
+}
+
+#[derive(Debug)]
+struct CountingStorage(Arc<Counting>);
+
+impl Storage for CountingStorage {
+    fn open(&self, path: &Path, create: bool) -> std::io::Result<Arc<dyn potok_log::StorageFile>> {
+        self.0.opens.fetch_add(1, Ordering::Relaxed);
+        let f = RealStorage.open(path, create)?;
+        Ok(Arc::new(CountingFile(f, Arc::clone(&self.0))))
+    }
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        RealStorage.create_dir_all(dir)
+    }
+    fn list_dir(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        RealStorage.list_dir(dir)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        RealStorage.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        RealStorage.remove_file(path)
+    }
+    fn remove_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        RealStorage.remove_dir_all(dir)
+    }
+    fn exists(&self, path: &Path) -> std::io::Result<bool> {
+        RealStorage.exists(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.0.sync_dirs.fetch_add(1, Ordering::Relaxed);
+        RealStorage.sync_dir(dir)
+    }
+    fn map_mut(
+        &self,
+        file: &dyn potok_log::StorageFile,
+        len: usize,
+    ) -> std::io::Result<memmap2::MmapMut> {
+        RealStorage.map_mut(file, len)
+    }
+    fn map(&self, file: &dyn potok_log::StorageFile, len: usize) -> std::io::Result<memmap2::Mmap> {
+        RealStorage.map(file, len)
+    }
+}
+
+/// Issue #14's batched creation: a CreateTopics request (and a CreatePartitions) makes each
+/// partition's directory and leader-epoch file with no fsync of its own and one fsync of the
+/// data directory for the whole request; no segment file exists before the first append, and
+/// the never-written partitions reopen after a clean shutdown and after a crash.
+#[test]
+fn creation_is_batched_with_one_directory_fsync_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg =
+        BrokerConfig::from_properties(vec![("log.dirs".into(), dir.path().display().to_string())])
+            .unwrap();
+    let counts = Arc::new(Counting::default());
+    let storage = || Arc::new(CountingStorage(Arc::clone(&counts))) as Arc<dyn Storage>;
+    let m = TopicManager::open_with_storage(&cfg, storage()).unwrap();
+    let before = |c: &Counting| {
+        (
+            c.sync_dirs.load(Ordering::Relaxed),
+            c.sync_files.load(Ordering::Relaxed),
+            c.opens.load(Ordering::Relaxed),
+        )
+    };
+    let (dirs0, files0, opens0) = before(&counts);
+    let new = |name: &str| NewTopic {
+        name: name.into(),
+        partitions: 50,
+        configs: BTreeMap::new(),
+    };
+    let results = m.create_topics(vec![new("a"), new("b")]);
+    assert!(results.iter().all(Result::is_ok));
+    let (dirs1, files1, opens1) = before(&counts);
+    assert_eq!(dirs1 - dirs0, 1, "one directory fsync for the request");
+    assert_eq!(files1 - files0, 0, "no file fsync per partition");
+    assert_eq!(
+        opens1 - opens0,
+        100,
+        "one file (the leader-epoch file) per partition"
+    );
+    let p0 = dir.path().join("a-0");
+    let names = |d: &Path| -> Vec<String> {
+        std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(names(&p0), [potok_log::LEADER_EPOCH_CHECKPOINT_FILE]);
+    // CreatePartitions likewise.
+    let a = m.get("a").unwrap();
+    m.create_partitions(a.id(), 80, false).unwrap();
+    let (dirs2, files2, _) = before(&counts);
+    assert_eq!((dirs2 - dirs1, files2 - files1), (1, 0));
+    assert_eq!(a.partition_count(), 80);
+    // A record in one partition; every other partition stays never written.
+    a.partition(0)
+        .unwrap()
+        .append(
+            potok_records::RecordBatchBuilder::new()
+                .key_value(1, None, Some(b"v"))
+                .build()
+                .unwrap()
+                .into_bytes(),
+            now_ms(),
+        )
+        .unwrap();
+    m.close_all(2);
+    drop(m);
+    assert_eq!(
+        names(&dir.path().join("b-7")),
+        [potok_log::LEADER_EPOCH_CHECKPOINT_FILE]
+    );
+    // A clean restart recovers nothing and leaves the never-written partitions without files.
+    let m = TopicManager::open_with_storage(&cfg, storage()).unwrap();
+    assert_eq!(m.segments_recovered(), 0);
+    assert_eq!(m.get("a").unwrap().partition_count(), 80);
+    assert_eq!(
+        names(&dir.path().join("a-79")),
+        [potok_log::LEADER_EPOCH_CHECKPOINT_FILE]
+    );
+    let offsets = m.get("a").unwrap().partition(0).unwrap().offsets().unwrap();
+    assert_eq!(offsets, (Offset(0), Offset(1)));
+    // A crash (no close_all): the next start opens every partition again.
+    drop(m);
+    let m = TopicManager::open_with_storage(&cfg, storage()).unwrap();
+    let b = m.get("b").unwrap();
+    assert_eq!(b.partition_count(), 50);
+    assert_eq!(
+        b.partition(49).unwrap().offsets().unwrap(),
+        (Offset(0), Offset(0))
+    );
+    assert_eq!(
+        m.get("a").unwrap().partition(0).unwrap().offsets().unwrap(),
+        (Offset(0), Offset(1))
+    );
+    m.close_all(1);
+}

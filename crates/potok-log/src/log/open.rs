@@ -59,6 +59,55 @@ impl Log {
         Log::open_inner(dir, config, storage, now_ms, true, known, leader_epoch)
     }
 
+    /// Creates the log of a new partition in `dir`, which must not exist or be empty (the
+    /// caller removed any stale directory): the directory is made and the leader-epoch cache
+    /// written with `leader_epoch` starting at offset 0; nothing is read, and the first
+    /// segment's files are created by its first use. Managed like [`Log::open_managed`]: the
+    /// caller keeps the recovery point and log start offset, both 0 here.
+    ///
+    /// Nothing here is fsynced. The caller makes the new directory's entry durable (one
+    /// directory fsync for a whole batch of partitions, issue #14); the leader-epoch file is
+    /// rebuilt from the (empty) log if a crash loses it, and a partition directory lost by a
+    /// crash is made again by [`Log::open_managed`] from the caller's metadata.
+    pub fn create_managed(
+        dir: &Path,
+        config: LogConfig,
+        storage: Arc<dyn Storage>,
+        now_ms: i64,
+        leader_epoch: LeaderEpoch,
+    ) -> Result<Log> {
+        config.validate()?;
+        storage
+            .create_dir_all(dir)
+            .map_err(|e| LogError::io(dir, e))?;
+        let mut epochs = LeaderEpochCache::empty(dir);
+        epochs.assign(leader_epoch.0, 0);
+        // The first file of the log: without fsyncs, as for a rebuilt file at open (see
+        // `recover_leader_epochs`); later changes are durable before the batches they describe
+        // can pass the recovery point (the append that changes the epoch writes it first).
+        epochs.write_unsynced(&*storage)?;
+        let segment = Segment::create_deferred(&storage, dir, 0, &config, now_ms);
+        Ok(Log {
+            dir: dir.to_path_buf(),
+            config,
+            storage,
+            segments: BTreeMap::from([(0, segment)]),
+            log_start_offset: 0,
+            recovery_point: 0,
+            unflushed_records: 0,
+            first_unflushed_ms: None,
+            mapped: Mutex::new(VecDeque::new()),
+            offline: false,
+            last_recovery: RecoveryReport::default(),
+            producers: ProducerStateManager::new(),
+            last_expiration_check_ms: now_ms,
+            on_disk: OnDisk::default(),
+            epochs,
+            cleaning: cleaning::CleaningState::default(),
+            managed: true,
+        })
+    }
+
     fn open_inner(
         dir: &Path,
         config: LogConfig,
@@ -242,7 +291,10 @@ impl Log {
             flushes: Arc::default(),
         };
         if log.segments.is_empty() {
-            let seg = Segment::create(&*log.storage, &log.dir, log_start, &log.config, now_ms)?;
+            // The listing found no segment: the first one's files are made on first use, so a
+            // never-written partition stays an empty directory across restarts.
+            let seg =
+                Segment::create_deferred(&log.storage, &log.dir, log_start, &log.config, now_ms);
             log.segments.insert(log_start, seg);
         }
         // Segments wholly below the log start offset were due for deletion already.
@@ -412,7 +464,14 @@ impl Log {
             changed |= self.epochs.assign(epoch.0, leo);
         }
         if changed && file_entries.as_deref() != Some(self.epochs.entries()) {
-            self.epochs.write(&*self.storage)?;
+            if file_found {
+                self.epochs.write(&*self.storage)?;
+            } else {
+                // No valid file existed, so a crash can leave this write's file missing,
+                // empty, zero-filled or whole, never another valid cache: the first three are
+                // rebuilt from the log like now. That makes the fsyncs unnecessary.
+                self.epochs.write_unsynced(&*self.storage)?;
+            }
         }
         Ok(())
     }

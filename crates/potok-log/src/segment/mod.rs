@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use memmap2::Mmap;
 use potok_records::BatchHeader;
 
+use crate::deferred_file::DeferredFile;
 use crate::index::{
     offset_entry, offset_entry_at, time_entry, time_entry_at, IndexFile, OFFSET_ENTRY_SIZE,
     TIME_ENTRY_SIZE,
@@ -81,6 +82,9 @@ pub(crate) struct Segment {
     pub(crate) base: i64,
     log_path: PathBuf,
     log: Arc<dyn StorageFile>,
+    /// The `.log` file when it is created on first use ([`Segment::create_deferred`]); until
+    /// then the segment has no files at all, and closing it writes no index files.
+    deferred: Option<Arc<DeferredFile>>,
     /// Valid bytes of the `.log` file.
     size: u64,
     index: IndexFile,
@@ -148,6 +152,40 @@ impl Segment {
         Ok(seg)
     }
 
+    /// An empty segment at `base` whose files do not exist yet: the `.log` file is created by
+    /// the first write to it (see [`DeferredFile`]) and the index files when the segment stops
+    /// being active with data in it. The caller knows that no file of this segment exists (it
+    /// listed the directory or just made it), so nothing stale is truncated.
+    pub(crate) fn create_deferred(
+        storage: &Arc<dyn Storage>,
+        dir: &Path,
+        base: i64,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Segment {
+        let log_path = segment_file(dir, base, LOG_SUFFIX);
+        let deferred = Arc::new(DeferredFile::new(
+            log_path.clone(),
+            Arc::clone(storage),
+            now_ms,
+        ));
+        let index = IndexFile::new_unwritten(
+            segment_file(dir, base, INDEX_SUFFIX),
+            OFFSET_ENTRY_SIZE,
+            config.segment_index_bytes,
+        );
+        let time_index = IndexFile::new_unwritten(
+            segment_file(dir, base, TIME_INDEX_SUFFIX),
+            TIME_ENTRY_SIZE,
+            config.segment_index_bytes,
+        );
+        let log: Arc<dyn StorageFile> = Arc::clone(&deferred) as Arc<dyn StorageFile>;
+        let mut seg = Segment::assemble(log_path, log, base, index, time_index);
+        seg.deferred = Some(deferred);
+        seg.first_seen_ms = Some(now_ms);
+        seg
+    }
+
     /// Creates an empty segment at `base` whose three files carry the extra suffix `extra`
     /// (e.g. `00000000000000000000.log.cleaned`), replacing stale files of those names: the
     /// log cleaner writes a replacement segment there before swapping it in.
@@ -202,10 +240,22 @@ impl Segment {
             0,
             config.segment_index_bytes,
         )?;
-        Ok(Segment {
+        Ok(Segment::assemble(log_path, log, base, index, time_index))
+    }
+
+    /// An empty segment over the given files.
+    fn assemble(
+        log_path: PathBuf,
+        log: Arc<dyn StorageFile>,
+        base: i64,
+        index: IndexFile,
+        time_index: IndexFile,
+    ) -> Segment {
+        Segment {
             base,
             log_path,
             log,
+            deferred: None,
             size: 0,
             index,
             time_index,
@@ -218,7 +268,7 @@ impl Segment {
             first_seen_ms: None,
             dirty: false,
             log_map: Mutex::new(None),
-        })
+        }
     }
 
     /// Updates the in-memory state and the indexes for a batch written at `pos`, following
@@ -394,6 +444,11 @@ impl Segment {
     /// `onBecomeInactiveSegment`) and trims both indexes to their entries, syncing them when
     /// `sync`.
     pub(crate) fn close_indexes(&mut self, storage: &dyn Storage, sync: bool) -> Result<()> {
+        if self.deferred.as_ref().is_some_and(|d| !d.created()) {
+            // Nothing was ever written or read: the segment has no files and, being empty,
+            // no index entries to keep.
+            return Ok(());
+        }
         self.maybe_append_time_entry(true);
         self.index.make_closed(storage, sync)?;
         self.time_index.make_closed(storage, sync)

@@ -101,6 +101,7 @@ impl Segment {
             base,
             log_path,
             log,
+            deferred: None,
             size,
             index,
             time_index,
