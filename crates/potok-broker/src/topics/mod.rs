@@ -618,6 +618,7 @@ impl TopicManager {
             now_ms(),
             state.leader_epoch,
         )?;
+        log.set_background_flusher(Some(Arc::clone(&self.flusher)));
         let leader = make_leader(&mut log, self.node, state, now_ms())?;
         Ok(Arc::new(Partition {
             topic: topic.to_string(),

@@ -105,6 +105,8 @@ impl Log {
             epochs,
             cleaning: cleaning::CleaningState::default(),
             managed: true,
+            background: None,
+            flushes: Arc::default(),
         })
     }
 
