@@ -183,6 +183,25 @@ fn topics_replicate_to_every_node_and_survive_a_leader_kill() {
         leaders.sort_unstable();
         assert_eq!(leaders, vec![1, 2, 3]);
     }
+    // A partition's data lives on its leader only: another broker answers
+    // NOT_LEADER_OR_FOLLOWER (before looking at the bytes), so clients re-route.
+    let m = metadata(&c.node(1).bootstrap());
+    let t = m
+        .topics
+        .iter()
+        .find(|t| t.name.as_deref() == Some("orders"))
+        .unwrap();
+    let p = &t.partitions[0];
+    let elsewhere = c.nodes.iter().find(|n| n.id != p.leader_id).unwrap();
+    let r = client(&elsewhere.bootstrap()).produce(
+        "orders",
+        p.partition_index,
+        bytes::Bytes::from_static(b"not even a batch"),
+    );
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code,
+        ErrorCode::NotLeaderOrFollower.code()
+    );
     // More replicas than brokers is Kafka's INVALID_REPLICATION_FACTOR.
     let r = create_topic(&c.node(2).bootstrap(), "too-many", 1, 4);
     assert_eq!(

@@ -241,6 +241,12 @@ fn read_all(
                 parts.push(pd);
                 continue;
             };
+            if p.is_led_elsewhere() {
+                pd.error_code = ErrorCode::NotLeaderOrFollower.code();
+                has_error = true;
+                parts.push(pd);
+                continue;
+            }
             if let Some(code) = p.check_current_leader_epoch(fp.current_leader_epoch) {
                 pd.error_code = code.code();
                 has_error = true;

@@ -77,6 +77,9 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
 /// answers. The epoch is the cache's epoch for the offset (Kafka's `epochForOffset`), the
 /// latest epoch for LATEST, and -1 when unknown.
 fn lookup(p: &Partition, ts: i64) -> std::result::Result<(i64, i64, i32), ErrorCode> {
+    if p.is_led_elsewhere() {
+        return Err(ErrorCode::NotLeaderOrFollower);
+    }
     p.with_log(|log| {
         let epoch_of = |o: Offset| log.epoch_for_offset(o).map_or(-1, |e| e.0);
         Ok(match ts {

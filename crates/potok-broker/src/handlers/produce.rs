@@ -43,6 +43,15 @@ use crate::registry::{Reply, RequestContext};
 use crate::topics::{log_error_code, now_ms, ApiError, Topic};
 use crate::Broker;
 
+/// Kafka's answer for a partition another broker leads (clients refresh Metadata and retry at
+/// the leader).
+pub(crate) fn not_leader() -> ApiError {
+    ApiError::new(
+        ErrorCode::NotLeaderOrFollower,
+        "This server is not the leader for that topic-partition.",
+    )
+}
+
 /// The log start offset a refused produce answers: Kafka's `ReplicaManager.appendToLocalLog`
 /// reports the partition's log start offset for every failure but the ones it lists as
 /// unknown-append-info (unknown topic or partition, not leader, record or batch too large,
@@ -175,6 +184,9 @@ fn append(
             "This server does not host this topic-partition.",
         )));
     };
+    if p.is_led_elsewhere() {
+        return Err(Refusal::batch(not_leader()));
+    }
     // After the existence check, before anything is validated or appended, as Kafka's
     // `ReplicaManager.appendToLocalLog` refuses internal topics.
     if crate::internal_topics::is_internal(topic.name()) {

@@ -626,6 +626,7 @@ impl TopicManager {
             log: Mutex::new(Some(log)),
             waiters: Mutex::new(Vec::new()),
             replica: Mutex::new(leader),
+            led_elsewhere: false,
         }))
     }
 
@@ -665,6 +666,7 @@ impl TopicManager {
             log: Mutex::new(Some(log)),
             waiters: Mutex::new(Vec::new()),
             replica: Mutex::new(leader),
+            led_elsewhere: false,
         }))
     }
 
@@ -778,11 +780,14 @@ impl TopicManager {
         Ok(())
     }
 
-    /// Every partition of every topic.
+    /// Every partition of every topic that has a log here (in a cluster, not the placeholders
+    /// of partitions other brokers lead: retention, checkpoints and shutdown have nothing to do
+    /// for them).
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
         self.all()
             .into_iter()
             .flat_map(|t| t.state().partitions)
+            .filter(|p| !p.is_led_elsewhere())
             .collect()
     }
 

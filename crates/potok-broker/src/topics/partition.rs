@@ -21,6 +21,10 @@ pub struct Partition {
     /// The leader's replication state. Its leader epoch is stamped into appended batches and
     /// checked against clients' `current_leader_epoch` (KIP-320).
     pub(super) replica: Mutex<LeaderState>,
+    /// Another broker leads this partition (a member of a cluster keeps a placeholder without
+    /// a log for it, `replicated.rs`): requests for its data get NOT_LEADER_OR_FOLLOWER and
+    /// clients re-route to the leader Metadata names.
+    pub(super) led_elsewhere: bool,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -99,6 +103,11 @@ impl Partition {
     /// to prepare a cleaning and for each segment swap).
     pub fn log_cell(&self) -> &Mutex<Option<Log>> {
         &self.log
+    }
+
+    /// Whether another broker leads this partition (this one holds no log of it).
+    pub fn is_led_elsewhere(&self) -> bool {
+        self.led_elsewhere
     }
 
     /// The current partition leader epoch.

@@ -70,6 +70,7 @@ impl TopicManager {
             log: Mutex::new(None),
             waiters: Mutex::new(Vec::new()),
             replica: Mutex::new(replica),
+            led_elsewhere: true,
         }))
     }
 
@@ -147,6 +148,7 @@ impl TopicManager {
                                 )
                                 .map_err(|e| format!("{e:?}"))?,
                             ),
+                            led_elsewhere: false,
                         }));
                     }
                 }
