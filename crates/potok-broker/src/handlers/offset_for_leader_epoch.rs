@@ -39,6 +39,11 @@ pub async fn handle(broker: Arc<Broker>, _ctx: RequestContext, req: Request) -> 
                     r.error_code = ErrorCode::UnknownTopicOrPartition.code();
                     return r;
                 };
+                // Only the leader answers (another broker of a cluster holds no log of it).
+                if part.is_led_elsewhere() {
+                    r.error_code = ErrorCode::NotLeaderOrFollower.code();
+                    return r;
+                }
                 // Kafka's Partition.lastOffsetForLeaderEpoch checks current_leader_epoch first.
                 if let Some(code) = part.check_current_leader_epoch(p.current_leader_epoch) {
                     r.error_code = code.code();

@@ -318,3 +318,60 @@ pub fn launch(
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use potok_protocol::messages::internal::topic_record::TopicRecord;
+    use potok_protocol::Uuid;
+
+    fn entry(index: u64, records: &[MetadataRecord]) -> raft::eraftpb::Entry {
+        raft::eraftpb::Entry {
+            index,
+            term: 1,
+            data: encode_entry(records).unwrap().into(),
+            ..Default::default()
+        }
+    }
+
+    fn topic(name: &str, id: u8) -> MetadataRecord {
+        MetadataRecord::Topic(TopicRecord {
+            name: name.into(),
+            topic_id: Uuid([id; 16]),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn entries_the_image_refuses_are_skipped_whole_at_replay_as_when_applied() {
+        let noop = raft::eraftpb::Entry {
+            index: 1,
+            term: 1,
+            ..Default::default()
+        };
+        let garbage = raft::eraftpb::Entry {
+            index: 5,
+            term: 1,
+            data: b"not a frame".to_vec().into(),
+            ..Default::default()
+        };
+        let entries = vec![
+            noop,
+            entry(2, &[topic("a", 1)]),
+            // A second topic named "a" (another id) is refused, and with it the whole entry,
+            // the valid "b" included.
+            entry(3, &[topic("b", 2), topic("a", 3)]),
+            entry(4, &[topic("c", 4)]),
+            garbage,
+        ];
+        assert_eq!(
+            accepted_records(&entries),
+            vec![topic("a", 1), topic("c", 4)]
+        );
+        // An entry is exactly one frame: trailing bytes are refused.
+        let mut data = encode_entry(&[topic("d", 5)]).unwrap();
+        assert_eq!(decode_entry(&data).unwrap(), vec![topic("d", 5)]);
+        data.push(0);
+        assert!(decode_entry(&data).is_err());
+    }
+}
