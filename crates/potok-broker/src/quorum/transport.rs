@@ -254,6 +254,61 @@ async fn inbound(
 mod tests {
     use super::*;
 
+    fn message(from: u64, to: u64) -> Message {
+        Message {
+            from,
+            to,
+            term: 7,
+            ..Default::default()
+        }
+    }
+
+    async fn send(s: &mut TcpStream, payload: &[u8]) {
+        write_frame(s, payload).await.unwrap();
+    }
+
+    // Multi-threaded: the test blocks on the driver's std channel while the server runs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_voters_of_this_cluster_are_heard_and_only_as_themselves() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        let (_stop, shutdown) = watch::channel(false);
+        tokio::spawn(serve(listener, "ours".into(), vec![1, 2], tx, shutdown));
+        let received = || {
+            let mut got = Vec::new();
+            while let Ok(Event::Message(m)) = rx.recv_timeout(Duration::from_millis(300)) {
+                got.push((m.from, m.term));
+            }
+            got
+        };
+        // Another cluster's voter: the connection is closed, nothing reaches the driver.
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        send(&mut s, &hello(2, "theirs")).await;
+        let _ = write_frame(&mut s, &codec::encode(&message(2, 1)).unwrap()).await;
+        let mut buf = [0u8; 1];
+        let closed = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+        assert!(received().is_empty());
+        // A node that is not a voter: refused too.
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        send(&mut s, &hello(9, "ours")).await;
+        let _ = write_frame(&mut s, &codec::encode(&message(9, 1)).unwrap()).await;
+        assert!(received().is_empty());
+        // A voter of this cluster: its messages arrive; one claiming another sender is dropped.
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        send(&mut s, &hello(2, "ours")).await;
+        send(&mut s, &codec::encode(&message(1, 1)).unwrap()).await;
+        send(&mut s, &codec::encode(&message(2, 1)).unwrap()).await;
+        assert_eq!(received(), vec![(2, 7)]);
+        // A frame above the bound closes the connection before anything is allocated.
+        s.write_all(&((MAX_MESSAGE_BYTES as u32) + 1).to_be_bytes())
+            .await
+            .unwrap();
+        let closed = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+    }
+
     #[test]
     fn handshakes_round_trip_and_garbage_is_refused() {
         assert_eq!(parse_hello(&hello(3, "abc")), Some((3, "abc".into())));
