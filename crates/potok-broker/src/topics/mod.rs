@@ -428,7 +428,7 @@ impl TopicManager {
         let opened = parallel_map(&jobs, cfg.recovery_threads, |&(t, p)| {
             let (_, name, epochs, _, config) = &topics[t];
             let known = dir_state.as_ref().map(|d| d.partition(name, p));
-            mgr.open_replica(name, p, config, known, &epochs[p as usize])
+            mgr.open_replica(name, p, config, known, &epochs[p as usize], false)
         });
         let mut opened = opened.into_iter();
         let mut live_dirs = std::collections::HashSet::new();

@@ -38,7 +38,9 @@ impl TopicManager {
     }
 
     /// Opens partition `p` as the image's `state` says: its log when this broker leads it, a
-    /// placeholder without a log otherwise.
+    /// placeholder without a log otherwise. `fresh`: the partition was just created, so its
+    /// log is created without fsyncs of its own (the caller fsyncs the data directory once, as
+    /// a local creation does).
     pub(super) fn open_replica(
         &self,
         topic: &str,
@@ -46,8 +48,12 @@ impl TopicManager {
         config: &EffectiveTopicConfig,
         known: Option<DirCheckpoint>,
         state: &PartitionState,
+        fresh: bool,
     ) -> Result<Arc<Partition>> {
         if !self.replicated || state.leader == Some(self.node) {
+            if fresh {
+                return self.create_partition(topic, p, config, state);
+            }
             return self.open_partition_known(topic, p, config, known, state);
         }
         let leader = state
@@ -85,6 +91,7 @@ impl TopicManager {
         meta.image = next;
         let image = &meta.image;
         let mut deleted = false;
+        let mut created = false;
         for t in self.all() {
             if image.topic(t.id).is_none() {
                 {
@@ -123,9 +130,12 @@ impl TopicManager {
                     // the directory is a leftover of an earlier topic of that name.
                     let _ = std::fs::remove_dir_all(self.partition_dir(&ti.name, p));
                 }
-                match self.open_replica(&ti.name, p, &config, Some(DirCheckpoint::default()), state)
-                {
-                    Ok(part) => new_parts.push(part),
+                let fresh = Some(DirCheckpoint::default());
+                match self.open_replica(&ti.name, p, &config, fresh, state, true) {
+                    Ok(part) => {
+                        created |= !part.is_led_elsewhere();
+                        new_parts.push(part)
+                    }
                     Err(e) => {
                         // The entry is committed: the image keeps the partition and this node
                         // reports it offline (no log) rather than diverge from the others.
@@ -192,6 +202,12 @@ impl TopicManager {
             }
         }
         drop(meta);
+        if created {
+            // The new partition directories are entries of the data directory.
+            if let Err(e) = self.storage.sync_dir(&self.data_dir) {
+                tracing::warn!(error = %e, "could not fsync the data directory after creating partitions");
+            }
+        }
         if deleted {
             if let Err(e) = self.write_dir_checkpoints() {
                 tracing::warn!(error = %e, "could not rewrite the data directory's checkpoints after a topic deletion");
