@@ -147,6 +147,42 @@ fn topics_replicate_to_every_node_and_survive_a_leader_kill() {
             m.brokers.len() == 3 && m.controller_id == leader
         });
     }
+    // The leader reports the quorum: after the three registrations the high watermark has
+    // moved and every voter has replicated up to it (log end offsets from the leader's view).
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let (_, _, dq) = wait_leader(&c, deadline);
+        let p = &dq.topics[0].partitions[0];
+        let mut ids: Vec<i32> = p.current_voters.iter().map(|v| v.replica_id).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, vec![1, 2, 3]);
+        if p.high_watermark >= 3
+            && p.current_voters
+                .iter()
+                .all(|v| v.log_end_offset >= p.high_watermark)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "quorum never caught up: {dq:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A follower answers NOT_LEADER_OR_FOLLOWER with the leader it knows.
+    let follower = c.nodes.iter().find(|n| n.id != leader).unwrap().bootstrap();
+    let r: DescribeQuorumResponse = client(&follower).call(
+        ApiKey::DescribeQuorum,
+        2,
+        &DescribeQuorumRequest {
+            topics: vec![TopicData {
+                topic_name: "__cluster_metadata".into(),
+                partitions: vec![PartitionData::default()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    let p = &r.topics[0].partitions[0];
+    assert_eq!(p.error_code, ErrorCode::NotLeaderOrFollower.code());
+    assert_eq!(p.leader_id, leader);
     // ApiVersions advertises DescribeQuorum on a voter.
     let av: ApiVersionsResponse = client(&c.node(1).bootstrap()).call(
         ApiKey::ApiVersions,
