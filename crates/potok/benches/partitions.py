@@ -3,6 +3,7 @@
 clean restart and restart after SIGKILL while producing.
 
 Usage: partitions.py POTOK_BINARY TOPICS PARTITIONS_PER_TOPIC [--keep DIR] [--set NAME=VALUE]...
+                     [--metadata-only]
 
 Starts `POTOK_BINARY serve` on a free 127.0.0.1 port with a fresh data directory (removed at the
 end unless --keep; `--set` passes broker settings through), and prints one line per figure:
@@ -10,7 +11,11 @@ end unless --keep; `--set` passes broker settings through), and prints one line 
 - create: CreateTopics in requests of at most 10,000 partitions (Kafka's per-request cap), wall
   time until the last request is answered;
 - idle RSS (VmRSS) and open descriptors (/proc/PID/fd) once everything exists;
-- metadata: one Metadata request for all topics (kafka-python), answered and decoded;
+- metadata: one Metadata request for all topics (kafka-python), answered and decoded; and the
+  broker's part of it: the median of five raw Metadata v12 requests for all topics, from sending
+  the request to the response's last byte (no decoding); and kafka-python's own part: its
+  `MetadataResponse.decode` and `to_dict` (what `list_topics` runs) on those bytes, v12 being
+  the version kafka-python uses with Potok (--metadata-only stops here);
 - clean restart: SIGTERM, time to exit; then time from spawn until the port accepts and the
   broker logs "potok broker started", and how many partition logs it logged as recovered;
 - SIGKILL restart: one record produced to every partition (confluent-kafka, acks=1, default
@@ -21,7 +26,7 @@ end unless --keep; `--set` passes broker settings through), and prints one line 
 
 Every wait is bounded; the broker is killed on any failure.
 """
-import os, re, signal, socket, subprocess, sys, tempfile, threading, time, shutil
+import os, re, signal, socket, struct, subprocess, sys, tempfile, threading, time, shutil
 
 from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -116,18 +121,67 @@ def create(bootstrap, topics, parts):
     return names, dt, meta
 
 
+def raw_metadata_ms(port, rounds=5):
+    """Median time of a Metadata v12 request for all topics until its last byte is read, the
+    response size, and kafka-python's decode and to_dict times for the last response: what the
+    broker costs without a client's decoding, and what the client adds."""
+    hdr = struct.pack(">hhih", 3, 12, 1, 3) + b"raw" + b"\x00"
+    # topics null, allow_auto_topic_creation false, include_topic_authorized_operations true
+    msg = hdr + b"\x00\x00\x01\x00"
+    times, size = [], 0
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            s.sendall(struct.pack(">i", len(msg)) + msg)
+            size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
+            chunks, got = [], 0
+            while got < size:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    raise SystemExit("broker closed the connection")
+                chunks.append(chunk)
+                got += len(chunk)
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    from kafka.protocol.metadata import MetadataResponse
+    # The flexible response header: correlation id and an empty tagged-field section.
+    payload = b"".join(chunks)[5:]
+    t0 = time.perf_counter()
+    decoded = MetadataResponse.decode(payload, version=12)
+    t1 = time.perf_counter()
+    decoded.to_dict()
+    t2 = time.perf_counter()
+    return times[len(times) // 2] * 1000, size, (t1 - t0) * 1000, (t2 - t1) * 1000
+
+
 def produce_round(bootstrap, names, parts, flush=True):
+    """One 100-byte record to every partition. One producer per 10,000 partitions, one after
+    another when flushing: librdkafka's cost per partition grows with the partitions one producer
+    handles (10,000 take ~5 s, 100,000 in one producer did not finish within its 300 s message
+    timeout, so most records expired unsent). With `flush`, every record must be acknowledged
+    without error; otherwise the producers are returned with their records in flight."""
     from confluent_kafka import Producer
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 5,
-                  "queue.buffering.max.messages": 2_000_000, "log_level": 0})
-    for n in names:
-        for q in range(parts):
-            p.produce(n, b"x" * 100, partition=q)
-        p.poll(0)
-    if flush:
-        left = p.flush(300)
-        assert left == 0, f"{left} records not acknowledged"
-    return p
+    per_producer = max(1, 10_000 // parts)
+    producers, failed = [], []
+
+    def report(err, _msg):
+        if err is not None:
+            failed.append(err)
+
+    for i in range(0, len(names), per_producer):
+        p = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 5,
+                      "queue.buffering.max.messages": 2_000_000, "log_level": 0})
+        for n in names[i:i + per_producer]:
+            for q in range(parts):
+                p.produce(n, b"x" * 100, partition=q, on_delivery=report)
+            p.poll(0)
+        if flush:
+            left = p.flush(300)
+            assert left == 0, f"{left} records not acknowledged"
+            assert not failed, f"{len(failed)} records failed, first: {failed[0]}"
+        else:
+            producers.append(p)
+    return producers
 
 
 def du_mib(path):
@@ -137,9 +191,11 @@ def du_mib(path):
 
 def main():
     binary, topics, parts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    rest, keep, sets = sys.argv[4:], None, []
+    rest, keep, sets, metadata_only = sys.argv[4:], None, [], False
     while rest:
-        if rest[0] == "--keep" and len(rest) > 1:
+        if rest[0] == "--metadata-only":
+            metadata_only, rest = True, rest[1:]
+        elif rest[0] == "--keep" and len(rest) > 1:
             keep, rest = rest[1], rest[2:]
         elif rest[0] == "--set" and len(rest) > 1:
             sets, rest = sets + [rest[1]], rest[2:]
@@ -160,6 +216,13 @@ def main():
         time.sleep(1)
         print(f"idle RSS: {b.rss_mib():.1f} MiB; open descriptors: {b.fds()}")
         print(f"metadata for all topics: {meta * 1000:.0f} ms")
+        raw, size, decode, to_dict = raw_metadata_ms(port)
+        print(f"metadata for all topics, broker only (raw v12, median of 5): {raw:.0f} ms "
+              f"for {size / 1e6:.1f} MB")
+        print(f"metadata for all topics, kafka-python only: decode {decode:.0f} ms, "
+              f"to_dict {to_dict:.0f} ms")
+        if metadata_only:
+            return
         print(f"clean shutdown: {b.stop(signal.SIGTERM):.2f} s")
         t = b.start()
         logs, segs = b.recovered()
@@ -168,13 +231,15 @@ def main():
         t0 = time.perf_counter()
         produce_round(bootstrap, names, parts)
         print(f"one record to every partition (acks=1): {time.perf_counter() - t0:.2f} s")
-        p = produce_round(bootstrap, names, parts, flush=False)
-        p.poll(0.5)
+        producers = produce_round(bootstrap, names, parts, flush=False)
+        for p in producers:
+            p.poll(0.5 / len(producers))
         b.stop(signal.SIGKILL)
         # The records in flight are lost with the broker; drop them rather than retry.
-        p.purge()
-        p.flush(0)
-        del p
+        for p in producers:
+            p.purge()
+            p.flush(0)
+        del producers
         t = b.start()
         logs, segs = b.recovered()
         print(f"restart after SIGKILL while producing: {t:.2f} s; "
