@@ -15,7 +15,9 @@ end unless --keep; `--set` passes broker settings through), and prints one line 
   broker's part of it: the median of five raw Metadata v12 requests for all topics, from sending
   the request to the response's last byte (no decoding); and kafka-python's own part: its
   `MetadataResponse.decode` and `to_dict` (what `list_topics` runs) on those bytes, v12 being
-  the version kafka-python uses with Potok (--metadata-only stops here);
+  the version kafka-python uses with Potok; and the same with librdkafka (confluent-kafka's
+  `AdminClient.list_topics()`, median of five, Python objects for every partition included),
+  a client that decodes in C (--metadata-only stops here);
 - clean restart: SIGTERM, time to exit; then time from spawn until the port accepts and the
   broker logs "potok broker started", and how many partition logs it logged as recovered;
 - SIGKILL restart: one record produced to every partition (confluent-kafka, acks=1, default
@@ -154,6 +156,24 @@ def raw_metadata_ms(port, rounds=5):
     return times[len(times) // 2] * 1000, size, (t1 - t0) * 1000, (t2 - t1) * 1000
 
 
+def librdkafka_metadata_ms(bootstrap, total, rounds=5):
+    """Median time of confluent-kafka's `list_topics()` (one Metadata request for all topics,
+    decoded by librdkafka, then turned into Python objects), after one warm-up call that
+    connects. Checks that every partition is listed."""
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.list_topics(timeout=60)
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        md = admin.list_topics(timeout=60)
+        times.append(time.perf_counter() - t0)
+    listed = sum(len(t.partitions) for n, t in md.topics.items() if n.startswith("p"))
+    assert listed == total, f"librdkafka listed {listed} of {total} partitions"
+    times.sort()
+    return times[len(times) // 2] * 1000
+
+
 def produce_round(bootstrap, names, parts, flush=True):
     """One 100-byte record to every partition. One producer per 10,000 partitions, one after
     another when flushing: librdkafka's cost per partition grows with the partitions one producer
@@ -221,6 +241,8 @@ def main():
               f"for {size / 1e6:.1f} MB")
         print(f"metadata for all topics, kafka-python only: decode {decode:.0f} ms, "
               f"to_dict {to_dict:.0f} ms")
+        print(f"metadata for all topics, librdkafka (confluent-kafka list_topics, median of 5): "
+              f"{librdkafka_metadata_ms(bootstrap, total):.0f} ms")
         if metadata_only:
             return
         print(f"clean shutdown: {b.stop(signal.SIGTERM):.2f} s")
