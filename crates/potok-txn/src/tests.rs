@@ -496,12 +496,36 @@ fn crash_after_prepare_commit_completes_on_load() {
 /// the log, markers acknowledged or lost) and timeouts, checking the invariants.
 #[test]
 fn randomized_producers_keep_invariants() {
+    let mut total = Coverage::default();
     for seed in 1..=40u64 {
-        simulate(seed);
+        let c = simulate(seed);
+        total.commits += c.commits;
+        total.fences += c.fences;
+        total.timeouts += c.timeouts;
+        total.crashes_in_prepare += c.crashes_in_prepare;
+        total.refused_stale_commits += c.refused_stale_commits;
     }
+    // The schedules must reach every path the invariants are about, or they prove nothing.
+    assert!(total.commits > 0, "{total:?}");
+    assert!(total.fences > 0, "{total:?}");
+    assert!(total.timeouts > 0, "{total:?}");
+    assert!(total.crashes_in_prepare > 0, "{total:?}");
+    assert!(total.refused_stale_commits > 0, "{total:?}");
 }
 
-fn simulate(seed: u64) {
+#[derive(Debug, Default)]
+struct Coverage {
+    commits: u32,
+    fences: u32,
+    timeouts: u32,
+    crashes_in_prepare: u32,
+    refused_stale_commits: u32,
+}
+
+fn simulate(seed: u64) -> Coverage {
+    let mut cov = Coverage::default();
+    // Which simulated producer last initialised each id: any other one is fenced.
+    let mut holder = std::collections::HashMap::<usize, usize>::new();
     let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut next = move |n: u64| {
         rng ^= rng << 13;
@@ -522,10 +546,16 @@ fn simulate(seed: u64) {
         match next(9) {
             0 | 1 => {
                 let i = next(3) as usize;
-                if let Ok(p) =
-                    h.c.init_producer_id(ids[i], 30_000, None, now, &mut h.alloc)
+                match h
+                    .c
+                    .init_producer_id(ids[i], 30_000, None, now, &mut h.alloc)
                 {
-                    producers.push((i, p, next(2) == 0));
+                    Ok(p) => {
+                        holder.insert(i, producers.len());
+                        producers.push((i, p, next(2) == 0));
+                    }
+                    Err(TxnError::ConcurrentTransactions) => cov.fences += 1,
+                    Err(e) => panic!("seed {seed}: {e}"),
                 }
             }
             2 | 3 if !producers.is_empty() => {
@@ -546,15 +576,25 @@ fn simulate(seed: u64) {
                 let commit = next(2) == 0;
                 let before = h.c.stored(ids[i]).cloned();
                 let r = h.c.end_txn(ids[i], p, commit, tv2, now, &mut h.alloc);
-                if let (Ok(n), Some(b)) = (&r, before) {
-                    if commit && b.state == TxnState::Ongoing {
-                        // A commit was accepted: the caller must hold the current epoch.
-                        assert_eq!(
-                            b.producer_epoch, p.producer_epoch,
-                            "seed {seed}: fenced producer committed"
-                        );
-                    }
-                    producers[k].1 = *n;
+                let started_commit =
+                    h.c.stored(ids[i])
+                        .is_some_and(|s| s.state == TxnState::PrepareCommit)
+                        && before
+                            .as_ref()
+                            .is_some_and(|b| b.state == TxnState::Ongoing);
+                if started_commit {
+                    // Only the producer that initialised the id last may commit.
+                    assert_eq!(
+                        holder.get(&i),
+                        Some(&k),
+                        "seed {seed}: fenced producer committed"
+                    );
+                    cov.commits += 1;
+                } else if commit && holder.get(&i) != Some(&k) {
+                    cov.refused_stale_commits += 1;
+                }
+                if let Ok(n) = r {
+                    producers[k].1 = n;
                 }
             }
             5 if !h.markers.is_empty() => {
@@ -572,10 +612,24 @@ fn simulate(seed: u64) {
                 }
             }
             6 => {
+                let ongoing = |h: &Harness| {
+                    ids.iter()
+                        .filter(|id| h.c.stored(id).is_some_and(|s| s.state == TxnState::Ongoing))
+                        .count()
+                };
+                let before = ongoing(&h);
                 h.c.tick(now).unwrap();
+                cov.timeouts += (before - ongoing(&h)) as u32;
             }
             7 => {
                 // Crash: replay the log; lost marker acks are re-sent by load.
+                if ids.iter().any(|id| {
+                    h.c.stored(id).is_some_and(|s| {
+                        matches!(s.state, TxnState::PrepareCommit | TxnState::PrepareAbort)
+                    })
+                }) {
+                    cov.crashes_in_prepare += 1;
+                }
                 h.drain();
                 h.markers.clear();
                 h.c = h.replay();
@@ -635,4 +689,5 @@ fn simulate(seed: u64) {
             "seed {seed}: replay differs for {id}"
         );
     }
+    cov
 }
