@@ -639,7 +639,8 @@ impl TxnCoordinator {
         Some((m.marker_seq, m.pending_markers.clone()))
     }
 
-    /// Fires timers due at `now_ms`: transactions past `transaction.timeout.ms` are aborted
+    /// Fires timers due at `now_ms`: transactions past `transaction.timeout.ms` (strictly, as
+    /// Kafka's `timedOutTransactions`) are aborted
     /// with an epoch bump (Kafka's `abortTimedOutTransactions`, which fences the producer), and
     /// ids idle past `transactional.id.expiration.ms` are removed with a tombstone.
     pub fn tick(&mut self, now_ms: i64) -> Result<(), TxnError> {
@@ -648,7 +649,7 @@ impl TxnCoordinator {
         for (id, m) in &self.txns {
             let s = &m.stored;
             match s.state {
-                TxnState::Ongoing if s.start_ms + i64::from(s.timeout_ms) <= now_ms => {
+                TxnState::Ongoing if s.start_ms + i64::from(s.timeout_ms) < now_ms => {
                     expired_txns.push(id.clone())
                 }
                 TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
@@ -681,7 +682,9 @@ impl TxnCoordinator {
             .filter_map(|m| {
                 let s = &m.stored;
                 match s.state {
-                    TxnState::Ongoing => Some(s.start_ms + i64::from(s.timeout_ms)),
+                    // Kafka aborts once `start + timeout < now` (strictly), so the first due
+                    // instant is one millisecond after.
+                    TxnState::Ongoing => Some(s.start_ms + i64::from(s.timeout_ms) + 1),
                     TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => Some(
                         s.last_update_ms
                             .saturating_add(self.config.id_expiration_ms),

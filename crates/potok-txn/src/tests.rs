@@ -371,11 +371,11 @@ fn timeout_aborts_with_epoch_bump_and_expiration_tombstones() {
     )
     .unwrap();
     h.drain();
-    assert_eq!(h.c.next_deadline(), Some(60_100));
-    h.c.tick(60_099).unwrap();
+    assert_eq!(h.c.next_deadline(), Some(60_101));
+    h.c.tick(60_100).unwrap();
     h.drain();
     assert_eq!(h.c.stored("t").unwrap().state, TxnState::Ongoing);
-    h.c.tick(60_100).unwrap();
+    h.c.tick(60_101).unwrap();
     h.drain();
     assert_eq!(h.c.stored("t").unwrap().state, TxnState::PrepareAbort);
     assert!(matches!(
