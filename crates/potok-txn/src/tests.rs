@@ -691,3 +691,23 @@ fn simulate(seed: u64) -> Coverage {
     }
     cov
 }
+
+#[test]
+fn tv1_delayed_marker_ack_of_an_earlier_transaction_does_not_complete_a_later_one() {
+    // Under TV1 both transactions share the epoch, so only the completion's sequence tells the
+    // acknowledgements apart.
+    let mut h = Harness::new();
+    let p = h.init("t", 0).unwrap();
+    h.add("t", p, &[tp("a", 0)]).unwrap();
+    h.end("t", p, true, false).unwrap();
+    let (_, seq1, _) = h.markers[0].clone();
+    h.ack_all();
+    h.add("t", p, &[tp("a", 0)]).unwrap();
+    h.end("t", p, false, false).unwrap();
+    let (_, seq2, _) = h.markers[0].clone();
+    assert_ne!(seq1, seq2);
+    assert!(!h.c.markers_written("t", seq1, &[tp("a", 0)], 5).unwrap());
+    assert_eq!(h.c.stored("t").unwrap().state, TxnState::PrepareAbort);
+    assert!(h.c.markers_written("t", seq2, &[tp("a", 0)], 5).unwrap());
+    assert_eq!(h.c.stored("t").unwrap().state, TxnState::CompleteAbort);
+}
