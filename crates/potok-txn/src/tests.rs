@@ -417,23 +417,15 @@ fn describe_and_list() {
         h.c.describe("zz"),
         Err(TxnError::TransactionalIdNotFound)
     ));
-    let all = h.c.list(
-        &ListFilter {
-            min_duration_ms: -1,
-            ..Default::default()
-        },
-        20,
-    );
+    let all = h.c.list(&ListFilter::default(), 20);
     assert_eq!(all.len(), 2);
     let ongoing = ListFilter {
         states: vec![TxnState::Ongoing],
-        min_duration_ms: -1,
         ..Default::default()
     };
     assert_eq!(h.c.list(&ongoing, 20)[0].transactional_id, "a");
     let by_pid = ListFilter {
         producer_ids: vec![p.producer_id],
-        min_duration_ms: -1,
         ..Default::default()
     };
     assert_eq!(h.c.list(&by_pid, 20).len(), 1);

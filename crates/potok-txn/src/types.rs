@@ -174,7 +174,7 @@ pub struct ListedTxn {
 }
 
 /// ListTransactions filters; empty lists match everything.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ListFilter {
     /// States to keep.
     pub states: Vec<TxnState>,
@@ -182,4 +182,15 @@ pub struct ListFilter {
     pub producer_ids: Vec<ProducerId>,
     /// KIP-994 `DurationFilter`: keep only transactions running at least this long (-1: off).
     pub min_duration_ms: i64,
+}
+
+impl Default for ListFilter {
+    /// No filter at all: the duration filter is off (-1, as the request's default).
+    fn default() -> Self {
+        ListFilter {
+            states: Vec::new(),
+            producer_ids: Vec::new(),
+            min_duration_ms: -1,
+        }
+    }
 }
