@@ -42,11 +42,16 @@ pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
 /// `producer.id.expiration.check.interval.ms` default (10 minutes).
 pub(crate) const EXPIRATION_CHECK_INTERVAL_MS: i64 = 10 * 60 * 1000;
 
-const SNAPSHOT_VERSION: u16 = 1;
+/// Version 2 added each producer's ongoing transaction; version 1 files (written before
+/// transactions existed, so without any) are still read.
+const SNAPSHOT_VERSION: u16 = 2;
+const SNAPSHOT_VERSION_V1: u16 = 1;
 /// version (2) + crc (4) + offset (8) + producer count (4).
 const SNAPSHOT_HEADER_LEN: usize = 18;
-/// producer id (8) + epoch (2) + last timestamp (8) + batch count (1).
-const ENTRY_HEADER_LEN: usize = 19;
+/// producer id (8) + epoch (2) + last timestamp (8) + batch count (1), version 1.
+const ENTRY_HEADER_LEN_V1: usize = 19;
+/// Version 2 adds the first offset of the ongoing transaction (8, -1 for none).
+const ENTRY_HEADER_LEN: usize = 27;
 /// first seq (4) + last seq (4) + first offset (8) + last offset (8) + timestamp (8).
 const BATCH_LEN: usize = 32;
 /// Refuse to read snapshot files larger than this: a partition with more producers than fit
@@ -80,6 +85,10 @@ pub struct ProducerEntry {
     pub last_timestamp: i64,
     /// Its last batches of the current epoch, oldest first, at most [`BATCHES_PER_PRODUCER`].
     batches: VecDeque<BatchMetadata>,
+    /// Offset of the first batch of the producer's ongoing transaction (KIP-98), set by its
+    /// first transactional batch and cleared by the COMMIT or ABORT marker that ends it, as
+    /// Kafka's `ProducerStateEntry.currentTxnFirstOffset`.
+    pub current_txn_first_offset: Option<Offset>,
 }
 
 impl ProducerEntry {
@@ -116,6 +125,11 @@ pub(crate) struct ProducerUpdate {
     pub(crate) producer_id: i64,
     pub(crate) epoch: i16,
     pub(crate) batch: BatchMetadata,
+    /// A data batch of a transaction: it opens one unless the producer has one ongoing.
+    pub(crate) transactional: bool,
+    /// A control batch (a COMMIT or ABORT marker): it ends the producer's ongoing
+    /// transaction and carries no data sequence.
+    pub(crate) control: bool,
 }
 
 /// The last sequence of a batch starting at `first_seq` with `last_offset_delta + 1` records;
@@ -135,10 +149,11 @@ fn in_sequence(last: i32, next: i32) -> bool {
 
 impl ProducerUpdate {
     /// The update a stored (or about-to-be-stored, offsets assigned) batch makes, or `None`
-    /// for batches without a producer id and for control batches (transaction markers, which
-    /// carry no data sequence).
+    /// for batches without a producer id. Control batches (transaction markers) give an
+    /// update that only ends the producer's transaction: whether it committed or aborted
+    /// does not matter to the state, both make the transaction's offsets stable.
     pub(crate) fn from_header(h: &BatchHeader) -> Option<ProducerUpdate> {
-        if h.producer_id < 0 || h.is_control() {
+        if h.producer_id < 0 {
             return None;
         }
         let delta = h.last_offset_delta.max(0);
@@ -152,6 +167,8 @@ impl ProducerUpdate {
                 last_offset: h.last_offset(),
                 timestamp: h.max_timestamp,
             },
+            transactional: h.is_transactional(),
+            control: h.is_control(),
         })
     }
 }
@@ -211,6 +228,11 @@ impl ProducerStateManager {
         let Some(update) = ProducerUpdate::from_header(h) else {
             return Ok(LeaderCheck::Untracked);
         };
+        if update.control {
+            // Markers carry no data sequence; Kafka's `appendEndTxnMarker` checks only the
+            // coordinator epoch, which belongs to the coordinator path that writes them.
+            return Ok(LeaderCheck::Accept(update));
+        }
         let pid = update.producer_id;
         if h.base_sequence < 0 || h.producer_epoch < 0 {
             // Kafka's LogValidator refuses these as INVALID_RECORD.
@@ -229,7 +251,7 @@ impl ProducerStateManager {
         // else the stored entry.
         let current = earlier
             .rev()
-            .find(|u| u.producer_id == pid)
+            .find(|u| u.producer_id == pid && !u.control)
             .map(|u| (u.epoch, Some(u.batch.last_seq)))
             .or_else(|| entry.map(|e| (e.epoch.0, e.batches.back().map(|b| b.last_seq))));
         let Some((current_epoch, last_seq)) = current else {
@@ -270,6 +292,16 @@ impl ProducerStateManager {
     /// Records a written batch (leader after the check, follower and recovery without one).
     /// A different epoch replaces the remembered batches, as Kafka's `maybeUpdateProducerEpoch`.
     pub(crate) fn apply(&mut self, u: &ProducerUpdate) {
+        if u.control {
+            // A marker for a producer the partition does not know (expired, or its batches
+            // removed) has no transaction to end; Kafka would keep an empty entry, which
+            // carries nothing the state needs.
+            if let Some(e) = self.entries.get_mut(&u.producer_id) {
+                e.current_txn_first_offset = None;
+                e.last_timestamp = e.last_timestamp.max(u.batch.timestamp);
+            }
+            return;
+        }
         let entry = self
             .entries
             .entry(u.producer_id)
@@ -278,7 +310,11 @@ impl ProducerStateManager {
                 epoch: ProducerEpoch(u.epoch),
                 last_timestamp: u.batch.timestamp,
                 batches: VecDeque::with_capacity(BATCHES_PER_PRODUCER),
+                current_txn_first_offset: None,
             });
+        if u.transactional && entry.current_txn_first_offset.is_none() {
+            entry.current_txn_first_offset = Some(u.batch.first_offset);
+        }
         if entry.epoch.0 != u.epoch {
             entry.epoch = ProducerEpoch(u.epoch);
             entry.batches.clear();
@@ -294,9 +330,22 @@ impl ProducerStateManager {
     /// (Kafka's `removeExpiredProducers` with `producer.id.expiration.ms`). Returns how many.
     pub(crate) fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.entries.len();
-        self.entries
-            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        // A producer with an ongoing transaction never expires (Kafka's `isProducerExpired`):
+        // forgetting it would drop the transaction and move the last stable offset past it.
+        self.entries.retain(|_, e| {
+            e.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
+        });
         before - self.entries.len()
+    }
+
+    /// The first offset of the earliest ongoing transaction (Kafka's first unstable offset),
+    /// if any producer has one.
+    pub fn first_unstable_offset(&self) -> Option<Offset> {
+        self.entries
+            .values()
+            .filter_map(|e| e.current_txn_first_offset)
+            .min()
     }
 
     /// Forgets everything (the log was emptied).
@@ -321,6 +370,8 @@ impl ProducerStateManager {
             out.extend_from_slice(&e.producer_id.0.to_be_bytes());
             out.extend_from_slice(&e.epoch.0.to_be_bytes());
             out.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            let txn = e.current_txn_first_offset.map_or(-1, |o| o.0);
+            out.extend_from_slice(&txn.to_be_bytes());
             // At most BATCHES_PER_PRODUCER (5), so the cast is exact.
             out.push(e.batches.len() as u8);
             for b in &e.batches {
@@ -344,9 +395,11 @@ impl ProducerStateManager {
     ) -> std::result::Result<ProducerStateManager, String> {
         let mut r = Reader { buf, pos: 0 };
         let version = u16::from_be_bytes(r.array()?);
-        if version != SNAPSHOT_VERSION {
-            return Err(format!("unknown snapshot version {version}"));
-        }
+        let entry_header_len = match version {
+            SNAPSHOT_VERSION => ENTRY_HEADER_LEN,
+            SNAPSHOT_VERSION_V1 => ENTRY_HEADER_LEN_V1,
+            _ => return Err(format!("unknown snapshot version {version}")),
+        };
         let crc = u32::from_be_bytes(r.array()?);
         let computed = crc32c::crc32c(buf.get(6..).unwrap_or(&[]));
         if crc != computed {
@@ -363,7 +416,7 @@ impl ProducerStateManager {
         let count = u32::from_be_bytes(r.array()?) as usize;
         // Each entry needs at least its fixed header, so this bounds the count by the file
         // size before anything is built from it.
-        if count > r.remaining() / ENTRY_HEADER_LEN {
+        if count > r.remaining() / entry_header_len {
             return Err(format!("{count} producers cannot fit in the file"));
         }
         let mut entries = BTreeMap::new();
@@ -371,10 +424,21 @@ impl ProducerStateManager {
             let pid = i64::from_be_bytes(r.array()?);
             let epoch = i16::from_be_bytes(r.array()?);
             let last_timestamp = i64::from_be_bytes(r.array()?);
+            let txn = if version == SNAPSHOT_VERSION_V1 {
+                -1
+            } else {
+                i64::from_be_bytes(r.array()?)
+            };
             let [n] = r.array::<1>()?;
-            if pid < 0 || epoch < 0 || n == 0 || usize::from(n) > BATCHES_PER_PRODUCER {
+            if pid < 0
+                || epoch < 0
+                || n == 0
+                || usize::from(n) > BATCHES_PER_PRODUCER
+                || txn < -1
+                || txn >= offset
+            {
                 return Err(format!(
-                    "invalid producer entry (id {pid}, epoch {epoch}, {n} batches)"
+                    "invalid producer entry (id {pid}, epoch {epoch}, {n} batches, transaction at {txn})"
                 ));
             }
             let mut batches = VecDeque::with_capacity(BATCHES_PER_PRODUCER);
@@ -403,6 +467,7 @@ impl ProducerStateManager {
                 epoch: ProducerEpoch(epoch),
                 last_timestamp,
                 batches,
+                current_txn_first_offset: (txn >= 0).then_some(Offset(txn)),
             };
             if entries.insert(pid, entry).is_some() {
                 return Err(format!("producer {pid} appears twice"));
@@ -522,7 +587,84 @@ mod tests {
                 last_offset: Offset(offset + i64::from(n) - 1),
                 timestamp: offset * 10,
             },
+            transactional: false,
+            control: false,
         }
+    }
+
+    fn txn(pid: i64, first_seq: i32, n: i32, offset: i64) -> ProducerUpdate {
+        ProducerUpdate {
+            transactional: true,
+            ..update(pid, 0, first_seq, n, offset)
+        }
+    }
+
+    fn marker(pid: i64, offset: i64) -> ProducerUpdate {
+        ProducerUpdate {
+            transactional: true,
+            control: true,
+            ..update(pid, 0, 0, 1, offset)
+        }
+    }
+
+    #[test]
+    fn transactions_open_on_their_first_batch_and_end_at_their_marker() {
+        let mut s = ProducerStateManager::new();
+        s.apply(&update(1, 0, 0, 2, 0));
+        assert_eq!(s.first_unstable_offset(), None);
+        s.apply(&txn(2, 0, 2, 2));
+        s.apply(&txn(3, 0, 1, 4));
+        s.apply(&txn(2, 2, 2, 5));
+        assert_eq!(s.first_unstable_offset(), Some(Offset(2)));
+        assert_eq!(
+            s.get(ProducerId(2)).unwrap().current_txn_first_offset,
+            Some(Offset(2))
+        );
+        s.apply(&marker(2, 7));
+        assert_eq!(s.first_unstable_offset(), Some(Offset(4)));
+        // The marker is not a data batch: the sequence state is unchanged.
+        assert_eq!(s.get(ProducerId(2)).unwrap().last_sequence(), 3);
+        s.apply(&marker(3, 8));
+        assert_eq!(s.first_unstable_offset(), None);
+        // A marker for an unknown producer has nothing to end.
+        s.apply(&marker(9, 9));
+        assert!(s.get(ProducerId(9)).is_none());
+        // A producer with an ongoing transaction does not expire.
+        s.apply(&txn(3, 1, 1, 10));
+        assert_eq!(s.remove_expired(i64::MAX, 1), 2);
+        assert_eq!(s.first_unstable_offset(), Some(Offset(10)));
+    }
+
+    #[test]
+    fn snapshots_carry_ongoing_transactions_and_version_1_is_still_read() {
+        let mut s = ProducerStateManager::new();
+        s.apply(&update(1, 0, 0, 2, 0));
+        s.apply(&txn(2, 0, 2, 2));
+        let bytes = s.encode_snapshot(4);
+        let back = ProducerStateManager::decode_snapshot(&bytes, 4).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.first_unstable_offset(), Some(Offset(2)));
+        // A transaction starting at or after the snapshot's offset is invalid.
+        assert!(ProducerStateManager::decode_snapshot(&s.encode_snapshot(2), 2).is_err());
+        // Version 1: the same entries without the transaction field.
+        let mut v1 = vec![0, 1, 0, 0, 0, 0];
+        v1.extend_from_slice(&4i64.to_be_bytes());
+        v1.extend_from_slice(&1u32.to_be_bytes());
+        v1.extend_from_slice(&1i64.to_be_bytes());
+        v1.extend_from_slice(&0i16.to_be_bytes());
+        v1.extend_from_slice(&10i64.to_be_bytes());
+        v1.push(1);
+        for x in [0i32, 1] {
+            v1.extend_from_slice(&x.to_be_bytes());
+        }
+        for x in [0i64, 1, 10] {
+            v1.extend_from_slice(&x.to_be_bytes());
+        }
+        let crc = crc32c::crc32c(&v1[6..]);
+        v1[2..6].copy_from_slice(&crc.to_be_bytes());
+        let old = ProducerStateManager::decode_snapshot(&v1, 4).unwrap();
+        let e = old.get(ProducerId(1)).unwrap();
+        assert_eq!((e.last_sequence(), e.current_txn_first_offset), (1, None));
     }
 
     #[test]

@@ -240,6 +240,25 @@ impl Log {
         }
     }
 
+    /// The first offset of the earliest ongoing transaction, if any (Kafka's first unstable
+    /// offset). Never below the log start offset: Kafka's `UnifiedLog` raises it there when
+    /// retention or DeleteRecords removed the transaction's first batches.
+    pub fn first_unstable_offset(&self) -> Option<Offset> {
+        self.producers
+            .first_unstable_offset()
+            .map(|o| Offset(o.0.max(self.log_start_offset)))
+    }
+
+    /// The last stable offset (KIP-98): `read_committed` consumers read below it. It is the
+    /// high watermark the caller keeps, lowered to the first offset of the earliest ongoing
+    /// transaction.
+    pub fn last_stable_offset(&self, high_watermark: Offset) -> Offset {
+        match self.first_unstable_offset() {
+            Some(o) => o.min(high_watermark),
+            None => high_watermark,
+        }
+    }
+
     /// The idempotent producers' state (DescribeProducers, tests).
     pub fn producer_state(&self) -> &ProducerStateManager {
         &self.producers
