@@ -256,10 +256,19 @@ fn read_all(
             if let Some(n) = notify {
                 p.add_waiter(n);
             }
-            match read_partition(&p, fp.fetch_offset, &budget, fp.partition_max_bytes) {
-                Ok((slice, lso, hw)) => {
+            // KIP-98: read_committed (isolation level 1) reads stop at the last stable offset.
+            let committed = req.isolation_level == 1;
+            match read_partition(
+                &p,
+                fp.fetch_offset,
+                &budget,
+                fp.partition_max_bytes,
+                committed,
+            ) {
+                Ok((slice, lso, hw, stable)) => {
                     pd.high_watermark = hw.0;
-                    pd.last_stable_offset = hw.0;
+                    // Kafka reports the last stable offset at either isolation level.
+                    pd.last_stable_offset = stable.0;
                     pd.log_start_offset = lso.0;
                     if let Some(s) = slice {
                         let len = s.len;
@@ -321,7 +330,8 @@ fn read_all(
     }
 }
 
-type PartitionRead = (Option<ReadSlice>, Offset, Offset);
+/// `(slice, log start offset, high watermark, last stable offset)`.
+type PartitionRead = (Option<ReadSlice>, Offset, Offset, Offset);
 
 /// Reads one partition within what is left of the response's size limits (see
 /// [`SizeBudget`]). With no room left it only checks the offset and reports the watermarks.
@@ -330,10 +340,11 @@ fn read_partition(
     offset: i64,
     budget: &SizeBudget,
     partition_max_bytes: i32,
+    read_committed: bool,
 ) -> std::result::Result<PartitionRead, LogError> {
     let max = budget.partition_limit(partition_max_bytes);
     if max == 0 && !budget.min_one {
-        let (lso, hw) = p.offsets()?;
+        let (lso, hw, stable) = p.stable_offsets()?;
         if offset < lso.0 || offset > hw.0 {
             return Err(LogError::OffsetOutOfRange {
                 offset: Offset(offset),
@@ -341,13 +352,19 @@ fn read_partition(
                 log_end_offset: hw,
             });
         }
-        return Ok((None, lso, hw));
+        return Ok((None, lso, hw, stable));
     }
     // The log returns at least one whole batch, so a read longer than `max` is a single
     // oversized batch: returned only while the budget allows one.
-    let (slice, lso, hw) = p.read(Offset(offset), max)?;
+    let r = p.read_isolated(Offset(offset), max, read_committed)?;
+    let slice = r.slice;
     let keep = !slice.is_empty() && budget.admits(slice.len, max);
-    Ok((keep.then_some(slice), lso, hw))
+    Ok((
+        keep.then_some(slice),
+        r.log_start_offset,
+        r.high_watermark,
+        r.last_stable_offset,
+    ))
 }
 
 #[cfg(test)]

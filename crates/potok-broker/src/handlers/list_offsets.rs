@@ -1,5 +1,6 @@
-//! ListOffsets: earliest (-2), latest (-1, the high watermark), max timestamp (-3, KIP-734)
-//! and the first offset whose timestamp is at or after a given time.
+//! ListOffsets: earliest (-2), latest (-1, the high watermark; the last stable offset under
+//! read_committed, KIP-98), max timestamp (-3, KIP-734) and the first offset whose timestamp is
+//! at or after a given time.
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
     let Request::ListOffsets(req) = req else {
         return Err(BrokerError::NoHandler("ListOffsets"));
     };
+    let read_committed = req.isolation_level == 1;
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let topic = broker.topics.get(&t.name);
@@ -42,7 +44,7 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
                     None => r.error_code = ErrorCode::UnknownTopicOrPartition.code(),
                     Some(part) => match part.check_current_leader_epoch(p.current_leader_epoch) {
                         Some(code) => r.error_code = code.code(),
-                        None => match lookup(&part, p.timestamp) {
+                        None => match lookup(&part, p.timestamp, read_committed) {
                             Ok((offset, ts, epoch)) => {
                                 r.offset = offset;
                                 r.timestamp = ts;
@@ -76,15 +78,26 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
 /// `(offset, timestamp, leader epoch)`; `(-1, -1, -1)` when no record matches, as Kafka
 /// answers. The epoch is the cache's epoch for the offset (Kafka's `epochForOffset`), the
 /// latest epoch for LATEST, and -1 when unknown.
-fn lookup(p: &Partition, ts: i64) -> std::result::Result<(i64, i64, i32), ErrorCode> {
+fn lookup(
+    p: &Partition,
+    ts: i64,
+    read_committed: bool,
+) -> std::result::Result<(i64, i64, i32), ErrorCode> {
     if p.is_led_elsewhere() {
         return Err(ErrorCode::NotLeaderOrFollower);
     }
+    // Kafka's `fetchOffsetForTimestamp`: under read_committed, latest is the last stable
+    // offset, so a consumer starting at the end never starts inside an open transaction.
+    let stable = if read_committed && ts == LATEST {
+        Some(p.stable_offsets().map_err(|e| log_error_code(&e))?.2)
+    } else {
+        None
+    };
     p.with_log(|log| {
         let epoch_of = |o: Offset| log.epoch_for_offset(o).map_or(-1, |e| e.0);
         Ok(match ts {
             LATEST => (
-                log.log_end_offset().0,
+                stable.unwrap_or(log.log_end_offset()).0,
                 -1,
                 log.latest_epoch().map_or(-1, |e| e.0),
             ),

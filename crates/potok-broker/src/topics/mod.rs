@@ -53,8 +53,8 @@ mod replicated;
 
 pub(crate) use checkpoints::parallel_map;
 use checkpoints::DirCheckpoints;
-pub use partition::Partition;
 use partition::{lock, make_leader, read, single_node_partition, write};
+pub use partition::{IsolatedRead, Partition};
 
 /// The leader epoch of a new partition (its `PartitionRecord`), as in Kafka. A partition's
 /// epoch afterwards is the metadata image's, read from each [`Partition`] wherever it is

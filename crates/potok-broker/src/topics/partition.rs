@@ -177,6 +177,15 @@ impl Partition {
             .min(log.log_end_offset())
     }
 
+    /// `(log start offset, high watermark, last stable offset)`; the last stable offset is
+    /// the high watermark lowered to the earliest open transaction (KIP-98).
+    pub fn stable_offsets(&self) -> Result<(Offset, Offset, Offset), LogError> {
+        self.with_log(|log| {
+            let hw = self.high_watermark(log);
+            Ok((log.log_start_offset(), hw, log.last_stable_offset(hw)))
+        })
+    }
+
     /// Reads for a consumer: whole batches from `from`, at most `max_bytes` (but at least one
     /// batch), below the high watermark. Returns the slice and `(log start, high watermark)`.
     pub fn read(
@@ -184,10 +193,30 @@ impl Partition {
         from: Offset,
         max_bytes: usize,
     ) -> Result<(ReadSlice, Offset, Offset), LogError> {
+        let r = self.read_isolated(from, max_bytes, false)?;
+        Ok((r.slice, r.log_start_offset, r.high_watermark))
+    }
+
+    /// [`Partition::read`] for a fetch at an isolation level: `read_committed` reads stop at
+    /// the last stable offset instead of the high watermark (Kafka's
+    /// `FetchIsolation.TXN_COMMITTED`), so open transactions are never returned.
+    pub fn read_isolated(
+        &self,
+        from: Offset,
+        max_bytes: usize,
+        read_committed: bool,
+    ) -> Result<IsolatedRead, LogError> {
         self.with_log(|log| {
             let hw = self.high_watermark(log);
-            let slice = log.read(from, max_bytes, Some(hw))?;
-            Ok((slice, log.log_start_offset(), hw))
+            let lso = log.last_stable_offset(hw);
+            let bound = if read_committed { lso } else { hw };
+            let slice = log.read(from, max_bytes, Some(bound))?;
+            Ok(IsolatedRead {
+                slice,
+                log_start_offset: log.log_start_offset(),
+                high_watermark: hw,
+                last_stable_offset: lso,
+            })
         })
     }
 
@@ -250,4 +279,17 @@ impl Partition {
             None => Ok(()),
         }
     }
+}
+
+/// What [`Partition::read_isolated`] returns.
+#[derive(Debug)]
+pub struct IsolatedRead {
+    /// The batches read (possibly empty).
+    pub slice: ReadSlice,
+    /// The log start offset at the time of the read.
+    pub log_start_offset: Offset,
+    /// The high watermark at the time of the read.
+    pub high_watermark: Offset,
+    /// The last stable offset at the time of the read.
+    pub last_stable_offset: Offset,
 }

@@ -448,3 +448,90 @@ fn creation_is_batched_with_one_directory_fsync_per_request() {
     );
     m.close_all(1);
 }
+
+/// KIP-98 on the partition layer that Fetch and ListOffsets read through: a read_committed read
+/// stops at the last stable offset (the first offset of the earliest open transaction) while a
+/// read_uncommitted one goes to the high watermark, and a real COMMIT marker written through the
+/// partition's append moves the last stable offset up to the high watermark.
+#[test]
+fn read_committed_stops_at_the_last_stable_offset() {
+    use potok_records::{ControlRecordType, ProducerEpoch, ProducerId, RecordBatchBuilder};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg =
+        BrokerConfig::from_properties(vec![("log.dirs".into(), dir.path().display().to_string())])
+            .unwrap();
+    let m = TopicManager::open(&cfg).unwrap();
+    let t = m
+        .create_topic(NewTopic {
+            name: "txn".into(),
+            partitions: 1,
+            configs: BTreeMap::new(),
+        })
+        .unwrap();
+    let p = t.partition(0).unwrap();
+    let plain = RecordBatchBuilder::new()
+        .key_value(1, None, Some(b"a"))
+        .key_value(1, None, Some(b"b"))
+        .build()
+        .unwrap()
+        .into_bytes();
+    let txn = RecordBatchBuilder::new()
+        .producer(ProducerId(7), ProducerEpoch(0), 0)
+        .transactional(true)
+        .key_value(1, None, Some(b"t"))
+        .build()
+        .unwrap()
+        .into_bytes();
+    p.append(plain.clone(), 0).unwrap();
+    p.append(txn, 0).unwrap();
+    p.append(plain, 0).unwrap();
+    assert_eq!(
+        p.stable_offsets().unwrap(),
+        (Offset(0), Offset(5), Offset(2))
+    );
+    let committed = p.read_isolated(Offset(0), 1 << 20, true).unwrap();
+    assert_eq!(
+        (committed.high_watermark, committed.last_stable_offset),
+        (Offset(5), Offset(2))
+    );
+    let got: Vec<i64> = potok_records::split_batches(committed.slice.read_bytes().unwrap())
+        .map(|b| b.unwrap().header().last_offset().0)
+        .collect();
+    assert_eq!(got, vec![1], "only the batch below the open transaction");
+    let uncommitted = p.read_isolated(Offset(0), 1 << 20, false).unwrap();
+    let got = potok_records::split_batches(uncommitted.slice.read_bytes().unwrap()).count();
+    assert_eq!(got, 3);
+    // At or past the last stable offset a read_committed fetch is empty, not an error.
+    assert!(p
+        .read_isolated(Offset(3), 1 << 20, true)
+        .unwrap()
+        .slice
+        .is_empty());
+    let marker = RecordBatchBuilder::end_transaction_marker(
+        ProducerId(7),
+        ProducerEpoch(0),
+        ControlRecordType::Commit,
+        0,
+        1,
+    )
+    .build()
+    .unwrap()
+    .into_bytes();
+    p.append(marker, 0).unwrap();
+    assert_eq!(
+        p.stable_offsets().unwrap(),
+        (Offset(0), Offset(6), Offset(6))
+    );
+    let got = potok_records::split_batches(
+        p.read_isolated(Offset(0), 1 << 20, true)
+            .unwrap()
+            .slice
+            .read_bytes()
+            .unwrap(),
+    )
+    .count();
+    assert_eq!(
+        got, 4,
+        "the committed transaction and its marker are readable"
+    );
+}
