@@ -126,6 +126,7 @@ pub mod open_files;
 pub mod producer_state;
 mod segment;
 pub mod storage;
+pub mod txn_index;
 
 pub use checkpoint::{
     has_clean_shutdown, read_offsets_file, remove_clean_shutdown, write_clean_shutdown,
@@ -147,3 +148,4 @@ pub use potok_records::Offset;
 pub use producer_state::{BatchMetadata, ProducerEntry, ProducerStateManager, SNAPSHOT_SUFFIX};
 pub use segment::{segment_file, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 pub use storage::{RealStorage, Storage, StorageFile};
+pub use txn_index::{AbortedTxn, TXN_INDEX_ENTRY_LEN};
