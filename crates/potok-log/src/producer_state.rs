@@ -348,6 +348,32 @@ impl ProducerStateManager {
             .min()
     }
 
+    /// The `.txnindex` entry an ABORT marker of `producer_id` at `marker_offset` makes, if the
+    /// producer has an open transaction: its first offset, the marker's offset, and the last
+    /// stable offset once it is complete, which is the earliest other open transaction, or the
+    /// offset after the marker when none is open (Kafka's `ProducerStateManager.lastStableOffset`
+    /// for a completed transaction). Call it before the marker is applied.
+    pub fn aborted_txn_entry(
+        &self,
+        producer_id: ProducerId,
+        marker_offset: Offset,
+    ) -> Option<crate::txn_index::AbortedTxn> {
+        let first = self.entries.get(&producer_id.0)?.current_txn_first_offset?;
+        let last_stable = self
+            .entries
+            .values()
+            .filter(|e| e.producer_id != producer_id)
+            .filter_map(|e| e.current_txn_first_offset)
+            .min()
+            .unwrap_or(Offset(marker_offset.0.saturating_add(1)));
+        Some(crate::txn_index::AbortedTxn {
+            producer_id,
+            first_offset: first,
+            last_offset: marker_offset,
+            last_stable_offset: last_stable,
+        })
+    }
+
     /// Forgets everything (the log was emptied).
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
@@ -633,6 +659,26 @@ mod tests {
         s.apply(&txn(3, 1, 1, 10));
         assert_eq!(s.remove_expired(i64::MAX, 1), 2);
         assert_eq!(s.first_unstable_offset(), Some(Offset(10)));
+    }
+
+    #[test]
+    fn an_abort_entry_records_the_last_stable_offset_after_it() {
+        let mut s = ProducerStateManager::new();
+        s.apply(&txn(1, 0, 2, 0));
+        s.apply(&txn(2, 0, 1, 2));
+        assert_eq!(s.aborted_txn_entry(ProducerId(3), Offset(5)), None);
+        let e = s.aborted_txn_entry(ProducerId(1), Offset(5)).unwrap();
+        assert_eq!(
+            (e.first_offset, e.last_offset, e.last_stable_offset),
+            (Offset(0), Offset(5), Offset(2))
+        );
+        s.apply(&marker(1, 5));
+        assert_eq!(s.aborted_txn_entry(ProducerId(1), Offset(6)), None);
+        let e = s.aborted_txn_entry(ProducerId(2), Offset(6)).unwrap();
+        assert_eq!(
+            (e.first_offset, e.last_offset, e.last_stable_offset),
+            (Offset(2), Offset(6), Offset(7))
+        );
     }
 
     #[test]
