@@ -41,6 +41,8 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "controller.listener.names", default: "CONTROLLER", doc: "The name of the listener (in listeners) that carries the quorum's Raft messages." },
     Setting { name: "controller.quorum.election.timeout.ms", default: "1000", doc: "Longest a voter waits for a leader's message before starting an election (randomized up to twice this)." },
     Setting { name: "controller.quorum.fetch.timeout.ms", default: "2000", doc: "Longest a leader keeps leading without hearing from a majority (it steps down after it)." },
+    Setting { name: "broker.heartbeat.interval.ms", default: "2000", doc: "How often a broker of a quorum sends BrokerHeartbeat (its broker epoch and metadata offset) to the active controller." },
+    Setting { name: "broker.session.timeout.ms", default: "9000", doc: "The active controller fences a broker it has not heard from for this long and elects new leaders for its partitions from the ISR." },
     Setting { name: "potok.cluster.id", default: "", doc: "The cluster id every voter shares, stored in meta.properties at first start (Kafka sets it with kafka-storage format --cluster-id). Needed with controller.quorum.voters." },
     Setting { name: "log.dirs", default: "./potok-data", doc: "The data directory (one directory): topic metadata and one sub-directory per partition." },
     Setting { name: "log.dir", default: "", doc: "Used when log.dirs is not set explicitly (Kafka's fallback)." },

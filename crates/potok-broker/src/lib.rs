@@ -449,6 +449,20 @@ pub async fn run(config: BrokerConfig) -> Result<()> {
     let running = start(config).await?;
     wait_for_signal().await;
     tracing::info!("shutdown signal received");
+    if let Some(q) = &running.broker.quorum {
+        // Controlled shutdown (KIP-631): the controller moves this broker's leaderships away
+        // before it stops, so that clients never see a partition without a leader. Bounded by
+        // broker.session.timeout.ms: past it the controller would fence the broker anyway.
+        let bound = Duration::from_millis(q.settings.session_timeout_ms);
+        if q.controlled_shutdown(bound).await {
+            tracing::info!("controlled shutdown: the controller let this broker go");
+        } else {
+            tracing::warn!(
+                ?bound,
+                "controlled shutdown not confirmed in time; stopping anyway"
+            );
+        }
+    }
     running.shutdown().await;
     Ok(())
 }

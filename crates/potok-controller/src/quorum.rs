@@ -321,6 +321,12 @@ impl QuorumNode {
         }
     }
 
+    /// The index of the last entry of the log, persisted or not (a new leader's empty entry
+    /// is in it as soon as it took over; its next proposal gets the index after).
+    pub fn log_end(&self) -> u64 {
+        self.raw.raft.raft_log.last_index()
+    }
+
     /// The last index stored durably (for tests and DescribeQuorum's log end offset).
     pub fn last_index(&self) -> u64 {
         self.raw.store().last_index().unwrap_or(0)

@@ -430,3 +430,147 @@ fn admin_writes_go_through_the_active_controller() {
         });
     }
 }
+
+/// A short broker session, so that fencing is observable in seconds; heartbeats at a tenth of
+/// it (Kafka's defaults are 9,000 and 2,000 ms).
+const SESSION_TIMEOUT_MS: u64 = 2000;
+const HEARTBEAT_INTERVAL_MS: u64 = 200;
+
+fn partitions_of(m: &MetadataResponse, topic: &str) -> Vec<(i32, i32, i32, Vec<i32>)> {
+    m.topics
+        .iter()
+        .find(|t| t.name.as_deref() == Some(topic))
+        .map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| {
+                    (
+                        p.partition_index,
+                        p.leader_id,
+                        p.leader_epoch,
+                        p.isr_nodes.clone(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn broker_ids(m: &MetadataResponse) -> Vec<i32> {
+    let mut ids: Vec<i32> = m.brokers.iter().map(|b| b.node_id).collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[test]
+fn a_killed_broker_is_fenced_and_a_restarted_one_registers_again() {
+    let session = SESSION_TIMEOUT_MS.to_string();
+    let heartbeat = HEARTBEAT_INTERVAL_MS.to_string();
+    let mut c = Cluster::start(
+        3,
+        &[
+            ("broker.session.timeout.ms", &session),
+            ("broker.heartbeat.interval.ms", &heartbeat),
+        ],
+    );
+    let (controller, _, _) = wait_leader(&c, Instant::now() + TIMEOUT);
+    // Every broker registers through the active controller and is unfenced once its heartbeat
+    // reports the metadata offset of its registration: Metadata lists only unfenced brokers.
+    for n in &c.nodes {
+        wait_metadata(&n.bootstrap(), "three unfenced brokers", |m| {
+            broker_ids(m) == vec![1, 2, 3]
+        });
+    }
+    let r = create_topic(&c.node(1).bootstrap(), "fenced", 3, 3);
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    let at = c.node(controller).bootstrap();
+    let before = partitions_of(
+        &wait_metadata(&at, "fenced listed", |m| lists(m, "fenced", 3)),
+        "fenced",
+    );
+    // A broker that is not the active controller (that failover is the other test's).
+    let victim = c
+        .nodes
+        .iter()
+        .map(|n| n.id)
+        .find(|&i| i != controller)
+        .unwrap();
+    let led: Vec<_> = before.iter().filter(|p| p.1 == victim).cloned().collect();
+    assert!(!led.is_empty(), "leaders are balanced: {before:?}");
+
+    c.kill9(victim);
+    let killed = Instant::now();
+    // Until replication lands the ISR of a partition is its leader alone, so no other replica
+    // may take over: the controller elects from the ISR only (unclean.leader.election.enable
+    // is false) and, as KIP-841 has it, keeps the fenced broker as the ISR's last member with
+    // no leader (-1) rather than an empty ISR; the leader epoch is bumped all the same. The
+    // other partitions keep their leaders and epochs.
+    let m = wait_metadata(&at, "the killed broker fenced", |m| {
+        let now = partitions_of(m, "fenced");
+        !broker_ids(m).contains(&victim)
+            && led.iter().all(|(p, _, epoch, _)| {
+                now.iter().any(|(q, leader, e, isr)| {
+                    q == p && *leader == -1 && e > epoch && *isr == vec![victim]
+                })
+            })
+    });
+    let took = killed.elapsed();
+    let bound = Duration::from_millis(SESSION_TIMEOUT_MS + 2000);
+    eprintln!("fencing: the killed broker's partitions lost their leader {took:?} after SIGKILL");
+    assert!(took <= bound, "fencing took {took:?}, more than {bound:?}");
+    assert_eq!(broker_ids(&m), {
+        let mut v: Vec<i32> = vec![1, 2, 3];
+        v.retain(|&i| i != victim);
+        v
+    });
+    let after = partitions_of(&m, "fenced");
+    for p in before.iter().filter(|p| p.1 != victim) {
+        assert!(after.contains(p), "{p:?} changed: {after:?}");
+    }
+    // Every survivor applies the same records.
+    for n in c.nodes.iter().filter(|n| n.is_running()) {
+        wait_metadata(&n.bootstrap(), "the survivors agree", |x| {
+            partitions_of(x, "fenced") == after && broker_ids(x) == broker_ids(&m)
+        });
+    }
+
+    // The restarted process registers again (a new broker epoch), catches up, is unfenced,
+    // and, being its partitions' only ISR member, leads them again at a higher epoch.
+    c.restart(victim);
+    let m = wait_metadata(&at, "the restarted broker unfenced and leading", |m| {
+        let now = partitions_of(m, "fenced");
+        broker_ids(m) == vec![1, 2, 3]
+            && led.iter().all(|(p, _, _, _)| {
+                let fenced_epoch = after.iter().find(|x| x.0 == *p).unwrap().2;
+                now.iter()
+                    .any(|(q, leader, e, _)| q == p && *leader == victim && *e > fenced_epoch)
+            })
+    });
+    wait_metadata(
+        &c.node(victim).bootstrap(),
+        "the restarted broker caught up",
+        |x| {
+            partitions_of(x, "fenced") == partitions_of(&m, "fenced")
+                && broker_ids(x) == vec![1, 2, 3]
+        },
+    );
+
+    // SIGTERM: controlled shutdown. The broker asks want_shut_down, the controller moves its
+    // leaderships away (here, with the ISR its leader alone, to no leader, KIP-841) and fences
+    // it, and answers should_shut_down; the process exits once it has that answer.
+    let stopped = c
+        .terminate(victim, Duration::from_secs(20))
+        .expect("the broker exits after SIGTERM");
+    let log = c.node(victim).log();
+    assert!(
+        log.contains("controlled shutdown: the controller let this broker go"),
+        "exited after {stopped:?} without the controller's permission:\n{log}"
+    );
+    let m = metadata(&at);
+    assert!(!broker_ids(&m).contains(&victim), "{m:?}");
+    for (p, leader, _, isr) in partitions_of(&m, "fenced") {
+        if led.iter().any(|x| x.0 == p) {
+            assert_eq!((leader, isr), (-1, vec![victim]), "partition {p}");
+        }
+    }
+}

@@ -34,6 +34,12 @@ pub struct QuorumSettings {
     pub fetch_timeout_ms: u64,
     /// `potok.cluster.id`.
     pub cluster_id: String,
+    /// `broker.heartbeat.interval.ms` (Kafka's default 2,000): how often this broker sends
+    /// BrokerHeartbeat to the active controller.
+    pub heartbeat_interval_ms: u64,
+    /// `broker.session.timeout.ms` (Kafka's default 9,000): the active controller fences a
+    /// broker it has not heard from for this long.
+    pub session_timeout_ms: u64,
 }
 
 fn bad(name: &str, value: &str, why: &str) -> BrokerError {
@@ -164,6 +170,8 @@ impl QuorumSettings {
             "controller.quorum.fetch.timeout.ms",
             DEFAULT_FETCH_TIMEOUT_MS,
         )?;
+        let heartbeat_interval_ms = ms("broker.heartbeat.interval.ms", "2000")?;
+        let session_timeout_ms = ms("broker.session.timeout.ms", "9000")?;
         let cluster_id = get("potok.cluster.id").unwrap_or_default().to_string();
         let id_ok = !cluster_id.is_empty()
             && cluster_id.len() <= 64
@@ -182,6 +190,8 @@ impl QuorumSettings {
             election_timeout_ms,
             fetch_timeout_ms,
             cluster_id,
+            heartbeat_interval_ms,
+            session_timeout_ms,
         }))
     }
 }

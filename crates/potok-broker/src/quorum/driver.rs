@@ -4,20 +4,32 @@
 //! fsynced before any later message leaves, and committed entries (Kafka metadata records, one
 //! `metadata_log` frame each) are applied in log order to the [`TopicManager`].
 //!
+//! The driver also runs this node's [`Controller`] (the sans-IO active-controller logic) as
+//! its module docs ask: every committed entry is reported to it in order, leadership changes
+//! become `BecameLeader` / `Resigned`, its deadlines become `Tick`s, and each of its `Propose`
+//! effects is proposed as exactly one entry that must land at the effect's offset (otherwise
+//! the leadership it was decided under is over, and the controller is told it resigned). Admin
+//! writes reach it as `Request::Write`; this broker's own registration and heartbeats
+//! ([`BrokerLifecycle`]) reach it directly when this node is the active controller, else over
+//! the CONTROLLER listener to the leader, whose driver answers the same way.
+//!
 //! A thread rather than a tokio task because every persist is an fsync and every applied
 //! creation opens logs: blocking IO that must not run on the request workers. The thread
 //! reads a bounded `std::sync::mpsc` inbox; tokio tasks only ever `try_send` to it.
 
-use std::collections::BTreeMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use potok_controller::controller::{
+    self as ctl, Controller, Effect, MetadataOffset, Reply, Request, WriteError,
+};
 use potok_controller::quorum::{Output, QuorumNode, QuorumStatus};
-use potok_metadata::BrokerId;
 use raft::eraftpb::Message;
 use tokio::sync::{oneshot, watch};
 
+use super::lifecycle::{BrokerLifecycle, ControlMessage};
 use super::storage::RaftStore;
 use super::transport::Peers;
 use crate::error::Result;
@@ -48,10 +60,28 @@ pub enum Event {
         /// Where the outcome goes.
         reply: oneshot::Sender<std::result::Result<(), ProposeError>>,
     },
+    /// SIGTERM: ask the controller for controlled shutdown.
+    WantShutDown,
+    /// A control frame (a broker's request to the active controller, or the controller's
+    /// reply) from voter `from`.
+    Control {
+        /// The sender, as it shook hands.
+        from: i32,
+        /// The frame's body ([`ControlMessage`]).
+        data: Vec<u8>,
+    },
 }
 
-/// How often this broker's registration is proposed again while the image lacks it, in ticks.
-const REGISTER_EVERY_TICKS: u64 = 5;
+/// Who waits for a controller reply.
+#[derive(Debug)]
+pub(super) enum Origin {
+    /// This broker's lifecycle, request `id`.
+    Local(u64),
+    /// Another voter's lifecycle: its request `id`.
+    Remote { from: i32, id: u64 },
+    /// An admin write of this node's handlers.
+    Admin(oneshot::Sender<std::result::Result<(), ProposeError>>),
+}
 
 /// The driver's state (owned by its thread).
 pub struct Driver {
@@ -60,15 +90,22 @@ pub struct Driver {
     pub(super) peers: Peers,
     pub(super) topics: Arc<TopicManager>,
     pub(super) status: watch::Sender<QuorumStatus>,
-    /// Proposals of this node by index: the term they were appended in and the reply.
-    pub(super) pending:
-        BTreeMap<u64, (u64, oneshot::Sender<std::result::Result<(), ProposeError>>)>,
-    /// This broker's `RegisterBrokerRecord` frame and the epoch it carries.
-    pub(super) registration: Vec<u8>,
-    pub(super) broker_id: BrokerId,
-    pub(super) broker_epoch: i64,
+    /// The active-controller logic (every node runs one; only the leader's is active).
+    pub(super) controller: Controller,
+    /// Controller effects not yet carried out, in emission order.
+    pub(super) effects: VecDeque<Effect>,
+    /// Requests handed to the controller, by the controller's request id.
+    pub(super) origins: HashMap<u64, Origin>,
+    pub(super) next_request: u64,
+    /// The term this node leads in, as reported to the controller.
+    pub(super) led_term: Option<u64>,
+    pub(super) lifecycle: BrokerLifecycle,
+    /// The driver's monotonic clock's origin (the controller's `now_ms` counts from it).
+    pub(super) started: Instant,
     pub(super) tick: Duration,
     pub(super) shutdown: watch::Receiver<bool>,
+    /// Set once the controller allowed this broker to stop (controlled shutdown).
+    pub(super) shut_down_ok: watch::Sender<bool>,
 }
 
 impl Driver {
@@ -77,7 +114,6 @@ impl Driver {
     /// write failure).
     pub fn run(mut self, inbox: Receiver<Event>) {
         let mut next_tick = Instant::now() + self.tick;
-        let mut ticks: u64 = 0;
         loop {
             if *self.shutdown.borrow() {
                 break;
@@ -88,40 +124,49 @@ impl Driver {
                     tracing::debug!(error = %e, "raft message refused");
                     Vec::new()
                 }),
-                Ok(Event::Propose { data, reply }) => match self.node.propose(data) {
-                    Ok((index, term, out)) => {
-                        self.pending.insert(index, (term, reply));
-                        out
+                Ok(Event::Propose { data, reply }) => {
+                    match super::decode_entry(&data) {
+                        Ok(records) => {
+                            let id = self.origin(Origin::Admin(reply));
+                            self.controller_event(ctl::Event::Request {
+                                id,
+                                request: Request::Write(records),
+                            });
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(ProposeError::Failed(e)));
+                        }
                     }
-                    Err(potok_controller::ControllerError::NotLeader { leader }) => {
-                        let _ = reply.send(Err(ProposeError::NotController(leader)));
-                        Vec::new()
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(ProposeError::Failed(e.to_string())));
-                        Vec::new()
-                    }
-                },
+                    Vec::new()
+                }
+                Ok(Event::WantShutDown) => {
+                    self.lifecycle.want_shut_down = true;
+                    self.lifecycle.hurry(Instant::now());
+                    Vec::new()
+                }
+                Ok(Event::Control { from, data }) => {
+                    self.control(from, &data);
+                    Vec::new()
+                }
                 Err(RecvTimeoutError::Timeout) => Vec::new(),
                 Err(RecvTimeoutError::Disconnected) => break,
             };
-            if let Err(e) = self.act(outputs) {
+            if let Err(e) = self.act(outputs).and_then(|()| self.settle()) {
                 tracing::error!(error = %e, "writing the raft log failed; this voter stops");
                 break;
             }
             if Instant::now() >= next_tick {
                 next_tick += self.tick;
-                ticks += 1;
-                let mut out = self.node.tick();
-                if ticks.is_multiple_of(REGISTER_EVERY_TICKS) && self.needs_registration() {
-                    match self.node.propose_forwarded(self.registration.clone()) {
-                        Ok(more) => out.extend(more),
-                        Err(e) => {
-                            tracing::debug!(error = %e, "broker registration not proposed yet")
-                        }
+                let out = self.node.tick();
+                let r = self.act(out).and_then(|()| {
+                    let now = self.now_ms();
+                    if self.controller.next_deadline_ms().is_some_and(|d| d <= now) {
+                        self.controller_event(ctl::Event::Tick);
                     }
-                }
-                if let Err(e) = self.act(out) {
+                    self.heartbeat();
+                    self.settle()
+                });
+                if let Err(e) = r {
                     tracing::error!(error = %e, "writing the raft log failed; this voter stops");
                     break;
                 }
@@ -132,24 +177,173 @@ impl Driver {
             }
             self.publish();
         }
-        for (_, (_, reply)) in std::mem::take(&mut self.pending) {
-            let _ = reply.send(Err(ProposeError::Failed(
-                "the quorum driver stopped".into(),
-            )));
+        for (_, origin) in std::mem::take(&mut self.origins) {
+            if let Origin::Admin(reply) = origin {
+                let _ = reply.send(Err(ProposeError::Failed(
+                    "the quorum driver stopped".into(),
+                )));
+            }
         }
     }
 
-    /// Whether the image lacks this process's registration (and a leader is known to take it).
-    fn needs_registration(&self) -> bool {
-        self.node.leader().is_some()
-            && !self.topics.with_image(|i| {
-                i.brokers()
-                    .get(&self.broker_id)
-                    .is_some_and(|b| b.epoch == self.broker_epoch)
-            })
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn origin(&mut self, o: Origin) -> u64 {
+        let id = self.next_request;
+        self.next_request += 1;
+        self.origins.insert(id, o);
+        id
+    }
+
+    /// Hands `event` to the controller and queues its effects. A leadership change first drops
+    /// the proposals still queued from the leadership before: they were decided on an image
+    /// that is no longer this node's to extend (their requests are answered by the resign).
+    fn controller_event(&mut self, event: ctl::Event) {
+        if matches!(
+            event,
+            ctl::Event::BecameLeader { .. } | ctl::Event::Resigned
+        ) {
+            self.effects
+                .retain(|e| !matches!(e, Effect::Propose { .. }));
+        }
+        let now = self.now_ms();
+        let effects = self.controller.handle(event, now);
+        self.effects.extend(effects);
+    }
+
+    /// Reports leadership changes to the controller and carries out its effects until none
+    /// are left.
+    fn settle(&mut self) -> Result<()> {
+        loop {
+            self.leadership();
+            let Some(effect) = self.effects.pop_front() else {
+                return Ok(());
+            };
+            match effect {
+                Effect::Propose { offset, records } => self.propose(offset, &records)?,
+                Effect::Reply { id, reply } => self.reply(id, reply),
+                Effect::MetadataFault { offset, error } => {
+                    tracing::error!(offset = offset.0, %error, "metadata fault in the controller");
+                }
+            }
+        }
+    }
+
+    fn leadership(&mut self) {
+        let term = self.node.term();
+        match (self.node.is_leader(), self.led_term) {
+            (true, Some(t)) if t == term => {}
+            (true, _) => {
+                self.led_term = Some(term);
+                // raft-rs appended the new leader's empty entry when it took over; the next
+                // proposal follows it.
+                let next_offset = MetadataOffset(self.node.log_end() as i64 + 1);
+                tracing::info!(
+                    term,
+                    next_offset = next_offset.0,
+                    "this node leads the quorum; the controller claims activity"
+                );
+                self.controller_event(ctl::Event::BecameLeader { next_offset });
+            }
+            (false, Some(_)) => {
+                self.led_term = None;
+                self.controller_event(ctl::Event::Resigned);
+            }
+            (false, None) => {}
+        }
+    }
+
+    /// One controller proposal as one Raft entry at exactly `offset`.
+    fn propose(
+        &mut self,
+        offset: MetadataOffset,
+        records: &[potok_metadata::MetadataRecord],
+    ) -> Result<()> {
+        let data = super::encode_entry(records)?;
+        match self.node.propose(data) {
+            Ok((index, _term, out)) => {
+                self.act(out)?;
+                if index as i64 != offset.0 {
+                    // The controller's epochs are these offsets: an entry elsewhere means the
+                    // log is not the one it decided on; its contract treats it as lost
+                    // leadership.
+                    tracing::warn!(
+                        index,
+                        expected = offset.0,
+                        "a controller proposal landed at another offset; the controller resigns"
+                    );
+                    self.controller_event(ctl::Event::Resigned);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "controller proposal refused; the controller resigns");
+                self.controller_event(ctl::Event::Resigned);
+            }
+        }
+        Ok(())
+    }
+
+    fn reply(&mut self, id: u64, reply: Reply) {
+        match self.origins.remove(&id) {
+            Some(Origin::Local(lid)) => self.lifecycle.on_reply(lid, reply, Instant::now()),
+            Some(Origin::Remote { from, id }) => {
+                if let Some(b) = (ControlMessage::Reply { id, reply }).encode() {
+                    self.peers.send_control(from as u64, b);
+                }
+            }
+            Some(Origin::Admin(tx)) => {
+                let r = match reply {
+                    Reply::Write(Ok(_)) => Ok(()),
+                    Reply::Write(Err(WriteError::NotController)) => {
+                        Err(ProposeError::NotController(self.node.leader()))
+                    }
+                    Reply::Write(Err(WriteError::Invalid(e))) => Err(ProposeError::Refused(e)),
+                    other => Err(ProposeError::Failed(format!("unexpected reply {other:?}"))),
+                };
+                let _ = tx.send(r);
+            }
+            None => {}
+        }
+    }
+
+    /// A control frame from voter `from`: a request for this node's controller, or the reply
+    /// to this broker's lifecycle.
+    fn control(&mut self, from: i32, data: &[u8]) {
+        match ControlMessage::decode(data) {
+            Some(ControlMessage::Request { id, request }) => {
+                let cid = self.origin(Origin::Remote { from, id });
+                self.controller_event(ctl::Event::Request { id: cid, request });
+            }
+            Some(ControlMessage::Reply { id, reply }) => {
+                self.lifecycle.on_reply(id, reply, Instant::now());
+            }
+            None => tracing::debug!(from, "malformed control frame dropped"),
+        }
+    }
+
+    /// Sends this broker's registration or heartbeat when due, to the active controller.
+    fn heartbeat(&mut self) {
+        let Some(leader) = self.node.leader() else {
+            return;
+        };
+        let offset = self.controller.committed_offset().0;
+        let Some((id, request)) = self.lifecycle.poll(Instant::now(), offset) else {
+            return;
+        };
+        if leader == self.node.id() {
+            let cid = self.origin(Origin::Local(id));
+            self.controller_event(ctl::Event::Request { id: cid, request });
+        } else if let Some(b) = (ControlMessage::Request { id, request }).encode() {
+            self.peers.send_control(leader, b);
+        }
     }
 
     fn publish(&self) {
+        if self.lifecycle.should_shut_down && !*self.shut_down_ok.borrow() {
+            self.shut_down_ok.send_replace(true);
+        }
         let s = self.node.status();
         if *self.status.borrow() != s {
             self.status.send_replace(s);
@@ -173,31 +367,29 @@ impl Driver {
         Ok(())
     }
 
-    /// Applies one committed entry and answers the proposal that made it, if it is ours.
+    /// Applies one committed entry to the topics and reports it to the controller (whose
+    /// replies to the requests that wrote it follow).
     fn apply(&mut self, index: u64, term: u64, data: &[u8]) {
-        let outcome = if data.is_empty() {
+        let records = if data.is_empty() {
             // A new leader's empty entry: Raft's own, no records.
-            Ok(())
+            Vec::new()
         } else {
             match super::decode_entry(data) {
-                Ok(records) => self
-                    .topics
-                    .apply_replicated(&records)
-                    .map_err(ProposeError::Refused),
-                Err(e) => Err(ProposeError::Refused(e)),
+                Ok(records) => {
+                    if let Err(e) = self.topics.apply_replicated(&records) {
+                        tracing::error!(index, term, error = %e, "a committed metadata entry was refused by the image (on every node alike)");
+                    }
+                    records
+                }
+                Err(e) => {
+                    tracing::error!(index, term, error = %e, "a committed entry is not a metadata frame; skipped on every node alike");
+                    Vec::new()
+                }
             }
         };
-        if let Err(e) = &outcome {
-            tracing::error!(index, term, error = ?e, "a committed metadata entry was refused by the image (on every node alike)");
-        }
-        let later = self.pending.split_off(&(index + 1));
-        for (i, (t, reply)) in std::mem::replace(&mut self.pending, later) {
-            let r = if i == index && t == term {
-                outcome.clone()
-            } else {
-                Err(ProposeError::NotController(self.node.leader()))
-            };
-            let _ = reply.send(r);
-        }
+        self.controller_event(ctl::Event::Committed {
+            offset: MetadataOffset(index as i64),
+            records,
+        });
     }
 }

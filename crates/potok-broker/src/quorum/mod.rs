@@ -10,6 +10,8 @@
 //! - [`admin`]: DeleteTopics, CreatePartitions, AlterConfigs, IncrementalAlterConfigs through the
 //!   quorum (the single-node handlers' validation over a backend that records), DescribeCluster.
 //! - [`describe`]: DescribeQuorum (API 55).
+//! - [`lifecycle`]: this broker's registration and heartbeats to the active controller, and
+//!   the control frames that carry them between voters.
 //!
 //! Every voter is also a broker (combined mode). Each committed entry is one frame of the
 //! local metadata log's format (`metadata_log::encode_frame`: Kafka's records, CRC-checked), so
@@ -23,19 +25,18 @@ pub mod config;
 pub mod controller;
 pub mod describe;
 pub mod driver;
+pub mod lifecycle;
 pub mod storage;
 pub mod transport;
 
-use std::collections::BTreeMap;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::Duration;
 
+use potok_controller::controller::{self as ctl, Controller, ControllerConfig, MetadataOffset};
 use potok_controller::quorum::{QuorumConfig, QuorumNode, QuorumStatus};
-use potok_metadata::{BrokerId, MetadataImage, MetadataRecord};
-use potok_protocol::messages::internal::register_broker_record::{
-    BrokerEndpoint, RegisterBrokerRecord,
-};
+use potok_metadata::{MetadataImage, MetadataRecord};
+use potok_protocol::messages::broker_registration_request::Listener;
 use potok_protocol::ErrorCode;
 use raft::storage::MemStorage;
 use tokio::net::TcpListener;
@@ -103,6 +104,8 @@ pub struct Quorum {
     /// events one after another, so a request is validated against the image that includes
     /// every earlier write.
     pub writes: Semaphore,
+    /// Becomes true once the controller allowed this broker to stop (`should_shut_down`).
+    shut_down_ok: watch::Receiver<bool>,
 }
 
 impl Quorum {
@@ -119,6 +122,19 @@ impl Quorum {
     /// Whether this node is the active controller.
     pub fn is_leader(&self) -> bool {
         self.leader() == Some(self.node_id)
+    }
+
+    /// Controlled shutdown (KIP-631): heartbeats ask `want_shut_down`, the active controller
+    /// moves this broker's leaderships away, and answers `should_shut_down` once every live
+    /// broker has applied that. Waits for it at most `timeout`; true when it came.
+    pub async fn controlled_shutdown(&self, timeout: Duration) -> bool {
+        if self.inbox.try_send(Event::WantShutDown).is_err() {
+            return false;
+        }
+        let mut ok = self.shut_down_ok.clone();
+        tokio::time::timeout(timeout, ok.wait_for(|&v| v))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Replicates `records` as one entry and waits until it is committed and applied here, at
@@ -171,6 +187,7 @@ pub struct Prepared {
     rx: Receiver<Event>,
     status: watch::Sender<QuorumStatus>,
     listener: TcpListener,
+    shut_down_ok: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -217,12 +234,14 @@ pub async fn prepare(
         .map_err(|e| BrokerError::io(&q.controller_listener, e))?;
     let (tx, rx) = sync_channel(INBOX);
     let (status_tx, status_rx) = watch::channel(QuorumStatus::default());
+    let (ok_tx, ok_rx) = watch::channel(false);
     let quorum = Arc::new(Quorum {
         node_id: cfg.node_id,
         settings: q.clone(),
         inbox: tx,
         status: status_rx,
         writes: Semaphore::new(1),
+        shut_down_ok: ok_rx,
     });
     Ok((
         quorum,
@@ -233,30 +252,9 @@ pub async fn prepare(
             rx,
             status: status_tx,
             listener,
+            shut_down_ok: ok_tx,
         },
     ))
-}
-
-/// This broker's registration: its PLAINTEXT listener as clients reach it. The broker epoch
-/// is this process's start time in milliseconds, so that a restarted broker's registration
-/// differs from its last one; the registration/heartbeat state machine of issue 17 (broker
-/// epochs assigned by the controller, fencing) replaces it.
-fn registration(cfg: &BrokerConfig, advertised_port: u16, epoch: i64) -> MetadataRecord {
-    MetadataRecord::RegisterBroker(RegisterBrokerRecord {
-        broker_id: cfg.node_id,
-        incarnation_id: crate::topics::random_uuid(),
-        broker_epoch: epoch,
-        end_points: vec![BrokerEndpoint {
-            name: "PLAINTEXT".into(),
-            host: cfg.advertised.host.clone(),
-            port: advertised_port,
-            security_protocol: PLAINTEXT,
-            ..Default::default()
-        }],
-        rack: None,
-        fenced: false,
-        ..Default::default()
-    })
 }
 
 /// Starts the transport and the driver thread.
@@ -277,6 +275,7 @@ pub fn launch(
         election_ticks,
         heartbeat_ticks: (election_ticks / 5).max(1),
     };
+    let mem_for_replay = p.mem.clone();
     let node = QuorumNode::restart_at(config, p.mem, p.applied)
         .map_err(|e| BrokerError::Config(format!("the quorum voter cannot start: {e}")))?;
     let peers = transport::start_peers(cfg.node_id, &q.cluster_id, &q.voters, &shutdown);
@@ -288,20 +287,63 @@ pub fn launch(
         quorum.inbox.clone(),
         shutdown.clone(),
     ));
-    let epoch = crate::topics::now_ms();
-    let reg = encode_entry(&[registration(cfg, advertised_port, epoch)])?;
+    // Every node runs the controller logic over the committed log, so that whichever leads
+    // can be the active controller; it starts from the entries replayed at open.
+    let mut controller = Controller::new(ControllerConfig {
+        session_timeout_ms: q.session_timeout_ms,
+        ..ControllerConfig::new(q.cluster_id.clone())
+    });
+    for e in storage::committed_entries(&mem_for_replay)? {
+        let records = if e.data.is_empty() {
+            Vec::new()
+        } else {
+            decode_entry(&e.data).unwrap_or_default()
+        };
+        for effect in controller.handle(
+            ctl::Event::Committed {
+                offset: MetadataOffset(e.index as i64),
+                records,
+            },
+            0,
+        ) {
+            if let ctl::Effect::MetadataFault { offset, error } = effect {
+                tracing::warn!(offset = offset.0, %error, "a replayed entry was refused by the controller's image");
+            }
+        }
+    }
+    let started = std::time::Instant::now();
+    // This broker's PLAINTEXT listener as clients reach it, with a new incarnation id per
+    // process (a restart with the same node.id takes its registration over, KIP-631).
+    let lifecycle = lifecycle::BrokerLifecycle::new(
+        cfg.node_id,
+        q.cluster_id.clone(),
+        crate::topics::random_uuid(),
+        Listener {
+            name: "PLAINTEXT".into(),
+            host: cfg.advertised.host.clone(),
+            port: advertised_port,
+            security_protocol: PLAINTEXT,
+            ..Default::default()
+        },
+        Duration::from_millis(q.heartbeat_interval_ms),
+        started,
+    );
     let driver = Driver {
         node,
         store: p.store,
         peers,
         topics,
         status: p.status,
-        pending: BTreeMap::new(),
-        registration: reg,
-        broker_id: BrokerId(cfg.node_id),
-        broker_epoch: epoch,
+        controller,
+        effects: Default::default(),
+        origins: Default::default(),
+        next_request: 1,
+        led_term: None,
+        lifecycle,
+        started,
         tick: Duration::from_millis(tick_ms),
         shutdown,
+        shut_down_ok: p.shut_down_ok,
     };
     let rx = p.rx;
     std::thread::Builder::new()

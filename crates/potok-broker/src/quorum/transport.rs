@@ -12,7 +12,10 @@
 //! of a connection is the handshake: `b"PTKQ"`, `u8` version 1, `u32 BE` sender node id,
 //! `u16 BE` length + the cluster id in UTF-8. A receiver closes connections from nodes that
 //! are not voters or that name another cluster (Kafka's INCONSISTENT_CLUSTER_ID). Every later
-//! frame is one raft-rs `Message` in its protobuf encoding.
+//! frame starts with a kind byte: [`KIND_RAFT`] and one raft-rs `Message` in its protobuf
+//! encoding, or [`KIND_CONTROL`] and a broker-to-controller request or its reply
+//! (BrokerRegistration, BrokerHeartbeat; see `lifecycle`), which Kafka sends on the same
+//! CONTROLLER listener.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::SyncSender;
@@ -31,7 +34,11 @@ pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
 /// Messages queued per peer before new ones are dropped.
 pub const PEER_QUEUE: usize = 1024;
 const MAGIC: &[u8; 4] = b"PTKQ";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// A frame holding a raft-rs message.
+pub const KIND_RAFT: u8 = 0;
+/// A frame holding a controller request or reply.
+pub const KIND_CONTROL: u8 = 1;
 /// Connect, handshake and write timeout.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -80,18 +87,58 @@ async fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     Ok(b)
 }
 
+/// What goes to a peer.
+#[derive(Debug, Clone)]
+pub enum Frame {
+    /// A raft-rs message.
+    Raft(Message),
+    /// A controller request or reply (already encoded by `lifecycle`).
+    Control(Vec<u8>),
+}
+
+impl Frame {
+    /// The frame's payload: the kind byte and the body.
+    pub fn encode(&self) -> Option<Vec<u8>> {
+        match self {
+            Frame::Raft(m) => {
+                let body = codec::encode(m).ok()?;
+                let mut b = Vec::with_capacity(body.len() + 1);
+                b.push(KIND_RAFT);
+                b.extend_from_slice(&body);
+                Some(b)
+            }
+            Frame::Control(body) => {
+                let mut b = Vec::with_capacity(body.len() + 1);
+                b.push(KIND_CONTROL);
+                b.extend_from_slice(body);
+                Some(b)
+            }
+        }
+    }
+}
+
 /// The senders of the per-peer queues, by voter id.
 #[derive(Debug, Clone)]
 pub struct Peers {
-    queues: BTreeMap<u64, mpsc::Sender<Message>>,
+    queues: BTreeMap<u64, mpsc::Sender<Frame>>,
 }
 
 impl Peers {
     /// Queues `msg` for `to`; dropped when the queue is full or `to` is unknown (Raft resends).
     pub fn send(&self, to: u64, msg: Message) {
+        self.send_frame(to, Frame::Raft(msg));
+    }
+
+    /// Queues a controller request or reply for `to`; dropped like a raft message when the
+    /// queue is full (the broker resends its heartbeat at the next interval).
+    pub fn send_control(&self, to: u64, body: Vec<u8>) {
+        self.send_frame(to, Frame::Control(body));
+    }
+
+    fn send_frame(&self, to: u64, frame: Frame) {
         if let Some(q) = self.queues.get(&to) {
-            if q.try_send(msg).is_err() {
-                tracing::debug!(to, "raft message dropped: peer queue full");
+            if q.try_send(frame).is_err() {
+                tracing::debug!(to, "frame dropped: peer queue full");
             }
         }
     }
@@ -132,7 +179,7 @@ async fn peer_task(
     id: i32,
     addr: String,
     hello: Vec<u8>,
-    mut rx: mpsc::Receiver<Message>,
+    mut rx: mpsc::Receiver<Frame>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = BACKOFF_MIN;
@@ -163,7 +210,7 @@ async fn peer_task(
                 }
             }
         }
-        let Ok(bytes) = codec::encode(&msg) else {
+        let Some(bytes) = msg.encode() else {
             continue;
         };
         if let Some(s) = conn.as_mut() {
@@ -235,12 +282,24 @@ async fn inbound(
             f = read_frame(&mut s) => f?,
             _ = shutdown.changed() => return Ok(()),
         };
-        let msg = codec::decode_message(&frame).map_err(|e| bad(e.to_string()))?;
-        // A message must come from the voter that shook hands; anything else is dropped.
-        if msg.from != from as u64 {
-            continue;
-        }
-        match inbox.try_send(Event::Message(msg)) {
+        let event = match frame.split_first() {
+            Some((&KIND_RAFT, body)) => {
+                let msg = codec::decode_message(body).map_err(|e| bad(e.to_string()))?;
+                // A message must come from the voter that shook hands; anything else is
+                // dropped.
+                if msg.from != from as u64 {
+                    continue;
+                }
+                Event::Message(msg)
+            }
+            // The sender of a controller frame is the voter that shook hands.
+            Some((&KIND_CONTROL, body)) => Event::Control {
+                from,
+                data: body.to_vec(),
+            },
+            _ => return Err(bad("unknown frame kind".into())),
+        };
+        match inbox.try_send(event) {
             Ok(()) => {}
             Err(std::sync::mpsc::TrySendError::Full(_)) => {
                 tracing::debug!(from, "raft message dropped: driver inbox full");
@@ -285,7 +344,7 @@ mod tests {
         // Another cluster's voter: the connection is closed, nothing reaches the driver.
         let mut s = TcpStream::connect(addr).await.unwrap();
         send(&mut s, &hello(2, "theirs")).await;
-        let _ = write_frame(&mut s, &codec::encode(&message(2, 1)).unwrap()).await;
+        let _ = write_frame(&mut s, &Frame::Raft(message(2, 1)).encode().unwrap()).await;
         let mut buf = [0u8; 1];
         let closed = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
         assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
@@ -293,13 +352,13 @@ mod tests {
         // A node that is not a voter: refused too.
         let mut s = TcpStream::connect(addr).await.unwrap();
         send(&mut s, &hello(9, "ours")).await;
-        let _ = write_frame(&mut s, &codec::encode(&message(9, 1)).unwrap()).await;
+        let _ = write_frame(&mut s, &Frame::Raft(message(9, 1)).encode().unwrap()).await;
         assert!(received().is_empty());
         // A voter of this cluster: its messages arrive; one claiming another sender is dropped.
         let mut s = TcpStream::connect(addr).await.unwrap();
         send(&mut s, &hello(2, "ours")).await;
-        send(&mut s, &codec::encode(&message(1, 1)).unwrap()).await;
-        send(&mut s, &codec::encode(&message(2, 1)).unwrap()).await;
+        send(&mut s, &Frame::Raft(message(1, 1)).encode().unwrap()).await;
+        send(&mut s, &Frame::Raft(message(2, 1)).encode().unwrap()).await;
         assert_eq!(received(), vec![(2, 7)]);
         // A frame above the bound closes the connection before anything is allocated.
         s.write_all(&((MAX_MESSAGE_BYTES as u32) + 1).to_be_bytes())
@@ -319,6 +378,6 @@ mod tests {
         let mut long = h.clone();
         long.push(0);
         assert_eq!(parse_hello(&long), None);
-        assert_eq!(parse_hello(b"PTKQ\x02\0\0\0\x01\0\0"), None);
+        assert_eq!(parse_hello(b"PTKQ\x01\0\0\0\x01\0\0"), None);
     }
 }

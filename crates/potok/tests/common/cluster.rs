@@ -173,6 +173,24 @@ impl Cluster {
         }
     }
 
+    /// Sends SIGTERM to node `id` and waits at most `timeout` for it to exit; returns how long
+    /// it took, or `None` if it still ran (it is then SIGKILLed).
+    pub fn terminate(&mut self, id: i32, timeout: Duration) -> Option<Duration> {
+        let mut c = self.nodes[(id - 1) as usize].child.take()?;
+        let started = Instant::now();
+        // SAFETY: kill(2) on the pid of a child this harness spawned and has not reaped.
+        unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
+        while started.elapsed() < timeout {
+            if let Ok(Some(_)) = c.try_wait() {
+                return Some(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+
     /// Starts node `id` again on its ports and data directory.
     pub fn restart(&mut self, id: i32) {
         let i = (id - 1) as usize;
