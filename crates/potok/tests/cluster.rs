@@ -523,6 +523,16 @@ fn a_killed_broker_is_fenced_and_a_restarted_one_registers_again() {
         v.retain(|&i| i != victim);
         v
     });
+    // Every partition lists the fenced broker's replica offline (Kafka's
+    // KRaftMetadataCache: unregistered or fenced brokers' replicas are offline).
+    let t = m
+        .topics
+        .iter()
+        .find(|t| t.name.as_deref() == Some("fenced"))
+        .unwrap();
+    for p in &t.partitions {
+        assert_eq!(p.offline_replicas, vec![victim], "{p:?}");
+    }
     let after = partitions_of(&m, "fenced");
     for p in before.iter().filter(|p| p.1 != victim) {
         assert!(after.contains(p), "{p:?} changed: {after:?}");

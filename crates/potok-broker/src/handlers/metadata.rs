@@ -22,7 +22,16 @@ use crate::Broker;
 
 pub(crate) fn topic_entry(broker: &Broker, t: &Topic) -> MetadataResponseTopic {
     if broker.topics.is_replicated() {
-        return replicated_topic_entry(t, broker.topics.partition_states(t.id()));
+        // Kafka's KRaftMetadataCache.getOfflineReplicas: a replica is offline when its broker
+        // is not registered or is fenced.
+        let live: std::collections::BTreeSet<i32> = broker.topics.with_image(|i| {
+            i.brokers()
+                .values()
+                .filter(|b| !b.fenced)
+                .map(|b| b.id.0)
+                .collect()
+        });
+        return replicated_topic_entry(t, broker.topics.partition_states(t.id()), &live);
     }
     let node = broker.config.node_id;
     // One read of the topic's partitions, so that the count and the epochs agree.
@@ -50,10 +59,11 @@ pub(crate) fn topic_entry(broker: &Broker, t: &Topic) -> MetadataResponseTopic {
 }
 
 /// A topic of a cluster: leaders, replicas and ISRs as the metadata image has them. A replica
-/// whose broker is not registered is reported offline.
+/// whose broker is not among the `live` (registered, unfenced) ones is reported offline.
 fn replicated_topic_entry(
     t: &Topic,
     states: Vec<potok_metadata::PartitionState>,
+    live: &std::collections::BTreeSet<i32>,
 ) -> MetadataResponseTopic {
     let ids = |v: &[potok_metadata::BrokerId]| v.iter().map(|b| b.0).collect::<Vec<i32>>();
     MetadataResponseTopic {
@@ -75,7 +85,12 @@ fn replicated_topic_entry(
                 leader_epoch: st.leader_epoch.0,
                 replica_nodes: ids(&st.replicas),
                 isr_nodes: ids(&st.isr),
-                offline_replicas: vec![],
+                offline_replicas: st
+                    .replicas
+                    .iter()
+                    .map(|b| b.0)
+                    .filter(|b| !live.contains(b))
+                    .collect(),
                 ..Default::default()
             })
             .collect(),
