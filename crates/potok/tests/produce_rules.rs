@@ -15,7 +15,7 @@ use potok_protocol::messages::{
     FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
 };
 use potok_protocol::{ApiKey, ErrorCode};
-use potok_records::{recompute_crc, split_batches, RecordBatchBuilder};
+use potok_records::{recompute_crc, split_batches, ProducerEpoch, ProducerId, RecordBatchBuilder};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureRecord;
 
@@ -353,4 +353,35 @@ async fn rdkafka_fails_only_the_named_records_of_a_batch() {
     assert_eq!(outcome, want);
     let mut c = Client::new(&b);
     assert_eq!(list_offsets(&mut c, "cmp", -1).1, 0, "nothing appended");
+}
+
+/// A transactional batch is refused with INVALID_TXN_STATE, as Kafka 4.x refuses one that
+/// belongs to no ongoing transaction (KIP-890 verification): this broker has no transaction
+/// coordinator yet, so an appended one would open a transaction nothing can end and hold every
+/// read_committed consumer of the partition at its offset. Nothing is appended; a plain batch
+/// from the same producer afterwards is.
+#[test]
+fn a_transactional_batch_without_a_coordinator_is_refused() {
+    let b = common::Broker::start();
+    let mut c = Client::new(&b);
+    c.create_topic("txn", 1, &[]);
+    let txn = RecordBatchBuilder::new()
+        .producer(ProducerId(7), ProducerEpoch(0), 0)
+        .transactional(true)
+        .key_value(now_ms(), Some(b"k"), Some(b"v"))
+        .build()
+        .unwrap()
+        .into_bytes();
+    let r = c.produce("txn", 0, txn);
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, ErrorCode::InvalidTxnState as i16, "{p:?}");
+    assert!(fetch_all(&mut c, "txn").is_empty(), "nothing is appended");
+    let plain = RecordBatchBuilder::new()
+        .key_value(now_ms(), Some(b"k"), Some(b"v"))
+        .build()
+        .unwrap()
+        .into_bytes();
+    let r = c.produce("txn", 0, plain);
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(split_batches(fetch_all(&mut c, "txn")).count(), 1);
 }

@@ -250,6 +250,19 @@ fn append(
     batch
         .validate_client_batch()
         .map_err(|e| Refusal::batch(records_error(e)))?;
+    // Kafka 4.x verifies a transactional batch with the transaction coordinator before the
+    // append (KIP-890 part 1, `transaction.partition.verification.enable`) and refuses one that
+    // belongs to no ongoing transaction with INVALID_TXN_STATE. This broker has no transaction
+    // coordinator wired in yet (InitProducerId with a transactional id is refused), so no batch
+    // can be part of a transaction: appending it would open a transaction that nothing can
+    // ever end, and read_committed consumers would stop at it for good (the log's last stable
+    // offset never passes an open transaction).
+    if batch.header().is_transactional() {
+        return Err(Refusal::batch(ApiError::new(
+            ErrorCode::InvalidTxnState,
+            "transactional batches are refused: this broker has no transaction coordinator yet, so the batch belongs to no ongoing transaction",
+        )));
+    }
     let count = u64::try_from(batch.header().records_count).unwrap_or(0);
 
     let now = now_ms();
