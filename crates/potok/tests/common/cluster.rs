@@ -39,6 +39,11 @@ impl Node {
         self.dir.join("data")
     }
 
+    /// The pid of the running process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The node's stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("broker.log")).unwrap_or_default()

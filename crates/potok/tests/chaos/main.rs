@@ -1,0 +1,206 @@
+//! The Jepsen-style fault harness (issue 18) against real `potok` processes: producers with
+//! unique values (`acks=all`, and a run with idempotence), a consumer group committing offsets,
+//! nemeses (SIGKILL + restart of a random node, of the busy partition's leader and of the active
+//! controller; SIGSTOP/SIGCONT pauses), a final drain, and `potok_chaos::check` on the history.
+//!
+//! CI runs short schedules; `scripts/chaos-long` runs long ones with `POTOK_CHAOS_SECS` and
+//! `POTOK_CHAOS_SEED`. Each run prints one Markdown row for `docs/reliability.md`.
+//!
+//! Today a topic's partitions live on one broker each (replication is not wired into the broker
+//! yet), so on the cluster a killed broker's partitions are unavailable until it returns: those
+//! writes end acknowledged after the restart, or indeterminate, never lost. The checker and the
+//! nemeses do not change when replication lands; only the topics' replication factor does.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod nemesis;
+mod workload;
+
+use std::time::{Duration, Instant};
+
+use common::cluster::Cluster;
+use common::wire::Client;
+use nemesis::{run, RunConfig};
+use potok_protocol::messages::{MetadataRequest, MetadataResponse};
+use potok_protocol::ApiKey;
+
+/// Metadata v12 from `addr` (None when it does not answer in time).
+fn metadata_of(addr: &str) -> Option<MetadataResponse> {
+    std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
+    let req = MetadataRequest {
+        topics: None,
+        ..Default::default()
+    };
+    Some(Client::connect(addr, Duration::from_secs(10)).call(ApiKey::Metadata, 12, &req))
+}
+
+/// Fault-injection seconds and seed: CI defaults, or the long script's environment.
+fn schedule(default_secs: u64, default_seed: u64) -> (Duration, u64) {
+    let secs = std::env::var("POTOK_CHAOS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default_secs);
+    let seed = std::env::var("POTOK_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default_seed);
+    (Duration::from_secs(secs), seed)
+}
+
+fn report(cfg: &RunConfig, r: &nemesis::RunResult) {
+    println!("CHAOS-ROW {}", r.row(cfg));
+    for a in r.report.anomalies.iter().take(20) {
+        println!("  anomaly: {a}");
+    }
+}
+
+/// Every node answers Metadata with the same topic partitions, leaders and leader epochs, and
+/// the same active controller, within 30 s of the last fault.
+fn assert_metadata_consistent(c: &Cluster, topic: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let views: Vec<_> = c
+            .nodes
+            .iter()
+            .map(|n| {
+                metadata_of(&n.bootstrap()).map(|m| {
+                    let mut parts: Vec<_> = m
+                        .topics
+                        .iter()
+                        .filter(|t| t.name.as_deref() == Some(topic))
+                        .flat_map(|t| t.partitions.iter())
+                        .map(|p| (p.partition_index, p.leader_id, p.leader_epoch, p.error_code))
+                        .collect();
+                    parts.sort_unstable();
+                    (m.controller_id, parts)
+                })
+            })
+            .collect();
+        if views.iter().all(|v| v.is_some() && *v == views[0]) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metadata differs between nodes: {views:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn single_node_kill_and_pause_lose_nothing_acknowledged() {
+    let (duration, seed) = schedule(40, 1);
+    let mut b = common::Broker::builder()
+        .set("group.initial.rebalance.delay.ms", "0")
+        .start();
+    for idempotent in [false, true] {
+        let cfg = RunConfig {
+            seed,
+            duration: duration / 2,
+            idempotent,
+            partitions: 3,
+            rf: 1,
+            name: format!("single-{}", if idempotent { "idem" } else { "plain" }),
+            plant_loss: false,
+        };
+        let r = run(&mut b, &cfg);
+        report(&cfg, &r);
+        assert!(
+            r.report.stats.acked > 100,
+            "too few acknowledged writes: {:?}",
+            r.report.stats
+        );
+        assert!(r.total_faults() >= 5, "{:?}", r.faults);
+        assert!(r.report.ok(), "anomalies: {:#?}", r.report.anomalies);
+        assert!(r.producer_fatal.is_empty(), "{:?}", r.producer_fatal);
+        // The harness catches a planted loss in the same history.
+        let mut planted = r.history.clone();
+        let (p, o) = planted
+            .produces
+            .iter()
+            .find_map(|p| match p.outcome {
+                potok_chaos::Outcome::Ack { partition, offset } => Some((partition, offset)),
+                _ => None,
+            })
+            .expect("an acknowledged write");
+        planted
+            .drain
+            .get_mut(&p)
+            .unwrap()
+            .retain(|&(off, _)| off != o);
+        let kinds = potok_chaos::check(&planted).counts();
+        assert_eq!(kinds.get("lost"), Some(&1), "{kinds:?}");
+    }
+}
+
+fn cluster_run(idempotent: bool, default_seed: u64) {
+    let (duration, seed) = schedule(50, default_seed);
+    let mut c = Cluster::start(3, &[("group.initial.rebalance.delay.ms", "0")]);
+    let name = if idempotent {
+        "cluster-idem"
+    } else {
+        "cluster"
+    };
+    let cfg = RunConfig {
+        seed,
+        duration,
+        idempotent,
+        partitions: 3,
+        rf: 1,
+        name: name.into(),
+        plant_loss: false,
+    };
+    let r = run(&mut c, &cfg);
+    report(&cfg, &r);
+    assert!(
+        r.report.stats.acked > 100,
+        "too few acknowledged writes: {:?}",
+        r.report.stats
+    );
+    assert!(r.total_faults() >= 10, "{:?}", r.faults);
+    assert!(r.report.ok(), "anomalies: {:#?}", r.report.anomalies);
+    assert!(r.producer_fatal.is_empty(), "{:?}", r.producer_fatal);
+    // Consumer groups do not work on the cluster yet (every node believes it coordinates every
+    // group, `potok-broker/src/group/mod.rs`): the sessions read nothing there today, which the
+    // row printed above shows as "0 polled". The drain (no group) checks the logs meanwhile.
+    assert_metadata_consistent(&c, &format!("chaos-{name}"));
+}
+
+#[test]
+fn three_node_cluster_kill_controller_leader_and_pause() {
+    cluster_run(false, 2);
+}
+
+/// Fails today: every node allocates producer ids from its own block file (not yet through the
+/// quorum), so two producers bootstrapped at different nodes both get producer id 0, and the
+/// partition leader answers the second one OUT_OF_ORDER_SEQUENCE_NUMBER (librdkafka's fatal
+/// "sequence desynchronization"). Run it with `--ignored` once producer-id blocks are
+/// allocated by the controller.
+#[test]
+#[ignore = "producer ids are not unique across the cluster yet (per-node producer-id blocks)"]
+fn three_node_cluster_idempotent() {
+    cluster_run(true, 4);
+}
+
+/// The harness's own switch: one acknowledged value dropped from the drain must be reported.
+#[test]
+fn planted_loss_is_reported() {
+    let mut b = common::Broker::start();
+    let cfg = RunConfig {
+        seed: 3,
+        duration: Duration::from_secs(4),
+        idempotent: false,
+        partitions: 1,
+        rf: 1,
+        name: "planted".into(),
+        plant_loss: true,
+    };
+    let r = run(&mut b, &cfg);
+    report(&cfg, &r);
+    assert_eq!(
+        r.report.counts().get("lost"),
+        Some(&1),
+        "{:?}",
+        r.report.anomalies
+    );
+}

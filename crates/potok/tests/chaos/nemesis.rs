@@ -1,0 +1,310 @@
+//! The nemeses of the fault harness and the run that drives them: SIGKILL and restart of a
+//! node (a random one, the leader of the busy partition, or the active controller), and
+//! SIGSTOP/SIGCONT pauses (GC-like stalls). Faults are sequential: each is healed before the
+//! next, so a run ends with every node running.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use potok_chaos::{check, History, Report};
+
+use super::common::cluster::Cluster;
+use super::common::Broker;
+use super::workload::{self, Workload};
+
+/// What a nemesis can do to the processes under test.
+pub trait Target {
+    /// The node ids.
+    fn ids(&self) -> Vec<i32>;
+    /// `bootstrap.servers` for the clients.
+    fn bootstrap(&self) -> String;
+    /// SIGKILLs node `id` and reaps it.
+    fn kill(&mut self, id: i32);
+    /// Starts node `id` again (after a kill), waiting until it listens.
+    fn restart(&mut self, id: i32);
+    /// The running process of node `id`.
+    fn pid(&self, id: i32) -> Option<u32>;
+    /// Nodes worth aiming at, with why (the leader of the busy partition, the active
+    /// controller); asked only while every node runs.
+    fn targets(&self, _topic: &str) -> Vec<(&'static str, i32)> {
+        Vec::new()
+    }
+}
+
+impl Target for Broker {
+    fn ids(&self) -> Vec<i32> {
+        vec![1]
+    }
+    fn bootstrap(&self) -> String {
+        Broker::bootstrap(self)
+    }
+    fn kill(&mut self, _: i32) {
+        self.sigkill();
+    }
+    fn restart(&mut self, _: i32) {
+        Broker::restart(self);
+    }
+    fn pid(&self, _: i32) -> Option<u32> {
+        Broker::pid(self)
+    }
+}
+
+impl Target for Cluster {
+    fn ids(&self) -> Vec<i32> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+    fn bootstrap(&self) -> String {
+        Cluster::bootstrap(self)
+    }
+    fn kill(&mut self, id: i32) {
+        self.kill9(id);
+    }
+    fn restart(&mut self, id: i32) {
+        Cluster::restart(self, id);
+    }
+    fn pid(&self, id: i32) -> Option<u32> {
+        self.node(id).pid()
+    }
+    fn targets(&self, topic: &str) -> Vec<(&'static str, i32)> {
+        let mut out = Vec::new();
+        if let Some(m) = super::metadata_of(&self.node(1).bootstrap()) {
+            out.push(("controller", m.controller_id));
+            if let Some(p) = m
+                .topics
+                .iter()
+                .find(|t| t.name.as_deref() == Some(topic))
+                .and_then(|t| t.partitions.iter().find(|p| p.partition_index == 0))
+            {
+                out.push(("busy-leader", p.leader_id));
+            }
+        }
+        out.retain(|&(_, id)| self.ids().contains(&id));
+        out
+    }
+}
+
+/// A small deterministic generator (xorshift64*), so a seed replays the same fault schedule.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (any value).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    /// The next value.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// A value in `lo..hi` (`hi > lo`).
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo)
+    }
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on the pid of a child process that the harness started and still owns.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+/// Sends SIGCONT on drop, so a panic during a pause never leaves a process stopped.
+struct Paused(u32);
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        signal(self.0, libc::SIGCONT);
+    }
+}
+
+/// The settings of one run.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The seed of the fault schedule.
+    pub seed: u64,
+    /// How long faults are injected.
+    pub duration: Duration,
+    /// Idempotent producers.
+    pub idempotent: bool,
+    /// Partitions of the topic.
+    pub partitions: i32,
+    /// Its replication factor.
+    pub rf: i32,
+    /// A name unique to the run (topic and group).
+    pub name: String,
+    /// Test-only: drop one acknowledged value from the drain before checking, to show that the
+    /// harness reports a loss.
+    pub plant_loss: bool,
+}
+
+/// The result of a run.
+#[derive(Debug)]
+pub struct RunResult {
+    /// The recorded history.
+    pub history: History,
+    /// The checker's verdict.
+    pub report: Report,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<&'static str, usize>,
+    /// Wall time of the whole run.
+    pub elapsed: Duration,
+    /// Fatal producer errors (the client gave up; with idempotence, e.g. a sequence error).
+    pub producer_fatal: Vec<String>,
+}
+
+impl RunResult {
+    /// All faults injected.
+    pub fn total_faults(&self) -> usize {
+        self.faults.values().sum()
+    }
+
+    /// One Markdown table row: name | seed | seconds | faults by kind | ops | anomalies.
+    pub fn row(&self, cfg: &RunConfig) -> String {
+        let s = &self.report.stats;
+        let faults = self
+            .faults
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let anomalies = if self.report.ok() && self.producer_fatal.is_empty() {
+            "0".to_string()
+        } else {
+            format!(
+                "{} ({:?})",
+                self.report.anomalies.len(),
+                self.report.counts()
+            )
+        };
+        format!(
+            "| {} | {} | {} | {:.0} | {} ({}) | {} acked, {} indeterminate ({} stored), {} failed; {} polled, {} drained, {} commits, {} duplicated | {} |",
+            cfg.name,
+            if cfg.idempotent { "idempotent" } else { "acks=all" },
+            cfg.seed,
+            self.elapsed.as_secs_f64(),
+            self.total_faults(),
+            faults,
+            s.acked,
+            s.indeterminate,
+            s.indeterminate_stored,
+            s.failed,
+            s.polled,
+            s.drained,
+            s.commits,
+            s.duplicated,
+            anomalies
+        )
+    }
+}
+
+/// Runs the workload against `target` while injecting faults, drains, and checks.
+pub fn run<T: Target>(target: &mut T, cfg: &RunConfig) -> RunResult {
+    let started = Instant::now();
+    let w = Workload {
+        bootstrap: target.bootstrap(),
+        topic: format!("chaos-{}", cfg.name),
+        partitions: cfg.partitions,
+        idempotent: cfg.idempotent,
+        group: format!("chaos-{}-group", cfg.name),
+    };
+    workload::create_topic(&w.bootstrap, &w.topic, w.partitions, cfg.rf);
+    let stop = Arc::new(AtomicBool::new(false));
+    let producers: Vec<_> = (0..2u64)
+        .map(|i| {
+            workload::start_producer(
+                &w,
+                1 + i * 1_000_000_000,
+                Duration::from_millis(3),
+                stop.clone(),
+            )
+        })
+        .collect();
+    let consumer_stop = Arc::new(AtomicBool::new(false));
+    let consumers: Vec<_> = (0..2)
+        .map(|i| workload::start_consumer(&w, &format!("{}-c{i}", cfg.name), consumer_stop.clone()))
+        .collect();
+
+    let mut rng = Rng::new(cfg.seed);
+    let mut faults: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let ids = target.ids();
+    let until = Instant::now() + cfg.duration;
+    // Let the clients connect and the group form before the first fault.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut round = 0u64;
+    while Instant::now() < until {
+        let aimed = target.targets(&w.topic);
+        let pick_random = |rng: &mut Rng| ids[rng.range(0, ids.len() as u64) as usize];
+        // The nemeses take turns (a pause, then a kill of each kind the target offers), so even a
+        // short run injects every kind; nodes and durations are drawn from the seed.
+        let turn = round % (1 + 1 + aimed.len() as u64);
+        round += 1;
+        if turn == 0 {
+            let id = pick_random(&mut rng);
+            if let Some(pid) = target.pid(id) {
+                signal(pid, libc::SIGSTOP);
+                let guard = Paused(pid);
+                std::thread::sleep(Duration::from_millis(rng.range(200, 3000)));
+                drop(guard);
+                *faults.entry("pause").or_insert(0) += 1;
+            }
+        } else {
+            // SIGKILL and restart: a random node, the busy partition's leader, the controller.
+            let (kind, id) = match (turn as usize).checked_sub(2).and_then(|i| aimed.get(i)) {
+                Some(&("controller", id)) => ("kill-controller", id),
+                Some(&(_, id)) => ("kill-busy-leader", id),
+                None => ("kill-random", pick_random(&mut rng)),
+            };
+            target.kill(id);
+            std::thread::sleep(Duration::from_millis(rng.range(100, 1500)));
+            target.restart(id);
+            *faults.entry(kind).or_insert(0) += 1;
+        }
+        std::thread::sleep(Duration::from_millis(rng.range(200, 1200)));
+    }
+
+    // Heal: every node runs (faults heal themselves); stop producing and let every write
+    // resolve, then let the consumers catch up a little before closing them.
+    stop.store(true, Ordering::SeqCst);
+    let mut produces = Vec::new();
+    let mut producer_fatal = Vec::new();
+    for p in producers {
+        let (outcomes, fatal) = p.finish();
+        produces.extend(outcomes);
+        producer_fatal.extend(fatal);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    consumer_stop.store(true, Ordering::SeqCst);
+    let sessions: Vec<_> = consumers.into_iter().map(|c| c.finish()).collect();
+    let mut drained = workload::drain(&w);
+    if cfg.plant_loss {
+        plant_loss(&produces, &mut drained);
+    }
+    let history = workload::history(cfg.idempotent, produces, sessions, drained);
+    let report = check(&history);
+    RunResult {
+        history,
+        report,
+        faults,
+        elapsed: started.elapsed(),
+        producer_fatal,
+    }
+}
+
+/// Removes the first acknowledged value from the drain (the planted bug of the harness test).
+fn plant_loss(produces: &[potok_chaos::Produce], drain: &mut BTreeMap<i32, Vec<(i64, u64)>>) {
+    let acked = produces
+        .iter()
+        .find_map(|p| match p.outcome {
+            potok_chaos::Outcome::Ack { partition, offset } => Some((partition, offset)),
+            _ => None,
+        })
+        .expect("an acknowledged write to drop");
+    if let Some(records) = drain.get_mut(&acked.0) {
+        records.retain(|&(o, _)| o != acked.1);
+    }
+}
