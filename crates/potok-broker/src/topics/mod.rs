@@ -52,7 +52,6 @@ mod partition;
 mod replicated;
 
 pub(crate) use checkpoints::parallel_map;
-use checkpoints::DirCheckpoints;
 use partition::{lock, make_leader, read, single_node_partition, write};
 pub use partition::{IsolatedRead, Partition};
 
@@ -468,69 +467,6 @@ impl TopicManager {
         mgr.write_dir_checkpoints()?;
         potok_log::remove_clean_shutdown(&*mgr.storage, &mgr.data_dir)?;
         Ok(mgr)
-    }
-
-    /// Reads the data directory's `recovery-point-offset-checkpoint`,
-    /// `log-start-offset-checkpoint` and clean-shutdown marker (Kafka's `LogManager` files).
-    /// `None` when the directory has none yet (new, or written by a version that kept them per
-    /// partition): each log then reads its own files once.
-    fn read_dir_checkpoints(&self) -> Result<Option<DirCheckpoints>> {
-        let st = &*self.storage;
-        let dir = &self.data_dir;
-        let recovery = match potok_log::read_offsets_file(st, dir, RECOVERY_POINT_FILE) {
-            Ok(None) => return Ok(None),
-            Ok(Some(entries)) => Some(entries),
-            Err(e) => {
-                // Losing recovery points only costs longer scans (Kafka recovers every log).
-                tracing::warn!(error = %e, "unreadable recovery point checkpoint; recovering every partition");
-                None
-            }
-        };
-        let clean = recovery.is_some() && potok_log::has_clean_shutdown(st, dir)?;
-        let starts = potok_log::read_offsets_file(st, dir, LOG_START_OFFSET_FILE)?;
-        let map = |entries: Option<Vec<OffsetEntry>>| -> HashMap<(String, i32), i64> {
-            entries
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(t, p, o)| ((t, p), o))
-                .collect()
-        };
-        Ok(Some(DirCheckpoints {
-            clean,
-            recovery_points: map(recovery),
-            log_starts: map(starts),
-        }))
-    }
-
-    /// Writes the data directory's two checkpoint files from every open partition log (two
-    /// file replacements, whatever the number of partitions). Kafka writes them every
-    /// `log.flush.offset.checkpoint.interval.ms` and at shutdown; Potok also writes them at
-    /// start, after DeleteRecords and after a topic deletion, so that a moved log start offset
-    /// survives a crash and no entry of a deleted topic outlives it. A no-op after
-    /// [`TopicManager::close_all`].
-    pub fn write_dir_checkpoints(&self) -> Result<()> {
-        let closed = lock(&self.dir_checkpoints);
-        if *closed {
-            return Ok(());
-        }
-        let mut recovery = Vec::new();
-        let mut starts = Vec::new();
-        for p in self.all_partitions() {
-            if let Ok((rp, start)) =
-                p.with_log(|log| Ok((log.recovery_point(), log.log_start_offset())))
-            {
-                recovery.push((p.topic.clone(), p.index, rp.0));
-                starts.push((p.topic.clone(), p.index, start.0));
-            }
-        }
-        self.write_dir_files(&recovery, &starts)
-    }
-
-    fn write_dir_files(&self, recovery: &[OffsetEntry], starts: &[OffsetEntry]) -> Result<()> {
-        let st = &*self.storage;
-        potok_log::write_offsets_file(st, &self.data_dir, LOG_START_OFFSET_FILE, starts)?;
-        potok_log::write_offsets_file(st, &self.data_dir, RECOVERY_POINT_FILE, recovery)?;
-        Ok(())
     }
 
     /// Segments scanned by crash recovery at start (0 after a clean shutdown).
