@@ -40,6 +40,7 @@ pub mod cleaner;
 pub mod config;
 pub mod dynamic_config;
 pub mod error;
+pub mod frames;
 pub mod group;
 pub mod handlers;
 pub mod internal_topics;

@@ -31,8 +31,8 @@
 pub mod format;
 mod v0;
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -42,9 +42,9 @@ use crate::error::{BrokerError, Result};
 
 pub(crate) use v0::partition_record;
 
-/// The largest frame payload; larger lengths on disk are treated as corruption, not
-/// allocated. A CreateTopics request of Kafka's 10,000 partitions is about 0.6 MB.
-pub const MAX_FRAME_BYTES: usize = 64 << 20;
+/// The largest frame payload (see [`crate::frames`]). A CreateTopics request of Kafka's
+/// 10,000 partitions is about 0.6 MB.
+pub use crate::frames::MAX_FRAME_BYTES;
 
 /// The name of the metadata directory under `log.dirs`. It cannot clash with a partition
 /// directory, which always ends in `-{partition}`.
@@ -72,17 +72,7 @@ pub(crate) fn encode_frame(records: &[MetadataRecord]) -> Result<Vec<u8>> {
         payload.extend_from_slice(&(b.len() as u32).to_be_bytes());
         payload.extend_from_slice(&b);
     }
-    if payload.len() > MAX_FRAME_BYTES {
-        return Err(BrokerError::Config(format!(
-            "a metadata change of {} bytes exceeds {MAX_FRAME_BYTES}",
-            payload.len()
-        )));
-    }
-    let mut frame = Vec::with_capacity(payload.len() + 8);
-    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
-    frame.extend_from_slice(&payload);
-    Ok(frame)
+    crate::frames::frame(&payload, "a metadata change")
 }
 
 /// Decodes the records of one frame payload whose CRC matched.
@@ -122,31 +112,20 @@ fn decode_payload(payload: &[u8]) -> std::result::Result<Vec<MetadataRecord>, St
 /// tail). A whole frame that does not decode is an error. The quorum's entries are such
 /// frames too (`crate::quorum::decode_entry`).
 pub(crate) fn parse_frames(data: &[u8], path: &Path) -> Result<(Vec<MetadataRecord>, usize)> {
-    let mut records = Vec::new();
-    let mut pos = 0usize;
-    while let Some(head) = data.get(pos..pos + 8) {
-        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        let crc = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
-        if len == 0 || len > MAX_FRAME_BYTES {
-            break;
-        }
-        let Some(payload) = data.get(pos + 8..pos + 8 + len) else {
-            break;
-        };
-        if crc32c::crc32c(payload) != crc {
-            break;
-        }
-        let frame = decode_payload(payload).map_err(|reason| BrokerError::CorruptMetadata {
-            path: path.to_path_buf(),
-            reason: format!(
-                "the frame at byte {pos} has a valid checksum but cannot be read ({reason}); \
-                 was it written by a newer Potok?"
-            ),
-        })?;
-        records.extend(frame);
-        pos += 8 + len;
-    }
-    Ok((records, pos))
+    let (frames, good_end) = crate::frames::parse(data, |pos, p| decode_frame(path, pos, p))?;
+    Ok((frames.into_iter().flatten().collect(), good_end))
+}
+
+/// The records of the whole frame at byte `pos` of `path`, whose checksum matched: a payload
+/// that does not decode was written whole by a newer Potok (or is corruption).
+fn decode_frame(path: &Path, pos: usize, payload: &[u8]) -> Result<Vec<MetadataRecord>> {
+    decode_payload(payload).map_err(|reason| BrokerError::CorruptMetadata {
+        path: path.to_path_buf(),
+        reason: format!(
+            "the frame at byte {pos} has a valid checksum but cannot be read ({reason}); \
+             was it written by a newer Potok?"
+        ),
+    })
 }
 
 impl MetadataLog {
@@ -159,26 +138,10 @@ impl MetadataLog {
         std::fs::create_dir_all(&dir).map_err(|e| BrokerError::io(&dir, e))?;
         format::prepare(&dir, node)?;
         let path = dir.join(LOG_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| BrokerError::io(&path, e))?;
-        let mut data = Vec::new();
-        file.read_to_end(&mut data)
-            .map_err(|e| BrokerError::io(&path, e))?;
-        let (records, good_end) = parse_frames(&data, &path)?;
-        if good_end < data.len() {
-            tracing::warn!(
-                path = %path.display(),
-                valid_bytes = good_end,
-                dropped_bytes = data.len() - good_end,
-                "metadata log has a torn or corrupt tail; truncating it (it was never acknowledged)"
-            );
-            file.set_len(good_end as u64)
-                .and_then(|_| file.sync_all())
-                .map_err(|e| BrokerError::io(&path, e))?;
-        }
+        let (file, frames, _) = crate::frames::open(&path, false, "metadata log", |pos, p| {
+            decode_frame(&path, pos, p)
+        })?;
+        let records = frames.into_iter().flatten().collect();
         Ok((MetadataLog { path, file }, records))
     }
 
@@ -221,6 +184,7 @@ mod tests {
         topic_record::TopicRecord,
     };
     use potok_protocol::Uuid;
+    use std::fs::OpenOptions;
 
     fn changes() -> Vec<Vec<MetadataRecord>> {
         let id = Uuid([7; 16]);

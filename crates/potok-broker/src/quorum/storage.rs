@@ -25,8 +25,8 @@
 //! not continue it, a commit beyond the last entry) refuses the start rather than panic
 //! inside raft-rs. The file is never compacted yet (no snapshots are taken).
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use potok_controller::quorum::codec;
@@ -36,8 +36,7 @@ use raft::{GetEntriesContext, Storage};
 
 use crate::error::{BrokerError, Result};
 
-/// The largest frame payload; larger lengths on disk are corruption, never allocated.
-pub const MAX_FRAME_BYTES: usize = 64 << 20;
+pub use crate::frames::MAX_FRAME_BYTES;
 
 /// The file's name under the quorum directory.
 pub const FILE: &str = "raft.log";
@@ -79,17 +78,7 @@ pub fn encode_frame(
     for e in entries {
         put_bytes(&mut payload, &codec::encode(e).map_err(enc)?);
     }
-    if payload.len() > MAX_FRAME_BYTES {
-        return Err(BrokerError::Config(format!(
-            "a raft write of {} bytes exceeds {MAX_FRAME_BYTES}",
-            payload.len()
-        )));
-    }
-    let mut frame = Vec::with_capacity(payload.len() + 8);
-    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
-    frame.extend_from_slice(&payload);
-    Ok(frame)
+    crate::frames::frame(&payload, "a raft write")
 }
 
 /// One decoded frame.
@@ -163,30 +152,19 @@ pub fn decode_payload(payload: &[u8]) -> std::result::Result<Frame, String> {
 
 /// The frames of a file's bytes and the length of its valid prefix (the rest is a torn tail).
 pub fn parse(data: &[u8], path: &Path) -> Result<(Vec<Frame>, usize)> {
-    let mut frames = Vec::new();
-    let mut pos = 0usize;
-    while let Some(head) = data.get(pos..pos + 8) {
-        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        let crc = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
-        if len == 0 || len > MAX_FRAME_BYTES {
-            break;
-        }
-        let Some(payload) = data.get(pos + 8..pos + 8 + len) else {
-            break;
-        };
-        if crc32c::crc32c(payload) != crc {
-            break;
-        }
-        let frame = decode_payload(payload).map_err(|reason| {
-            corrupt(
-                path,
-                format!("the raft frame at byte {pos} has a valid checksum but cannot be read ({reason})"),
-            )
-        })?;
-        frames.push(frame);
-        pos += 8 + len;
-    }
-    Ok((frames, pos))
+    crate::frames::parse(data, |pos, p| decode_frame(path, pos, p))
+}
+
+/// The whole frame at byte `pos` of `path`, whose checksum matched.
+fn decode_frame(path: &Path, pos: usize, payload: &[u8]) -> Result<Frame> {
+    decode_payload(payload).map_err(|reason| {
+        corrupt(
+            path,
+            format!(
+                "the raft frame at byte {pos} has a valid checksum but cannot be read ({reason})"
+            ),
+        )
+    })
 }
 
 /// Applies decoded frames to a fresh `MemStorage` of `voters`, checking everything raft-rs
@@ -252,29 +230,11 @@ impl RaftStore {
     pub fn open(dir: &Path, voters: &[u64]) -> Result<(RaftStore, MemStorage)> {
         std::fs::create_dir_all(dir).map_err(|e| BrokerError::io(dir, e))?;
         let path = dir.join(FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(|e| BrokerError::io(&path, e))?;
-        let mut data = Vec::new();
-        file.read_to_end(&mut data)
-            .map_err(|e| BrokerError::io(&path, e))?;
-        let (frames, good_end) = parse(&data, &path)?;
-        if good_end < data.len() {
-            tracing::warn!(
-                path = %path.display(),
-                valid_bytes = good_end,
-                dropped_bytes = data.len() - good_end,
-                "raft log has a torn or corrupt tail; truncating it (nothing in it was acted on)"
-            );
-            file.set_len(good_end as u64)
-                .and_then(|_| file.sync_all())
-                .map_err(|e| BrokerError::io(&path, e))?;
-        }
+        let (file, frames, was_empty) = crate::frames::open(&path, true, "raft log", |pos, p| {
+            decode_frame(&path, pos, p)
+        })?;
         // The directory entry of a new file must survive a crash too.
-        if data.is_empty() {
+        if was_empty {
             File::open(dir)
                 .and_then(|d| d.sync_all())
                 .map_err(|e| BrokerError::io(dir, e))?;
