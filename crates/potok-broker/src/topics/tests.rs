@@ -2,6 +2,11 @@
 
 use super::*;
 
+/// Default broker settings with `log.dirs` = `dir`.
+fn config_in(dir: &Path) -> BrokerConfig {
+    BrokerConfig::from_properties(vec![("log.dirs".into(), dir.display().to_string())]).unwrap()
+}
+
 #[test]
 fn parallel_map_keeps_item_order_with_any_thread_count() {
     let items: Vec<u32> = (0..1000).collect();
@@ -29,9 +34,7 @@ fn topic_names_follow_kafka_rules() {
 #[test]
 fn leader_epoch_is_stamped_and_checked() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg =
-        BrokerConfig::from_properties(vec![("log.dirs".into(), dir.path().display().to_string())])
-            .unwrap();
+    let cfg = config_in(dir.path());
     let m = TopicManager::open(&cfg).unwrap();
     let t = m
         .create_topic(NewTopic {
@@ -78,9 +81,7 @@ fn leader_epoch_is_stamped_and_checked() {
 #[test]
 fn a_batch_of_creations_is_one_frame() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg =
-        BrokerConfig::from_properties(vec![("log.dirs".into(), dir.path().display().to_string())])
-            .unwrap();
+    let cfg = config_in(dir.path());
     let m = TopicManager::open(&cfg).unwrap();
     let new = |name: &str, partitions| NewTopic {
         name: name.into(),
@@ -126,9 +127,7 @@ fn a_batch_of_creations_is_one_frame() {
 #[test]
 fn topics_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg =
-        BrokerConfig::from_properties(vec![("log.dirs".into(), dir.path().display().to_string())])
-            .unwrap();
+    let cfg = config_in(dir.path());
     let m = TopicManager::open(&cfg).unwrap();
     let mut configs = BTreeMap::new();
     configs.insert("retention.ms".to_string(), "12345".to_string());
@@ -244,9 +243,7 @@ fn a_partition_owns_its_epoch_isr_and_high_watermark() {
 #[test]
 fn a_creation_that_cannot_open_its_logs_is_rolled_back() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg =
-        BrokerConfig::from_properties(vec![("log.dirs".into(), dir.path().display().to_string())])
-            .unwrap();
+    let cfg = config_in(dir.path());
     let m = TopicManager::open(&cfg).unwrap();
     let new = || NewTopic {
         name: "t".into(),
@@ -362,9 +359,7 @@ impl Storage for CountingStorage {
 #[test]
 fn creation_is_batched_with_one_directory_fsync_per_request() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg =
-        BrokerConfig::from_properties(vec![("log.dirs".into(), dir.path().display().to_string())])
-            .unwrap();
+    let cfg = config_in(dir.path());
     let counts = Arc::new(Counting::default());
     let storage = || Arc::new(CountingStorage(Arc::clone(&counts))) as Arc<dyn Storage>;
     let m = TopicManager::open_with_storage(&cfg, storage()).unwrap();
@@ -457,9 +452,7 @@ fn creation_is_batched_with_one_directory_fsync_per_request() {
 fn read_committed_stops_at_the_last_stable_offset() {
     use potok_records::{ControlRecordType, ProducerEpoch, ProducerId, RecordBatchBuilder};
     let dir = tempfile::tempdir().unwrap();
-    let cfg =
-        BrokerConfig::from_properties(vec![("log.dirs".into(), dir.path().display().to_string())])
-            .unwrap();
+    let cfg = config_in(dir.path());
     let m = TopicManager::open(&cfg).unwrap();
     let t = m
         .create_topic(NewTopic {
