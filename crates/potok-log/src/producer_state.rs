@@ -18,7 +18,7 @@
 //! Thread-safety: the manager is plain data owned by its [`crate::Log`] and mutated only
 //! through `&mut Log`, so it needs no lock of its own.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -177,6 +177,10 @@ impl ProducerUpdate {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProducerStateManager {
     entries: BTreeMap<i64, ProducerEntry>,
+    /// The ongoing transactions as (first offset, producer id), kept beside `entries` so the
+    /// first unstable offset that every Fetch reports is the first element, not a scan of all
+    /// producers (Kafka's `ongoingTxns`, ordered by first offset).
+    ongoing: BTreeSet<(Offset, i64)>,
 }
 
 /// What the leader check decided for one batch.
@@ -297,7 +301,9 @@ impl ProducerStateManager {
             // removed) has no transaction to end; Kafka would keep an empty entry, which
             // carries nothing the state needs.
             if let Some(e) = self.entries.get_mut(&u.producer_id) {
-                e.current_txn_first_offset = None;
+                if let Some(first) = e.current_txn_first_offset.take() {
+                    self.ongoing.remove(&(first, u.producer_id));
+                }
                 e.last_timestamp = e.last_timestamp.max(u.batch.timestamp);
             }
             return;
@@ -314,6 +320,7 @@ impl ProducerStateManager {
             });
         if u.transactional && entry.current_txn_first_offset.is_none() {
             entry.current_txn_first_offset = Some(u.batch.first_offset);
+            self.ongoing.insert((u.batch.first_offset, u.producer_id));
         }
         if entry.epoch.0 != u.epoch {
             entry.epoch = ProducerEpoch(u.epoch);
@@ -342,10 +349,7 @@ impl ProducerStateManager {
     /// The first offset of the earliest ongoing transaction (Kafka's first unstable offset),
     /// if any producer has one.
     pub fn first_unstable_offset(&self) -> Option<Offset> {
-        self.entries
-            .values()
-            .filter_map(|e| e.current_txn_first_offset)
-            .min()
+        self.ongoing.first().map(|&(first, _)| first)
     }
 
     /// The `.txnindex` entry an ABORT marker of `producer_id` at `marker_offset` makes, if the
@@ -360,11 +364,10 @@ impl ProducerStateManager {
     ) -> Option<crate::txn_index::AbortedTxn> {
         let first = self.entries.get(&producer_id.0)?.current_txn_first_offset?;
         let last_stable = self
-            .entries
-            .values()
-            .filter(|e| e.producer_id != producer_id)
-            .filter_map(|e| e.current_txn_first_offset)
-            .min()
+            .ongoing
+            .iter()
+            .find(|&&(_, pid)| pid != producer_id.0)
+            .map(|&(first, _)| first)
             .unwrap_or(Offset(marker_offset.0.saturating_add(1)));
         Some(crate::txn_index::AbortedTxn {
             producer_id,
@@ -377,6 +380,7 @@ impl ProducerStateManager {
     /// Forgets everything (the log was emptied).
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
+        self.ongoing.clear();
     }
 
     /// Encodes the state as a snapshot at `offset` (format in `docs/format.md`).
@@ -502,7 +506,11 @@ impl ProducerStateManager {
         if r.remaining() != 0 {
             return Err(format!("{} trailing bytes", r.remaining()));
         }
-        Ok(ProducerStateManager { entries })
+        let ongoing = entries
+            .values()
+            .filter_map(|e| Some((e.current_txn_first_offset?, e.producer_id.0)))
+            .collect();
+        Ok(ProducerStateManager { entries, ongoing })
     }
 }
 
