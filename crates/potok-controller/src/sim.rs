@@ -390,26 +390,39 @@ impl Sim {
 
     /// Heals every fault (all voters up, no cuts, no loss) and checks that a proposal made then
     /// commits on every voter within `bound` ticks. Returns the ticks it took.
+    ///
+    /// A proposal made on a leader that loses its term right after healing is legitimately
+    /// dropped by Raft (a client would retry), so the proposal is made again whenever the set of
+    /// leaders changes; any of them committing on every voter is progress.
     pub(crate) fn heal_and_check_progress(&mut self, bound: u64) -> Result<u64, String> {
         self.heal();
         let start = self.now;
-        let mut target: Option<Vec<u8>> = None;
+        let mut targets: Vec<Vec<u8>> = Vec::new();
+        let mut proposed_under: Option<Vec<(u64, u64)>> = None;
         while self.now - start < bound {
             self.tick();
-            if target.is_none() {
-                target = self.propose_on_leaders().into_iter().next();
+            let leaders: Vec<(u64, u64)> = self
+                .nodes
+                .values()
+                .flatten()
+                .filter(|n| n.is_leader())
+                .map(|n| (n.id(), n.term()))
+                .collect();
+            if !leaders.is_empty() && proposed_under.as_ref() != Some(&leaders) {
+                let made = self.propose_on_leaders();
+                if !made.is_empty() {
+                    targets.extend(made);
+                    proposed_under = Some(leaders);
+                }
             }
-            if let Some(value) = &target {
-                let index = self
-                    .committed
+            let done = targets.iter().any(|value| {
+                self.committed
                     .iter()
                     .find(|(_, (_, d))| d == value)
-                    .map(|(i, _)| *i);
-                if let Some(index) = index {
-                    if self.applied.values().all(|&a| a >= index) {
-                        return Ok(self.now - start);
-                    }
-                }
+                    .is_some_and(|(&index, _)| self.applied.values().all(|&a| a >= index))
+            });
+            if done {
+                return Ok(self.now - start);
             }
         }
         Err(format!(
