@@ -7,6 +7,7 @@
 
 pub mod api_versions;
 pub mod create_topics;
+pub mod delayed_produce;
 pub mod describe_producers;
 pub mod fetch;
 pub mod init_producer_id;

@@ -19,11 +19,15 @@
 //! (`potok_log::flusher`), so a produce never waits for a disk flush unless the topic's
 //! `flush.messages` asks for one.
 //!
-//! acks: 0 sends no response, 1 and -1 answer after the append (on one node the leader is the
-//! whole ISR, so -1 is satisfied at once unless `min.insync.replicas` > 1, which is
-//! `NOT_ENOUGH_REPLICAS` as in Kafka). Other values are `INVALID_REQUIRED_ACKS`.
+//! acks: 0 sends no response, 1 answers after the append, -1 (`all`) first refuses with
+//! NOT_ENOUGH_REPLICAS when the committed ISR is smaller than `min.insync.replicas` (topic
+//! config, else the broker's), then appends and waits until the high watermark covers the
+//! records (`delayed_produce`: Kafka's purgatory, bounded by the request's `timeout_ms`). On one
+//! node the leader is the whole ISR, so the wait ends at once. Other values are
+//! `INVALID_REQUIRED_ACKS`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use potok_log::TimestampPolicy;
@@ -32,11 +36,14 @@ use potok_protocol::messages::produce_response::{
 };
 use potok_protocol::messages::ProduceResponse;
 use potok_protocol::{ErrorCode, Request, Response};
+use potok_records::Offset;
 use potok_records::{
     set_max_timestamp, split_batches, Compression, RecordBatch, RecordChecks, RecordFault,
     RecordFaultKind, RecordsError, TimestampType, TimestampWindow, DEFAULT_MAX_DECOMPRESSED_BYTES,
 };
 use potok_replication::ReplicationError;
+
+use super::delayed_produce::{self, Waiting};
 
 use crate::error::{BrokerError, Result};
 use crate::registry::{Reply, RequestContext};
@@ -85,6 +92,9 @@ pub async fn handle(broker: Arc<Broker>, _ctx: RequestContext, req: Request) -> 
     };
     let acks = req.acks;
     let mut responses = Vec::with_capacity(req.topic_data.len());
+    // acks=all partitions appended and waiting for the ISR, with their (topic, partition)
+    // positions in `responses`.
+    let mut waiting: Vec<(usize, usize, Waiting)> = Vec::new();
     for td in req.topic_data {
         let topic = broker.topics.get(&td.name);
         let mut parts = Vec::with_capacity(td.partition_data.len());
@@ -110,6 +120,9 @@ pub async fn handle(broker: Arc<Broker>, _ctx: RequestContext, req: Request) -> 
             };
             match outcome {
                 Ok(ok) => {
+                    if let Some(w) = ok.waiting {
+                        waiting.push((responses.len(), parts.len(), w));
+                    }
                     r.base_offset = ok.base_offset;
                     r.log_append_time_ms = ok.log_append_time_ms;
                     r.log_start_offset = ok.log_start_offset;
@@ -139,6 +152,28 @@ pub async fn handle(broker: Arc<Broker>, _ctx: RequestContext, req: Request) -> 
             ..Default::default()
         });
     }
+    if !waiting.is_empty() {
+        let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0));
+        let (positions, waits): (Vec<_>, Vec<_>) =
+            waiting.into_iter().map(|(t, p, w)| ((t, p), w)).unzip();
+        let results = delayed_produce::wait(&waits, timeout).await;
+        for ((t, p), result) in positions.into_iter().zip(results) {
+            if let Err(code) = result {
+                // Kafka's DelayedProduce sets the error and keeps the append's offsets.
+                let r = &mut responses[t].partition_responses[p];
+                r.error_code = code.code();
+                r.error_message = Some(match code {
+                    ErrorCode::RequestTimedOut => {
+                        "the in-sync replicas did not acknowledge the records within the request's timeout".into()
+                    }
+                    ErrorCode::NotEnoughReplicasAfterAppend => {
+                        "the records were written, but the ISR shrank below min.insync.replicas before every member had them".into()
+                    }
+                    _ => "this broker stopped leading the partition before the in-sync replicas had the records".into(),
+                });
+            }
+        }
+    }
     if acks == 0 {
         return Ok(Reply::None);
     }
@@ -152,6 +187,8 @@ struct Appended {
     base_offset: i64,
     log_append_time_ms: i64,
     log_start_offset: i64,
+    /// For acks=all: what the response waits for.
+    waiting: Option<Waiting>,
 }
 
 /// Why a partition's data was refused: the error and, when individual records are to blame,
@@ -310,6 +347,7 @@ fn append(
         None => records,
     };
     let bytes = records.len() as u64;
+    let leader_epoch = p.leader_epoch();
     let info = p
         .append(records, now)
         .map_err(|e| Refusal::batch(ApiError::new(log_error_code(&e), e.to_string())))?;
@@ -318,10 +356,17 @@ fn append(
     if !info.duplicate {
         broker.metrics.produced(topic.name(), bytes, count);
     }
+    let waiting = (acks == -1).then(|| Waiting {
+        partition: Arc::clone(&p),
+        leader_epoch,
+        required_end: Offset(info.last_offset.0 + 1),
+        min_isr: usize::try_from(config.min_insync_replicas).unwrap_or(usize::MAX),
+    });
     Ok(Appended {
         base_offset: info.first_offset.0,
         log_append_time_ms: info.log_append_time_ms.unwrap_or(-1),
         log_start_offset: info.log_start_offset.0,
+        waiting,
     })
 }
 

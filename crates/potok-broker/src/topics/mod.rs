@@ -44,7 +44,7 @@ use potok_metadata::{BrokerId, MetadataImage, MetadataRecord, PartitionState};
 use potok_protocol::messages::internal::{
     config_record::ConfigRecord, remove_topic_record::RemoveTopicRecord, topic_record::TopicRecord,
 };
-use potok_replication::LeaderState;
+use potok_replication::{AcksOutcome, LeaderState};
 
 mod checkpoints;
 mod create;

@@ -134,7 +134,10 @@ impl Partition {
             let leader = make_leader(log, local, state, now_ms)?;
             *lock(&self.replica) = leader;
             Ok(())
-        })
+        })?;
+        // Produces waiting for the previous epoch's ISR must learn that it ended.
+        self.wake_waiters();
+        Ok(())
     }
 
     /// KIP-320's check of a client's `current_leader_epoch`: -1 skips it, an older epoch is
@@ -148,6 +151,37 @@ impl Partition {
             c if c > mine => Some(ErrorCode::UnknownLeaderEpoch),
             _ => None,
         }
+    }
+
+    /// Runs `f` on the replication state (a follower's fetch, an ISR change committed or
+    /// refused) and then wakes every waiter: fetches read up to the high watermark and
+    /// `acks=all` produces complete at it, so both must look again when it may have moved.
+    pub fn update_replication<R>(&self, f: impl FnOnce(&mut LeaderState) -> R) -> R {
+        let r = f(&mut lock(&self.replica));
+        self.wake_waiters();
+        r
+    }
+
+    /// Where an `acks=all` produce appended in leader epoch `epoch` stands (Kafka's
+    /// `Partition.checkEnoughReplicasReachOffset`): done once the high watermark reached
+    /// `required_end` (NOT_ENOUGH_REPLICAS_AFTER_APPEND if the committed ISR shrank below
+    /// `min_isr` meanwhile). A partition this broker no longer leads in that epoch, or that was
+    /// closed or deleted, answers NOT_LEADER_OR_FOLLOWER: its records may be truncated by the
+    /// next leader, so they must not be acknowledged.
+    pub fn acks_all_outcome(
+        &self,
+        epoch: LeaderEpoch,
+        required_end: Offset,
+        min_isr: usize,
+    ) -> Result<AcksOutcome, ErrorCode> {
+        if self.led_elsewhere || lock(&self.log).is_none() {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        }
+        let replica = lock(&self.replica);
+        if replica.leader_epoch() != epoch {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        }
+        Ok(replica.acks_all_outcome(required_end, min_isr))
     }
 
     /// Appends batches as the leader, stamping the current leader epoch into each, and wakes
