@@ -68,6 +68,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "log.message.timestamp.type", default: "CreateTime", doc: "Default message.timestamp.type (CreateTime or LogAppendTime)." },
     Setting { name: "log.message.timestamp.before.max.ms", default: "9223372036854775807", doc: "Default message.timestamp.before.max.ms (how far in the past a CreateTime record may be)." },
     Setting { name: "log.message.timestamp.after.max.ms", default: "3600000", doc: "Default message.timestamp.after.max.ms (how far in the future a CreateTime record may be; Kafka 4.0's default of one hour, KIP-1030)." },
+    Setting { name: "replica.lag.time.max.ms", default: "30000", doc: "A follower that has not caught up with the leader's log end for this long leaves the ISR (checked every half of it)." },
     Setting { name: "log.retention.check.interval.ms", default: "300000", doc: "How often retention runs over every partition." },
     Setting { name: "log.cleanup.policy", default: "delete", doc: "Default cleanup.policy: delete (retention), compact (the log cleaner keeps the latest record per key) or both." },
     Setting { name: "compression.type", default: "producer", doc: "Default compression.type: producer keeps batches as produced; a codec makes the broker recompress batches of another codec." },
@@ -180,6 +181,8 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
+    /// `replica.lag.time.max.ms`.
+    pub replica_lag_time_max_ms: u64,
     /// `potok.admin.listener`.
     pub admin_listener: Option<SocketAddr>,
     /// `potok.max.partitions`.
@@ -467,6 +470,15 @@ impl BrokerConfig {
                 "log.retention.check.interval.ms must be >= 1".into(),
             ));
         }
+        let replica_lag_time_max_ms: u64 = parse_num(
+            "replica.lag.time.max.ms",
+            get("replica.lag.time.max.ms").unwrap_or_default(),
+        )?;
+        if replica_lag_time_max_ms < 2 {
+            return Err(BrokerError::Config(
+                "replica.lag.time.max.ms must be >= 2".into(),
+            ));
+        }
         let admin_listener = match get("potok.admin.listener") {
             Some(a) if !a.is_empty() => Some(a.parse::<SocketAddr>().map_err(|_| {
                 BrokerError::Config(format!("potok.admin.listener={a}: expected ip:port"))
@@ -514,6 +526,7 @@ impl BrokerConfig {
             fetch_max_bytes: fetch_max_bytes as usize,
             max_connections,
             retention_check_interval_ms,
+            replica_lag_time_max_ms,
             admin_listener,
             max_partitions,
             recovery_threads,

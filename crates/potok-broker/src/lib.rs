@@ -44,6 +44,7 @@ pub mod frames;
 pub mod group;
 pub mod handlers;
 pub mod internal_topics;
+pub mod isr;
 pub mod metadata_log;
 pub mod metrics;
 pub mod producer_ids;
@@ -434,6 +435,9 @@ pub async fn start(mut config: BrokerConfig) -> Result<Running> {
     // Compaction runs on dedicated OS threads, never on the request workers.
     let cleaner = Some(cleaner::CleanerThreads::start(&broker));
     tasks.push(tokio::spawn(group::run_timers(Arc::clone(&broker))));
+    if let Some(q) = &broker.quorum {
+        tasks.push(tokio::spawn(isr::run(Arc::clone(&broker), Arc::clone(q))));
+    }
     tasks.push(tokio::spawn(server::serve(Arc::clone(&broker), listener)));
     tracing::info!(%addr, admin = ?admin_addr, node_id = broker.config.node_id, cluster_id = %broker.cluster_id, data = %broker.config.data_dir.display(), "potok broker started");
     Ok(Running {

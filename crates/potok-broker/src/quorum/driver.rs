@@ -26,6 +26,9 @@ use potok_controller::controller::{
     self as ctl, Controller, Effect, MetadataOffset, Reply, Request, WriteError,
 };
 use potok_controller::quorum::{Output, QuorumNode, QuorumStatus};
+use potok_protocol::codec::Message as _;
+use potok_protocol::messages::alter_partition_request::AlterPartitionRequest;
+use potok_protocol::messages::alter_partition_response::AlterPartitionResponse;
 use raft::eraftpb::Message;
 use tokio::sync::{oneshot, watch};
 
@@ -62,6 +65,16 @@ pub enum Event {
     },
     /// SIGTERM: ask the controller for controlled shutdown.
     WantShutDown,
+    /// An ISR change of partitions this broker leads (`crate::isr`), for the active
+    /// controller. The driver fills in this broker's id and broker epoch (top level, and for
+    /// its own ISR entry when that says -1); the reply is dropped unanswered when there is no
+    /// active controller or this broker is not registered (the sender retries).
+    AlterPartition {
+        /// The request, at AlterPartition's highest version.
+        request: AlterPartitionRequest,
+        /// Where the controller's answer goes.
+        reply: oneshot::Sender<AlterPartitionResponse>,
+    },
     /// A control frame (a broker's request to the active controller, or the controller's
     /// reply) from voter `from`.
     Control {
@@ -81,6 +94,8 @@ pub(super) enum Origin {
     Remote { from: i32, id: u64 },
     /// An admin write of this node's handlers.
     Admin(oneshot::Sender<std::result::Result<(), ProposeError>>),
+    /// This broker's AlterPartition, on this node's own active controller.
+    Alter(oneshot::Sender<AlterPartitionResponse>),
 }
 
 /// The driver's state (owned by its thread).
@@ -106,6 +121,10 @@ pub struct Driver {
     pub(super) shutdown: watch::Receiver<bool>,
     /// Set once the controller allowed this broker to stop (controlled shutdown).
     pub(super) shut_down_ok: watch::Sender<bool>,
+    /// This broker's AlterPartition requests sent to a remote active controller, by the id
+    /// of their control frame (answered ones removed; abandoned ones pruned on the next send).
+    pub(super) alters: HashMap<u64, oneshot::Sender<AlterPartitionResponse>>,
+    pub(super) next_alter: u64,
 }
 
 impl Driver {
@@ -146,6 +165,10 @@ impl Driver {
                 }
                 Ok(Event::Control { from, data }) => {
                     self.control(from, &data);
+                    Vec::new()
+                }
+                Ok(Event::AlterPartition { request, reply }) => {
+                    self.alter_partition(request, reply);
                     Vec::new()
                 }
                 Err(RecvTimeoutError::Timeout) => Vec::new(),
@@ -304,7 +327,50 @@ impl Driver {
                 };
                 let _ = tx.send(r);
             }
+            Some(Origin::Alter(tx)) => {
+                if let Reply::AlterPartition(r) = reply {
+                    let _ = tx.send(r);
+                }
+            }
             None => {}
+        }
+    }
+
+    /// Sends this broker's AlterPartition to the active controller: this node's own, or the
+    /// leader's over the CONTROLLER listener.
+    fn alter_partition(
+        &mut self,
+        mut request: AlterPartitionRequest,
+        reply: oneshot::Sender<AlterPartitionResponse>,
+    ) {
+        let (Some(leader), Some(epoch)) = (self.node.leader(), self.lifecycle.epoch()) else {
+            return;
+        };
+        let me = self.node.id() as i32;
+        request.broker_id = me;
+        request.broker_epoch = epoch;
+        for t in &mut request.topics {
+            for p in &mut t.partitions {
+                for m in &mut p.new_isr_with_epochs {
+                    if m.broker_id == me && m.broker_epoch == -1 {
+                        m.broker_epoch = epoch;
+                    }
+                }
+            }
+        }
+        let version = AlterPartitionRequest::VALID_VERSIONS.1;
+        let request = Request::AlterPartition { version, request };
+        if leader == self.node.id() {
+            let cid = self.origin(Origin::Alter(reply));
+            self.controller_event(ctl::Event::Request { id: cid, request });
+            return;
+        }
+        self.alters.retain(|_, tx| !tx.is_closed());
+        let id = self.next_alter;
+        self.next_alter += 1;
+        if let Some(b) = (ControlMessage::Request { id, request }).encode() {
+            self.peers.send_control(leader, b);
+            self.alters.insert(id, reply);
         }
     }
 
@@ -315,6 +381,14 @@ impl Driver {
             Some(ControlMessage::Request { id, request }) => {
                 let cid = self.origin(Origin::Remote { from, id });
                 self.controller_event(ctl::Event::Request { id: cid, request });
+            }
+            Some(ControlMessage::Reply {
+                id,
+                reply: Reply::AlterPartition(r),
+            }) => {
+                if let Some(tx) = self.alters.remove(&id) {
+                    let _ = tx.send(r);
+                }
             }
             Some(ControlMessage::Reply { id, reply }) => {
                 self.lifecycle.on_reply(id, reply, Instant::now());

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use potok_controller::controller::{Reply, Request};
 use potok_protocol::codec::{Decode, Encode, Message};
+use potok_protocol::messages::alter_partition_request::AlterPartitionRequest;
+use potok_protocol::messages::alter_partition_response::AlterPartitionResponse;
 use potok_protocol::messages::broker_heartbeat_request::BrokerHeartbeatRequest;
 use potok_protocol::messages::broker_heartbeat_response::BrokerHeartbeatResponse;
 use potok_protocol::messages::broker_registration_request::{BrokerRegistrationRequest, Listener};
@@ -26,6 +28,7 @@ const OP_REQUEST: u8 = 0;
 const OP_REPLY: u8 = 1;
 const API_REGISTRATION: i16 = 62;
 const API_HEARTBEAT: i16 = 63;
+const API_ALTER_PARTITION: i16 = 56;
 
 /// A broker-to-controller request or its reply, as carried by a control frame:
 /// `u8` op, `u64 BE` id, `i16 BE` API key, then the Kafka message body at its highest version.
@@ -35,7 +38,7 @@ pub enum ControlMessage {
     Request {
         /// The sender's handle.
         id: u64,
-        /// BrokerRegistration or BrokerHeartbeat.
+        /// BrokerRegistration, BrokerHeartbeat or AlterPartition (at its highest version).
         request: Request,
     },
     /// A reply to the request `id`.
@@ -73,6 +76,14 @@ impl ControlMessage {
                         b.put_i16(API_HEARTBEAT);
                         put(&mut b, r)?;
                     }
+                    // The receiver decodes at the highest version; a request built for
+                    // another version would be read wrongly.
+                    Request::AlterPartition { version, request }
+                        if *version == AlterPartitionRequest::VALID_VERSIONS.1 =>
+                    {
+                        b.put_i16(API_ALTER_PARTITION);
+                        put(&mut b, request)?;
+                    }
                     _ => return None,
                 }
             }
@@ -86,6 +97,10 @@ impl ControlMessage {
                     }
                     Reply::BrokerHeartbeat(r) => {
                         b.put_i16(API_HEARTBEAT);
+                        put(&mut b, r)?;
+                    }
+                    Reply::AlterPartition(r) => {
+                        b.put_i16(API_ALTER_PARTITION);
                         put(&mut b, r)?;
                     }
                     _ => return None,
@@ -120,6 +135,17 @@ impl ControlMessage {
             (OP_REPLY, API_HEARTBEAT) => Some(ControlMessage::Reply {
                 id,
                 reply: Reply::BrokerHeartbeat(get::<BrokerHeartbeatResponse>(&mut b)?),
+            }),
+            (OP_REQUEST, API_ALTER_PARTITION) => Some(ControlMessage::Request {
+                id,
+                request: Request::AlterPartition {
+                    version: AlterPartitionRequest::VALID_VERSIONS.1,
+                    request: get::<AlterPartitionRequest>(&mut b)?,
+                },
+            }),
+            (OP_REPLY, API_ALTER_PARTITION) => Some(ControlMessage::Reply {
+                id,
+                reply: Reply::AlterPartition(get::<AlterPartitionResponse>(&mut b)?),
             }),
             _ => None,
         }
@@ -290,6 +316,9 @@ impl BrokerLifecycle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use potok_protocol::messages::alter_partition_request::{
+        BrokerState, PartitionData, TopicData,
+    };
 
     #[test]
     fn control_messages_round_trip_and_garbage_is_dropped() {
@@ -308,6 +337,39 @@ mod tests {
                 id: 3,
                 reply: Reply::BrokerRegistration(BrokerRegistrationResponse {
                     broker_epoch: 5,
+                    ..Default::default()
+                }),
+            },
+            ControlMessage::Request {
+                id: 4,
+                request: Request::AlterPartition {
+                    version: AlterPartitionRequest::VALID_VERSIONS.1,
+                    request: AlterPartitionRequest {
+                        broker_id: 1,
+                        broker_epoch: 7,
+                        topics: vec![TopicData {
+                            topic_id: Uuid([9; 16]),
+                            partitions: vec![PartitionData {
+                                partition_index: 2,
+                                leader_epoch: 3,
+                                partition_epoch: 4,
+                                new_isr_with_epochs: vec![BrokerState {
+                                    broker_id: 1,
+                                    broker_epoch: 7,
+                                    ..Default::default()
+                                }],
+                                ..Default::default()
+                            }],
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    },
+                },
+            },
+            ControlMessage::Reply {
+                id: 4,
+                reply: Reply::AlterPartition(AlterPartitionResponse {
+                    error_code: ErrorCode::NotController as i16,
                     ..Default::default()
                 }),
             },

@@ -29,13 +29,16 @@ pub mod lifecycle;
 pub mod storage;
 pub mod transport;
 
+use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use potok_controller::controller::{self as ctl, Controller, ControllerConfig, MetadataOffset};
 use potok_controller::quorum::{QuorumConfig, QuorumNode, QuorumStatus};
 use potok_metadata::{MetadataImage, MetadataRecord};
+use potok_protocol::messages::alter_partition_request::AlterPartitionRequest;
+use potok_protocol::messages::alter_partition_response::AlterPartitionResponse;
 use potok_protocol::messages::broker_registration_request::Listener;
 use potok_protocol::ErrorCode;
 use raft::storage::MemStorage;
@@ -106,6 +109,10 @@ pub struct Quorum {
     pub writes: Semaphore,
     /// Becomes true once the controller allowed this broker to stop (`should_shut_down`).
     shut_down_ok: watch::Receiver<bool>,
+    /// Partitions whose ISR may have to grow (a follower caught up), for `crate::isr`.
+    isr_candidates: tokio::sync::mpsc::Sender<crate::isr::Candidate>,
+    /// The receiving end, taken once by the ISR task.
+    isr_inbox: Mutex<Option<tokio::sync::mpsc::Receiver<crate::isr::Candidate>>>,
 }
 
 impl Quorum {
@@ -135,6 +142,38 @@ impl Quorum {
         tokio::time::timeout(timeout, ok.wait_for(|&v| v))
             .await
             .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Sends an AlterPartition of this broker's partitions to the active controller and waits
+    /// for its answer, at most `timeout`; `None` when there was none (no active controller,
+    /// not registered yet, a lost frame, a busy driver): the caller retries.
+    pub async fn alter_partition(
+        &self,
+        request: AlterPartitionRequest,
+        timeout: Duration,
+    ) -> Option<AlterPartitionResponse> {
+        let (tx, rx) = oneshot::channel();
+        self.inbox
+            .try_send(Event::AlterPartition { request, reply: tx })
+            .ok()?;
+        tokio::time::timeout(timeout, rx).await.ok()?.ok()
+    }
+
+    /// Tells the ISR task that `partition` of topic `topic_id` may have a follower ready to
+    /// join its ISR (a follower fetch reached the high watermark). Dropped when the task's
+    /// queue is full: its periodic check finds the partition anyway.
+    pub fn isr_candidate(&self, candidate: crate::isr::Candidate) {
+        let _ = self.isr_candidates.try_send(candidate);
+    }
+
+    /// The ISR task's queue of candidates (once).
+    pub(crate) fn take_isr_inbox(
+        &self,
+    ) -> Option<tokio::sync::mpsc::Receiver<crate::isr::Candidate>> {
+        self.isr_inbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// Replicates `records` as one entry and waits until it is committed and applied here, at
@@ -235,6 +274,7 @@ pub async fn prepare(
     let (tx, rx) = sync_channel(INBOX);
     let (status_tx, status_rx) = watch::channel(QuorumStatus::default());
     let (ok_tx, ok_rx) = watch::channel(false);
+    let (isr_tx, isr_rx) = tokio::sync::mpsc::channel(crate::isr::CANDIDATES);
     let quorum = Arc::new(Quorum {
         node_id: cfg.node_id,
         settings: q.clone(),
@@ -242,6 +282,8 @@ pub async fn prepare(
         status: status_rx,
         writes: Semaphore::new(1),
         shut_down_ok: ok_rx,
+        isr_candidates: isr_tx,
+        isr_inbox: Mutex::new(Some(isr_rx)),
     });
     Ok((
         quorum,
@@ -344,6 +386,8 @@ pub fn launch(
         tick: Duration::from_millis(tick_ms),
         shutdown,
         shut_down_ok: p.shut_down_ok,
+        alters: HashMap::new(),
+        next_alter: 1,
     };
     let rx = p.rx;
     std::thread::Builder::new()

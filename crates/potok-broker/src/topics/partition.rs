@@ -162,6 +162,18 @@ impl Partition {
         r
     }
 
+    /// Runs `f` on the replication state without waking anyone: for reads and for changes
+    /// that cannot move the high watermark (recording an ISR proposal, which only widens the
+    /// maximal ISR).
+    pub fn with_replication<R>(&self, f: impl FnOnce(&mut LeaderState) -> R) -> R {
+        f(&mut lock(&self.replica))
+    }
+
+    /// Whether this broker leads the partition and has its log open.
+    pub fn is_led_here(&self) -> bool {
+        !self.led_elsewhere && lock(&self.log).is_some()
+    }
+
     /// Where an `acks=all` produce appended in leader epoch `epoch` stands (Kafka's
     /// `Partition.checkEnoughReplicasReachOffset`): done once the high watermark reached
     /// `required_end` (NOT_ENOUGH_REPLICAS_AFTER_APPEND if the committed ISR shrank below

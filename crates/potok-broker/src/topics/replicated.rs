@@ -201,7 +201,33 @@ impl TopicManager {
                 }
             }
         }
+        // ISR changes of partitions this broker leads in the same leader epoch (a new epoch
+        // is a leadership change, handled where leadership is applied): the committed ISR
+        // settles any pending AlterPartition (KIP-497) and may move the high watermark.
+        let isr_changes: Vec<(Arc<Partition>, PartitionState)> = records
+            .iter()
+            .filter_map(|r| match r {
+                MetadataRecord::PartitionChange(c) if c.isr.is_some() => {
+                    let state = image.topic(c.topic_id)?.partitions.get(&c.partition_id)?;
+                    let p = self.get_by_id(c.topic_id)?.partition(c.partition_id)?;
+                    Some((p, state.clone()))
+                }
+                _ => None,
+            })
+            .collect();
         drop(meta);
+        for (p, state) in isr_changes {
+            if !p.is_led_here()
+                || state.leader != Some(self.node)
+                || state.leader_epoch != p.leader_epoch()
+            {
+                continue;
+            }
+            let epoch = state.partition_epoch;
+            if let Err(e) = p.update_replication(|r| r.on_isr_committed(state.isr, epoch)) {
+                tracing::debug!(topic = p.topic(), partition = p.index(), error = %e, "an older ISR than the one known");
+            }
+        }
         if created {
             // The new partition directories are entries of the data directory.
             if let Err(e) = self.storage.sync_dir(&self.data_dir) {
