@@ -82,11 +82,11 @@ fn propose(
     shrink_lag_ms: Option<i64>,
     inflight: &mut BTreeMap<Key, InFlight>,
 ) {
-    if inflight.contains_key(&key) || !partition.is_led_here() {
+    if inflight.contains_key(&key) || partition.is_led_elsewhere() {
         return;
     }
     let now = now_ms();
-    let proposal = partition.with_replication(|r| {
+    let proposal = partition.with_leader(|r| {
         let isr = shrink_lag_ms
             .and_then(|lag| r.isr_to_shrink(now, lag))
             .or_else(|| r.isr_to_expand())?;
@@ -99,6 +99,7 @@ fn propose(
             members: r.isr_with_broker_epochs(&isr, -1),
         })
     });
+    let proposal = proposal.flatten();
     if let Some(p) = proposal {
         tracing::info!(
             topic = partition.topic(),
@@ -175,14 +176,12 @@ fn settle(response: &AlterPartitionResponse, inflight: &mut BTreeMap<Key, InFlig
                 Some(ErrorCode::None) if r.leader_epoch == p.leader_epoch.0 => {
                     let isr = r.isr.iter().map(|&b| BrokerId(b)).collect();
                     let epoch = r.partition_epoch;
-                    let _ = p
-                        .partition
-                        .update_replication(|s| s.on_isr_committed(isr, epoch));
+                    p.partition.with_leader(|s| s.on_isr_committed(isr, epoch));
                 }
                 Some(ErrorCode::IneligibleReplica | ErrorCode::OperationNotAttempted) => {
                     tracing::info!(topic = p.partition.topic(), partition = p.partition.index(), code = ?code, "the controller refused the ISR change");
                     p.partition
-                        .update_replication(|s| s.on_isr_change_refused(p.proposal));
+                        .with_leader(|s| s.on_isr_change_refused(p.proposal));
                 }
                 other => {
                     tracing::info!(topic = p.partition.topic(), partition = p.partition.index(), code = ?other, "the ISR change waits for the partition's metadata");
@@ -250,6 +249,74 @@ pub async fn run(broker: Arc<Broker>, quorum: Arc<Quorum>) {
             _ = shutdown.changed() => return,
         }
     }
+}
+
+/// One led partition's metrics row: topic, partition, ISR size, under-replicated, under
+/// `min.insync.replicas`.
+type Row = (String, i32, usize, bool, bool);
+
+/// The replication metrics of the partitions this broker leads, in the Prometheus text format
+/// (Kafka's per-partition `UnderReplicated`, `UnderMinIsr`, `InSyncReplicasCount` and the
+/// broker's `UnderReplicatedPartitions` / `UnderMinIsrPartitionCount`, reported by leaders).
+pub fn render_metrics(broker: &Broker) -> String {
+    use std::fmt::Write as _;
+    let mut rows: Vec<Row> = Vec::new();
+    for t in broker.topics.all() {
+        let state = t.state();
+        let min_isr = usize::try_from(state.config.min_insync_replicas).unwrap_or(usize::MAX);
+        for p in state.partitions {
+            let Some((isr, replicas)) = p.with_leader(|r| (r.isr().len(), r.replicas().len()))
+            else {
+                continue;
+            };
+            rows.push((
+                t.name().to_string(),
+                p.index(),
+                isr,
+                isr < replicas,
+                isr < min_isr,
+            ));
+        }
+    }
+    let mut s = String::new();
+    let under_replicated = rows.iter().filter(|r| r.3).count();
+    let under_min_isr = rows.iter().filter(|r| r.4).count();
+    let _ = writeln!(s, "# HELP potok_under_replicated_partitions Led partitions whose ISR is smaller than their replica set.");
+    let _ = writeln!(s, "# TYPE potok_under_replicated_partitions gauge");
+    let _ = writeln!(s, "potok_under_replicated_partitions {under_replicated}");
+    let _ = writeln!(s, "# HELP potok_under_min_isr_partitions Led partitions whose ISR is smaller than min.insync.replicas.");
+    let _ = writeln!(s, "# TYPE potok_under_min_isr_partitions gauge");
+    let _ = writeln!(s, "potok_under_min_isr_partitions {under_min_isr}");
+    for (metric, help, get) in [
+        (
+            "potok_partition_isr_size",
+            "Members of the led partition's committed ISR.",
+            (|r: &Row| r.2) as fn(&Row) -> usize,
+        ),
+        (
+            "potok_partition_under_replicated",
+            "1 when the led partition's ISR is smaller than its replica set.",
+            |r| usize::from(r.3),
+        ),
+        (
+            "potok_partition_under_min_isr",
+            "1 when the led partition's ISR is smaller than min.insync.replicas.",
+            |r| usize::from(r.4),
+        ),
+    ] {
+        let _ = writeln!(s, "# HELP {metric} {help}");
+        let _ = writeln!(s, "# TYPE {metric} gauge");
+        for r in &rows {
+            let _ = writeln!(
+                s,
+                "{metric}{{topic=\"{}\",partition=\"{}\"}} {}",
+                r.0,
+                r.1,
+                get(r)
+            );
+        }
+    }
+    s
 }
 
 #[cfg(test)]

@@ -132,7 +132,10 @@ mod tests {
             .unwrap()
             .into_bytes();
         p.append(batch, now_ms()).unwrap();
-        assert_eq!(p.replication().high_watermark(), Offset(0));
+        assert_eq!(
+            p.with_leader(|r| r.clone()).unwrap().high_watermark(),
+            Offset(0)
+        );
         (m, p)
     }
 
@@ -155,10 +158,12 @@ mod tests {
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 // A fetch below the end does not complete it; the one reaching it does.
-                p.update_replication(|r| r.on_follower_fetch(BrokerId(2), Offset(0), now_ms()))
+                p.with_leader(|r| r.on_follower_fetch(BrokerId(2), Offset(0), now_ms()))
+                    .unwrap()
                     .unwrap();
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                p.update_replication(|r| r.on_follower_fetch(BrokerId(2), Offset(1), now_ms()))
+                p.with_leader(|r| r.on_follower_fetch(BrokerId(2), Offset(1), now_ms()))
+                    .unwrap()
                     .unwrap();
             })
         };
@@ -177,7 +182,8 @@ mod tests {
         let r = wait(&waiting(&p), Duration::from_millis(100)).await;
         assert_eq!(r, vec![Err(ErrorCode::RequestTimedOut)]);
         // A zero timeout still completes what is already complete.
-        p.update_replication(|r| r.on_follower_fetch(BrokerId(2), Offset(1), now_ms()))
+        p.with_leader(|r| r.on_follower_fetch(BrokerId(2), Offset(1), now_ms()))
+            .unwrap()
             .unwrap();
         assert_eq!(wait(&waiting(&p), Duration::ZERO).await, vec![Ok(())]);
     }
@@ -193,7 +199,8 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 // The committed ISR becomes the leader alone: the high watermark reaches the
                 // leader's end, but min.insync.replicas=2 is no longer met.
-                p.update_replication(|r| r.on_isr_committed(vec![BrokerId(1)], 2))
+                p.with_leader(|r| r.on_isr_committed(vec![BrokerId(1)], 2))
+                    .unwrap()
                     .unwrap();
             })
         };

@@ -69,7 +69,8 @@ fn a_lagging_follower_is_proposed_out_and_the_committed_answer_settles_it() {
     let (_m, p) = leader(dir.path());
     // The leader took over at time 0; broker 2 fetched the whole log just now, broker 3 never.
     let now = now_ms();
-    p.update_replication(|r| r.on_follower_fetch(BrokerId(2), Offset(0), now))
+    p.with_leader(|r| r.on_follower_fetch(BrokerId(2), Offset(0), now))
+        .unwrap()
         .unwrap();
     // Without the lag check (a candidate from a fetch) nothing is proposed: all are members.
     let mut inflight = BTreeMap::new();
@@ -89,7 +90,7 @@ fn a_lagging_follower_is_proposed_out_and_the_committed_answer_settles_it() {
     // The leader's own epoch is left for the driver; broker 2 sent none in its fetches.
     assert_eq!(members, vec![(1, -1), (2, -1)]);
     assert_eq!(
-        p.replication().pending_isr(),
+        p.with_leader(|r| r.clone()).unwrap().pending_isr(),
         Some(&[BrokerId(1), BrokerId(2)][..])
     );
     // A second proposal waits for the first.
@@ -108,7 +109,7 @@ fn a_lagging_follower_is_proposed_out_and_the_committed_answer_settles_it() {
         &mut inflight
     ));
     assert!(inflight.is_empty());
-    let s = p.replication();
+    let s = p.with_leader(|r| r.clone()).unwrap();
     assert_eq!(s.isr(), &[BrokerId(1), BrokerId(2)][..]);
     assert_eq!((s.pending_isr(), s.partition_epoch()), (None, 5));
 }
@@ -118,7 +119,8 @@ fn refusals_clear_or_keep_the_pending_change_as_kafka_does() {
     let dir = tempfile::tempdir().unwrap();
     let (_m, p) = leader(dir.path());
     let now = now_ms();
-    p.update_replication(|r| r.on_follower_fetch(BrokerId(2), Offset(0), now))
+    p.with_leader(|r| r.on_follower_fetch(BrokerId(2), Offset(0), now))
+        .unwrap()
         .unwrap();
     let mut inflight = BTreeMap::new();
     propose((T, 0), &p, Some(1_000), &mut inflight);
@@ -128,7 +130,7 @@ fn refusals_clear_or_keep_the_pending_change_as_kafka_does() {
         &answer(ErrorCode::IneligibleReplica, &[], 0, 0),
         &mut inflight
     ));
-    assert_eq!(p.replication().pending_isr(), None);
+    assert_eq!(p.with_leader(|r| r.clone()).unwrap().pending_isr(), None);
     // INVALID_UPDATE_VERSION: the change may have been applied; it stays pending until the
     // metadata says, and is not resent.
     propose((T, 0), &p, Some(1_000), &mut inflight);
@@ -137,10 +139,15 @@ fn refusals_clear_or_keep_the_pending_change_as_kafka_does() {
         &mut inflight
     ));
     assert!(inflight.is_empty());
-    assert!(p.replication().pending_isr().is_some());
-    p.update_replication(|r| r.on_isr_committed(vec![BrokerId(1), BrokerId(2)], 5))
+    assert!(p
+        .with_leader(|r| r.clone())
+        .unwrap()
+        .pending_isr()
+        .is_some());
+    p.with_leader(|r| r.on_isr_committed(vec![BrokerId(1), BrokerId(2)], 5))
+        .unwrap()
         .unwrap();
-    assert_eq!(p.replication().pending_isr(), None);
+    assert_eq!(p.with_leader(|r| r.clone()).unwrap().pending_isr(), None);
 }
 
 #[test]
@@ -148,7 +155,8 @@ fn answers_for_an_earlier_leader_epoch_are_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let (_m, p) = leader(dir.path());
     let now = now_ms();
-    p.update_replication(|r| r.on_follower_fetch(BrokerId(2), Offset(0), now))
+    p.with_leader(|r| r.on_follower_fetch(BrokerId(2), Offset(0), now))
+        .unwrap()
         .unwrap();
     let mut inflight = BTreeMap::new();
     propose((T, 0), &p, Some(1_000), &mut inflight);
@@ -164,6 +172,35 @@ fn answers_for_an_earlier_leader_epoch_are_ignored() {
         &answer(ErrorCode::None, &[1, 2], 2, 5),
         &mut inflight
     ));
-    let s = p.replication();
+    let s = p.with_leader(|r| r.clone()).unwrap();
     assert_eq!((s.isr().len(), s.partition_epoch()), (3, 6));
+}
+
+#[test]
+fn a_caught_up_follower_outside_the_isr_is_proposed_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_m, p) = leader(dir.path());
+    let now = now_ms();
+    // The ISR is 1 and 2; broker 3 is out.
+    p.with_leader(|r| r.on_isr_committed(vec![BrokerId(1), BrokerId(2)], 5))
+        .unwrap()
+        .unwrap();
+    let mut inflight = BTreeMap::new();
+    propose((T, 0), &p, None, &mut inflight);
+    assert!(inflight.is_empty());
+    // Broker 3 fetched up to the high watermark and the epoch's start (both 0 here).
+    p.with_leader(|r| r.on_follower_fetch(BrokerId(3), Offset(0), now))
+        .unwrap()
+        .unwrap();
+    propose((T, 0), &p, None, &mut inflight);
+    let req = request(&inflight);
+    let isr: Vec<i32> = req.topics[0].partitions[0]
+        .new_isr_with_epochs
+        .iter()
+        .map(|m| m.broker_id)
+        .collect();
+    assert_eq!(isr, vec![1, 2, 3]);
+    assert_eq!(req.topics[0].partitions[0].partition_epoch, 5);
+    // While it is pending the maximal ISR includes broker 3 (KIP-497).
+    assert_eq!(p.with_leader(|r| r.clone()).unwrap().maximal_isr().len(), 3);
 }

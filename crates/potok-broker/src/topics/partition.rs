@@ -153,25 +153,17 @@ impl Partition {
         }
     }
 
-    /// Runs `f` on the replication state (a follower's fetch, an ISR change committed or
-    /// refused) and then wakes every waiter: fetches read up to the high watermark and
-    /// `acks=all` produces complete at it, so both must look again when it may have moved.
-    pub fn update_replication<R>(&self, f: impl FnOnce(&mut LeaderState) -> R) -> R {
+    /// Runs `f` on the leader's replication state (a follower's fetch, an ISR change committed
+    /// or refused), then wakes every waiter: fetches read up to the high watermark and
+    /// `acks=all` produces complete at it, so both look again when it may have moved. `None`
+    /// when this broker does not lead the partition.
+    pub fn with_leader<R>(&self, f: impl FnOnce(&mut LeaderState) -> R) -> Option<R> {
+        if self.led_elsewhere {
+            return None;
+        }
         let r = f(&mut lock(&self.replica));
         self.wake_waiters();
-        r
-    }
-
-    /// Runs `f` on the replication state without waking anyone: for reads and for changes
-    /// that cannot move the high watermark (recording an ISR proposal, which only widens the
-    /// maximal ISR).
-    pub fn with_replication<R>(&self, f: impl FnOnce(&mut LeaderState) -> R) -> R {
-        f(&mut lock(&self.replica))
-    }
-
-    /// Whether this broker leads the partition and has its log open.
-    pub fn is_led_here(&self) -> bool {
-        !self.led_elsewhere && lock(&self.log).is_some()
+        Some(r)
     }
 
     /// Where an `acks=all` produce appended in leader epoch `epoch` stands (Kafka's
@@ -186,7 +178,7 @@ impl Partition {
         required_end: Offset,
         min_isr: usize,
     ) -> Result<AcksOutcome, ErrorCode> {
-        if self.led_elsewhere || lock(&self.log).is_none() {
+        if self.is_led_elsewhere() || lock(&self.log).is_none() {
             return Err(ErrorCode::NotLeaderOrFollower);
         }
         let replica = lock(&self.replica);

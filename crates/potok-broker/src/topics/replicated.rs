@@ -217,14 +217,14 @@ impl TopicManager {
             .collect();
         drop(meta);
         for (p, state) in isr_changes {
-            if !p.is_led_here()
+            if p.is_led_elsewhere()
                 || state.leader != Some(self.node)
                 || state.leader_epoch != p.leader_epoch()
             {
                 continue;
             }
             let epoch = state.partition_epoch;
-            if let Err(e) = p.update_replication(|r| r.on_isr_committed(state.isr, epoch)) {
+            if let Some(Err(e)) = p.with_leader(|r| r.on_isr_committed(state.isr, epoch)) {
                 tracing::debug!(topic = p.topic(), partition = p.index(), error = %e, "an older ISR than the one known");
             }
         }
