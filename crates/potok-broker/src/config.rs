@@ -105,6 +105,14 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "num.recovery.threads.per.data.dir", default: "2", doc: "Threads that open (and after a crash recover) partition logs at start and close them at shutdown, as Kafka's setting of this name (default 2 since Kafka 3.7)." },
     Setting { name: "potok.max.partitions", default: "100000", doc: "Most partitions this broker holds (each is a directory with three open files); CreateTopics, CreatePartitions and automatic creation beyond it get POLICY_VIOLATION. Kafka has no such setting." },
     Setting { name: "potok.log.max.open.files", default: "8000", doc: "Most segment files the partition logs keep open; the least recently used is closed and reopened on its next use. Kafka has no such setting (it keeps every segment open). The default leaves room for max.connections sockets under a 20,000 descriptor limit." },
+    Setting { name: "num.replica.fetchers", default: "1", doc: "Replica fetcher tasks per source broker: the partitions a broker follows from one leader are spread over this many fetch connections (by partition hash)." },
+    Setting { name: "replica.fetch.wait.max.ms", default: "500", doc: "How long a follower's Fetch waits at the leader for replica.fetch.min.bytes (a long poll woken by the leader's appends)." },
+    Setting { name: "replica.fetch.min.bytes", default: "1", doc: "Bytes a follower's Fetch waits for at the leader before the leader answers." },
+    Setting { name: "replica.fetch.max.bytes", default: "1048576", doc: "Bytes a follower asks per partition (partition_max_bytes); one larger batch still comes whole." },
+    Setting { name: "replica.fetch.response.max.bytes", default: "10485760", doc: "Bytes a follower asks for one Fetch response at most (max_bytes)." },
+    Setting { name: "replica.fetch.backoff.ms", default: "1000", doc: "How long a follower waits after a failed fetch before fetching that partition again." },
+    Setting { name: "replica.socket.timeout.ms", default: "30000", doc: "How long a follower waits for a leader's answer beyond replica.fetch.wait.max.ms before it drops the connection." },
+    Setting { name: "replica.high.watermark.checkpoint.interval.ms", default: "5000", doc: "How often every partition's high watermark is written to replication-offset-checkpoint in the data directory (also at clean shutdown)." },
     Setting { name: "potok.admin.listener", default: "", doc: "host:port of the HTTP admin endpoint serving Prometheus /metrics; unset disables it." },
 ];
 

@@ -50,6 +50,7 @@ pub mod metrics;
 pub mod producer_ids;
 pub mod quorum;
 pub mod registry;
+pub mod replica;
 pub mod sendfile;
 pub mod server;
 pub mod topic_config;
@@ -432,6 +433,18 @@ pub async fn start(mut config: BrokerConfig) -> Result<Running> {
     }
     tasks.push(tokio::spawn(handlers::retention::run(Arc::clone(&broker))));
     tasks.push(tokio::spawn(checkpoint_periodically(Arc::clone(&broker))));
+    let replica_settings = replica::ReplicaSettings::from_config(&broker.config)?;
+    tasks.push(tokio::spawn(replica::checkpoint_high_watermarks(
+        Arc::clone(&broker),
+        replica_settings,
+    )));
+    if broker.quorum.is_some() {
+        // The replica fetchers of the partitions this broker follows (issue 18).
+        tasks.push(tokio::spawn(replica::run(
+            Arc::clone(&broker),
+            replica_settings,
+        )));
+    }
     // Compaction runs on dedicated OS threads, never on the request workers.
     let cleaner = Some(cleaner::CleanerThreads::start(&broker));
     tasks.push(tokio::spawn(group::run_timers(Arc::clone(&broker))));

@@ -238,9 +238,16 @@ impl AdminBackend for Broker {
                     "This server does not host this topic-partition.",
                 )
             })?;
+        // Only the leader deletes records (followers follow its log start, Kafka's
+        // `ReplicaManager.deleteRecords`), and never at or past the high watermark.
+        let Some(high_watermark) = partition.leader_high_watermark() else {
+            return Err(ApiError::new(
+                ErrorCode::NotLeaderOrFollower,
+                "This server is not the leader for that topic-partition.",
+            ));
+        };
         let outcome = partition.with_log(|log| {
-            // On one node the high watermark is the log end offset (see topics::Partition).
-            let high_watermark = log.log_end_offset().0;
+            let high_watermark = high_watermark.min(log.log_end_offset()).0;
             let target = if offset == -1 { high_watermark } else { offset };
             if target < 0 || target > high_watermark {
                 return Ok(Err(ApiError::new(

@@ -9,7 +9,7 @@
 //!   leader, so they must not be acknowledged).
 //! - **Waking.** The request registers one [`Notify`] as a waiter on each partition it waits
 //!   for; the partition wakes its waiters on every append and on every change of its
-//!   replication state ([`Partition::update_replication`]: follower fetches, ISR changes), so
+//!   replication state ([`Partition::with_leader`]: follower fetches, ISR changes), so
 //!   a high-watermark advance completes the produce without polling. Registering before
 //!   checking, and `Notify`'s stored permit, mean no wake-up is lost between the two.
 //! - **Bounds.** The wait ends at the request's `timeout_ms` with REQUEST_TIMED_OUT for the

@@ -37,6 +37,11 @@ pub async fn handle(broker: Arc<Broker>, _ctx: RequestContext, req: Request) -> 
                     r.error_message =
                         Some("This server does not host this topic-partition.".into());
                 }
+                // Producer state is the leader's to report (Kafka answers
+                // NOT_LEADER_OR_FOLLOWER elsewhere).
+                Some(p) if p.is_led_elsewhere() => {
+                    r.error_code = ErrorCode::NotLeaderOrFollower.code();
+                }
                 Some(p) => {
                     let producers = p.with_log(|log| {
                         Ok(log

@@ -15,8 +15,8 @@
 //!   naming a session gets `FETCH_SESSION_ID_NOT_FOUND`, after which clients fall back to full
 //!   fetches. Both are what Kafka answers when its session cache is full.
 //! - v13+ identifies topics by id; an unknown id is `UNKNOWN_TOPIC_ID`.
-//! - The high watermark (and last stable offset: there are no transactions yet) is the log
-//!   end offset.
+//! - Consumers read below the high watermark (the last stable offset under read_committed); a
+//!   follower's fetch (`replica_id` / `ReplicaState` ≥ 0) is answered by `replica_fetch`.
 
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -52,6 +52,26 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
     }
     if req.session_epoch != -1 && req.session_epoch != 0 {
         return Ok(top_level_error(ErrorCode::InvalidFetchSessionEpoch));
+    }
+    // A broker's follower fetch (Fetch v15+ names it in ReplicaState with its broker epoch,
+    // KIP-903; earlier versions in replica_id): the leader's side of replication.
+    let (replica_id, replica_epoch) = if v >= 15 {
+        (
+            req.replica_state.replica_id,
+            req.replica_state.replica_epoch,
+        )
+    } else {
+        (req.replica_id, -1)
+    };
+    if replica_id >= 0 {
+        return super::replica_fetch::handle(
+            broker,
+            v,
+            req,
+            potok_metadata::BrokerId(replica_id),
+            replica_epoch,
+        )
+        .await;
     }
     let wait = Duration::from_millis(non_negative(req.max_wait_ms) as u64).min(MAX_WAIT);
     let deadline = Instant::now() + wait;

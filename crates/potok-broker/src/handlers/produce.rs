@@ -236,8 +236,8 @@ fn append(
         // min.insync.replicas against the partition's committed ISR, before anything is
         // appended (Kafka's `Partition.appendRecordsToLeader`).
         let min_isr = usize::try_from(config.min_insync_replicas).unwrap_or(usize::MAX);
-        if let Err(ReplicationError::NotEnoughReplicas { isr, min_isr }) =
-            p.replication().check_acks_all(min_isr)
+        if let Some(Err(ReplicationError::NotEnoughReplicas { isr, min_isr })) =
+            p.replication().map(|s| s.check_acks_all(min_isr))
         {
             return Err(Refusal::batch(ApiError::new(
                 ErrorCode::NotEnoughReplicas,
@@ -348,9 +348,14 @@ fn append(
     };
     let bytes = records.len() as u64;
     let leader_epoch = p.leader_epoch();
-    let info = p
-        .append(records, now)
-        .map_err(|e| Refusal::batch(ApiError::new(log_error_code(&e), e.to_string())))?;
+    let info = p.append(records, now).map_err(|e| {
+        // Leadership moved between the check above and the append (the partition refuses to
+        // append as leader when it no longer leads).
+        if p.is_led_elsewhere() {
+            return Refusal::batch(not_leader());
+        }
+        Refusal::batch(ApiError::new(log_error_code(&e), e.to_string()))
+    })?;
     // A duplicate of an idempotent batch (issue #6) wrote nothing; it is acknowledged with the
     // original offsets but not counted again.
     if !info.duplicate {

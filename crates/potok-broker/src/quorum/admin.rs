@@ -164,9 +164,8 @@ impl AdminBackend for RecordingBackend<'_> {
             .into_iter()
             .map(|mut r| {
                 if let MetadataRecord::Partition(p) = &mut r {
+                    // The ISR is every replica, as at creation (see `controller`).
                     p.partition_id += current;
-                    // Followers hold no data until replication exists (see `controller`).
-                    p.isr = vec![p.leader];
                 }
                 r
             });

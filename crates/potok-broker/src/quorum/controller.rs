@@ -3,10 +3,9 @@
 //! placed by `potok_controller::placement` over the registered live brokers, proposed as one
 //! entry and answered once it is committed and applied here.
 //!
-//! Until replication lands (issue 18) a follower replica holds no data: the partition's ISR
-//! is written as its leader alone (the truth: no follower is in sync), so RF > 1 partitions
-//! exist as metadata (replicas listed, placed on distinct brokers) while only the leader
-//! stores records.
+//! A new partition's ISR is all its replicas, as Kafka's controller writes it: every replica
+//! starts with an empty log, so all are in sync, and followers copy the leader from there
+//! (issue 18, `crate::replica`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -194,13 +193,7 @@ pub async fn create_topics(
                 ..Default::default()
             }));
         }
-        for mut r in placement::partition_records(id, &replicas) {
-            if let MetadataRecord::Partition(p) = &mut r {
-                // Followers hold no data until replication exists: only the leader is in sync.
-                p.isr = vec![p.leader];
-            }
-            records.push(r);
-        }
+        records.extend(placement::partition_records(id, &replicas));
         outcomes.push(Ok((id, new.partitions, rf)));
     }
     if validate_only || records.is_empty() {

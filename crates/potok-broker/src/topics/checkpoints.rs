@@ -133,3 +133,49 @@ impl TopicManager {
         Ok(())
     }
 }
+
+/// Kafka's `replication-offset-checkpoint`: every local replica's high watermark, in the
+/// data directory (the same text format as the recovery points: version 0, a count, then
+/// `topic partition offset` lines).
+pub const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
+
+impl TopicManager {
+    /// Reads `replication-offset-checkpoint` into the high watermarks partitions start from
+    /// (Kafka's `ReplicaManager` reads it when a log is first made leader or follower). An
+    /// unreadable file only costs a lower starting high watermark: a follower learns the
+    /// leader's from its first fetch, a leader from its followers' fetches.
+    pub(super) fn read_hw_checkpoint(&self) {
+        match potok_log::read_offsets_file(&*self.storage, &self.data_dir, HW_CHECKPOINT_FILE) {
+            Ok(entries) => {
+                *lock(&self.replication.checkpointed) = entries
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(t, p, o)| ((t, p), o))
+                    .collect();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable replication-offset-checkpoint; high watermarks start from the log start");
+            }
+        }
+    }
+
+    /// Writes every local replica's high watermark to `replication-offset-checkpoint` (Kafka's
+    /// `ReplicaManager.checkpointHighWatermarks`, every
+    /// `replica.high.watermark.checkpoint.interval.ms` and at shutdown). One file replacement
+    /// whatever the number of partitions.
+    pub fn write_hw_checkpoint(&self) -> Result<()> {
+        let mut entries = Vec::new();
+        for p in self.all_partitions() {
+            if let Ok((_, hw)) = p.offsets() {
+                entries.push((p.topic.clone(), p.index, hw.0));
+            }
+        }
+        potok_log::write_offsets_file(
+            &*self.storage,
+            &self.data_dir,
+            HW_CHECKPOINT_FILE,
+            &entries,
+        )?;
+        Ok(())
+    }
+}

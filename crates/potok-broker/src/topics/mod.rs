@@ -50,10 +50,13 @@ mod checkpoints;
 mod create;
 mod partition;
 mod replicated;
+mod roles;
 
 pub(crate) use checkpoints::parallel_map;
+pub use checkpoints::HW_CHECKPOINT_FILE;
 use partition::{lock, make_leader, read, single_node_partition, write};
 pub use partition::{IsolatedRead, Partition};
+pub use roles::{ReplicationContext, Role};
 
 /// The leader epoch of a new partition (its `PartitionRecord`), as in Kafka. A partition's
 /// epoch afterwards is the metadata image's, read from each [`Partition`] wherever it is
@@ -295,6 +298,8 @@ pub struct TopicManager {
     replicated: bool,
     meta: Mutex<Meta>,
     maps: RwLock<Maps>,
+    /// What partitions' role changes share (`roles.rs`).
+    replication: ReplicationContext,
 }
 
 /// Threads of the background flusher. Kafka runs the flush of a rolled segment on its scheduler
@@ -405,6 +410,9 @@ impl TopicManager {
                 replicated: replicated.is_some(),
             }),
             maps: RwLock::new(Maps::default()),
+            replication: ReplicationContext::new(
+                crate::replica::ReplicaSettings::from_config(cfg)?.fetch_backoff_ms,
+            ),
         };
         // Effective configs first (cheap, and an invalid one fails the start before any log
         // is opened), then every partition log opened on `num.recovery.threads.per.data.dir`
@@ -423,6 +431,7 @@ impl TopicManager {
             topics.push((id, name, epochs, overrides, config));
         }
         let dir_state = mgr.read_dir_checkpoints()?;
+        mgr.read_hw_checkpoint();
         let started = std::time::Instant::now();
         let opened = parallel_map(&jobs, cfg.recovery_threads, |&(t, p)| {
             let (_, name, epochs, _, config) = &topics[t];
@@ -555,14 +564,13 @@ impl TopicManager {
             state.leader_epoch,
         )?;
         log.set_background_flusher(Some(Arc::clone(&self.flusher)));
-        let leader = make_leader(&mut log, self.node, state, now_ms())?;
+        let role = self.make_role(Some(&mut log), state, Offset(0))?;
         Ok(Arc::new(Partition {
             topic: topic.to_string(),
             index: p,
             log: Mutex::new(Some(log)),
             waiters: Mutex::new(Vec::new()),
-            replica: Mutex::new(leader),
-            led_elsewhere: false,
+            replica: Mutex::new(role),
         }))
     }
 
@@ -594,15 +602,16 @@ impl TopicManager {
             tracing::info!(partition = %dir.display(), scanned = r.scanned_segments.len(), truncated_bytes = r.truncated_bytes, "recovered partition log");
         }
         log.set_background_flusher(Some(Arc::clone(&self.flusher)));
-        // This broker leads the partition from now on in the image's epoch.
-        let leader = make_leader(&mut log, self.node, state, now_ms())?;
+        // This broker leads or follows the partition from now on in the image's epoch, from the
+        // high watermark it checkpointed.
+        let hw = self.checkpointed_hw(topic, p);
+        let role = self.make_role(Some(&mut log), state, hw)?;
         Ok(Arc::new(Partition {
             topic: topic.to_string(),
             index: p,
             log: Mutex::new(Some(log)),
             waiters: Mutex::new(Vec::new()),
-            replica: Mutex::new(leader),
-            led_elsewhere: false,
+            replica: Mutex::new(role),
         }))
     }
 
@@ -716,14 +725,14 @@ impl TopicManager {
         Ok(())
     }
 
-    /// Every partition of every topic that has a log here (in a cluster, not the placeholders
-    /// of partitions other brokers lead: retention, checkpoints and shutdown have nothing to do
-    /// for them).
+    /// Every partition of every topic that has a log here, led or followed (in a cluster, not
+    /// the placeholders of partitions this broker is no replica of: retention, checkpoints and
+    /// shutdown have nothing to do for them).
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
         self.all()
             .into_iter()
             .flat_map(|t| t.state().partitions)
-            .filter(|p| !p.is_led_elsewhere())
+            .filter(|p| p.is_local_replica())
             .collect()
     }
 
@@ -734,6 +743,11 @@ impl TopicManager {
             return;
         }
         *closed = true;
+        // The high watermarks first, while the logs are open (Kafka checkpoints them when the
+        // replica manager shuts down, before the logs close).
+        if let Err(e) = self.write_hw_checkpoint() {
+            tracing::warn!(error = %e, "writing replication-offset-checkpoint failed");
+        }
         // Closing flushes each log: spread over the same threads as opening (Kafka uses
         // `num.recovery.threads.per.data.dir` for shutdown flushes too). A closed log is
         // durable up to its end, which is then its recovery point.

@@ -1,10 +1,19 @@
-//! One partition: its log, its leader-side replication state and its fetch waiters.
+//! One partition: its log, its replication role (leader or follower state, see `roles.rs`) and
+//! its fetch waiters.
 
 use super::*;
 
-/// One partition: its log, its replication state as this broker leads it (leader epoch,
-/// replicas, ISR, high watermark: a [`LeaderState`] built from the metadata image), and the
-/// fetch requests waiting for new data.
+/// One partition: its log, its replication role as the metadata image gives it (see [`Role`]:
+/// a [`LeaderState`] when this broker leads it, a [`potok_replication::FollowerState`] when it
+/// follows, nothing when it is not a replica here), and the fetch requests waiting for new
+/// data.
+///
+/// **Where the leader's state lives (for `acks=all`, ISR changes):** `replica` holds
+/// `Role::Leader(LeaderState)` on the leader; [`Partition::with_leader`] runs a closure on it
+/// and wakes the waiters afterwards. To wait until the high watermark passes an offset, register
+/// a `Notify` with [`Partition::add_waiter`] and then check [`Partition::leader_high_watermark`]
+/// (register first, so no wake-up is lost): appends, follower fetches that move the high
+/// watermark (`handlers::replica_fetch`) and role changes all wake the waiters.
 ///
 /// On a single node the ISR is this broker alone, so the high watermark reaches the log end
 /// offset as soon as an append returns; with replication the same state waits for followers.
@@ -18,13 +27,11 @@ pub struct Partition {
     /// holds the `Arc`) are pruned on every insert, so the list is bounded by the number of
     /// fetches currently waiting.
     pub(super) waiters: Mutex<Vec<Arc<Notify>>>,
-    /// The leader's replication state. Its leader epoch is stamped into appended batches and
-    /// checked against clients' `current_leader_epoch` (KIP-320).
-    pub(super) replica: Mutex<LeaderState>,
-    /// Another broker leads this partition (a member of a cluster keeps a placeholder without
-    /// a log for it, `replicated.rs`): requests for its data get NOT_LEADER_OR_FOLLOWER and
-    /// clients re-route to the leader Metadata names.
-    pub(super) led_elsewhere: bool,
+    /// The replication role. On the leader its leader epoch is stamped into appended batches
+    /// and checked against clients' `current_leader_epoch` (KIP-320). On a follower or a
+    /// non-replica client requests get NOT_LEADER_OR_FOLLOWER and clients re-route to the leader
+    /// Metadata names.
+    pub(super) replica: Mutex<Role>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -58,21 +65,25 @@ pub(super) fn single_node_partition(node: BrokerId) -> PartitionState {
 }
 
 /// Kafka's `makeLeader` on an open log: the leader-epoch cache records where the image's epoch
-/// starts, and the replication state starts from the log end, which on this node is also the
-/// high watermark (nothing was acknowledged beyond it).
+/// starts, and the replication state starts from the log end with the last known high
+/// watermark `high_watermark` (checkpointed, or learnt as a follower); with this broker alone in
+/// the ISR it moves to the log end at once.
 pub(super) fn make_leader(
     log: &mut Log,
     local: BrokerId,
     state: &PartitionState,
+    high_watermark: Offset,
     now_ms: i64,
 ) -> Result<LeaderState, LogError> {
     log.assign_leader_epoch(state.leader_epoch)?;
     let end = log.log_end_offset();
-    LeaderState::become_leader(local, state, end, end, now_ms).map_err(|e| LogError::Corrupt {
-        path: log.dir().to_path_buf(),
-        reason: format!(
-            "the metadata image does not make this broker ({local}) lead the partition: {e:?}"
-        ),
+    LeaderState::become_leader(local, state, end, high_watermark, now_ms).map_err(|e| {
+        LogError::Corrupt {
+            path: log.dir().to_path_buf(),
+            reason: format!(
+                "the metadata image does not make this broker ({local}) lead the partition: {e:?}"
+            ),
+        }
     })
 }
 
@@ -105,9 +116,15 @@ impl Partition {
         &self.log
     }
 
-    /// Whether another broker leads this partition (this one holds no log of it).
+    /// Whether this broker does not lead the partition (it follows, or is not a replica and
+    /// holds no log of it).
     pub fn is_led_elsewhere(&self) -> bool {
-        self.led_elsewhere
+        !matches!(*lock(&self.replica), Role::Leader(_))
+    }
+
+    /// Whether this broker holds a log of the partition (leader or follower).
+    pub fn is_local_replica(&self) -> bool {
+        !matches!(*lock(&self.replica), Role::NotReplica { .. })
     }
 
     /// The current partition leader epoch.
@@ -115,9 +132,33 @@ impl Partition {
         lock(&self.replica).leader_epoch()
     }
 
-    /// A copy of the partition's replication state (replicas, ISR, epochs, high watermark).
-    pub fn replication(&self) -> LeaderState {
-        lock(&self.replica).clone()
+    /// A copy of the leader's replication state (replicas, ISR, epochs, high watermark), `None`
+    /// when this broker does not lead the partition.
+    pub fn replication(&self) -> Option<LeaderState> {
+        match &*lock(&self.replica) {
+            Role::Leader(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// Runs `f` on the leader's replication state, then wakes every waiter (fetches read up to
+    /// the high watermark and `acks=all` produces complete at it, so both look again when it
+    /// may have moved). `None` when this broker does not lead the partition.
+    pub fn with_leader<R>(&self, f: impl FnOnce(&mut LeaderState) -> R) -> Option<R> {
+        let r = match &mut *lock(&self.replica) {
+            Role::Leader(s) => Some(f(s)),
+            _ => None,
+        };
+        self.wake_waiters();
+        r
+    }
+
+    /// The leader's high watermark, `None` when this broker does not lead the partition.
+    pub fn leader_high_watermark(&self) -> Option<Offset> {
+        match &*lock(&self.replica) {
+            Role::Leader(s) => Some(s.high_watermark()),
+            _ => None,
+        }
     }
 
     /// This broker (again) leads the partition with the metadata image's `state` (a leadership
@@ -131,8 +172,9 @@ impl Partition {
         now_ms: i64,
     ) -> Result<(), LogError> {
         self.with_log(|log| {
-            let leader = make_leader(log, local, state, now_ms)?;
-            *lock(&self.replica) = leader;
+            let hw = self.high_watermark(log);
+            let leader = make_leader(log, local, state, hw, now_ms)?;
+            *lock(&self.replica) = Role::Leader(leader);
             Ok(())
         })?;
         // Produces waiting for the previous epoch's ISR must learn that it ended.
@@ -153,19 +195,6 @@ impl Partition {
         }
     }
 
-    /// Runs `f` on the leader's replication state (a follower's fetch, an ISR change committed
-    /// or refused), then wakes every waiter: fetches read up to the high watermark and
-    /// `acks=all` produces complete at it, so both look again when it may have moved. `None`
-    /// when this broker does not lead the partition.
-    pub fn with_leader<R>(&self, f: impl FnOnce(&mut LeaderState) -> R) -> Option<R> {
-        if self.led_elsewhere {
-            return None;
-        }
-        let r = f(&mut lock(&self.replica));
-        self.wake_waiters();
-        Some(r)
-    }
-
     /// Where an `acks=all` produce appended in leader epoch `epoch` stands (Kafka's
     /// `Partition.checkEnoughReplicasReachOffset`): done once the high watermark reached
     /// `required_end` (NOT_ENOUGH_REPLICAS_AFTER_APPEND if the committed ISR shrank below
@@ -178,23 +207,29 @@ impl Partition {
         required_end: Offset,
         min_isr: usize,
     ) -> Result<AcksOutcome, ErrorCode> {
-        if self.is_led_elsewhere() || lock(&self.log).is_none() {
+        if lock(&self.log).is_none() {
             return Err(ErrorCode::NotLeaderOrFollower);
         }
-        let replica = lock(&self.replica);
-        if replica.leader_epoch() != epoch {
-            return Err(ErrorCode::NotLeaderOrFollower);
+        match &*lock(&self.replica) {
+            Role::Leader(s) if s.leader_epoch() == epoch => {
+                Ok(s.acks_all_outcome(required_end, min_isr))
+            }
+            _ => Err(ErrorCode::NotLeaderOrFollower),
         }
-        Ok(replica.acks_all_outcome(required_end, min_isr))
     }
 
     /// Appends batches as the leader, stamping the current leader epoch into each, and wakes
-    /// waiting fetches.
+    /// waiting fetches. A partition this broker does not lead (any more: leadership may move
+    /// between a handler's check and the append) refuses with [`LogError::Offline`]; callers
+    /// report NOT_LEADER_OR_FOLLOWER when [`Partition::is_led_elsewhere`] then holds.
     pub fn append(&self, batches: Bytes, now_ms: i64) -> Result<AppendInfo, LogError> {
         let info = self.with_log(|log| {
             let mut replica = lock(&self.replica);
-            let info = log.append_with_leader_epoch(batches, replica.leader_epoch(), now_ms)?;
-            replica.on_local_append(log.log_end_offset());
+            let Role::Leader(leader) = &mut *replica else {
+                return Err(offline());
+            };
+            let info = log.append_with_leader_epoch(batches, leader.leader_epoch(), now_ms)?;
+            leader.on_local_append(log.log_end_offset());
             Ok(info)
         })?;
         self.wake_waiters();
@@ -213,6 +248,11 @@ impl Partition {
         lock(&self.replica)
             .high_watermark()
             .min(log.log_end_offset())
+    }
+
+    /// `(log start offset, log end offset)` (a follower's fetch reads up to the log end).
+    pub fn log_bounds(&self) -> Result<(Offset, Offset), LogError> {
+        self.with_log(|log| Ok((log.log_start_offset(), log.log_end_offset())))
     }
 
     /// `(log start offset, high watermark, last stable offset)`; the last stable offset is

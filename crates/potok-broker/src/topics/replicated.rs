@@ -8,10 +8,11 @@
 //! The local state then follows the image: new topics and partitions are opened, removed
 //! topics deleted, changed configs applied to the open logs.
 //!
-//! A partition has a local log only on the broker the image names as its leader. Until
-//! replication lands (issue 18) a follower replica holds no data, so the controller writes the
-//! ISR as the leader alone (see `crate::quorum::controller`); other brokers keep a placeholder
-//! [`Partition`] without a log, whose epoch and replica set Metadata reports.
+//! Every replica of a partition has a local log (issue 18): the leader's, or a follower's that
+//! the replica fetcher (`crate::replica`) copies from the leader. After each applied entry
+//! every partition takes the role the image gives this broker (`roles.rs`, Kafka's
+//! `ReplicaManager.applyDelta`). Brokers that are not replicas of a partition keep a
+//! placeholder [`Partition`] without a log, whose epoch Metadata reports.
 
 use super::*;
 
@@ -50,33 +51,20 @@ impl TopicManager {
         state: &PartitionState,
         fresh: bool,
     ) -> Result<Arc<Partition>> {
-        if !self.replicated || state.leader == Some(self.node) {
+        if self.is_replica(state) {
             if fresh {
                 return self.create_partition(topic, p, config, state);
             }
             return self.open_partition_known(topic, p, config, known, state);
         }
-        let leader = state
-            .leader
-            .or_else(|| state.replicas.first().copied())
-            .unwrap_or(self.node);
-        let as_leader = PartitionState {
-            leader: Some(leader),
-            ..state.clone()
-        };
-        let replica =
-            LeaderState::become_leader(leader, &as_leader, Offset(0), Offset(0), now_ms())
-                .map_err(|e| BrokerError::CorruptMetadata {
-                    path: self.data_dir.join(METADATA_DIR),
-                    reason: format!("partition {topic}-{p}: {e:?}"),
-                })?;
         Ok(Arc::new(Partition {
             topic: topic.to_string(),
             index: p,
             log: Mutex::new(None),
             waiters: Mutex::new(Vec::new()),
-            replica: Mutex::new(replica),
-            led_elsewhere: true,
+            replica: Mutex::new(Role::NotReplica {
+                leader_epoch: state.leader_epoch,
+            }),
         }))
     }
 
@@ -92,6 +80,14 @@ impl TopicManager {
         let image = &meta.image;
         let mut deleted = false;
         let mut created = false;
+        let mut roles_changed = false;
+        if let Some(b) = image.brokers().get(&self.node) {
+            let old = self
+                .replication
+                .broker_epoch
+                .swap(b.epoch, std::sync::atomic::Ordering::Relaxed);
+            roles_changed |= old != b.epoch;
+        }
         for t in self.all() {
             if image.topic(t.id).is_none() {
                 {
@@ -133,7 +129,8 @@ impl TopicManager {
                 let fresh = Some(DirCheckpoint::default());
                 match self.open_replica(&ti.name, p, &config, fresh, state, true) {
                     Ok(part) => {
-                        created |= !part.is_led_elsewhere();
+                        created |= part.is_local_replica();
+                        roles_changed = true;
                         new_parts.push(part)
                     }
                     Err(e) => {
@@ -145,21 +142,19 @@ impl TopicManager {
                             index: p,
                             log: Mutex::new(None),
                             waiters: Mutex::new(Vec::new()),
-                            replica: Mutex::new(
-                                LeaderState::become_leader(
-                                    self.node,
-                                    &PartitionState {
-                                        leader: Some(self.node),
-                                        ..state.clone()
-                                    },
-                                    Offset(0),
-                                    Offset(0),
-                                    now_ms(),
-                                )
-                                .map_err(|e| format!("{e:?}"))?,
-                            ),
-                            led_elsewhere: false,
+                            replica: Mutex::new(Role::NotReplica {
+                                leader_epoch: state.leader_epoch,
+                            }),
                         }));
+                    }
+                }
+            }
+            if let Some(t) = &existing {
+                // Kafka's `applyDelta`: every existing partition takes the role the image
+                // gives this broker now (leader, follower, ISR change).
+                for (&p, state) in ti.partitions.range(..have as i32) {
+                    if let Some(part) = t.partition(p) {
+                        roles_changed |= self.apply_role(&part, state);
                     }
                 }
             }
@@ -201,32 +196,12 @@ impl TopicManager {
                 }
             }
         }
-        // ISR changes of partitions this broker leads in the same leader epoch (a new epoch
-        // is a leadership change, handled where leadership is applied): the committed ISR
-        // settles any pending AlterPartition (KIP-497) and may move the high watermark.
-        let isr_changes: Vec<(Arc<Partition>, PartitionState)> = records
-            .iter()
-            .filter_map(|r| match r {
-                MetadataRecord::PartitionChange(c) if c.isr.is_some() => {
-                    let state = image.topic(c.topic_id)?.partitions.get(&c.partition_id)?;
-                    let p = self.get_by_id(c.topic_id)?.partition(c.partition_id)?;
-                    Some((p, state.clone()))
-                }
-                _ => None,
-            })
-            .collect();
         drop(meta);
-        for (p, state) in isr_changes {
-            if p.is_led_elsewhere()
-                || state.leader != Some(self.node)
-                || state.leader_epoch != p.leader_epoch()
-            {
-                continue;
-            }
-            let epoch = state.partition_epoch;
-            if let Some(Err(e)) = p.with_leader(|r| r.on_isr_committed(state.isr, epoch)) {
-                tracing::debug!(topic = p.topic(), partition = p.index(), error = %e, "an older ISR than the one known");
-            }
+        // ISR changes of partitions this broker leads (the committed ISR settles a pending
+        // AlterPartition, KIP-497) were applied above with the other role changes
+        // (`apply_role`: `LeaderState::on_isr_committed` at the same leader epoch).
+        if roles_changed || deleted {
+            self.signal_role_change();
         }
         if created {
             // The new partition directories are entries of the data directory.

@@ -198,14 +198,14 @@ fn a_partition_owns_its_epoch_isr_and_high_watermark() {
             })
             .unwrap();
         let p = t.partition(1).unwrap();
-        let s = p.replication();
+        let s = p.replication().unwrap();
         assert_eq!(s.replicas(), &[BrokerId(4)][..]);
         assert_eq!(s.isr(), &[BrokerId(4)][..]);
         assert_eq!((s.leader_epoch(), s.partition_epoch()), (LeaderEpoch(0), 0));
         assert_eq!(s.high_watermark(), Offset(0));
         p.append(batch(), 0).unwrap();
         p.append(batch(), 0).unwrap();
-        assert_eq!(p.replication().high_watermark(), Offset(4));
+        assert_eq!(p.replication().unwrap().high_watermark(), Offset(4));
         assert_eq!(p.offsets().unwrap(), (Offset(0), Offset(4)));
         // What the metadata image holds for the partition is what the partition was built from.
         let meta = lock(&m.meta);
@@ -217,7 +217,7 @@ fn a_partition_owns_its_epoch_isr_and_high_watermark() {
         moved.leader_epoch = LeaderEpoch(2);
         moved.partition_epoch = 1;
         p.become_leader(BrokerId(4), &moved, 0).unwrap();
-        let s = p.replication();
+        let s = p.replication().unwrap();
         assert_eq!(s.leader_epoch(), LeaderEpoch(2));
         assert_eq!(s.epoch_start_offset(), Offset(4));
         assert_eq!(s.high_watermark(), Offset(4));
@@ -230,7 +230,7 @@ fn a_partition_owns_its_epoch_isr_and_high_watermark() {
     // After a restart the state comes from the replayed image and the recovered log.
     let m = TopicManager::open(&cfg).unwrap();
     let p = m.get("r").unwrap().partition(1).unwrap();
-    let s = p.replication();
+    let s = p.replication().unwrap();
     assert_eq!(s.isr(), &[BrokerId(4)][..]);
     assert_eq!(s.high_watermark(), Offset(4));
     m.close_all(1);
