@@ -4,7 +4,7 @@
 
 use potok_protocol::messages::internal::partition_change_record::PartitionChangeRecord;
 use potok_protocol::messages::internal::partition_record::PartitionRecord;
-use potok_replication::{FetchAnswer, FollowerRequest};
+use potok_replication::{FetchAnswer, FetchPosition, FollowerRequest};
 
 use super::*;
 
@@ -175,6 +175,27 @@ fn a_follower_copies_the_leader_and_truncates_a_divergent_tail_by_epoch() {
     assert_eq!(p2.log_bounds().unwrap().1, Offset(7));
     assert!(fetch_round(&p2, &p1, 2).is_some());
     assert_eq!(p1.leader_high_watermark(), Some(Offset(0)));
+    // Consumers read below the high watermark only: nothing yet, and ListOffsets' latest
+    // (the high watermark) is 0.
+    let (slice, _, hw) = p1.read(Offset(0), 1 << 20).unwrap();
+    assert_eq!((slice.len, hw), (0, Offset(0)));
+    // A follower fetch with a newer leader epoch than the leader's is UNKNOWN_LEADER_EPOCH
+    // (KIP-320), and a follower answers no follower fetches.
+    let Some(FollowerRequest::Fetch(position)) = p2.next_follower_request(3) else {
+        panic!("the follower fetches");
+    };
+    let newer = FetchPosition {
+        current_leader_epoch: LeaderEpoch(9),
+        ..position
+    };
+    assert!(matches!(
+        p1.answer_follower_fetch(&newer, 3),
+        Err(potok_replication::ReplicationError::UnknownLeaderEpoch { .. })
+    ));
+    assert!(matches!(
+        p2.answer_follower_fetch(&position, 3),
+        Err(potok_replication::ReplicationError::NotLeader)
+    ));
     // Without broker 3 in the ISR it is the smallest ISR log end, 7, and the follower learns it.
     m1.apply_replicated(&[change(-2, &[1, 2])]).unwrap();
     m2.apply_replicated(&[change(-2, &[1, 2])]).unwrap();
@@ -191,6 +212,16 @@ fn a_follower_copies_the_leader_and_truncates_a_divergent_tail_by_epoch() {
     m2.apply_replicated(&[change(2, &[2])]).unwrap();
     p2.append(batch(1), 0).unwrap();
     assert_eq!(p1.log_bounds().unwrap().1, Offset(11));
+    // A fetch naming the previous leader epoch is FENCED_LEADER_EPOCH at the new leader.
+    let stale = FetchPosition {
+        leader: BrokerId(2),
+        current_leader_epoch: LeaderEpoch(0),
+        ..position
+    };
+    assert!(matches!(
+        p2.answer_follower_fetch(&stale, 4),
+        Err(potok_replication::ReplicationError::FencedLeaderEpoch { .. })
+    ));
     // First round: the leader answers with the diverging epoch, the follower cuts at 7 (where
     // epoch 0 ends on the leader), never at its high watermark alone.
     assert_eq!(fetch_round(&p1, &p2, 5), Some(0));
