@@ -1,7 +1,10 @@
 //! The nemeses of the fault harness and the run that drives them: SIGKILL and restart of a
-//! node (a random one, the leader of the busy partition, or the active controller), and
-//! SIGSTOP/SIGCONT pauses (GC-like stalls). Faults are sequential: each is healed before the
-//! next, so a run ends with every node running.
+//! node (a random one, the leader of the busy partition, or the active controller),
+//! SIGSTOP/SIGCONT pauses (GC-like stalls), and, on a cluster in network namespaces, network
+//! partitions: a node (random, the active controller, the busy partition's leader) cut from
+//! its peers while clients still reach it, and a majority/minority split where the minority is
+//! cut from everyone, clients included. Faults are sequential: each is healed before the next,
+//! so a run ends with every node running and connected.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +34,22 @@ pub trait Target {
     fn targets(&self, _topic: &str) -> Vec<(&'static str, i32)> {
         Vec::new()
     }
+    /// Whether the network between nodes can be cut ([`Target::cut`], [`Target::disconnect`]).
+    fn can_cut(&self) -> bool {
+        false
+    }
+    /// Cuts every node of `a` from every node of `b`, both directions; clients still reach all.
+    fn cut(&mut self, _a: &[i32], _b: &[i32]) {}
+    /// Cuts node `id` from everyone, clients included.
+    fn disconnect(&mut self, _id: i32) {}
+    /// Undoes every cut.
+    fn heal(&mut self) {}
+    /// Whether node clocks can be moved ([`Target::jump_clock`]).
+    fn can_jump_clock(&self) -> bool {
+        false
+    }
+    /// Sets node `id`'s wall clock to the real time plus `offset_secs`.
+    fn jump_clock(&mut self, _id: i32, _offset_secs: i64) {}
 }
 
 impl Target for Broker {
@@ -82,6 +101,86 @@ impl Target for Cluster {
         }
         out.retain(|&(_, id)| self.ids().contains(&id));
         out
+    }
+    fn can_cut(&self) -> bool {
+        self.net.is_some()
+    }
+    fn cut(&mut self, a: &[i32], b: &[i32]) {
+        self.net
+            .as_mut()
+            .expect("a cluster in namespaces")
+            .cut(a, b);
+    }
+    fn disconnect(&mut self, id: i32) {
+        self.net
+            .as_mut()
+            .expect("a cluster in namespaces")
+            .disconnect(id);
+    }
+    fn heal(&mut self) {
+        if let Some(net) = self.net.as_mut() {
+            net.heal();
+        }
+    }
+    fn can_jump_clock(&self) -> bool {
+        self.has_fake_clock()
+    }
+    fn jump_clock(&mut self, id: i32, offset_secs: i64) {
+        Cluster::jump_clock(self, id, offset_secs);
+    }
+}
+
+/// Which node a fault aims at.
+#[derive(Debug, Clone, Copy)]
+enum Aim {
+    Random,
+    Controller,
+    BusyLeader,
+}
+
+/// One kind of fault.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Pause,
+    Kill(Aim),
+    Isolate(Aim),
+    Split,
+    ClockJump,
+}
+
+impl Fault {
+    fn name(self) -> &'static str {
+        match self {
+            Fault::Pause => "pause",
+            Fault::Kill(Aim::Random) => "kill-random",
+            Fault::Kill(Aim::Controller) => "kill-controller",
+            Fault::Kill(Aim::BusyLeader) => "kill-busy-leader",
+            Fault::Isolate(Aim::Random) => "isolate-random",
+            Fault::Isolate(Aim::Controller) => "isolate-controller",
+            Fault::Isolate(Aim::BusyLeader) => "isolate-busy-leader",
+            Fault::Split => "split",
+            Fault::ClockJump => "clock-jump",
+        }
+    }
+
+    /// The kinds `target` supports, in the order they take turns.
+    fn all_for<T: Target>(target: &T) -> Vec<Fault> {
+        let mut kinds = vec![Fault::Pause, Fault::Kill(Aim::Random)];
+        if target.ids().len() > 1 {
+            kinds.extend([Fault::Kill(Aim::Controller), Fault::Kill(Aim::BusyLeader)]);
+        }
+        if target.can_cut() {
+            kinds.extend([
+                Fault::Isolate(Aim::Random),
+                Fault::Isolate(Aim::Controller),
+                Fault::Isolate(Aim::BusyLeader),
+                Fault::Split,
+            ]);
+        }
+        if target.can_jump_clock() {
+            kinds.push(Fault::ClockJump);
+        }
+        kinds
     }
 }
 
@@ -235,39 +334,80 @@ pub fn run<T: Target>(target: &mut T, cfg: &RunConfig) -> RunResult {
     let until = Instant::now() + cfg.duration;
     // Let the clients connect and the group form before the first fault.
     std::thread::sleep(Duration::from_millis(1500));
-    let mut round = 0u64;
+    let kinds = Fault::all_for(target);
+    let mut round = 0usize;
     while Instant::now() < until {
-        let aimed = target.targets(&w.topic);
-        let pick_random = |rng: &mut Rng| ids[rng.range(0, ids.len() as u64) as usize];
-        // The nemeses take turns (a pause, then a kill of each kind the target offers), so even a
-        // short run injects every kind; nodes and durations are drawn from the seed.
-        let turn = round % (1 + 1 + aimed.len() as u64);
+        // The nemeses take turns, so even a short run injects every kind; nodes and durations
+        // are drawn from the seed. A fault aimed at a role falls back to a random node when
+        // Metadata does not name one.
+        let fault = kinds[round % kinds.len()];
         round += 1;
-        if turn == 0 {
-            let id = pick_random(&mut rng);
-            if let Some(pid) = target.pid(id) {
-                signal(pid, libc::SIGSTOP);
-                let guard = Paused(pid);
-                std::thread::sleep(Duration::from_millis(rng.range(200, 3000)));
-                drop(guard);
-                *faults.entry("pause").or_insert(0) += 1;
-            }
-        } else {
-            // SIGKILL and restart: a random node, the busy partition's leader, the controller.
-            let (kind, id) = match (turn as usize).checked_sub(2).and_then(|i| aimed.get(i)) {
-                Some(&("controller", id)) => ("kill-controller", id),
-                Some(&(_, id)) => ("kill-busy-leader", id),
-                None => ("kill-random", pick_random(&mut rng)),
+        let aimed = target.targets(&w.topic);
+        let random = ids[rng.range(0, ids.len() as u64) as usize];
+        let node = |aim: Aim| {
+            let role = match aim {
+                Aim::Random => return random,
+                Aim::Controller => "controller",
+                Aim::BusyLeader => "busy-leader",
             };
-            target.kill(id);
-            std::thread::sleep(Duration::from_millis(rng.range(100, 1500)));
-            target.restart(id);
-            *faults.entry(kind).or_insert(0) += 1;
+            aimed
+                .iter()
+                .find(|(r, _)| *r == role)
+                .map_or(random, |&(_, id)| id)
+        };
+        match fault {
+            Fault::Pause => {
+                if let Some(pid) = target.pid(random) {
+                    signal(pid, libc::SIGSTOP);
+                    let guard = Paused(pid);
+                    std::thread::sleep(Duration::from_millis(rng.range(200, 3000)));
+                    drop(guard);
+                }
+            }
+            Fault::Kill(aim) => {
+                let id = node(aim);
+                target.kill(id);
+                std::thread::sleep(Duration::from_millis(rng.range(100, 1500)));
+                target.restart(id);
+            }
+            Fault::Isolate(aim) => {
+                // Long enough, at times, for elections (1 s) and broker session timeouts.
+                let id = node(aim);
+                let rest: Vec<i32> = ids.iter().copied().filter(|&p| p != id).collect();
+                target.cut(&[id], &rest);
+                std::thread::sleep(Duration::from_millis(rng.range(500, 6000)));
+                target.heal();
+            }
+            Fault::Split => {
+                // A random minority (⌊(n-1)/2⌋ nodes, one of three) loses the network; the
+                // clients stay with the majority.
+                let mut order = ids.clone();
+                for i in (1..order.len()).rev() {
+                    order.swap(i, rng.range(0, i as u64 + 1) as usize);
+                }
+                for &id in &order[..(ids.len() - 1) / 2] {
+                    target.disconnect(id);
+                }
+                std::thread::sleep(Duration::from_millis(rng.range(500, 6000)));
+                target.heal();
+            }
+            Fault::ClockJump => {
+                // A step of the wall clock of a random node, forward or back by up to an hour
+                // (as NTP may step a clock), held for a while, then stepped back to the real
+                // time. Kept below an hour: time-based settings a step may legitimately fire
+                // (retention.ms, producer.id.expiration.ms at a day) would delete state.
+                let secs = rng.range(1, 3600) as i64;
+                let offset = if rng.next() % 2 == 0 { secs } else { -secs };
+                target.jump_clock(random, offset);
+                std::thread::sleep(Duration::from_millis(rng.range(500, 4000)));
+                target.jump_clock(random, 0);
+            }
         }
+        *faults.entry(fault.name()).or_insert(0) += 1;
         std::thread::sleep(Duration::from_millis(rng.range(200, 1200)));
     }
 
-    // Heal: every node runs (faults heal themselves); stop producing and let every write
+    // Heal: every node runs and is connected (faults heal themselves); stop producing and let every write
     // resolve, then let the consumers catch up a little before closing them.
     stop.store(true, Ordering::SeqCst);
     let mut produces = Vec::new();

@@ -364,7 +364,10 @@ pub fn drain(w: &Workload) -> BTreeMap<i32, Vec<(i64, u64)>> {
     while !caught_up(&out) {
         assert!(
             Instant::now() < deadline,
-            "drain did not reach the high watermarks {ends:?}"
+            "drain did not reach the high watermarks {ends:?}: drained up to {:?}",
+            out.iter()
+                .map(|(p, r)| (*p, r.last().map(|&(o, _)| o)))
+                .collect::<BTreeMap<_, _>>()
         );
         match c.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {

@@ -1,20 +1,45 @@
-//! A cluster of real `potok` processes on 127.0.0.1: every node a voter of the controller
-//! quorum (combined mode), each with its own client and controller port and data directory.
-//! Nodes are started, SIGKILLed and restarted one by one; every wait has a timeout and every
-//! child is killed when the cluster is dropped.
+//! A cluster of real `potok` processes: every node a voter of the controller quorum (combined
+//! mode), each with its own client and controller port and data directory. By default every
+//! node listens on 127.0.0.1; [`Cluster::start_netns`] puts each node in its own network
+//! namespace with its own address ([`super::netns`]), so tests can cut the network between
+//! nodes. Nodes are started, SIGKILLed and restarted one by one; every wait has a timeout and
+//! every child is killed when the cluster is dropped (before its namespaces are deleted).
 
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::netns::Net;
 use super::{free_port, START_TIMEOUT};
+
+/// Where Debian's `faketime` package (installed by `scripts/install-test-deps`) puts
+/// libfaketime on the architectures CI uses.
+const LIBFAKETIME: [&str; 2] = [
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+];
+
+/// The libfaketime library, if installed.
+pub fn libfaketime() -> Option<&'static str> {
+    LIBFAKETIME
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+}
+
+/// Whether a TCP connect to `addr` succeeds within a second.
+fn connects(addr: &str) -> bool {
+    addr.parse()
+        .is_ok_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
+}
 
 /// One node of a [`Cluster`].
 #[derive(Debug)]
 pub struct Node {
     /// `node.id` (1-based).
     pub id: i32,
+    /// The address the node listens on (127.0.0.1, or its namespace's address).
+    pub host: String,
     /// The PLAINTEXT (client) port.
     pub port: u16,
     /// The CONTROLLER port.
@@ -26,7 +51,7 @@ pub struct Node {
 impl Node {
     /// `host:port` of the client listener.
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 
     /// Whether the process runs.
@@ -59,25 +84,55 @@ pub struct Cluster {
     pub cluster_id: String,
     voters: String,
     extra: Vec<(String, String)>,
+    /// The network namespaces when started by [`Cluster::start_netns`]; declared after the
+    /// nodes so that it is dropped after `Drop::drop` killed them.
+    pub net: Option<Net>,
+    /// libfaketime preloaded into every node ([`Cluster::jump_clock`]).
+    faketime: Option<&'static str>,
     _dir: tempfile::TempDir,
 }
 
 impl Cluster {
     /// Starts `n` voters with settings `extra` and waits until each accepts connections.
     pub fn start(n: usize, extra: &[(&str, &str)]) -> Cluster {
+        Cluster::start_in(n, extra, None, None)
+    }
+
+    /// Starts `n` voters like [`Cluster::start`], each in its own network namespace (node `i`
+    /// on `net.addr(i)`, ports 9092 and 9093 in every namespace). The caller checks
+    /// [`super::netns::unavailable`] first. With `fake_clock`, every node runs with libfaketime
+    /// preloaded (panics if it is not installed), so [`Cluster::jump_clock`] can move its wall
+    /// clock.
+    pub fn start_netns(n: usize, extra: &[(&str, &str)], fake_clock: bool) -> Cluster {
+        let ids: Vec<i32> = (1..=n as i32).collect();
+        let faketime = fake_clock.then(|| {
+            libfaketime().expect("libfaketime is not installed (scripts/install-test-deps)")
+        });
+        Cluster::start_in(n, extra, Some(Net::create(&ids)), faketime)
+    }
+
+    fn start_in(
+        n: usize,
+        extra: &[(&str, &str)],
+        net: Option<Net>,
+        faketime: Option<&'static str>,
+    ) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let nodes: Vec<Node> = (1..=n as i32)
             .map(|id| Node {
                 id,
-                port: free_port(),
-                controller_port: free_port(),
+                host: net
+                    .as_ref()
+                    .map_or_else(|| "127.0.0.1".to_string(), |net| net.addr(id)),
+                port: if net.is_some() { 9092 } else { free_port() },
+                controller_port: if net.is_some() { 9093 } else { free_port() },
                 child: None,
                 dir: dir.path().join(format!("node-{id}")),
             })
             .collect();
         let voters = nodes
             .iter()
-            .map(|n| format!("{}@127.0.0.1:{}", n.id, n.controller_port))
+            .map(|n| format!("{}@{}:{}", n.id, n.host, n.controller_port))
             .collect::<Vec<_>>()
             .join(",");
         let mut c = Cluster {
@@ -88,6 +143,8 @@ impl Cluster {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            net,
+            faketime,
             _dir: dir,
         };
         for i in 0..n {
@@ -128,8 +185,10 @@ impl Cluster {
             (
                 "listeners".into(),
                 format!(
-                    "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
-                    node.port, node.controller_port
+                    "PLAINTEXT://{host}:{},CONTROLLER://{host}:{}",
+                    node.port,
+                    node.controller_port,
+                    host = node.host
                 ),
             ),
             (
@@ -146,6 +205,23 @@ impl Cluster {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        if let Some(net) = &self.net {
+            net.enter(node.id, &mut cmd);
+        }
+        if let Some(lib) = self.faketime {
+            // The offset file is read on every wall-clock read (no cache), so a jump applies
+            // at once; the monotonic clock (timers, timeouts) and file times stay real, as
+            // they do when NTP steps a machine's clock.
+            let clock = node.dir.join("clock");
+            if !clock.exists() {
+                std::fs::write(&clock, "+0\n").expect("clock offset file");
+            }
+            cmd.env("LD_PRELOAD", lib)
+                .env("FAKETIME_TIMESTAMP_FILE", &clock)
+                .env("FAKETIME_NO_CACHE", "1")
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+                .env("NO_FAKE_STAT", "1");
+        }
         node.child = Some(cmd.spawn().expect("spawn potok"));
     }
 
@@ -160,7 +236,7 @@ impl Cluster {
             }
             let started = node.log().matches("potok broker started").count() > before
                 || before > 0 && node.log().matches("potok broker started").count() > 0;
-            if started && TcpStream::connect(("127.0.0.1", node.port)).is_ok() {
+            if started && connects(&node.bootstrap()) {
                 return;
             }
             if Instant::now() > deadline {
@@ -168,6 +244,25 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Whether the nodes run with libfaketime ([`Cluster::jump_clock`] works).
+    pub fn has_fake_clock(&self) -> bool {
+        self.faketime.is_some()
+    }
+
+    /// Sets node `id`'s wall clock to the real time plus `offset_secs` (negative: back). The
+    /// offset survives a restart of the node; `0` heals.
+    pub fn jump_clock(&self, id: i32, offset_secs: i64) {
+        assert!(
+            self.faketime.is_some(),
+            "the cluster runs without libfaketime"
+        );
+        let node = self.node(id);
+        let tmp = node.dir.join("clock.tmp");
+        // Renamed into place, so a read never sees a half-written offset.
+        std::fs::write(&tmp, format!("{offset_secs:+}\n")).expect("write clock offset");
+        std::fs::rename(&tmp, node.dir.join("clock")).expect("rename clock offset");
     }
 
     /// SIGKILLs node `id` and reaps it.
@@ -210,7 +305,7 @@ impl Cluster {
                 panic!("node {id} exited with {status}:\n{}", node.log());
             }
             if node.log().matches("potok broker started").count() > starts
-                && TcpStream::connect(("127.0.0.1", node.port)).is_ok()
+                && connects(&node.bootstrap())
             {
                 return;
             }

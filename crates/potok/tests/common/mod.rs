@@ -18,6 +18,7 @@
 pub mod cluster;
 pub mod java;
 pub mod kafka;
+pub mod netns;
 pub mod wire;
 
 use std::net::{TcpListener, TcpStream};
