@@ -254,6 +254,8 @@ pub struct RunResult {
     pub elapsed: Duration,
     /// Fatal producer errors (the client gave up; with idempotence, e.g. a sequence error).
     pub producer_fatal: Vec<String>,
+    /// How many kinds of fault took turns.
+    pub kinds: usize,
 }
 
 impl RunResult {
@@ -334,7 +336,16 @@ pub fn run<T: Target>(target: &mut T, cfg: &RunConfig) -> RunResult {
     let until = Instant::now() + cfg.duration;
     // Let the clients connect and the group form before the first fault.
     std::thread::sleep(Duration::from_millis(1500));
-    let kinds = Fault::all_for(target);
+    // `POTOK_CHAOS_NEMESES` (comma-separated names, e.g. `pause,clock-jump`) narrows the kinds,
+    // to run or bisect one nemesis alone.
+    let kinds: Vec<Fault> = match std::env::var("POTOK_CHAOS_NEMESES") {
+        Ok(only) => Fault::all_for(target)
+            .into_iter()
+            .filter(|f| only.split(',').any(|n| n.trim() == f.name()))
+            .collect(),
+        Err(_) => Fault::all_for(target),
+    };
+    assert!(!kinds.is_empty(), "POTOK_CHAOS_NEMESES selects no nemesis");
     let mut round = 0usize;
     while Instant::now() < until {
         // The nemeses take turns, so even a short run injects every kind; nodes and durations
@@ -397,7 +408,11 @@ pub fn run<T: Target>(target: &mut T, cfg: &RunConfig) -> RunResult {
                 // time. Kept below an hour: time-based settings a step may legitimately fire
                 // (retention.ms, producer.id.expiration.ms at a day) would delete state.
                 let secs = rng.range(1, 3600) as i64;
-                let offset = if rng.next() % 2 == 0 { secs } else { -secs };
+                let offset = if rng.next().is_multiple_of(2) {
+                    secs
+                } else {
+                    -secs
+                };
                 target.jump_clock(random, offset);
                 std::thread::sleep(Duration::from_millis(rng.range(500, 4000)));
                 target.jump_clock(random, 0);
@@ -432,6 +447,7 @@ pub fn run<T: Target>(target: &mut T, cfg: &RunConfig) -> RunResult {
         faults,
         elapsed: started.elapsed(),
         producer_fatal,
+        kinds: kinds.len(),
     }
 }
 
