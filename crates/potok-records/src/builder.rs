@@ -60,6 +60,24 @@ pub enum ControlRecordType {
     Commit,
 }
 
+impl ControlRecordType {
+    /// Reads a control record's key (Kafka's `ControlRecordType.parse`: `[version i16][type
+    /// i16]`, version 0, later versions keep the type where it is). `None` for a key too short
+    /// or a type that is not a transaction marker (Kafka's other control types, such as the
+    /// KRaft leader change, are not markers).
+    pub fn parse(key: &[u8]) -> Option<ControlRecordType> {
+        let version = i16::from_be_bytes([*key.first()?, *key.get(1)?]);
+        if version < 0 {
+            return None;
+        }
+        match i16::from_be_bytes([*key.get(2)?, *key.get(3)?]) {
+            0 => Some(ControlRecordType::Abort),
+            1 => Some(ControlRecordType::Commit),
+            _ => None,
+        }
+    }
+}
+
 impl RecordBatchBuilder {
     /// A builder with the defaults described on the type.
     pub fn new() -> RecordBatchBuilder {
@@ -379,6 +397,18 @@ mod tests {
         let r = b.records().unwrap().next().unwrap().unwrap();
         assert_eq!(r.key.as_deref(), Some(&[0, 0, 0, 1][..]));
         assert_eq!(r.value.as_deref(), Some(&[0, 0, 0, 0, 0, 5][..]));
+        assert_eq!(
+            ControlRecordType::parse(r.key.as_deref().unwrap()),
+            Some(ControlRecordType::Commit)
+        );
+        assert_eq!(
+            ControlRecordType::parse(&[0, 0, 0, 0]),
+            Some(ControlRecordType::Abort)
+        );
+        // Too short, a negative version, and the KRaft leader-change type (2) are no markers.
+        assert_eq!(ControlRecordType::parse(&[0, 0, 0]), None);
+        assert_eq!(ControlRecordType::parse(&[0xff, 0xff, 0, 1]), None);
+        assert_eq!(ControlRecordType::parse(&[0, 0, 0, 2]), None);
     }
 
     #[test]
