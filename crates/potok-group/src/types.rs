@@ -340,11 +340,34 @@ pub enum Output {
         /// applies committed offsets and a completed rebalance only in the append callback).
         /// `None` when nothing depends on the outcome.
         pending: Option<PendingId>,
+        /// `Some((producer id, producer epoch))` for a TxnOffsetCommit: the records go in one
+        /// transactional batch of that producer, which the transaction's COMMIT or ABORT marker
+        /// on this partition later resolves (KIP-98).
+        producer: Option<(i64, i16)>,
     },
     /// Answer a parked or immediate JoinGroup.
     Join(Token, JoinGroupResponse),
     /// Answer a parked or immediate SyncGroup.
     Sync(Token, SyncGroupResponse),
+}
+
+/// A TxnOffsetCommit request (KIP-98, with KIP-447's group generation and member checks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnOffsetCommitRequest {
+    /// The group.
+    pub group_id: String,
+    /// The transactional producer's id.
+    pub producer_id: i64,
+    /// Its epoch.
+    pub producer_epoch: i16,
+    /// The consumer's generation (v3+, KIP-447), -1 when not known.
+    pub generation_id: i32,
+    /// The consumer's member id (v3+), empty when not known.
+    pub member_id: String,
+    /// The consumer's static instance id (v3+).
+    pub group_instance_id: Option<String>,
+    /// Topics and their partitions.
+    pub topics: Vec<(String, Vec<CommitPartition>)>,
 }
 
 /// Per-partition results of OffsetCommit and OffsetDelete: `(topic, [(partition, error)])`, in

@@ -13,6 +13,22 @@ impl GroupCoordinator {
             corrupt_records: loader.corrupt,
             ..Default::default()
         };
+        // Transactional offsets whose marker was not in the log wait for it again (the
+        // transaction coordinator re-sends the markers of transactions it finds prepared).
+        for (producer_id, records) in loader.txn {
+            for (key, value) in records {
+                if let Ok(OffsetsRecord::OffsetCommit {
+                    group,
+                    topic,
+                    partition,
+                    value: Some(v),
+                }) = decode_record(key, value)
+                {
+                    let gp = self.partition_for(&group);
+                    self.stage_txn_offsets(producer_id, gp, vec![(group, topic, partition, v)]);
+                }
+            }
+        }
         for (key, value) in loader.live {
             let Some(value) = value else { continue };
             match decode_record(key, Some(value)) {
@@ -145,6 +161,8 @@ impl GroupCoordinator {
 #[derive(Debug, Default)]
 pub struct Loader {
     live: HashMap<Bytes, Option<Bytes>>,
+    /// Records of transactional batches by producer id, until that producer's marker.
+    txn: HashMap<i64, Vec<(Bytes, Option<Bytes>)>>,
     records: u64,
     corrupt: usize,
 }
@@ -169,10 +187,38 @@ impl Loader {
         );
     }
 
+    /// Applies one record of a transactional batch of `producer_id` (a TxnOffsetCommit): it
+    /// counts only if a COMMIT marker of that producer follows ([`Self::end_txn`]).
+    pub fn apply_txn(&mut self, producer_id: i64, key: Option<&[u8]>, value: Option<&[u8]>) {
+        self.records += 1;
+        let Some(key) = key else {
+            self.corrupt += 1;
+            return;
+        };
+        self.txn.entry(producer_id).or_default().push((
+            Bytes::copy_from_slice(key),
+            value.map(Bytes::copy_from_slice),
+        ));
+    }
+
+    /// A COMMIT (`commit`) or ABORT marker of `producer_id`: its transactional records become
+    /// live or are dropped.
+    pub fn end_txn(&mut self, producer_id: i64, commit: bool) {
+        let Some(records) = self.txn.remove(&producer_id) else {
+            return;
+        };
+        if commit {
+            self.live.extend(records);
+        }
+    }
+
     /// Adds the records gathered by another loader (another partition: keys never overlap,
     /// because a group lives in exactly one partition).
     pub fn merge(&mut self, other: Loader) {
         self.live.extend(other.live);
+        for (pid, records) in other.txn {
+            self.txn.entry(pid).or_default().extend(records);
+        }
         self.records += other.records;
         self.corrupt += other.corrupt;
     }

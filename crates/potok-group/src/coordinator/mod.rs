@@ -86,6 +86,7 @@ mod load;
 mod members;
 mod offsets;
 mod timers;
+mod txn_offsets;
 
 use group::*;
 pub use load::Loader;
@@ -115,6 +116,13 @@ enum Pending {
     /// Kafka's `updateStaticMemberAndRebalance` callback does (`updateMember` with the old
     /// protocols and timeouts, then `replaceStaticMember` back to the old id).
     StaticRejoin(Box<StaticRejoin>),
+    /// Transactional offsets (TxnOffsetCommit): once written they wait, per producer id, for
+    /// the transaction's marker (`txn_offsets`), as Kafka's `pendingTransactionalOffsetCommits`.
+    TxnCommit {
+        producer_id: i64,
+        partition: i32,
+        offsets: Vec<(String, String, i32, CommittedOffset)>,
+    },
 }
 
 /// What [`Pending::StaticRejoin`] restores.
@@ -144,6 +152,19 @@ pub struct GroupCoordinator {
     /// changes of one call.
     pending: HashMap<u64, Pending>,
     next_pending: u64,
+    /// Written transactional offsets waiting for their transaction's marker, by producer id:
+    /// `(offsets partition, group, topic, partition, offset)` in commit order.
+    txn_offsets: HashMap<i64, Vec<TxnOffset>>,
+}
+
+/// One transactional offset waiting for its marker.
+#[derive(Debug, Clone)]
+struct TxnOffset {
+    offsets_partition: i32,
+    group_id: String,
+    topic: String,
+    partition: i32,
+    value: CommittedOffset,
 }
 
 fn too_long(s: &str) -> bool {
@@ -174,6 +195,7 @@ impl GroupCoordinator {
             member_seq: 0,
             pending: HashMap::new(),
             next_pending: 0,
+            txn_offsets: HashMap::new(),
         }
     }
 
@@ -261,6 +283,7 @@ impl GroupCoordinator {
             partition,
             records,
             pending: None,
+            producer: None,
         });
     }
 
@@ -276,6 +299,7 @@ impl GroupCoordinator {
             partition,
             records,
             pending: Some(PendingId(id)),
+            producer: None,
         });
     }
 
@@ -315,6 +339,15 @@ impl GroupCoordinator {
                     self.groups.remove(&group_id);
                 }
             }
+            (
+                Pending::TxnCommit {
+                    producer_id,
+                    partition,
+                    offsets,
+                },
+                Ok(()),
+            ) => self.stage_txn_offsets(producer_id, partition, offsets),
+            (Pending::TxnCommit { .. }, Err(_)) => {}
             (Pending::Sync { .. } | Pending::StaticRejoin(_), Ok(())) => {}
             (Pending::StaticRejoin(undo), Err(_)) => self.undo_static_rejoin(*undo, now_ms),
             (

@@ -324,3 +324,4 @@ impl H {
 
 mod membership;
 mod offsets;
+mod txn_offsets;
