@@ -6,12 +6,15 @@
 //! topic that merely starts with `__` is not. Metadata, DescribeTopicPartitions and the admin
 //! APIs report `is_internal` from [`is_internal`].
 //!
-//! Only `__consumer_offsets` exists on Potok: it is created by the group coordinator
+//! `__transaction_state` is created by the transaction coordinator
+//! ([`crate::txn::TxnService::ensure_topic`]) on the first FindCoordinator with `key_type=1` or
+//! transactional InitProducerId, with `transaction.state.log.num.partitions` partitions and
+//! [`transaction_state_overrides`]. `__consumer_offsets` is created by the group coordinator
 //! ([`crate::group::GroupService::ensure_offsets_topic`]) on the first FindCoordinator, as
 //! Kafka's `KafkaApis.getCoordinator` asks `AutoTopicCreationManager` to create it, with
 //! `offsets.topic.num.partitions` partitions and the configs of Kafka's
-//! `GroupCoordinatorService.groupMetadataTopicConfigs` ([`offsets_topic_overrides`]). The
-//! other two names have no coordinator here, so clients may not create them.
+//! `GroupCoordinatorService.groupMetadataTopicConfigs` ([`offsets_topic_overrides`]).
+//! `__share_group_state` has no coordinator here. Clients may create none of them.
 
 use std::collections::BTreeMap;
 
@@ -50,6 +53,24 @@ pub fn offsets_topic_overrides() -> BTreeMap<String, String> {
         (
             "segment.bytes".to_string(),
             OFFSETS_TOPIC_SEGMENT_BYTES.to_string(),
+        ),
+    ])
+}
+
+/// The config overrides `__transaction_state` is created with, those of Kafka's
+/// `TransactionStateManager` / `AutoTopicCreationManager`: compacted, never deleted by
+/// retention, `min.insync.replicas` from `transaction.state.log.min.isr` (capped at the
+/// replica count), `segment.bytes` from `transaction.state.log.segment.bytes`, uncompressed,
+/// no unclean leader election.
+pub fn transaction_state_overrides(min_isr: i32, segment_bytes: i64) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        ("compression.type".to_string(), "uncompressed".to_string()),
+        ("min.insync.replicas".to_string(), min_isr.to_string()),
+        ("segment.bytes".to_string(), segment_bytes.to_string()),
+        (
+            "unclean.leader.election.enable".to_string(),
+            "false".to_string(),
         ),
     ])
 }
@@ -128,6 +149,9 @@ mod tests {
     #[test]
     fn offsets_topic_configs_are_valid_topic_configs() {
         let overrides = offsets_topic_overrides();
+        let normalized = crate::topic_config::normalize_overrides(&overrides).unwrap();
+        assert_eq!(normalized, overrides);
+        let overrides = transaction_state_overrides(1, 104_857_600);
         let normalized = crate::topic_config::normalize_overrides(&overrides).unwrap();
         assert_eq!(normalized, overrides);
     }

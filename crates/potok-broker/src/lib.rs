@@ -55,6 +55,7 @@ pub mod sendfile;
 pub mod server;
 pub mod topic_config;
 pub mod topics;
+pub mod txn;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -85,6 +86,8 @@ pub struct Broker {
     pub producer_ids: producer_ids::ProducerIdManager,
     /// The group coordinator (consumer groups and committed offsets).
     pub groups: group::GroupService,
+    /// The transaction coordinator (issue 21).
+    pub txn: txn::TxnService,
     /// The cluster id (persisted in `{log.dirs}/meta.properties`, as Kafka does).
     pub cluster_id: String,
     /// The port clients are told to use (the bound port when `listeners` used port 0).
@@ -373,6 +376,18 @@ pub async fn start(mut config: BrokerConfig) -> Result<Running> {
             .await
             .map_err(|e| BrokerError::Config(format!("start-up task failed: {e}")))??
     };
+    // The transaction coordinator completes the transactions it finds prepared (writing their
+    // markers, some through the group service) before the broker serves.
+    let txn = {
+        let cfg = config.clone();
+        let topics = Arc::clone(&topics);
+        tokio::task::spawn_blocking(move || {
+            txn::TxnService::open(&cfg, topics, &groups).map(|t| (t, groups))
+        })
+        .await
+        .map_err(|e| BrokerError::Config(format!("start-up task failed: {e}")))??
+    };
+    let (txn, groups) = txn;
     let bind = config.listener.bind_addr();
     let listener = TcpListener::bind(&bind)
         .await
@@ -403,6 +418,7 @@ pub async fn start(mut config: BrokerConfig) -> Result<Running> {
         metrics: Metrics::default(),
         producer_ids,
         groups,
+        txn,
         cluster_id,
         advertised_port,
         dynamic: std::sync::Mutex::new(dynamic),
@@ -451,6 +467,7 @@ pub async fn start(mut config: BrokerConfig) -> Result<Running> {
     if let Some(q) = &broker.quorum {
         tasks.push(tokio::spawn(isr::run(Arc::clone(&broker), Arc::clone(q))));
     }
+    tasks.push(tokio::spawn(txn::run_timers(Arc::clone(&broker))));
     tasks.push(tokio::spawn(server::serve(Arc::clone(&broker), listener)));
     tracing::info!(%addr, admin = ?admin_addr, node_id = broker.config.node_id, cluster_id = %broker.cluster_id, data = %broker.config.data_dir.display(), "potok broker started");
     Ok(Running {

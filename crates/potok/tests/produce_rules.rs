@@ -355,13 +355,13 @@ async fn rdkafka_fails_only_the_named_records_of_a_batch() {
     assert_eq!(list_offsets(&mut c, "cmp", -1).1, 0, "nothing appended");
 }
 
-/// A transactional batch is refused with INVALID_TXN_STATE, as Kafka 4.x refuses one that
-/// belongs to no ongoing transaction (KIP-890 verification): this broker has no transaction
-/// coordinator yet, so an appended one would open a transaction nothing can end and hold every
-/// read_committed consumer of the partition at its offset. Nothing is appended; a plain batch
-/// from the same producer afterwards is.
+/// A transactional batch without a transactional id is refused with INVALID_TXN_STATE, as
+/// Kafka 4.x refuses one that belongs to no ongoing transaction (KIP-890 verification): an
+/// appended one would open a transaction nothing can end and hold every read_committed consumer
+/// of the partition at its offset. Nothing is appended; a plain batch from the same producer
+/// afterwards is. (`tests/transactions.rs` covers batches of real transactions.)
 #[test]
-fn a_transactional_batch_without_a_coordinator_is_refused() {
+fn a_transactional_batch_outside_a_transaction_is_refused() {
     let b = common::Broker::start();
     let mut c = Client::new(&b);
     c.create_topic("txn", 1, &[]);

@@ -90,7 +90,18 @@ async fn find_coordinator(broker: Arc<Broker>, ctx: RequestContext, req: Request
                 Err(_) => ErrorCode::CoordinatorNotAvailable,
             }
         }
-        KEY_TYPE_TRANSACTION => ErrorCode::None,
+        KEY_TYPE_TRANSACTION => {
+            // As for groups: `__transaction_state` is created on the first lookup.
+            let b = Arc::clone(&broker);
+            match tokio::task::spawn_blocking(move || b.txn.ensure_topic()).await {
+                Ok(Ok(())) => ErrorCode::None,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e.message, "cannot create the transaction state topic");
+                    ErrorCode::CoordinatorNotAvailable
+                }
+                Err(_) => ErrorCode::CoordinatorNotAvailable,
+            }
+        }
         _ => ErrorCode::InvalidRequest,
     };
     let host = broker.config.advertised.host.clone();
@@ -440,9 +451,15 @@ async fn offset_fetch(broker: Arc<Broker>, ctx: RequestContext, req: Request) ->
                     .map(|t| (t.name, t.partition_indexes))
                     .collect()
             });
-            let r = broker
-                .groups
-                .call(|c, _| c.fetch_offsets(&g.group_id, topics.as_deref()));
+            let stable = req.require_stable;
+            let r = broker.groups.call(|c, _| {
+                require_stable(
+                    c,
+                    &g.group_id,
+                    c.fetch_offsets(&g.group_id, topics.as_deref()),
+                    stable,
+                )
+            });
             let group = match r {
                 Ok(r) => OffsetFetchResponseGroup {
                     group_id: g.group_id,
@@ -482,10 +499,15 @@ async fn offset_fetch(broker: Arc<Broker>, ctx: RequestContext, req: Request) ->
                 .map(|t| (t.name, t.partition_indexes))
                 .collect()
         });
-        match broker
-            .groups
-            .call(|c, _| c.fetch_offsets(&req.group_id, topics.as_deref()))
-        {
+        let stable = req.require_stable;
+        match broker.groups.call(|c, _| {
+            require_stable(
+                c,
+                &req.group_id,
+                c.fetch_offsets(&req.group_id, topics.as_deref()),
+                stable,
+            )
+        }) {
             Ok(r) => {
                 if v >= 2 {
                     resp.error_code = r.error.code();
@@ -518,6 +540,29 @@ async fn offset_fetch(broker: Arc<Broker>, ctx: RequestContext, req: Request) ->
         }
     }
     respond(Response::OffsetFetch(resp))
+}
+
+/// OffsetFetch v7+ `require_stable` (KIP-447): a partition whose offset a transaction has
+/// committed but not yet completed answers `UNSTABLE_OFFSET_COMMIT` (the consumer retries)
+/// instead of the older offset.
+fn require_stable(
+    c: &potok_group::GroupCoordinator,
+    group: &str,
+    mut r: potok_group::OffsetFetchResponse,
+    require: bool,
+) -> potok_group::OffsetFetchResponse {
+    if !require {
+        return r;
+    }
+    for (topic, parts) in &mut r.topics {
+        for p in parts {
+            if c.has_pending_txn_offset(group, topic, p.partition) {
+                p.error = ErrorCode::UnstableOffsetCommit;
+                p.offset = Offset(-1);
+            }
+        }
+    }
+    r
 }
 
 async fn list_groups(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> Result<Reply> {

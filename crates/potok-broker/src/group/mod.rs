@@ -58,6 +58,7 @@
 //! earlier, signalled through a `Notify`) and fires it with `tick(now)`.
 
 pub mod handlers;
+mod txn;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -272,6 +273,11 @@ impl GroupService {
             if read < COMPACT_MIN_RECORDS || read < live.saturating_mul(COMPACT_RATIO) {
                 continue;
             }
+            // Offsets of a transaction still waiting for its marker live only in the log; a
+            // rewrite from the live state would drop them.
+            if inner.coordinator.has_pending_txn_on_partition(p) {
+                continue;
+            }
             let records = inner
                 .coordinator
                 .snapshot_records(p)
@@ -406,8 +412,11 @@ impl GroupService {
                     partition,
                     records,
                     pending,
+                    producer,
                 } => {
-                    let result = self.persist(inner, partition, &records, now).map_err(|e| {
+                    let result = self
+                        .persist(inner, partition, &records, producer, now)
+                        .map_err(|e| {
                         tracing::error!(partition, error = %e, "cannot append to {OFFSETS_TOPIC}");
                         append_error_code(&e)
                     });
@@ -430,10 +439,14 @@ impl GroupService {
         inner: &mut Inner,
         partition: i32,
         records: &[PersistRecord],
+        producer: Option<(i64, i16)>,
         now: i64,
     ) -> std::result::Result<(), LogError> {
         if records.is_empty() {
             return Ok(());
+        }
+        if let Some((producer_id, epoch)) = producer {
+            return self.persist_transactional(inner, partition, records, producer_id, epoch, now);
         }
         if let Err(e) = self.ensure_locked(inner) {
             tracing::error!(error = %e.message, "cannot create {OFFSETS_TOPIC}");
@@ -664,12 +677,7 @@ fn replay_into(part: &Partition, loader: &mut Loader) -> std::result::Result<(),
         for batch in split_batches(bytes) {
             let batch = batch.map_err(|e| e.to_string())?;
             let last = batch.header().last_offset();
-            if !batch.header().is_control() {
-                for rec in batch.records().map_err(|e| e.to_string())? {
-                    let rec = rec.map_err(|e| e.to_string())?;
-                    loader.apply(rec.key.as_deref(), rec.value.as_deref());
-                }
-            }
+            txn::replay_batch(&batch, loader)?;
             next = Offset(last.0 + 1);
             progressed = true;
         }

@@ -9,9 +9,9 @@
 //! new id in both cases for non-transactional producers; keeping the id is equally safe and is
 //! what a transactional producer gets, and it keeps DescribeProducers readable.)
 //!
-//! Transactions are not implemented, so a transactional id is refused with the non-retriable
-//! `INVALID_REQUEST`; the broker does not serve FindCoordinator for transactions either, so
-//! transactional clients stop before this point.
+//! A request with a transactional id goes to the transaction coordinator
+//! ([`crate::txn::handlers::init_producer_id`]), except on a member of the controller quorum,
+//! where transactions are not served yet and it is refused with `INVALID_REQUEST`.
 
 use std::sync::Arc;
 
@@ -23,7 +23,7 @@ use crate::registry::{Reply, RequestContext};
 use crate::Broker;
 
 /// Handles InitProducerId.
-pub async fn handle(broker: Arc<Broker>, _ctx: RequestContext, req: Request) -> Result<Reply> {
+pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> Result<Reply> {
     let Request::InitProducerId(req) = req else {
         return Err(BrokerError::NoHandler("InitProducerId"));
     };
@@ -32,6 +32,9 @@ pub async fn handle(broker: Arc<Broker>, _ctx: RequestContext, req: Request) -> 
         producer_epoch: -1,
         ..Default::default()
     };
+    if req.transactional_id.is_some() && broker.quorum.is_none() {
+        return crate::txn::handlers::init_producer_id(broker, ctx.api_version, req).await;
+    }
     if req.transactional_id.is_some() {
         resp.error_code = ErrorCode::InvalidRequest.code();
         return Ok(Reply::Response(Response::InitProducerId(resp)));

@@ -40,14 +40,15 @@ pub fn register_all() -> Registry {
         offset_for_leader_epoch::handle,
     );
     r.register(ApiKey::CreateTopics, 2, 7, create_topics::handle);
-    // Idempotent producers (issue #6). InitProducerId v5+ only adds transaction semantics
-    // (KIP-890), which Potok does not implement.
+    // Idempotent producers (issue #6) and transactional ones (issue 21). InitProducerId v5+
+    // belongs to KIP-939's two-phase commit, which Potok does not implement.
     r.register(ApiKey::InitProducerId, 0, 4, init_producer_id::handle);
     r.register(ApiKey::DescribeProducers, 0, 0, describe_producers::handle);
     // DeleteTopics, CreatePartitions, DeleteRecords, Describe/Alter/IncrementalAlterConfigs,
     // DescribeCluster, DescribeTopicPartitions (versions in admin_api::ADMIN_API_VERSIONS).
     crate::admin_api::register(&mut r);
     crate::group::handlers::register(&mut r);
+    crate::txn::handlers::register(&mut r);
     r
 }
 
@@ -75,6 +76,14 @@ pub fn register_quorum_member() -> Registry {
         ApiKey::DescribeGroups,
         ApiKey::DeleteGroups,
         ApiKey::OffsetDelete,
+        // Transactions run on a single node only (the coordinator writes markers in process).
+        ApiKey::AddPartitionsToTxn,
+        ApiKey::AddOffsetsToTxn,
+        ApiKey::TxnOffsetCommit,
+        ApiKey::EndTxn,
+        ApiKey::WriteTxnMarkers,
+        ApiKey::DescribeTransactions,
+        ApiKey::ListTransactions,
     ] {
         r.unregister(key);
     }

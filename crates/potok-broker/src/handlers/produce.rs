@@ -41,7 +41,9 @@ use potok_records::{
     set_max_timestamp, split_batches, Compression, RecordBatch, RecordChecks, RecordFault,
     RecordFaultKind, RecordsError, TimestampType, TimestampWindow, DEFAULT_MAX_DECOMPRESSED_BYTES,
 };
+use potok_records::{ProducerEpoch, ProducerId};
 use potok_replication::ReplicationError;
+use potok_txn::TopicPartition;
 
 use super::delayed_produce::{self, Waiting};
 
@@ -91,6 +93,7 @@ pub async fn handle(broker: Arc<Broker>, _ctx: RequestContext, req: Request) -> 
         return Err(BrokerError::NoHandler("Produce"));
     };
     let acks = req.acks;
+    let transactional_id = req.transactional_id;
     let mut responses = Vec::with_capacity(req.topic_data.len());
     // acks=all partitions appended and waiting for the ISR, with their (topic, partition)
     // positions in `responses`.
@@ -115,7 +118,14 @@ pub async fn handle(broker: Arc<Broker>, _ctx: RequestContext, req: Request) -> 
                         ErrorCode::UnknownTopicOrPartition,
                         "This server does not host this topic-partition.",
                     ))),
-                    Some(t) => append(&broker, t, pd.index, pd.records, acks),
+                    Some(t) => append(
+                        &broker,
+                        t,
+                        pd.index,
+                        pd.records,
+                        acks,
+                        transactional_id.as_deref(),
+                    ),
                 }
             };
             match outcome {
@@ -214,6 +224,7 @@ fn append(
     partition: i32,
     records: Option<Bytes>,
     acks: i16,
+    transactional_id: Option<&str>,
 ) -> std::result::Result<Appended, Refusal> {
     let Some(p) = topic.partition(partition) else {
         return Err(Refusal::batch(ApiError::new(
@@ -287,19 +298,26 @@ fn append(
     batch
         .validate_client_batch()
         .map_err(|e| Refusal::batch(records_error(e)))?;
-    // Kafka 4.x verifies a transactional batch with the transaction coordinator before the
-    // append (KIP-890 part 1, `transaction.partition.verification.enable`) and refuses one that
-    // belongs to no ongoing transaction with INVALID_TXN_STATE. This broker has no transaction
-    // coordinator wired in yet (InitProducerId with a transactional id is refused), so no batch
-    // can be part of a transaction: appending it would open a transaction that nothing can
-    // ever end, and read_committed consumers would stop at it for good (the log's last stable
-    // offset never passes an open transaction).
-    if batch.header().is_transactional() {
-        return Err(Refusal::batch(ApiError::new(
-            ErrorCode::InvalidTxnState,
-            "transactional batches are refused: this broker has no transaction coordinator yet, so the batch belongs to no ongoing transaction",
-        )));
-    }
+    // A transactional batch must name its transactional id (Kafka's `ProduceRequest` refuses
+    // transactional records without one) and, on a quorum member, where transactions are not
+    // served yet, belongs to no transaction at all.
+    let txn_header = batch.header();
+    let txn =
+        if txn_header.is_transactional() {
+            match transactional_id {
+                Some(id) if broker.quorum.is_none() => Some((
+                    id.to_owned(),
+                    ProducerId(txn_header.producer_id),
+                    ProducerEpoch(txn_header.producer_epoch),
+                )),
+                _ => return Err(Refusal::batch(ApiError::new(
+                    ErrorCode::InvalidTxnState,
+                    "a transactional batch needs the transactional id of an ongoing transaction",
+                ))),
+            }
+        } else {
+            None
+        };
     let count = u64::try_from(batch.header().records_count).unwrap_or(0);
 
     let now = now_ms();
@@ -348,7 +366,32 @@ fn append(
     };
     let bytes = records.len() as u64;
     let leader_epoch = p.leader_epoch();
-    let info = p.append(records, now).map_err(|e| {
+    let appended = match txn {
+        None => p.append(records, now),
+        // KIP-890 part 1: the coordinator confirms that the partition belongs to the
+        // producer's ongoing transaction, and the append happens under its lock, so no marker
+        // can end the transaction in between (a late write would otherwise open a transaction
+        // nothing ends and hold read_committed consumers at its offset).
+        Some((id, producer_id, epoch)) => broker
+            .txn
+            .append_verified(
+                &id,
+                producer_id,
+                epoch,
+                TopicPartition::new(topic.name(), partition),
+                || p.append(records, now),
+            )
+            .map_err(|code| {
+                Refusal::batch(ApiError::new(
+                    code,
+                    format!(
+                        "the batch of producer {} epoch {} is not part of an ongoing transaction of {id} on this partition",
+                        producer_id.0, epoch.0
+                    ),
+                ))
+            })?,
+    };
+    let info = appended.map_err(|e| {
         // Leadership moved between the check above and the append (the partition refuses to
         // append as leader when it no longer leads).
         if p.is_led_elsewhere() {

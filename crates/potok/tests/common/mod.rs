@@ -74,6 +74,7 @@ pub fn copy_dir_all(src: &Path, dst: &Path) {
 #[derive(Debug, Default, Clone)]
 pub struct Builder {
     sets: Vec<(String, String)>,
+    envs: Vec<(String, String)>,
     admin: bool,
     data_from: Option<PathBuf>,
 }
@@ -82,6 +83,13 @@ impl Builder {
     /// Adds `--set name=value`.
     pub fn set(mut self, name: &str, value: &str) -> Builder {
         self.sets.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Sets an environment variable of the broker process (test-only switches such as
+    /// failpoints).
+    pub fn env(mut self, name: &str, value: &str) -> Builder {
+        self.envs.push((name.to_string(), value.to_string()));
         self
     }
 
@@ -110,6 +118,7 @@ impl Builder {
             admin_port: None,
             dir,
             sets: self.sets,
+            envs: self.envs,
             admin: self.admin,
         };
         b.start_fresh_ports();
@@ -127,6 +136,7 @@ pub struct Broker {
     pub admin_port: Option<u16>,
     dir: tempfile::TempDir,
     sets: Vec<(String, String)>,
+    envs: Vec<(String, String)>,
     admin: bool,
 }
 
@@ -203,6 +213,9 @@ impl Broker {
         }
         for (k, v) in &self.sets {
             cmd.arg("--set").arg(format!("{k}={v}"));
+        }
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
         }
         cmd.env(
             "POTOK_LOG",
@@ -300,6 +313,16 @@ impl Broker {
                 panic!("potok did not exit within 30 s of SIGTERM\n{}", self.log());
             }
         }
+    }
+
+    /// Removes the environment variables set with [`Builder::env`] for the next restart.
+    pub fn clear_env(&mut self) {
+        self.envs.clear();
+    }
+
+    /// Waits up to `timeout` for the broker to exit on its own (a failpoint); its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.wait(timeout)
     }
 
     /// Sends SIGKILL and reaps the process.
