@@ -99,6 +99,8 @@ pub struct Broker {
     /// The controller quorum this node is a voter of (`controller.quorum.voters`); `None` on
     /// a single node with its own metadata log.
     pub quorum: Option<Arc<quorum::Quorum>>,
+    /// Incremental fetch sessions of follower fetches (KIP-227).
+    pub fetch_sessions: handlers::fetch_sessions::FetchSessions,
     shutdown: watch::Sender<bool>,
 }
 
@@ -423,6 +425,7 @@ pub async fn start(mut config: BrokerConfig) -> Result<Running> {
         advertised_port,
         dynamic: std::sync::Mutex::new(dynamic),
         quorum,
+        fetch_sessions: Default::default(),
         shutdown,
     });
     if let (Some(q), Some(p)) = (&broker.quorum, prepared) {

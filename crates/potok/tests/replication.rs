@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
 use common::wire::Client;
-use potok_protocol::messages::{MetadataRequest, MetadataResponse};
-use potok_protocol::ApiKey;
+use potok_protocol::messages::fetch_request::ReplicaState;
+use potok_protocol::messages::{FetchRequest, FetchResponse, MetadataRequest, MetadataResponse};
+use potok_protocol::{ApiKey, ErrorCode};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -241,4 +242,29 @@ async fn replicas_copy_the_leader_survive_its_kill_and_a_returning_leader_trunca
     let values = consume_all(&c.bootstrap(), 300);
     assert_eq!(values.len(), 300);
     assert!(values.iter().all(|v| v != "never-replicated"));
+
+    // Follower fetches use incremental fetch sessions (KIP-227): a full fetch opens one, the
+    // next epoch continues it, a replayed epoch is refused.
+    let mut wire = Client::connect(&c.node(new_leader).bootstrap(), Duration::from_secs(10));
+    let fetch = |session_id: i32, session_epoch: i32| FetchRequest {
+        replica_state: ReplicaState {
+            replica_id: 99,
+            replica_epoch: -1,
+            ..Default::default()
+        },
+        max_wait_ms: 0,
+        session_id,
+        session_epoch,
+        ..Default::default()
+    };
+    let opened: FetchResponse = wire.call(ApiKey::Fetch, 15, &fetch(0, 0));
+    assert_eq!(opened.error_code, 0);
+    assert!(opened.session_id > 0, "{opened:?}");
+    let next: FetchResponse = wire.call(ApiKey::Fetch, 15, &fetch(opened.session_id, 1));
+    assert_eq!((next.error_code, next.session_id), (0, opened.session_id));
+    let replayed: FetchResponse = wire.call(ApiKey::Fetch, 15, &fetch(opened.session_id, 1));
+    assert_eq!(
+        replayed.error_code,
+        ErrorCode::InvalidFetchSessionEpoch.code()
+    );
 }

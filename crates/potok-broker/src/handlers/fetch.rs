@@ -10,7 +10,8 @@
 //!   ([`crate::topics::Partition::add_waiter`]); an append notifies it, and the request is then
 //!   re-evaluated. Registering before reading means an append between the read and the wait is
 //!   not lost (the `Notify` keeps the permit). Shutdown ends the wait early.
-//! - Fetch sessions (KIP-227): Potok does not keep sessions. A request with session id 0 gets
+//! - Fetch sessions (KIP-227): Potok keeps sessions for follower fetches only
+//!   (`fetch_sessions`, `replica_fetch`); for consumers it does not. A request with session id 0 gets
 //!   a full answer and session id 0, which tells the client no session was created; a request
 //!   naming a session gets `FETCH_SESSION_ID_NOT_FOUND`, after which clients fall back to full
 //!   fetches. Both are what Kafka answers when its session cache is full.
@@ -47,12 +48,6 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
         return Err(BrokerError::NoHandler("Fetch"));
     };
     let v = ctx.api_version;
-    if req.session_id != 0 {
-        return Ok(top_level_error(ErrorCode::FetchSessionIdNotFound));
-    }
-    if req.session_epoch != -1 && req.session_epoch != 0 {
-        return Ok(top_level_error(ErrorCode::InvalidFetchSessionEpoch));
-    }
     // A broker's follower fetch (Fetch v15+ names it in ReplicaState with its broker epoch,
     // KIP-903; earlier versions in replica_id): the leader's side of replication.
     let (replica_id, replica_epoch) = if v >= 15 {
@@ -72,6 +67,12 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
             replica_epoch,
         )
         .await;
+    }
+    if req.session_id != 0 {
+        return Ok(top_level_error(ErrorCode::FetchSessionIdNotFound));
+    }
+    if req.session_epoch != -1 && req.session_epoch != 0 {
+        return Ok(top_level_error(ErrorCode::InvalidFetchSessionEpoch));
     }
     let wait = Duration::from_millis(non_negative(req.max_wait_ms) as u64).min(MAX_WAIT);
     let deadline = Instant::now() + wait;

@@ -10,6 +10,7 @@ pub mod create_topics;
 pub mod delayed_produce;
 pub mod describe_producers;
 pub mod fetch;
+pub mod fetch_sessions;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;

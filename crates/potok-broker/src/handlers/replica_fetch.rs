@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use potok_log::ReadSlice;
 use potok_metadata::BrokerId;
+use potok_protocol::messages::fetch_request::FetchPartition;
 use potok_protocol::messages::fetch_response::{
     EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
@@ -31,6 +32,7 @@ use potok_records::{LeaderEpoch, Offset};
 use potok_replication::{FetchAnswer, FetchPosition, ReplicationError};
 use tokio::sync::Notify;
 
+use super::fetch_sessions::SessionRequest;
 use super::non_negative;
 use crate::error::Result;
 use crate::registry::{FetchReply, Reply};
@@ -66,7 +68,22 @@ enum Planned {
         offset: Offset,
         partition_max_bytes: i32,
         index: i32,
+        /// In an incremental session: the high watermark and log start last answered, so an
+        /// unchanged partition is left out of the answer.
+        sent: Option<(i64, i64)>,
     },
+}
+
+/// A top-level error answer (a session error).
+fn session_error(code: ErrorCode) -> Reply {
+    Reply::Fetch(FetchReply {
+        body: FetchResponse {
+            error_code: code.code(),
+            session_id: 0,
+            ..Default::default()
+        },
+        slices: Vec::new(),
+    })
 }
 
 /// Handles a Fetch from follower `replica` at broker epoch `replica_epoch` (-1: not sent).
@@ -82,21 +99,64 @@ pub async fn handle(
     let max_bytes = non_negative(req.max_bytes).min(broker.config.fetch_max_bytes);
     let min_bytes = non_negative(req.min_bytes).min(max_bytes);
     let now = now_ms();
+    // KIP-227: the session decides which partitions this request covers.
+    let session = if v >= 13 {
+        let partitions: Vec<(Uuid, FetchPartition)> = req
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| (t.topic_id, p.clone())))
+            .collect();
+        let forgotten: Vec<(Uuid, i32)> = req
+            .forgotten_topics_data
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| (t.topic_id, *p)))
+            .collect();
+        match broker.fetch_sessions.begin(
+            replica.0,
+            req.session_id,
+            req.session_epoch,
+            &partitions,
+            &forgotten,
+            Instant::now(),
+        ) {
+            Ok(s) => s,
+            Err(code) => return Ok(session_error(code)),
+        }
+    } else if req.session_id != 0 {
+        return Ok(session_error(ErrorCode::FetchSessionIdNotFound));
+    } else {
+        SessionRequest::Sessionless
+    };
+    let (session_id, wanted): (i32, Vec<Wanted>) = match session {
+        SessionRequest::Incremental { id } => {
+            let mut by_topic: Vec<Wanted> = Vec::new();
+            for (t, sp) in broker.fetch_sessions.partitions(id) {
+                let entry = (sp.fetch, Some((sp.sent_high_watermark, sp.sent_log_start)));
+                match by_topic.iter_mut().find(|w| w.1 == t) {
+                    Some(w) => w.2.push(entry),
+                    None => by_topic.push((String::new(), t, vec![entry])),
+                }
+            }
+            (id, by_topic)
+        }
+        SessionRequest::Open { id } => (id, full(&req)),
+        SessionRequest::Sessionless => (0, full(&req)),
+    };
     let mut any_fixed = false;
-    let mut plan: Vec<(String, Uuid, Vec<Planned>)> = Vec::with_capacity(req.topics.len());
-    for ft in &req.topics {
+    let mut plan: Vec<(String, Uuid, Vec<Planned>)> = Vec::with_capacity(wanted.len());
+    for (name, topic_id, fps) in &wanted {
         let topic = if v >= 13 {
-            broker.topics.get_by_id(ft.topic_id)
+            broker.topics.get_by_id(*topic_id)
         } else {
-            broker.topics.get(&ft.topic)
+            broker.topics.get(name)
         };
         let unknown = if v >= 13 {
             ErrorCode::UnknownTopicId
         } else {
             ErrorCode::UnknownTopicOrPartition
         };
-        let mut parts = Vec::with_capacity(ft.partitions.len());
-        for fp in &ft.partitions {
+        let mut parts = Vec::with_capacity(fps.len());
+        for (fp, sent) in fps {
             let mut pd = PartitionData {
                 partition_index: fp.partition,
                 high_watermark: -1,
@@ -160,23 +220,38 @@ pub async fn handle(
                             offset: Offset(fp.fetch_offset),
                             partition_max_bytes: fp.partition_max_bytes,
                             index: fp.partition,
+                            sent: *sent,
                         })
                     }
                 },
             }
         }
-        plan.push((ft.topic.clone(), ft.topic_id, parts));
+        plan.push((name.clone(), *topic_id, parts));
     }
     let notify = Arc::new(Notify::new());
     let mut shutdown = broker.shutdown_signal();
     loop {
-        let (body, slices, bytes, read_error) = read_round(&plan, v, max_bytes, &notify);
+        let (mut body, slices, bytes, read_error) = read_round(&plan, v, max_bytes, &notify);
         if any_fixed
             || read_error
             || bytes >= min_bytes
             || Instant::now() >= deadline
             || broker.is_shutting_down()
         {
+            body.session_id = session_id;
+            if session_id != 0 {
+                for t in &body.responses {
+                    for pd in &t.partitions {
+                        broker.fetch_sessions.answered(
+                            session_id,
+                            t.topic_id,
+                            pd.partition_index,
+                            pd.high_watermark,
+                            pd.log_start_offset,
+                        );
+                    }
+                }
+            }
             return Ok(Reply::Fetch(FetchReply { body, slices }));
         }
         drop(slices);
@@ -186,6 +261,24 @@ pub async fn handle(
             _ = shutdown.changed() => {}
         }
     }
+}
+
+/// Partitions to answer by topic: (topic name, topic id, each partition's request fields with
+/// the high watermark and log start last answered in an incremental session).
+type Wanted = (String, Uuid, Vec<(FetchPartition, Option<(i64, i64)>)>);
+
+/// The request's own partitions (a full fetch), by topic.
+fn full(req: &FetchRequest) -> Vec<Wanted> {
+    req.topics
+        .iter()
+        .map(|t| {
+            (
+                t.topic.clone(),
+                t.topic_id,
+                t.partitions.iter().map(|p| (p.clone(), None)).collect(),
+            )
+        })
+        .collect()
 }
 
 /// Reads every planned partition once (within `max_bytes` for the whole response, and one
@@ -206,7 +299,7 @@ fn read_round(
     for (name, id, parts) in plan {
         let mut out = Vec::with_capacity(parts.len());
         for planned in parts {
-            let (partition, offset, partition_max_bytes, index) = match planned {
+            let (partition, offset, partition_max_bytes, index, sent) = match planned {
                 Planned::Fixed(pd) => {
                     out.push(PartitionData::clone(pd));
                     continue;
@@ -216,7 +309,8 @@ fn read_round(
                     offset,
                     partition_max_bytes,
                     index,
-                } => (partition, *offset, *partition_max_bytes, *index),
+                    sent,
+                } => (partition, *offset, *partition_max_bytes, *index, *sent),
             };
             partition.add_waiter(notify);
             let mut pd = PartitionData {
@@ -259,7 +353,23 @@ fn read_round(
                     failed = true;
                 }
             }
-            out.push(pd);
+            // An incremental session answers only what changed (KIP-227).
+            let unchanged = sent.is_some_and(|(hw, start)| {
+                pd.error_code == 0
+                    && pd.records.as_ref().is_none_or(|r| r.is_empty())
+                    && pd.high_watermark == hw
+                    && pd.log_start_offset == start
+            });
+            if !unchanged {
+                out.push(pd);
+            }
+        }
+        if out.is_empty()
+            && parts
+                .iter()
+                .all(|p| matches!(p, Planned::Read { sent: Some(_), .. }))
+        {
+            continue;
         }
         responses.push(FetchableTopicResponse {
             topic: if v >= 13 { String::new() } else { name.clone() },

@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use potok_metadata::BrokerId;
-use potok_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+use potok_protocol::messages::fetch_request::{
+    FetchPartition, FetchTopic, ForgottenTopic, ReplicaState,
+};
 use potok_protocol::messages::{
     FetchRequest, FetchResponse, ListOffsetsPartition, ListOffsetsRequest, ListOffsetsResponse,
     ListOffsetsTopic,
@@ -52,6 +54,19 @@ pub(super) struct Fetcher {
     pub(super) shutdown: watch::Receiver<bool>,
 }
 
+/// This fetcher's incremental fetch session with its leader (KIP-227): its id (0: none), the
+/// epoch of the next request and the partitions as last sent, so a request carries only the
+/// partitions whose position changed and lists the ones dropped as forgotten.
+#[derive(Debug, Default)]
+struct FollowerSession {
+    id: i32,
+    next_epoch: i32,
+    sent: HashMap<(Uuid, i32), FetchPartition>,
+}
+
+/// A partition's request fields by topic id.
+type Positioned = (Uuid, FetchPartition);
+
 /// One partition of a round.
 struct InFlight {
     partition: Arc<Partition>,
@@ -72,6 +87,7 @@ impl Fetcher {
     /// Runs until the replica manager drops this fetcher's partition list or shutdown.
     pub(super) async fn run(mut self) {
         let mut conn: Option<LeaderConnection> = None;
+        let mut session = FollowerSession::default();
         let mut failing = false;
         loop {
             if *self.shutdown.borrow() || self.partitions.has_changed().is_err() {
@@ -112,10 +128,10 @@ impl Fetcher {
                 continue;
             }
             let result = match conn.as_mut() {
-                Some(c) => self.round(c, &fetches, &offsets).await,
+                Some(c) => self.round(c, &mut session, &fetches, &offsets).await,
                 None => match self.connect().await {
                     Ok(mut c) => {
-                        let r = self.round(&mut c, &fetches, &offsets).await;
+                        let r = self.round(&mut c, &mut session, &fetches, &offsets).await;
                         conn = Some(c);
                         r
                     }
@@ -138,6 +154,7 @@ impl Fetcher {
                     }
                     failing = true;
                     conn = None;
+                    session = FollowerSession::default();
                     let now = now_ms();
                     for f in &fetches {
                         f.partition.on_follower_request_failed(now);
@@ -178,6 +195,7 @@ impl Fetcher {
     async fn round(
         &self,
         conn: &mut LeaderConnection,
+        session: &mut FollowerSession,
         fetches: &[InFlight],
         offsets: &[(Arc<Partition>, LeaderEpoch)],
     ) -> Result<(), ClientError> {
@@ -187,27 +205,65 @@ impl Fetcher {
         if fetches.is_empty() {
             return Ok(());
         }
-        // One FetchTopic per topic, by topic id (v13+).
-        let mut by_topic: Vec<(Uuid, Vec<FetchPartition>)> = Vec::new();
+        // Every partition's position, by topic id (v13+).
+        let mut current: Vec<(Uuid, FetchPartition)> = Vec::with_capacity(fetches.len());
         let mut index: HashMap<(Uuid, i32), usize> = HashMap::new();
         for (i, f) in fetches.iter().enumerate() {
             let Some(id) = self.topics.get(f.partition.topic()).map(|t| t.id()) else {
                 continue;
             };
-            let fp = FetchPartition {
-                partition: f.partition.index(),
-                current_leader_epoch: f.position.current_leader_epoch.0,
-                fetch_offset: f.position.fetch_offset.0,
-                last_fetched_epoch: f.position.last_fetched_epoch.map_or(-1, |e| e.0),
-                log_start_offset: f.position.log_start_offset.0,
-                partition_max_bytes: self.settings.fetch_max_bytes,
-                ..Default::default()
-            };
-            match by_topic.iter_mut().find(|(t, _)| *t == id) {
-                Some((_, v)) => v.push(fp),
-                None => by_topic.push((id, vec![fp])),
-            }
+            current.push((
+                id,
+                FetchPartition {
+                    partition: f.partition.index(),
+                    current_leader_epoch: f.position.current_leader_epoch.0,
+                    fetch_offset: f.position.fetch_offset.0,
+                    last_fetched_epoch: f.position.last_fetched_epoch.map_or(-1, |e| e.0),
+                    log_start_offset: f.position.log_start_offset.0,
+                    partition_max_bytes: self.settings.fetch_max_bytes,
+                    ..Default::default()
+                },
+            ));
             index.insert((id, f.partition.index()), i);
+        }
+        // KIP-227: a full request opens a session; later ones carry only what changed.
+        let incremental = session.id != 0;
+        let (to_send, forgotten): (Vec<&Positioned>, Vec<(Uuid, i32)>) = if incremental {
+            let changed = current
+                .iter()
+                .filter(|(t, fp)| session.sent.get(&(*t, fp.partition)) != Some(fp))
+                .collect();
+            let forgotten = session
+                .sent
+                .keys()
+                .filter(|k| !index.contains_key(*k))
+                .copied()
+                .collect();
+            (changed, forgotten)
+        } else {
+            (current.iter().collect(), Vec::new())
+        };
+        let mut by_topic: Vec<FetchTopic> = Vec::new();
+        for (t, fp) in &to_send {
+            match by_topic.iter_mut().find(|x| x.topic_id == *t) {
+                Some(x) => x.partitions.push(fp.clone()),
+                None => by_topic.push(FetchTopic {
+                    topic_id: *t,
+                    partitions: vec![fp.clone()],
+                    ..Default::default()
+                }),
+            }
+        }
+        let mut forgotten_topics: Vec<ForgottenTopic> = Vec::new();
+        for (t, p) in &forgotten {
+            match forgotten_topics.iter_mut().find(|x| x.topic_id == *t) {
+                Some(x) => x.partitions.push(*p),
+                None => forgotten_topics.push(ForgottenTopic {
+                    topic_id: *t,
+                    partitions: vec![*p],
+                    ..Default::default()
+                }),
+            }
         }
         let req = FetchRequest {
             replica_state: ReplicaState {
@@ -219,26 +275,47 @@ impl Fetcher {
             min_bytes: self.settings.fetch_min_bytes,
             max_bytes: self.settings.fetch_response_max_bytes,
             isolation_level: 0,
-            session_id: 0,
-            session_epoch: -1,
-            topics: by_topic
-                .into_iter()
-                .map(|(topic_id, partitions)| FetchTopic {
-                    topic_id,
-                    partitions,
-                    ..Default::default()
-                })
-                .collect(),
+            session_id: session.id,
+            session_epoch: if incremental { session.next_epoch } else { 0 },
+            topics: by_topic,
+            forgotten_topics_data: forgotten_topics,
             ..Default::default()
         };
         let resp: FetchResponse = conn
             .call(ApiKey::Fetch, FOLLOWER_FETCH_VERSION, &req, self.timeout())
             .await?;
+        if resp.error_code == ErrorCode::FetchSessionIdNotFound.code()
+            || resp.error_code == ErrorCode::InvalidFetchSessionEpoch.code()
+        {
+            // The leader lost or refused the session (restart, eviction): start a new one with
+            // the next, full request (Kafka's `FetchSessionHandler.handleError`).
+            *session = FollowerSession::default();
+            return Ok(());
+        }
         if resp.error_code != 0 {
             return Err(ClientError::Malformed(format!(
                 "fetch answered with error {}",
                 resp.error_code
             )));
+        }
+        if resp.session_id == 0 {
+            *session = FollowerSession::default();
+        } else {
+            if !incremental || resp.session_id != session.id {
+                session.sent.clear();
+            }
+            session.id = resp.session_id;
+            session.next_epoch = if incremental {
+                session.next_epoch.checked_add(1).unwrap_or(1)
+            } else {
+                1
+            };
+            for k in &forgotten {
+                session.sent.remove(k);
+            }
+            for (t, fp) in &to_send {
+                session.sent.insert((*t, fp.partition), fp.clone());
+            }
         }
         // Every answered partition: (partition, position, answer, records).
         let mut answers: Vec<(Arc<Partition>, FetchPosition, FetchAnswer, Bytes)> = Vec::new();
@@ -271,10 +348,14 @@ impl Fetcher {
                 ));
             }
         }
-        let now = now_ms();
-        for (f, done) in fetches.iter().zip(&answered) {
-            if !done {
-                f.partition.on_follower_request_failed(now);
+        // In an incremental session the leader leaves out what did not change; in a full
+        // fetch a partition it did not answer is retried after the back-off.
+        if !incremental {
+            let now = now_ms();
+            for (f, done) in fetches.iter().zip(&answered) {
+                if !done {
+                    f.partition.on_follower_request_failed(now);
+                }
             }
         }
         // Appends and truncations are file IO: off the async workers.
