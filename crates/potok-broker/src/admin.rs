@@ -57,6 +57,7 @@ async fn handle(broker: Arc<Broker>, mut s: TcpStream) -> std::io::Result<()> {
                 "text/plain; version=0.0.4",
                 broker.metrics.render()
                     + &broker.groups.render_metrics(&broker)
+                    + &broker.txn.render_metrics()
                     + &broker.topics.render_metrics()
                     + &crate::isr::render_metrics(&broker),
             )

@@ -153,7 +153,7 @@ fn described_state(c: &mut Client, id: &str) -> (i16, String, Vec<String>) {
 
 #[test]
 fn transactional_produce_is_verified_against_the_ongoing_transaction() {
-    let b = common::Broker::start();
+    let b = common::Broker::builder().admin().start();
     let mut c = Client::new(&b);
     c.create_topic("t", 1, &[]);
     let id = "wire-tx";
@@ -231,6 +231,15 @@ fn transactional_produce_is_verified_against_the_ongoing_transaction() {
     let (code, _, _) = described_state(&mut c, "never-seen");
     assert_eq!(code, ErrorCode::TransactionalIdNotFound as i16);
     // __transaction_state exists with Kafka's default partition count and is internal.
+    // One commit and one abort completed; nothing open.
+    let metrics = b.admin_get("/metrics");
+    for line in [
+        "potok_txn_open 0",
+        "potok_txn_committed_total 1",
+        "potok_txn_aborted_total 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
     let md: MetadataResponse = c.call(
         ApiKey::Metadata,
         12,

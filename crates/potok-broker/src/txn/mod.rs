@@ -52,6 +52,7 @@ pub mod handlers;
 mod load;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -154,6 +155,9 @@ pub struct TxnService {
     topics: Arc<TopicManager>,
     settings: TxnSettings,
     failpoint: Option<Failpoint>,
+    /// Transactions completed since start, by outcome (metrics).
+    committed: AtomicU64,
+    aborted: AtomicU64,
 }
 
 impl std::fmt::Debug for TxnService {
@@ -245,6 +249,8 @@ impl TxnService {
             topics,
             settings,
             failpoint,
+            committed: AtomicU64::new(0),
+            aborted: AtomicU64::new(0),
         };
         if let Some(t) = svc.topics.get(TRANSACTION_STATE_TOPIC) {
             let mut inner = lock(&svc.inner);
@@ -405,7 +411,12 @@ impl TxnService {
                         .coordinator
                         .markers_written(&transactional_id, seq, &written, now)
                     {
-                        Ok(_) => queue.extend(inner.coordinator.drain_outputs()),
+                        Ok(completed) => {
+                            if completed {
+                                self.count_completion(result);
+                            }
+                            queue.extend(inner.coordinator.drain_outputs())
+                        }
                         Err(e) => {
                             tracing::error!(id = %transactional_id, error = %e, "completing a transaction failed");
                         }
@@ -457,10 +468,13 @@ impl TxnService {
                     coordinator_epoch,
                     groups,
                 );
-                let _ =
+                if let Ok(true) =
                     inner
                         .coordinator
-                        .markers_written(&transactional_id, seq, &written, now_ms());
+                        .markers_written(&transactional_id, seq, &written, now_ms())
+                {
+                    self.count_completion(result);
+                }
                 for out in inner.coordinator.drain_outputs() {
                     if let Output::Persist {
                         transactional_id,
@@ -719,6 +733,26 @@ impl TxnService {
 
     fn next_deadline(&self) -> Option<i64> {
         lock(&self.inner).coordinator.next_deadline()
+    }
+
+    fn count_completion(&self, result: TxnResult) {
+        let counter = match result {
+            TxnResult::Commit => &self.committed,
+            TxnResult::Abort => &self.aborted,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Prometheus lines: open transactions and the transactions completed since start.
+    pub fn render_metrics(&self) -> String {
+        format!(
+            "# TYPE potok_txn_open gauge\npotok_txn_open {}\n\
+             # TYPE potok_txn_committed_total counter\npotok_txn_committed_total {}\n\
+             # TYPE potok_txn_aborted_total counter\npotok_txn_aborted_total {}\n",
+            self.open_transactions(),
+            self.committed.load(Ordering::Relaxed),
+            self.aborted.load(Ordering::Relaxed)
+        )
     }
 
     /// Open transactions (Ongoing or completing), for metrics.
