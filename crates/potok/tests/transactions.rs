@@ -160,3 +160,40 @@ fn a_coordinator_crash_after_some_markers_completes_the_commit() {
 fn kafka_python_transactional_producer() {
     run_ok(&broker(), "kafka_python_transactions.py", &[]);
 }
+
+/// Acceptance 2: a SIGKILL of the broker while a producer commits transactions back to back;
+/// after the restart no last stable offset is held back and every transaction is visible to
+/// read_committed entirely or not at all.
+#[test]
+fn a_broker_sigkill_in_the_middle_of_transactions_leaves_no_partial_transaction() {
+    let mut b = broker();
+    let path = script("confluent_transactions.py");
+    let mut load = Command::new("python3")
+        .arg(&path)
+        .arg(b.bootstrap())
+        .arg("kill-load")
+        .current_dir(path.parent().expect("script dir"))
+        .env("PYTHONUNBUFFERED", "1")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start python3");
+    // Once the producer has started (its InitProducerId created __transaction_state), let it
+    // commit for a few seconds, then kill the broker mid-stream.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !b
+        .log()
+        .contains("created the internal topic __transaction_state")
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    b.sigkill();
+    let _ = load.kill();
+    let _ = load.wait();
+    b.restart();
+    run_ok(&b, "confluent_transactions.py", &["kill-check"]);
+}

@@ -19,7 +19,7 @@ import time
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from potok_testlib import check, check_eq, main, unique
+from potok_testlib import check, check_eq, main, unique, wait_until
 
 
 def create_topic(bootstrap, name, partitions):
@@ -249,7 +249,57 @@ def part_crash_check(bootstrap):
     print("crash: the prepared commit was completed after the restart")
 
 
+KILL_TOPIC = "txn-kill"
+KILL_SIZE = 30
+
+
+def part_kill_load(bootstrap):
+    """Commits transactions of KILL_SIZE records over 3 partitions until the broker is killed
+    (the test SIGKILLs it meanwhile and then kills this script)."""
+    create_topic(bootstrap, KILL_TOPIC, 3)
+    p = producer(bootstrap, "tx-kill", **{"transaction.timeout.ms": 3000})
+    p.init_transactions(30)
+    k = 0
+    while True:
+        p.begin_transaction()
+        for i in range(KILL_SIZE):
+            p.produce(KILL_TOPIC, f"{k}-{i}".encode(), partition=i % 3)
+        p.commit_transaction(30)
+        k += 1
+        print(f"committed {k}", flush=True)
+
+
+def part_kill_check(bootstrap):
+    """After the SIGKILL and restart: no last stable offset stays behind its high watermark
+    (the transaction cut by the kill is completed or aborted by its timeout), and every
+    transaction's records are visible to read_committed entirely or not at all."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("w"), "isolation.level": "read_committed"})
+    u = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("w"), "isolation.level": "read_uncommitted"})
+
+    def stable():
+        for part in range(3):
+            tp = TopicPartition(KILL_TOPIC, part)
+            if c.get_watermark_offsets(tp, timeout=10)[1] != u.get_watermark_offsets(tp, timeout=10)[1]:
+                return False
+        return True
+
+    wait_until(stable, "last stable offsets to reach the high watermarks", timeout=60)
+    c.close()
+    u.close()
+    got = read_all(bootstrap, KILL_TOPIC, 3, "read_committed")
+    per_txn = {}
+    for _, v in got:
+        k, i = v.decode().split("-")
+        per_txn.setdefault(int(k), set()).add(int(i))
+    check(len(per_txn) >= 1, "at least one transaction committed before the kill")
+    for k, items in per_txn.items():
+        check_eq(items, set(range(KILL_SIZE)), f"records of transaction {k}")
+    print(f"kill: {len(per_txn)} transactions, each entirely visible; no LSO held back")
+
+
 PARTS = {
+    "kill-load": part_kill_load,
+    "kill-check": part_kill_check,
     "crash-commit": part_crash_commit,
     "crash-check": part_crash_check,
     "commit": part_commit,
