@@ -79,6 +79,19 @@ pub enum LogError {
         /// The newest epoch known for the producer.
         current_epoch: ProducerEpoch,
     },
+    /// A transaction marker from a transaction coordinator older than the last one that wrote
+    /// a marker for this producer (Kafka's `TRANSACTION_COORDINATOR_FENCED`, raised by
+    /// `ProducerAppendInfo.checkCoordinatorEpoch`): a coordinator that lost its partition must
+    /// not complete transactions any more.
+    #[error("producer {producer_id}: marker from coordinator epoch {coordinator_epoch}, older than {current}")]
+    TransactionCoordinatorFenced {
+        /// The producer id.
+        producer_id: ProducerId,
+        /// The marker's coordinator epoch.
+        coordinator_epoch: i32,
+        /// The last coordinator epoch seen for the producer.
+        current: i32,
+    },
     /// An idempotent batch's first sequence does not follow the producer's last written
     /// sequence (Kafka's `OUT_OF_ORDER_SEQUENCE_NUMBER`).
     #[error("producer {producer_id} epoch {epoch}: sequence {sequence} is out of order, expected {expected}")]

@@ -68,6 +68,11 @@
 //!   [`LogConfig::producer_id_expiration_ms`] (appends also do every 10 minutes). The state is
 //!   snapshotted to `{offset}.snapshot` on roll and close and rebuilt on open from the newest
 //!   snapshot plus the log tail (see [`producer_state`]).
+//! * Transactions (KIP-98): the producer state tracks open transactions and
+//!   [`Log::last_stable_offset`]; [`Log::append_marker`] appends a COMMIT/ABORT marker with the
+//!   epoch checks of Kafka's `appendEndTxnMarker`; an ABORT adds a `.txnindex` entry to its
+//!   segment ([`txn_index`]), and [`Log::collect_aborted_transactions`] gives a read_committed
+//!   fetch the aborted transactions overlapping what it reads ([`ReadSlice::end_offset`]).
 //! * Log compaction ([`cleaner`]): [`Cleaner::clean`]`(&impl LogAccess, now_ms, high
 //!   watermark, &mut impl CleanerIo)` cleans a log whose [`LogConfig::compact`] is set,
 //!   holding the log's lock only to prepare and to swap segments in;
@@ -127,6 +132,7 @@ pub mod producer_state;
 mod segment;
 pub mod storage;
 pub mod txn_index;
+pub mod txn_marker;
 
 pub use checkpoint::{
     has_clean_shutdown, read_offsets_file, remove_clean_shutdown, write_clean_shutdown,
@@ -146,6 +152,7 @@ pub use log::{AppendInfo, DeletedSegments, DirCheckpoint, Log, ReadSlice, Recove
 pub use open_files::{BoundedStorage, OpenFiles};
 pub use potok_records::Offset;
 pub use producer_state::{BatchMetadata, ProducerEntry, ProducerStateManager, SNAPSHOT_SUFFIX};
-pub use segment::{segment_file, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+pub use segment::{segment_file, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX};
 pub use storage::{RealStorage, Storage, StorageFile};
 pub use txn_index::{AbortedTxn, TXN_INDEX_ENTRY_LEN};
+pub use txn_marker::{EndTxnMarker, MarkerRequest};

@@ -3,10 +3,23 @@
 //! last offset, last stable offset; 34 bytes, big-endian), and the lookup a read_committed
 //! fetch makes over them.
 //!
-//! This module holds the pure layout and lookup; the log does not write `.txnindex` files yet
-//! (issue #21 lists what is left).
+//! [`TxnIndex`] is one segment's index: its entries live in memory (a segment holds an entry
+//! per ABORT marker in it, so they are few) and every append is written through to the file
+//! at once, with a short-lived file handle so the index costs no descriptor between appends
+//! (`potok.log.max.open.files` bounds the held ones). The file is fsynced with its segment.
+//! Segments without an aborted transaction have no file, as in Kafka, which creates it on
+//! the first append.
+
+use std::path::{Path, PathBuf};
 
 use potok_records::{Offset, ProducerId};
+
+use crate::storage::{read_exact_at, write_all_at, Storage};
+use crate::{LogError, Result};
+
+/// Refuse to load index files larger than this (about a million aborted transactions in one
+/// segment), so a corrupt length cannot make the open allocate without bound.
+const MAX_TXN_INDEX_BYTES: u64 = 32 << 20;
 
 /// The only entry version Kafka defines (`AbortedTxn.CURRENT_VERSION`).
 pub const TXN_INDEX_VERSION: i16 = 0;
@@ -96,6 +109,150 @@ pub fn collect_aborted(
         }
     }
     false
+}
+
+/// One segment's `.txnindex`: its entries in memory, written through to the file.
+#[derive(Debug)]
+pub(crate) struct TxnIndex {
+    path: PathBuf,
+    entries: Vec<AbortedTxn>,
+    /// Entries written since the last fsync.
+    dirty: bool,
+}
+
+impl TxnIndex {
+    /// An empty index at `path`; the file is made by the first append.
+    pub(crate) fn new(path: PathBuf) -> TxnIndex {
+        TxnIndex {
+            path,
+            entries: Vec::new(),
+            dirty: false,
+        }
+    }
+
+    /// Loads the file at `path`. `Ok(Err(reason))` when it is not a valid index (the caller
+    /// rebuilds it from the segment's batches).
+    pub(crate) fn load(
+        storage: &dyn Storage,
+        path: PathBuf,
+    ) -> Result<std::result::Result<TxnIndex, String>> {
+        let file = storage
+            .open(&path, false)
+            .map_err(|e| LogError::io(&path, e))?;
+        let len = file.len().map_err(|e| LogError::io(&path, e))?;
+        if len > MAX_TXN_INDEX_BYTES {
+            return Ok(Err(format!(
+                "{len} bytes is larger than any transaction index"
+            )));
+        }
+        // A partial entry at the end is a write a crash cut short: its marker is past the last
+        // producer-state snapshot (a roll fsyncs the index before writing one), so the replay
+        // at open adds the entry again; the next append overwrites the partial bytes.
+        let whole = len - len % TXN_INDEX_ENTRY_LEN as u64;
+        let mut buf = vec![0u8; whole as usize];
+        read_exact_at(&*file, &mut buf, 0).map_err(|e| LogError::io(&path, e))?;
+        Ok(AbortedTxn::decode_all(&buf).and_then(|entries| {
+            if entries
+                .windows(2)
+                .any(|w| w[1].last_offset <= w[0].last_offset)
+            {
+                return Err("entries out of offset order".into());
+            }
+            // The log indexes only transactions with data, which precedes the marker.
+            if let Some(e) = entries.iter().find(|e| e.last_offset <= e.first_offset) {
+                return Err(format!("entry {e:?} has no data before its marker"));
+            }
+            Ok(TxnIndex {
+                path,
+                entries,
+                dirty: false,
+            })
+        }))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn entries(&self) -> &[AbortedTxn] {
+        &self.entries
+    }
+
+    /// Whether the file changed since its last fsync.
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Appends an entry (markers come in offset order; an entry not after the last one is
+    /// refused, as Kafka's `TransactionIndex.append` does).
+    pub(crate) fn append(&mut self, storage: &dyn Storage, e: AbortedTxn) -> Result<()> {
+        if self
+            .entries
+            .last()
+            .is_some_and(|l| e.last_offset <= l.last_offset)
+        {
+            return Err(LogError::InvalidBatchFields(format!(
+                "aborted transaction ending at {} is not after the last one",
+                e.last_offset.0
+            )));
+        }
+        let file = storage
+            .open(&self.path, true)
+            .map_err(|err| LogError::io(&self.path, err))?;
+        let pos = (self.entries.len() * TXN_INDEX_ENTRY_LEN) as u64;
+        write_all_at(&*file, &e.encode(), pos).map_err(|err| LogError::io(&self.path, err))?;
+        self.entries.push(e);
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Removes the entries whose marker is at or after `offset` (Kafka's
+    /// `TransactionIndex.truncateTo`).
+    pub(crate) fn truncate_to(&mut self, storage: &dyn Storage, offset: Offset) -> Result<()> {
+        let keep = self
+            .entries
+            .iter()
+            .take_while(|e| e.last_offset < offset)
+            .count();
+        if keep == self.entries.len() {
+            return Ok(());
+        }
+        self.entries.truncate(keep);
+        self.set_file_len(storage)
+    }
+
+    /// Drops every entry (the segment's are about to be rebuilt from its batches).
+    pub(crate) fn reset(&mut self, storage: &dyn Storage) -> Result<()> {
+        self.entries.clear();
+        match storage.exists(&self.path) {
+            Ok(false) => Ok(()),
+            Ok(true) => self.set_file_len(storage),
+            Err(e) => Err(LogError::io(&self.path, e)),
+        }
+    }
+
+    fn set_file_len(&mut self, storage: &dyn Storage) -> Result<()> {
+        let len = (self.entries.len() * TXN_INDEX_ENTRY_LEN) as u64;
+        storage
+            .open(&self.path, true)
+            .and_then(|f| f.set_len(len))
+            .map_err(|e| LogError::io(&self.path, e))?;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// fsyncs the file if it changed since the last sync.
+    pub(crate) fn sync(&mut self, storage: &dyn Storage) -> Result<()> {
+        if self.dirty {
+            match storage.open(&self.path, false).and_then(|f| f.sync_data()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(LogError::io(&self.path, e)),
+            }
+            self.dirty = false;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

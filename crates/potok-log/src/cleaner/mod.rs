@@ -174,6 +174,8 @@ pub(crate) struct SegmentRef {
     pub(crate) next_offset: i64,
     pub(crate) index_bytes: u64,
     pub(crate) time_index_bytes: u64,
+    /// The segment's aborted transactions (`.txnindex`), carried to the cleaned segment.
+    pub(crate) aborted: Vec<crate::txn_index::AbortedTxn>,
 }
 
 /// Everything a cleaning needs, taken under the lock by `Log::prepare_cleaning`.
@@ -464,8 +466,16 @@ fn clean_group(
         }
     }
     flush(&mut out, &mut buf, &mut pending, stats, io)?;
+    // Every aborted transaction of the replaced segments stays listed: the offsets are kept
+    // (as holes), and an entry whose data the cleaning removed only names batches a
+    // read_committed consumer will not find, while a missing entry would show aborted data.
+    for seg in group {
+        for e in &seg.aborted {
+            out.append_aborted(st, *e)?;
+        }
+    }
     out.close_indexes(st, true)?;
-    out.flush()?;
+    out.flush(st)?;
     drop(out);
     Ok(Some(CleanedGroup {
         base,

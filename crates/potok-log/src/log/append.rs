@@ -11,9 +11,35 @@ use super::{last_segment, AppendInfo, Log};
 use crate::config::TimestampPolicy;
 use crate::producer_state::{LeaderCheck, ProducerUpdate, EXPIRATION_CHECK_INTERVAL_MS};
 use crate::segment::PendingBatch;
+use crate::txn_marker::{parse_marker, MarkerRequest};
 use crate::{LogError, Result};
 
 impl Log {
+    /// Appends a COMMIT or ABORT marker as the leader (Kafka's WriteTxnMarkers for one
+    /// partition, `UnifiedLog.appendAsLeader` with the coordinator origin): the control batch
+    /// is built here, stamped with `leader_epoch`, and checked against the producer state: an
+    /// older producer epoch is [`LogError::InvalidProducerEpoch`] (with `transaction.version`
+    /// 2, KIP-890 part 2, the marker must carry an epoch above the producer's current one, so
+    /// the current epoch is refused too), an older coordinator epoch than the last marker's is
+    /// [`LogError::TransactionCoordinatorFenced`]. A newer epoch becomes the producer's, so the
+    /// data batches of the transaction the marker ended can no longer be appended. An ABORT of
+    /// a transaction with data here adds a `.txnindex` entry.
+    pub fn append_marker(&mut self, marker: &MarkerRequest, now_ms: i64) -> Result<AppendInfo> {
+        if marker.transaction_version >= 2 {
+            if let Some(e) = self.producers.get(marker.producer_id) {
+                if marker.producer_epoch.0 <= e.epoch.0 {
+                    return Err(LogError::InvalidProducerEpoch {
+                        producer_id: marker.producer_id,
+                        epoch: marker.producer_epoch,
+                        current_epoch: e.epoch,
+                    });
+                }
+            }
+        }
+        let batch = marker.build(now_ms)?;
+        self.append_inner(batch, now_ms, true, Some(marker.leader_epoch))
+    }
+
     /// Appends batches as the leader: assigns offsets from the log end offset (rewriting each
     /// batch's base offset in place), stamps `LogAppendTime` when configured, and applies the
     /// flush policy. The batches must be well-formed v2 batches (the broker has checked their
@@ -60,6 +86,8 @@ impl Log {
         let mut pending: Vec<PendingBatch> = Vec::new();
         // (index into `pending`, update) for the batches that carry a producer id.
         let mut updates: Vec<(usize, ProducerUpdate)> = Vec::new();
+        // Indexes into `pending` of the ABORT markers, which get `.txnindex` entries.
+        let mut aborts: Vec<usize> = Vec::new();
         let mut pos = 0usize;
         let mut records = 0u64;
         let append_time = match self.config.timestamp_policy {
@@ -123,9 +151,37 @@ impl Log {
                 return Err(LogError::InvalidBatchFields("offset overflow".into()));
             }
             next = last + 1;
+            // A transaction marker's type and coordinator epoch are in its one record.
+            let marker = if header.is_control() {
+                let bytes = buf.get(pos..pos + len).unwrap_or(&[]);
+                match parse_marker(bytes) {
+                    Ok(Some(m)) => Some(m),
+                    // Only transaction coordinators write control batches on a leader, and
+                    // only markers; a follower copies the leader's batches as they are.
+                    Ok(None) | Err(_) if !assign => None,
+                    Ok(None) => {
+                        return Err(LogError::InvalidBatchFields(
+                            "a control batch that is not a transaction marker".into(),
+                        ))
+                    }
+                    Err(e) => return Err(e),
+                }
+            } else {
+                None
+            };
+            if marker.is_some_and(|m| !m.commit) {
+                aborts.push(pending.len());
+            }
             if assign {
                 let earlier = updates.iter().map(|(_, u)| *u);
-                match self.producers.check_leader_batch(&header, earlier)? {
+                let check = match (marker, ProducerUpdate::from_header(&header)) {
+                    (Some(m), Some(mut u)) => {
+                        u.coordinator_epoch = m.coordinator_epoch;
+                        self.producers.check_leader_batch_update(&header, u)?
+                    }
+                    _ => self.producers.check_leader_batch(&header, earlier)?,
+                };
+                match check {
                     LeaderCheck::Untracked => {}
                     LeaderCheck::Accept(u) => updates.push((pending.len(), u)),
                     LeaderCheck::Duplicate(dup) => {
@@ -143,8 +199,14 @@ impl Log {
                         });
                     }
                 }
-            } else if let Some(u) = ProducerUpdate::from_header(&header) {
-                updates.push((pending.len(), u));
+            } else if let Some(mut u) = ProducerUpdate::from_header(&header) {
+                if let Some(m) = marker {
+                    u.coordinator_epoch = m.coordinator_epoch;
+                }
+                // A control batch of another type ends no transaction.
+                if !header.is_control() || marker.is_some() {
+                    updates.push((pending.len(), u));
+                }
             }
             records += u64::try_from(header.records_count).unwrap_or(0);
             pending.push(PendingBatch {
@@ -206,7 +268,16 @@ impl Log {
                 return Err(e);
             }
             // Written: the producer state follows before a later roll snapshots it.
-            for (_, u) in updates.iter().filter(|(k, _)| (i..j).contains(k)) {
+            for (k, u) in updates.iter().filter(|(k, _)| (i..j).contains(k)) {
+                if aborts.contains(k) {
+                    // The entry needs the state before the marker ends the transaction. A
+                    // failed write leaves the index behind the log: offline until reopened,
+                    // when recovery rebuilds it from the batches.
+                    if let Err(e) = self.index_abort(u, false) {
+                        self.offline = true;
+                        return Err(e);
+                    }
+                }
                 self.producers.apply(u);
             }
             // Kafka's UnifiedLog assigns each batch's partition leader epoch to the cache; a

@@ -35,6 +35,7 @@ use crate::checkpoint::{read_checkpoint, write_checkpoint};
 use crate::cleaner::{CleanableStats, CleanedGroup, CleaningJob, SegmentRef};
 use crate::segment::{
     parse_segment_file_name, segment_file, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
+    TXN_INDEX_SUFFIX,
 };
 use crate::storage::{read_exact_at, Storage};
 use crate::{LogError, Result};
@@ -51,7 +52,15 @@ pub(crate) const SWAP_SUFFIX: &str = ".swap";
 /// Suffix of a replaced segment's files about to be removed.
 pub(crate) const DELETED_SUFFIX: &str = ".deleted";
 
-const SUFFIXES: [&str; 3] = [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX];
+/// The `.txnindex` comes first: a replaced segment's is renamed to `.deleted` before its
+/// `.log`, so while completing a swap a `.txnindex` at the swap's base without a `.log` beside
+/// it can only be the cleaned segment's (see `recover_interrupted_swaps`).
+const SUFFIXES: [&str; 4] = [
+    TXN_INDEX_SUFFIX,
+    LOG_SUFFIX,
+    INDEX_SUFFIX,
+    TIME_INDEX_SUFFIX,
+];
 
 /// What the log keeps for its cleaner.
 #[derive(Debug, Default)]
@@ -135,6 +144,7 @@ pub(crate) fn recover_interrupted_swaps(storage: &dyn Storage, dir: &Path) -> Re
     let entries = storage.list_dir(dir).map_err(|e| LogError::io(dir, e))?;
     let mut swaps = Vec::new();
     let mut segment_files = Vec::new();
+    let mut txn_swaps = Vec::new();
     let mut changed = false;
     for path in entries {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
@@ -150,6 +160,10 @@ pub(crate) fn recover_interrupted_swaps(storage: &dyn Storage, dir: &Path) -> Re
         } else if let Some(kind) = suffix.strip_suffix(SWAP_SUFFIX) {
             if kind == LOG_SUFFIX {
                 swaps.push((base, path));
+            } else if kind == TXN_INDEX_SUFFIX {
+                // Not rebuilt from the batches like the other indexes (the segment is below the
+                // recovery point): moved into place with its `.log` below.
+                txn_swaps.push((base, path));
             } else {
                 remove_if_exists(storage, &path)?;
                 changed = true;
@@ -161,16 +175,33 @@ pub(crate) fn recover_interrupted_swaps(storage: &dyn Storage, dir: &Path) -> Re
     for (base, swap) in &swaps {
         let next = next_offset_of(storage, swap, *base)?.max(base + 1);
         tracing::info!(path = %swap.display(), base, next, "completing an interrupted segment swap of the log cleaner");
+        // A `.txnindex` at the swap's base without the `.log` beside it was moved into place
+        // by the swap's last step (the replaced segment's went to `.deleted` before its `.log`).
+        let base_log = segment_file(dir, *base, LOG_SUFFIX);
+        let new_txn = segment_file(dir, *base, TXN_INDEX_SUFFIX);
+        let keep_txn = !segment_files.iter().any(|(_, p)| *p == base_log);
         for (b, path) in &segment_files {
-            if (*base..next).contains(b) {
+            if (*base..next).contains(b) && !(keep_txn && *path == new_txn) {
                 remove_if_exists(storage, path)?;
             }
+        }
+        if let Some((_, txn)) = txn_swaps.iter().find(|(b, _)| b == base) {
+            let target = segment_file(dir, *base, TXN_INDEX_SUFFIX);
+            storage
+                .rename(txn, &target)
+                .map_err(|e| LogError::io(txn, e))?;
         }
         let target = segment_file(dir, *base, LOG_SUFFIX);
         storage
             .rename(swap, &target)
             .map_err(|e| LogError::io(swap, e))?;
         changed = true;
+    }
+    for (base, txn) in &txn_swaps {
+        if !swaps.iter().any(|(b, _)| b == base) {
+            remove_if_exists(storage, txn)?;
+            changed = true;
+        }
     }
     if changed {
         storage.sync_dir(dir).map_err(|e| LogError::io(dir, e))?;
@@ -300,6 +331,7 @@ impl Log {
                 next_offset: seg.next_offset(),
                 index_bytes: (index_entries * crate::index::OFFSET_ENTRY_SIZE) as u64,
                 time_index_bytes: (time_entries * crate::index::TIME_ENTRY_SIZE) as u64,
+                aborted: seg.txn.entries().to_vec(),
             });
         }
         let active_producers: HashMap<i64, i64> = self
@@ -352,6 +384,12 @@ impl Log {
         let sync = |st: &dyn Storage| st.sync_dir(&dir).map_err(|e| LogError::io(&dir, e));
         let base = cleaned.base;
         // 1. `.cleaned` -> `.swap`, the `.log` last: its `.swap` marks the swap as decided.
+        // The `.txnindex` exists only when a replaced segment had an aborted transaction.
+        rename_if_exists(
+            st,
+            &name_with(&dir, base, TXN_INDEX_SUFFIX, CLEANED_SUFFIX),
+            &name_with(&dir, base, TXN_INDEX_SUFFIX, SWAP_SUFFIX),
+        )?;
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX] {
             let from = name_with(&dir, base, suffix, CLEANED_SUFFIX);
             let to = name_with(&dir, base, suffix, SWAP_SUFFIX);
@@ -375,6 +413,12 @@ impl Log {
         }
         sync(st)?;
         // 3. `.swap` -> final names.
+        // The `.txnindex` before the `.log`, whose `.swap` keeps the swap decided until last.
+        rename_if_exists(
+            st,
+            &name_with(&dir, base, TXN_INDEX_SUFFIX, SWAP_SUFFIX),
+            &segment_file(&dir, base, TXN_INDEX_SUFFIX),
+        )?;
         for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
             let from = name_with(&dir, base, suffix, SWAP_SUFFIX);
             let to = segment_file(&dir, base, suffix);
@@ -396,6 +440,13 @@ impl Log {
                 s
             }
         };
+        let mut seg = seg;
+        if let Err(reason) = seg.load_txn_index_if_present(st)? {
+            return Err(LogError::Corrupt {
+                path: segment_file(&dir, base, TXN_INDEX_SUFFIX),
+                reason,
+            });
+        }
         self.segments.insert(base, seg);
         Ok(())
     }

@@ -84,6 +84,15 @@ impl Log {
             .range(from..upto)
             .map(|(_, s)| (s.log_path().to_path_buf(), Arc::clone(s.file())))
             .collect();
+        // Transaction indexes changed since their last fsync go with their segments' data
+        // (Kafka's `LogSegment.flush` syncs the `.txnindex` with the `.log`).
+        let mut indexes = indexes;
+        indexes.extend(
+            self.segments
+                .range(from..upto)
+                .filter(|(_, s)| s.txn.is_dirty())
+                .map(|(_, s)| s.txn.path().to_path_buf()),
+        );
         FlushJob {
             storage: Arc::clone(&self.storage),
             dir: self.dir.clone(),
@@ -148,7 +157,7 @@ impl Log {
             .next_back()
             .map_or(i64::MIN, |(&b, _)| b);
         for seg in self.segments.range_mut(from..).map(|(_, s)| s) {
-            if let Err(e) = seg.flush() {
+            if let Err(e) = seg.flush(&*self.storage) {
                 self.offline = true;
                 return Err(e);
             }
@@ -209,11 +218,11 @@ impl Log {
                 // closed segment map them from there); the job fsyncs them.
                 seg.close_indexes(&*self.storage, !background)?;
                 if background {
-                    let [_, index, time_index] = seg.paths();
+                    let [_, index, time_index, _] = seg.paths();
                     written_indexes = vec![index, time_index];
                     Ok(())
                 } else {
-                    seg.flush()
+                    seg.flush(&*self.storage)
                 }
             })();
             if let Err(e) = result {
@@ -250,7 +259,7 @@ impl Log {
             .next_back()
             .map_or(i64::MIN, |(&b, _)| b);
         for seg in self.segments.range_mut(from..new_base).map(|(_, s)| s) {
-            seg.flush()?;
+            seg.flush(&*self.storage)?;
         }
         if new_base > self.recovery_point {
             self.recovery_point = new_base;

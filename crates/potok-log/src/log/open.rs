@@ -18,8 +18,11 @@ use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::{self, ProducerStateManager, ProducerUpdate};
 use crate::segment::{
     parse_segment_file_name, segment_file, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
+    TXN_INDEX_SUFFIX,
 };
 use crate::storage::{read_exact_at, Storage};
+use crate::txn_index::TxnIndex;
+use crate::txn_marker::{parse_marker, EndTxnMarker};
 use crate::{LogConfig, LogError, Result};
 
 impl Log {
@@ -161,6 +164,7 @@ impl Log {
         let cleaning = cleaning::CleaningState::load(st, dir);
         let mut bases = Vec::new();
         let mut index_files = Vec::new();
+        let mut txn_bases = Vec::new();
         for path in st.list_dir(dir).map_err(|e| LogError::io(dir, e))? {
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
@@ -172,6 +176,10 @@ impl Log {
             match parse_segment_file_name(name) {
                 Some((base, LOG_SUFFIX)) => bases.push(base),
                 Some((base, INDEX_SUFFIX | TIME_INDEX_SUFFIX)) => index_files.push((base, path)),
+                Some((base, TXN_INDEX_SUFFIX)) => {
+                    txn_bases.push(base);
+                    index_files.push((base, path));
+                }
                 _ => {}
             }
         }
@@ -193,6 +201,36 @@ impl Log {
                 .rfind(|&b| b <= recovery_point)
                 .unwrap_or(i64::MIN)
         };
+        // The `.txnindex` files. Their entries for markers below the producer-state snapshot
+        // the open loads are durable (a roll fsyncs them before it writes its snapshot); the
+        // replay after the snapshot adds those of later markers that a crash lost. One that is
+        // not a valid index is rebuilt with every later one from its segment's batches, from
+        // an older snapshot (Kafka rebuilds a segment whose index fails its sanity check).
+        let mut txn_rebuild_from: Option<i64> = None;
+        let mut txn_indexes = BTreeMap::new();
+        for &base in &txn_bases {
+            if bases.binary_search(&base).is_err() {
+                continue;
+            }
+            let path = segment_file(dir, base, TXN_INDEX_SUFFIX);
+            let loaded = TxnIndex::load(st, path)?.and_then(|t| {
+                // An entry's marker lies in its segment (zero-filled blocks a power loss left
+                // would put it at offset 0).
+                match t.entries().iter().find(|e| e.last_offset.0 < base) {
+                    Some(e) => Err(format!("entry {e:?} lies before the segment")),
+                    None => Ok(t),
+                }
+            });
+            match loaded {
+                Ok(t) => {
+                    txn_indexes.insert(base, t);
+                }
+                Err(reason) => {
+                    tracing::warn!(segment = base, %reason, "invalid transaction index; rebuilding it from its segment");
+                    txn_rebuild_from = Some(txn_rebuild_from.map_or(base, |r| r.min(base)));
+                }
+            }
+        }
         let (epoch_cache, epoch_file_found) = LeaderEpochCache::load(st, dir)?;
         let mut segments = BTreeMap::new();
         let mut i = 0;
@@ -248,7 +286,12 @@ impl Log {
                                     segment = later,
                                     "deleting segment after a truncated one"
                                 );
-                                for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                                for suffix in [
+                                    LOG_SUFFIX,
+                                    INDEX_SUFFIX,
+                                    TIME_INDEX_SUFFIX,
+                                    TXN_INDEX_SUFFIX,
+                                ] {
                                     let p = segment_file(dir, later, suffix);
                                     if let Err(e) = st.remove_file(&p) {
                                         if e.kind() != io::ErrorKind::NotFound {
@@ -267,6 +310,18 @@ impl Log {
                     s
                 }
             };
+            let mut seg = seg;
+            if txn_rebuild_from.is_some_and(|r| base >= r) {
+                // Rebuilt from the batches with the producer state below.
+                if txn_bases.contains(&base) {
+                    seg.reset_txn_index(st)?;
+                }
+            } else if let Some(t) = txn_indexes.remove(&base) {
+                seg.txn = t;
+                // Recovery may have cut batches off the segment, and their markers' entries go
+                // with them.
+                seg.txn.truncate_to(st, Offset(seg.next_offset()))?;
+            }
             segments.insert(base, seg);
             i += 1;
         }
@@ -311,14 +366,15 @@ impl Log {
         }
         if !report.clean_shutdown {
             // Make what recovery accepted durable before trusting it as the recovery point.
+            let st = &*log.storage;
             for seg in log.segments.values_mut() {
-                seg.flush()?;
+                seg.flush(st)?;
             }
         }
         log.recovery_point = log.log_end_offset().0;
         log.checkpoint_recovery_point(log.recovery_point)?;
         log.checkpoint_log_start(log.log_start_offset)?;
-        let (snapshot, replayed) = log.load_producer_state(now_ms)?;
+        let (snapshot, replayed) = log.load_producer_state(now_ms, txn_rebuild_from)?;
         report.producer_snapshot = snapshot.map(Offset);
         report.producer_batches_replayed = replayed;
         log.recover_leader_epochs(
@@ -341,7 +397,18 @@ impl Log {
     /// truncation or a crash) and unreadable ones, loads the newest remaining one, replays the
     /// idempotent batches after it and expires old producers. Returns the snapshot's offset
     /// and the number of batches replayed.
-    pub(super) fn load_producer_state(&mut self, now_ms: i64) -> Result<(Option<i64>, u64)> {
+    ///
+    /// The replay adds the `.txnindex` entries of the ABORT markers it passes that their
+    /// segment's index lacks (lost by a crash), and fsyncs them before the open trusts them.
+    /// With `rebuild_txn_from` (invalid indexes from that offset on were emptied) the snapshot
+    /// loaded is the newest at or below it, so the replay passes every marker from there
+    /// (Kafka's `recoverSegment` rebuilds the producer state to the segment's base for the
+    /// same purpose).
+    pub(super) fn load_producer_state(
+        &mut self,
+        now_ms: i64,
+        rebuild_txn_from: Option<i64>,
+    ) -> Result<(Option<i64>, u64)> {
         let leo = self.log_end_offset().0;
         let mut loaded = None;
         // Rebuilt below from what is found on disk.
@@ -353,7 +420,7 @@ impl Log {
                 producer_state::remove_snapshot(&*self.storage, &path)?;
                 continue;
             }
-            if loaded.is_some() {
+            if loaded.is_some() || rebuild_txn_from.is_some_and(|r| offset > r) {
                 continue;
             }
             match producer_state::read_snapshot(&*self.storage, &path, offset)? {
@@ -375,16 +442,21 @@ impl Log {
                 (i64::MIN, None)
             }
         };
-        let replayed = self.replay_producer_batches(from);
+        let replayed = self.replay_producer_batches(from)?;
+        let st = &*self.storage;
+        for seg in self.segments.values_mut() {
+            seg.txn.sync(st)?;
+        }
         self.remove_expired_producers(now_ms);
         Ok((snapshot, replayed))
     }
 
     /// Applies every idempotent batch starting at or after `from` to the producer state,
-    /// reading only batch headers. Data recovery has already run, so what is readable is
-    /// valid; a read failure (a corrupt closed segment) ends the replay with a warning rather
-    /// than failing the open.
-    fn replay_producer_batches(&mut self, from: i64) -> u64 {
+    /// reading only batch headers (and a transaction marker's one record). Data recovery has
+    /// already run, so what is readable is valid; a read failure (a corrupt closed segment)
+    /// ends the replay with a warning rather than failing the open. ABORT markers missing from
+    /// their segment's `.txnindex` get their entries.
+    fn replay_producer_batches(&mut self, from: i64) -> Result<u64> {
         let leo = self.log_end_offset().0;
         let mut next = from.max(self.log_start_offset);
         let mut replayed = 0;
@@ -393,9 +465,24 @@ impl Log {
                 break;
             };
             if h.base_offset >= from {
-                if let Some(u) = ProducerUpdate::from_header(&h) {
-                    self.producers.apply(&u);
-                    replayed += 1;
+                if let Some(mut u) = ProducerUpdate::from_header(&h) {
+                    let mut apply = true;
+                    if h.is_control() {
+                        match self.marker_at(&h) {
+                            Some(m) => {
+                                u.coordinator_epoch = m.coordinator_epoch;
+                                if !m.commit {
+                                    self.index_abort(&u, true)?;
+                                }
+                            }
+                            // Another control type, or unreadable: no transaction ends here.
+                            None => apply = false,
+                        }
+                    }
+                    if apply {
+                        self.producers.apply(&u);
+                        replayed += 1;
+                    }
                 }
             }
             let after = h.next_offset().0;
@@ -404,7 +491,49 @@ impl Log {
             }
             next = after;
         }
-        replayed
+        Ok(replayed)
+    }
+
+    /// The marker in the control batch whose header is `h`; `None` for another control type
+    /// or, with a warning, when it cannot be read.
+    fn marker_at(&self, h: &BatchHeader) -> Option<EndTxnMarker> {
+        let bytes = self
+            .read(Offset(h.base_offset), h.total_size(), None)
+            .and_then(|s| s.read_bytes().map_err(|e| LogError::io(&self.dir, e)));
+        let parsed = bytes.and_then(|b| parse_marker(b.get(..h.total_size()).unwrap_or(&b)));
+        parsed.unwrap_or_else(|e| {
+            tracing::warn!(offset = h.base_offset, error = %e, "unreadable transaction marker");
+            None
+        })
+    }
+
+    /// Appends the `.txnindex` entry of the ABORT marker `u` (not yet applied to the producer
+    /// state) to the segment holding it, if it ends a transaction with data here (Kafka's
+    /// `ProducerAppendInfo.appendEndTxnMarker` emits no completed transaction otherwise).
+    /// With `if_missing` (the replay at open), an entry the index already has is kept.
+    pub(super) fn index_abort(&mut self, u: &ProducerUpdate, if_missing: bool) -> Result<()> {
+        let offset = u.batch.first_offset;
+        let Some(entry) = self
+            .producers
+            .aborted_txn_entry(potok_records::ProducerId(u.producer_id), offset)
+        else {
+            return Ok(());
+        };
+        let st = &*self.storage;
+        match self.segments.range_mut(..=offset.0).next_back() {
+            Some((_, seg))
+                if if_missing
+                    && seg
+                        .txn
+                        .entries()
+                        .last()
+                        .is_some_and(|l| l.last_offset >= offset) =>
+            {
+                Ok(())
+            }
+            Some((_, seg)) => seg.append_aborted(st, entry),
+            None => Ok(()),
+        }
     }
 
     /// The header of the batch containing `offset`; `None` at the log end or, with a warning

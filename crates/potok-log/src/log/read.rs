@@ -11,6 +11,7 @@ use potok_records::Offset;
 use super::{last_segment, Log};
 use crate::segment::Segment;
 use crate::storage::{read_exact_at, StorageFile};
+use crate::txn_index::{collect_aborted, AbortedTxn};
 use crate::{LogError, Result};
 
 /// A byte range of one segment file holding whole record batches, ready for `sendfile`
@@ -30,6 +31,9 @@ pub struct ReadSlice {
     /// Base offset of the first batch (which may be below the offset asked for, because a
     /// batch is never split); the requested offset when the slice is empty.
     pub first_offset: Offset,
+    /// The offset after the slice's last batch (`first_offset` when the slice is empty): the
+    /// upper bound of the aborted transactions a read_committed fetch reports.
+    pub end_offset: Offset,
     pub(super) source: Arc<dyn StorageFile>,
 }
 
@@ -61,7 +65,13 @@ impl ReadSlice {
 /// A [`ReadSlice`] of `seg` that holds the segment's file open itself, so closing the
 /// segment's descriptor to stay within the open-file bound, or deleting the segment, does not
 /// end a read in flight.
-fn pinned_slice(seg: &Segment, position: u64, len: usize, first_offset: i64) -> Result<ReadSlice> {
+fn pinned_slice(
+    seg: &Segment,
+    position: u64,
+    len: usize,
+    first_offset: i64,
+    end_offset: i64,
+) -> Result<ReadSlice> {
     let handle = seg.file();
     let io = |e| LogError::io(seg.log_path(), e);
     let source = handle
@@ -73,6 +83,7 @@ fn pinned_slice(seg: &Segment, position: u64, len: usize, first_offset: i64) -> 
         position,
         len,
         first_offset: Offset(first_offset),
+        end_offset: Offset(end_offset),
         source,
     })
 }
@@ -116,7 +127,7 @@ impl Log {
         }
         let active = last_segment(&self.segments)?;
         if from.0 == leo {
-            return pinned_slice(active, active.size(), 0, from.0);
+            return pinned_slice(active, active.size(), 0, from.0, from.0);
         }
         let start_base = self
             .segments
@@ -138,10 +149,35 @@ impl Log {
             }
             if let Some(r) = r? {
                 let len = usize::try_from(r.len).unwrap_or(usize::MAX);
-                return pinned_slice(seg, r.position, len, r.first_offset);
+                return pinned_slice(seg, r.position, len, r.first_offset, r.end_offset);
             }
         }
-        pinned_slice(active, active.size(), 0, from.0)
+        pinned_slice(active, active.size(), 0, from.0, from.0)
+    }
+
+    /// The aborted transactions a read_committed fetch of `[from, upper)` must report (Kafka's
+    /// `UnifiedLog.collectAbortedTransactions`): every `.txnindex` entry whose ABORT marker is
+    /// at or after `from` and whose first batch is below `upper`, from the segment holding
+    /// `from` onwards, stopping at the first entry whose last stable offset reaches `upper`
+    /// (no later segment can hold a transaction that was open below `upper`). The result is
+    /// bounded by the range: one entry per ABORT marker in it, plus at most one per producer
+    /// whose transaction was open at `upper`.
+    pub fn collect_aborted_transactions(&self, from: Offset, upper: Offset) -> Vec<AbortedTxn> {
+        let mut out = Vec::new();
+        if upper <= from {
+            return out;
+        }
+        let start_base = self
+            .segments
+            .range(..=from.0)
+            .next_back()
+            .map_or(i64::MIN, |(&b, _)| b);
+        for seg in self.segments.range(start_base..).map(|(_, s)| s) {
+            if collect_aborted(seg.txn.entries(), from, upper, &mut out) {
+                break;
+            }
+        }
+        out
     }
 
     /// The first record whose timestamp is `>= timestamp` at or after the log start offset,

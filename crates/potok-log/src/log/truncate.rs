@@ -55,7 +55,7 @@ impl Log {
         }
         // The removed batches may have been any producer's latest: rebuild the state from the
         // newest snapshot that is still valid, as Kafka's `truncateAndReload` does.
-        self.load_producer_state(now_ms)?;
+        self.load_producer_state(now_ms, None)?;
         Ok(true)
     }
 

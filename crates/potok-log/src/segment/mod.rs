@@ -1,4 +1,5 @@
-//! One log segment: a `.log` file of record batches plus its `.index` and `.timeindex`.
+//! One log segment: a `.log` file of record batches plus its `.index` and `.timeindex`, and a
+//! `.txnindex` of the transactions aborted in it (made by the first ABORT marker appended).
 //!
 //! File names are the segment's base offset zero-padded to 20 digits (Kafka's
 //! `LogFileUtils.filenamePrefixFromOffset`), e.g. `00000000000000001234.log`. The `.log` file
@@ -25,6 +26,7 @@ use crate::index::{
     TIME_ENTRY_SIZE,
 };
 use crate::storage::{write_all_at, Storage, StorageFile};
+use crate::txn_index::{AbortedTxn, TxnIndex};
 use crate::{LogConfig, LogError, Result};
 
 mod read;
@@ -37,10 +39,26 @@ pub const LOG_SUFFIX: &str = "log";
 pub const INDEX_SUFFIX: &str = "index";
 /// Extension of the time index.
 pub const TIME_INDEX_SUFFIX: &str = "timeindex";
+/// Extension of the transaction index (aborted transactions, KIP-98).
+pub const TXN_INDEX_SUFFIX: &str = "txnindex";
 
 /// The path of a segment file: `{dir}/{base:020}.{suffix}`.
 pub fn segment_file(dir: &Path, base: i64, suffix: &str) -> PathBuf {
     dir.join(format!("{base:020}.{suffix}"))
+}
+
+/// The `.txnindex` beside a `.log` file (keeping an extra suffix such as `.cleaned`).
+pub(crate) fn txn_index_path(log_path: &Path) -> PathBuf {
+    let name = log_path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .replacen(
+            &format!(".{LOG_SUFFIX}"),
+            &format!(".{TXN_INDEX_SUFFIX}"),
+            1,
+        );
+    log_path.with_file_name(name)
 }
 
 /// Parses a segment file name into its base offset and suffix.
@@ -76,6 +94,8 @@ pub(crate) struct SegmentRead {
     pub(crate) position: u64,
     pub(crate) len: u64,
     pub(crate) first_offset: i64,
+    /// The offset after the last batch read (`first_offset` when nothing is read).
+    pub(crate) end_offset: i64,
 }
 
 pub(crate) struct Segment {
@@ -89,6 +109,8 @@ pub(crate) struct Segment {
     size: u64,
     index: IndexFile,
     time_index: IndexFile,
+    /// The transactions whose ABORT marker is in this segment.
+    pub(crate) txn: TxnIndex,
     /// The offset after the last batch (the base offset when empty).
     next_offset: i64,
     /// Largest batch max timestamp, -1 when none.
@@ -251,6 +273,7 @@ impl Segment {
         index: IndexFile,
         time_index: IndexFile,
     ) -> Segment {
+        let txn = TxnIndex::new(txn_index_path(&log_path));
         Segment {
             base,
             log_path,
@@ -259,6 +282,7 @@ impl Segment {
             size: 0,
             index,
             time_index,
+            txn,
             next_offset: base,
             max_timestamp: -1,
             offset_of_max_timestamp: base,
@@ -364,6 +388,10 @@ impl Segment {
             .map_err(|e| LogError::io(&self.log_path, e))?;
         self.size = pos;
         self.dirty = true;
+        // Kafka's `LogSegment.truncateTo` cuts the transaction index at the same offset: the
+        // removed batches held the markers of these entries.
+        self.txn
+            .truncate_to(storage, potok_records::Offset(offset))?;
         // Drop index entries at or after the cut.
         let keep = {
             let (idx, _) = self.index.bytes(storage)?;
@@ -454,15 +482,39 @@ impl Segment {
         self.time_index.make_closed(storage, sync)
     }
 
-    /// fsyncs the `.log` file if anything was appended or truncated since the last sync.
-    pub(crate) fn flush(&mut self) -> Result<()> {
+    /// fsyncs the `.log` file if anything was appended or truncated since the last sync, and
+    /// the `.txnindex` if it changed (Kafka's `LogSegment.flush` syncs both).
+    pub(crate) fn flush(&mut self, storage: &dyn Storage) -> Result<()> {
         if self.dirty {
             self.log
                 .sync_data()
                 .map_err(|e| LogError::io(&self.log_path, e))?;
             self.dirty = false;
         }
-        Ok(())
+        self.txn.sync(storage)
+    }
+
+    /// Loads the segment's `.txnindex` when the file exists. `Ok(Err(reason))`: the file is
+    /// not a valid index (the segment keeps none).
+    pub(crate) fn load_txn_index_if_present(
+        &mut self,
+        storage: &dyn Storage,
+    ) -> Result<std::result::Result<(), String>> {
+        let path = self.txn.path().to_path_buf();
+        if !storage.exists(&path).map_err(|e| LogError::io(&path, e))? {
+            return Ok(Ok(()));
+        }
+        Ok(TxnIndex::load(storage, path)?.map(|t| self.txn = t))
+    }
+
+    /// Empties the `.txnindex` (recovery rebuilds it from the batches).
+    pub(crate) fn reset_txn_index(&mut self, storage: &dyn Storage) -> Result<()> {
+        self.txn.reset(storage)
+    }
+
+    /// Records an aborted transaction whose marker was just appended to this segment.
+    pub(crate) fn append_aborted(&mut self, storage: &dyn Storage, e: AbortedTxn) -> Result<()> {
+        self.txn.append(storage, e)
     }
 
     /// Deletes the segment's files. Open handles (e.g. a `ReadSlice` being sent) stay valid.
@@ -499,12 +551,14 @@ impl Segment {
         Ok(renamed)
     }
 
-    /// The paths of the segment's `.log`, `.index` and `.timeindex` files.
-    pub(crate) fn paths(&self) -> [PathBuf; 3] {
+    /// The paths of the segment's `.log`, `.index`, `.timeindex` and `.txnindex` files (the
+    /// last may not exist).
+    pub(crate) fn paths(&self) -> [PathBuf; 4] {
         [
             self.log_path.clone(),
             self.index.path().to_path_buf(),
             self.time_index.path().to_path_buf(),
+            self.txn.path().to_path_buf(),
         ]
     }
 

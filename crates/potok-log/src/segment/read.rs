@@ -137,6 +137,7 @@ impl Segment {
             position: start,
             len: 0,
             first_offset: first.base_offset,
+            end_offset: first.base_offset,
         };
         let mut limit = self.size;
         if let Some(mo) = max_offset {
@@ -152,6 +153,7 @@ impl Segment {
         if budget_end <= first_end {
             return Ok(Some(SegmentRead {
                 len: first_end - start,
+                end_offset: first.next_offset().0,
                 ..empty
             }));
         }
@@ -162,16 +164,25 @@ impl Segment {
             lookup_position(&idx, budget_end).map_or(0, |(_, p)| u64::from(p))
         }
         .max(first_end);
+        // The offset after the last batch read: the base offset of the first batch not read.
+        let mut end_offset = None;
         while pos < budget_end {
             let h = self.header_at(pos, None)?;
             let end = pos + h.total_size() as u64;
             if end > budget_end {
+                end_offset = Some(h.base_offset);
                 break;
             }
             pos = end;
         }
+        let end_offset = match end_offset {
+            Some(o) => o,
+            None if pos >= self.size => self.next_offset,
+            None => self.header_at(pos, None)?.base_offset,
+        };
         Ok(Some(SegmentRead {
             len: pos - start,
+            end_offset,
             ..empty
         }))
     }

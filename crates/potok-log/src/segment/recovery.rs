@@ -97,6 +97,7 @@ impl Segment {
             TIME_ENTRY_SIZE,
             (time_len / TIME_ENTRY_SIZE as u64) as usize,
         )?;
+        let txn = crate::txn_index::TxnIndex::new(super::txn_index_path(&log_path));
         let mut seg = Segment {
             base,
             log_path,
@@ -105,6 +106,7 @@ impl Segment {
             size,
             index,
             time_index,
+            txn,
             next_offset: base,
             max_timestamp: -1,
             offset_of_max_timestamp: base,

@@ -19,16 +19,17 @@
 //! through `&mut Log`, so it needs no lock of its own.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::io;
-use std::path::{Path, PathBuf};
 
 use potok_records::{BatchHeader, Offset, ProducerEpoch, ProducerId};
 
-use crate::storage::{read_exact_at, Storage};
 use crate::{LogError, Result};
 
-/// Suffix of producer state snapshot files (`{offset:020}.snapshot`, as Kafka).
-pub const SNAPSHOT_SUFFIX: &str = "snapshot";
+mod snapshot;
+
+#[cfg(test)]
+use snapshot::SNAPSHOT_HEADER_LEN;
+pub(crate) use snapshot::{list_snapshots, read_snapshot, remove_snapshot, write_snapshot};
+pub use snapshot::{snapshot_file, SNAPSHOT_SUFFIX};
 
 /// How many batches per producer are remembered for duplicate detection. Kafka keeps five
 /// (`ProducerStateEntry.NUM_BATCHES_TO_RETAIN`), matching the clients' limit of five in-flight
@@ -41,22 +42,6 @@ pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
 /// How often appends look for expired producer ids; Kafka's
 /// `producer.id.expiration.check.interval.ms` default (10 minutes).
 pub(crate) const EXPIRATION_CHECK_INTERVAL_MS: i64 = 10 * 60 * 1000;
-
-/// Version 2 added each producer's ongoing transaction; version 1 files (written before
-/// transactions existed, so without any) are still read.
-const SNAPSHOT_VERSION: u16 = 2;
-const SNAPSHOT_VERSION_V1: u16 = 1;
-/// version (2) + crc (4) + offset (8) + producer count (4).
-const SNAPSHOT_HEADER_LEN: usize = 18;
-/// producer id (8) + epoch (2) + last timestamp (8) + batch count (1), version 1.
-const ENTRY_HEADER_LEN_V1: usize = 19;
-/// Version 2 adds the first offset of the ongoing transaction (8, -1 for none).
-const ENTRY_HEADER_LEN: usize = 27;
-/// first seq (4) + last seq (4) + first offset (8) + last offset (8) + timestamp (8).
-const BATCH_LEN: usize = 32;
-/// Refuse to read snapshot files larger than this: a partition with more producers than fit
-/// here (about 100k producers with five batches each) is far beyond what Kafka supports either.
-const MAX_SNAPSHOT_BYTES: u64 = 64 << 20;
 
 /// One remembered batch of a producer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +74,10 @@ pub struct ProducerEntry {
     /// first transactional batch and cleared by the COMMIT or ABORT marker that ends it, as
     /// Kafka's `ProducerStateEntry.currentTxnFirstOffset`.
     pub current_txn_first_offset: Option<Offset>,
+    /// The coordinator epoch of the last transaction marker written for the producer, -1
+    /// before any (Kafka's `ProducerStateEntry.coordinatorEpoch`): a marker from an older
+    /// coordinator is fenced.
+    pub coordinator_epoch: i32,
 }
 
 impl ProducerEntry {
@@ -130,6 +119,8 @@ pub(crate) struct ProducerUpdate {
     /// A control batch (a COMMIT or ABORT marker): it ends the producer's ongoing
     /// transaction and carries no data sequence.
     pub(crate) control: bool,
+    /// A marker's coordinator epoch (set by the log from the marker's record), -1 otherwise.
+    pub(crate) coordinator_epoch: i32,
 }
 
 /// The last sequence of a batch starting at `first_seq` with `last_offset_delta + 1` records;
@@ -169,6 +160,7 @@ impl ProducerUpdate {
             },
             transactional: h.is_transactional(),
             control: h.is_control(),
+            coordinator_epoch: -1,
         })
     }
 }
@@ -232,9 +224,45 @@ impl ProducerStateManager {
         let Some(update) = ProducerUpdate::from_header(h) else {
             return Ok(LeaderCheck::Untracked);
         };
+        self.check_leader_update(h, update, earlier)
+    }
+
+    /// [`Self::check_leader_batch`] for a marker whose update the caller completed with the
+    /// coordinator epoch read from its record.
+    pub(crate) fn check_leader_batch_update(
+        &self,
+        h: &BatchHeader,
+        update: ProducerUpdate,
+    ) -> Result<LeaderCheck> {
+        self.check_leader_update(h, update, std::iter::empty())
+    }
+
+    fn check_leader_update(
+        &self,
+        h: &BatchHeader,
+        update: ProducerUpdate,
+        earlier: impl DoubleEndedIterator<Item = ProducerUpdate>,
+    ) -> Result<LeaderCheck> {
         if update.control {
-            // Markers carry no data sequence; Kafka's `appendEndTxnMarker` checks only the
-            // coordinator epoch, which belongs to the coordinator path that writes them.
+            // Markers carry no data sequence; Kafka's `appendEndTxnMarker` checks the producer
+            // epoch (an older one is a zombie's) and the coordinator epoch (an older one is a
+            // coordinator that lost its `__transaction_state` partition).
+            if let Some(e) = self.entries.get(&update.producer_id) {
+                if update.epoch < e.epoch.0 {
+                    return Err(LogError::InvalidProducerEpoch {
+                        producer_id: ProducerId(update.producer_id),
+                        epoch: ProducerEpoch(update.epoch),
+                        current_epoch: e.epoch,
+                    });
+                }
+                if update.coordinator_epoch < e.coordinator_epoch {
+                    return Err(LogError::TransactionCoordinatorFenced {
+                        producer_id: ProducerId(update.producer_id),
+                        coordinator_epoch: update.coordinator_epoch,
+                        current: e.coordinator_epoch,
+                    });
+                }
+            }
             return Ok(LeaderCheck::Accept(update));
         }
         let pid = update.producer_id;
@@ -296,18 +324,6 @@ impl ProducerStateManager {
     /// Records a written batch (leader after the check, follower and recovery without one).
     /// A different epoch replaces the remembered batches, as Kafka's `maybeUpdateProducerEpoch`.
     pub(crate) fn apply(&mut self, u: &ProducerUpdate) {
-        if u.control {
-            // A marker for a producer the partition does not know (expired, or its batches
-            // removed) has no transaction to end; Kafka would keep an empty entry, which
-            // carries nothing the state needs.
-            if let Some(e) = self.entries.get_mut(&u.producer_id) {
-                if let Some(first) = e.current_txn_first_offset.take() {
-                    self.ongoing.remove(&(first, u.producer_id));
-                }
-                e.last_timestamp = e.last_timestamp.max(u.batch.timestamp);
-            }
-            return;
-        }
         let entry = self
             .entries
             .entry(u.producer_id)
@@ -317,7 +333,25 @@ impl ProducerStateManager {
                 last_timestamp: u.batch.timestamp,
                 batches: VecDeque::with_capacity(BATCHES_PER_PRODUCER),
                 current_txn_first_offset: None,
+                coordinator_epoch: -1,
             });
+        if u.control {
+            // Kafka's `appendEndTxnMarker` then `ProducerStateEntry.update`: the marker ends
+            // the transaction, and its epoch and coordinator epoch become the producer's, so
+            // a marker carrying an epoch bumped by EndTxn (KIP-890 part 2) fences the data
+            // batches of the transaction it ended. A marker for a producer the partition did
+            // not know (expired, or its batches removed) makes an entry without batches.
+            if let Some(first) = entry.current_txn_first_offset.take() {
+                self.ongoing.remove(&(first, u.producer_id));
+            }
+            if entry.epoch.0 != u.epoch {
+                entry.epoch = ProducerEpoch(u.epoch);
+                entry.batches.clear();
+            }
+            entry.coordinator_epoch = entry.coordinator_epoch.max(u.coordinator_epoch);
+            entry.last_timestamp = entry.last_timestamp.max(u.batch.timestamp);
+            return;
+        }
         if u.transactional && entry.current_txn_first_offset.is_none() {
             entry.current_txn_first_offset = Some(u.batch.first_offset);
             self.ongoing.insert((u.batch.first_offset, u.producer_id));
@@ -382,227 +416,6 @@ impl ProducerStateManager {
         self.entries.clear();
         self.ongoing.clear();
     }
-
-    /// Encodes the state as a snapshot at `offset` (format in `docs/format.md`).
-    pub(crate) fn encode_snapshot(&self, offset: i64) -> Vec<u8> {
-        let body_len: usize = self
-            .entries
-            .values()
-            .map(|e| ENTRY_HEADER_LEN + BATCH_LEN * e.batches.len())
-            .sum();
-        let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + body_len);
-        out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
-        out.extend_from_slice(&[0; 4]);
-        out.extend_from_slice(&offset.to_be_bytes());
-        let count = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
-        out.extend_from_slice(&count.to_be_bytes());
-        for e in self.entries.values().take(count as usize) {
-            out.extend_from_slice(&e.producer_id.0.to_be_bytes());
-            out.extend_from_slice(&e.epoch.0.to_be_bytes());
-            out.extend_from_slice(&e.last_timestamp.to_be_bytes());
-            let txn = e.current_txn_first_offset.map_or(-1, |o| o.0);
-            out.extend_from_slice(&txn.to_be_bytes());
-            // At most BATCHES_PER_PRODUCER (5), so the cast is exact.
-            out.push(e.batches.len() as u8);
-            for b in &e.batches {
-                out.extend_from_slice(&b.first_seq.to_be_bytes());
-                out.extend_from_slice(&b.last_seq.to_be_bytes());
-                out.extend_from_slice(&b.first_offset.0.to_be_bytes());
-                out.extend_from_slice(&b.last_offset.0.to_be_bytes());
-                out.extend_from_slice(&b.timestamp.to_be_bytes());
-            }
-        }
-        let crc = crc32c::crc32c(&out[6..]);
-        out[2..6].copy_from_slice(&crc.to_be_bytes());
-        out
-    }
-
-    /// Decodes a snapshot, checking its CRC, that it is for `offset`, and that every field is
-    /// in range; never panics on arbitrary bytes.
-    pub(crate) fn decode_snapshot(
-        buf: &[u8],
-        offset: i64,
-    ) -> std::result::Result<ProducerStateManager, String> {
-        let mut r = Reader { buf, pos: 0 };
-        let version = u16::from_be_bytes(r.array()?);
-        let entry_header_len = match version {
-            SNAPSHOT_VERSION => ENTRY_HEADER_LEN,
-            SNAPSHOT_VERSION_V1 => ENTRY_HEADER_LEN_V1,
-            _ => return Err(format!("unknown snapshot version {version}")),
-        };
-        let crc = u32::from_be_bytes(r.array()?);
-        let computed = crc32c::crc32c(buf.get(6..).unwrap_or(&[]));
-        if crc != computed {
-            return Err(format!(
-                "CRC mismatch (stored {crc:#010x}, computed {computed:#010x})"
-            ));
-        }
-        let stored_offset = i64::from_be_bytes(r.array()?);
-        if stored_offset != offset {
-            return Err(format!(
-                "snapshot holds offset {stored_offset}, its name says {offset}"
-            ));
-        }
-        let count = u32::from_be_bytes(r.array()?) as usize;
-        // Each entry needs at least its fixed header, so this bounds the count by the file
-        // size before anything is built from it.
-        if count > r.remaining() / entry_header_len {
-            return Err(format!("{count} producers cannot fit in the file"));
-        }
-        let mut entries = BTreeMap::new();
-        for _ in 0..count {
-            let pid = i64::from_be_bytes(r.array()?);
-            let epoch = i16::from_be_bytes(r.array()?);
-            let last_timestamp = i64::from_be_bytes(r.array()?);
-            let txn = if version == SNAPSHOT_VERSION_V1 {
-                -1
-            } else {
-                i64::from_be_bytes(r.array()?)
-            };
-            let [n] = r.array::<1>()?;
-            if pid < 0
-                || epoch < 0
-                || n == 0
-                || usize::from(n) > BATCHES_PER_PRODUCER
-                || txn < -1
-                || txn >= offset
-            {
-                return Err(format!(
-                    "invalid producer entry (id {pid}, epoch {epoch}, {n} batches, transaction at {txn})"
-                ));
-            }
-            let mut batches = VecDeque::with_capacity(BATCHES_PER_PRODUCER);
-            let mut prev_last = -1i64;
-            for _ in 0..n {
-                let b = BatchMetadata {
-                    first_seq: i32::from_be_bytes(r.array()?),
-                    last_seq: i32::from_be_bytes(r.array()?),
-                    first_offset: Offset(i64::from_be_bytes(r.array()?)),
-                    last_offset: Offset(i64::from_be_bytes(r.array()?)),
-                    timestamp: i64::from_be_bytes(r.array()?),
-                };
-                if b.first_seq < 0
-                    || b.last_seq < 0
-                    || b.first_offset.0 <= prev_last
-                    || b.last_offset < b.first_offset
-                    || b.last_offset.0 >= offset
-                {
-                    return Err(format!("invalid batch entry for producer {pid}: {b:?}"));
-                }
-                prev_last = b.last_offset.0;
-                batches.push_back(b);
-            }
-            let entry = ProducerEntry {
-                producer_id: ProducerId(pid),
-                epoch: ProducerEpoch(epoch),
-                last_timestamp,
-                batches,
-                current_txn_first_offset: (txn >= 0).then_some(Offset(txn)),
-            };
-            if entries.insert(pid, entry).is_some() {
-                return Err(format!("producer {pid} appears twice"));
-            }
-        }
-        if r.remaining() != 0 {
-            return Err(format!("{} trailing bytes", r.remaining()));
-        }
-        let ongoing = entries
-            .values()
-            .filter_map(|e| Some((e.current_txn_first_offset?, e.producer_id.0)))
-            .collect();
-        Ok(ProducerStateManager { entries, ongoing })
-    }
-}
-
-/// A bounds-checked big-endian reader over a snapshot.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl Reader<'_> {
-    fn array<const N: usize>(&mut self) -> std::result::Result<[u8; N], String> {
-        let end = self.pos.checked_add(N).ok_or("length overflow")?;
-        let bytes = self
-            .buf
-            .get(self.pos..end)
-            .ok_or_else(|| format!("snapshot truncated at byte {}", self.pos))?;
-        let mut a = [0u8; N];
-        a.copy_from_slice(bytes);
-        self.pos = end;
-        Ok(a)
-    }
-
-    fn remaining(&self) -> usize {
-        self.buf.len().saturating_sub(self.pos)
-    }
-}
-
-/// The path of the snapshot at `offset`.
-pub fn snapshot_file(dir: &Path, offset: i64) -> PathBuf {
-    dir.join(format!("{offset:020}.{SNAPSHOT_SUFFIX}"))
-}
-
-/// The snapshots in `dir` as `(offset, path)`, oldest first.
-pub(crate) fn list_snapshots(storage: &dyn Storage, dir: &Path) -> Result<Vec<(i64, PathBuf)>> {
-    let mut out = Vec::new();
-    for path in storage.list_dir(dir).map_err(|e| LogError::io(dir, e))? {
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        if let Some((offset, SNAPSHOT_SUFFIX)) = crate::segment::parse_segment_file_name(name) {
-            out.push((offset, path));
-        }
-    }
-    out.sort_unstable();
-    Ok(out)
-}
-
-/// Writes `state` as the snapshot at `offset`: to a `.tmp` file, fsynced, renamed into place,
-/// directory fsynced, so a crash leaves either no snapshot or a whole one (a torn one would
-/// also be caught by the CRC).
-pub(crate) fn write_snapshot(
-    storage: &dyn Storage,
-    dir: &Path,
-    offset: i64,
-    state: &ProducerStateManager,
-) -> Result<()> {
-    let path = snapshot_file(dir, offset);
-    let bytes = state.encode_snapshot(offset);
-    crate::checkpoint::replace_file(storage, dir, &path, &bytes)
-}
-
-/// Reads and decodes the snapshot at `offset`; `Ok(Err(reason))` when it is invalid.
-pub(crate) fn read_snapshot(
-    storage: &dyn Storage,
-    path: &Path,
-    offset: i64,
-) -> Result<std::result::Result<ProducerStateManager, String>> {
-    let file = storage
-        .open(path, false)
-        .map_err(|e| LogError::io(path, e))?;
-    let len = file.len().map_err(|e| LogError::io(path, e))?;
-    if len > MAX_SNAPSHOT_BYTES {
-        return Ok(Err(format!("snapshot of {len} bytes is too large")));
-    }
-    let mut buf = vec![0u8; len as usize];
-    match read_exact_at(&*file, &mut buf, 0) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-            return Ok(Err("snapshot shrank while being read".into()))
-        }
-        Err(e) => return Err(LogError::io(path, e)),
-    }
-    Ok(ProducerStateManager::decode_snapshot(&buf, offset))
-}
-
-/// Removes a snapshot file, ignoring one that is already gone.
-pub(crate) fn remove_snapshot(storage: &dyn Storage, path: &Path) -> Result<()> {
-    match storage.remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(LogError::io(path, e)),
-    }
 }
 
 #[cfg(test)]
@@ -623,6 +436,7 @@ mod tests {
             },
             transactional: false,
             control: false,
+            coordinator_epoch: -1,
         }
     }
 
@@ -660,12 +474,50 @@ mod tests {
         assert_eq!(s.get(ProducerId(2)).unwrap().last_sequence(), 3);
         s.apply(&marker(3, 8));
         assert_eq!(s.first_unstable_offset(), None);
-        // A marker for an unknown producer has nothing to end.
-        s.apply(&marker(9, 9));
-        assert!(s.get(ProducerId(9)).is_none());
+        // A marker for an unknown producer has nothing to end, but its epochs are kept (an
+        // entry without batches) so a stale marker after it is fenced.
+        s.apply(&ProducerUpdate {
+            coordinator_epoch: 3,
+            ..marker(9, 9)
+        });
+        let e = s.get(ProducerId(9)).unwrap();
+        assert_eq!((e.batches().len(), e.coordinator_epoch), (0, 3));
+        assert_eq!(s.first_unstable_offset(), None);
+        let stale = potok_records::RecordBatchBuilder::end_transaction_marker(
+            ProducerId(9),
+            ProducerEpoch(0),
+            potok_records::ControlRecordType::Abort,
+            2,
+            0,
+        )
+        .build()
+        .unwrap();
+        let mut u = ProducerUpdate::from_header(stale.header()).unwrap();
+        u.coordinator_epoch = 2;
+        let fenced = |s: &ProducerStateManager, u: ProducerUpdate| {
+            let h = stale.header();
+            s.check_leader_batch_update(h, u)
+        };
+        assert!(matches!(
+            fenced(&s, u),
+            Err(LogError::TransactionCoordinatorFenced { current: 3, .. })
+        ));
+        // A marker with a newer epoch bumps the producer's epoch (KIP-890 part 2); one with an
+        // older epoch after it is refused.
+        s.apply(&ProducerUpdate {
+            epoch: 1,
+            coordinator_epoch: 3,
+            ..marker(9, 10)
+        });
+        assert_eq!(s.get(ProducerId(9)).unwrap().epoch, ProducerEpoch(1));
+        u.coordinator_epoch = 3;
+        assert!(matches!(
+            fenced(&s, u),
+            Err(LogError::InvalidProducerEpoch { .. })
+        ));
         // A producer with an ongoing transaction does not expire.
         s.apply(&txn(3, 1, 1, 10));
-        assert_eq!(s.remove_expired(i64::MAX, 1), 2);
+        assert_eq!(s.remove_expired(i64::MAX, 1), 3);
         assert_eq!(s.first_unstable_offset(), Some(Offset(10)));
     }
 
