@@ -24,8 +24,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use potok_log::{LogError, ReadSlice};
-use potok_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use potok_log::{AbortedTxn, LogError, ReadSlice};
+use potok_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
 use potok_protocol::messages::{FetchRequest, FetchResponse};
 use potok_protocol::{ErrorCode, Request, Uuid};
 use potok_records::Offset;
@@ -286,8 +288,20 @@ fn read_all(
                 fp.partition_max_bytes,
                 committed,
             ) {
-                Ok((slice, lso, hw, stable)) => {
+                Ok((slice, lso, hw, stable, aborted)) => {
                     pd.high_watermark = hw.0;
+                    if committed && !aborted.is_empty() {
+                        pd.aborted_transactions = Some(
+                            aborted
+                                .iter()
+                                .map(|t| AbortedTransaction {
+                                    producer_id: t.producer_id.0,
+                                    first_offset: t.first_offset.0,
+                                    ..Default::default()
+                                })
+                                .collect(),
+                        );
+                    }
                     // Kafka reports the last stable offset at either isolation level.
                     pd.last_stable_offset = stable.0;
                     pd.log_start_offset = lso.0;
@@ -351,8 +365,8 @@ fn read_all(
     }
 }
 
-/// `(slice, log start offset, high watermark, last stable offset)`.
-type PartitionRead = (Option<ReadSlice>, Offset, Offset, Offset);
+/// `(slice, log start offset, high watermark, last stable offset, aborted transactions)`.
+type PartitionRead = (Option<ReadSlice>, Offset, Offset, Offset, Vec<AbortedTxn>);
 
 /// Reads one partition within what is left of the response's size limits (see
 /// [`SizeBudget`]). With no room left it only checks the offset and reports the watermarks.
@@ -373,7 +387,7 @@ fn read_partition(
                 log_end_offset: hw,
             });
         }
-        return Ok((None, lso, hw, stable));
+        return Ok((None, lso, hw, stable, Vec::new()));
     }
     // The log returns at least one whole batch, so a read longer than `max` is a single
     // oversized batch: returned only while the budget allows one.
@@ -385,6 +399,11 @@ fn read_partition(
         r.log_start_offset,
         r.high_watermark,
         r.last_stable_offset,
+        if keep {
+            r.aborted_transactions
+        } else {
+            Vec::new()
+        },
     ))
 }
 

@@ -97,6 +97,7 @@ pub fn log_error_code(e: &LogError) -> ErrorCode {
         }
         LogError::InvalidConfig(_) => ErrorCode::InvalidConfig,
         LogError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
+        LogError::TransactionCoordinatorFenced { .. } => ErrorCode::TransactionCoordinatorFenced,
         LogError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
     }
 }

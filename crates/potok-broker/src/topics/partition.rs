@@ -2,6 +2,7 @@
 //! its fetch waiters.
 
 use super::*;
+use potok_log::AbortedTxn;
 
 /// One partition: its log, its replication role as the metadata image gives it (see [`Role`]:
 /// a [`LeaderState`] when this broker leads it, a [`potok_replication::FollowerState`] when it
@@ -236,6 +237,29 @@ impl Partition {
         Ok(info)
     }
 
+    /// Appends a COMMIT or ABORT marker as the leader (WriteTxnMarkers for this partition),
+    /// in the current leader epoch, and wakes waiting fetches: read_committed fetches may move
+    /// on to the new last stable offset. `marker.leader_epoch` is replaced by the partition's.
+    /// The log refuses a stale producer or coordinator epoch ([`Log::append_marker`]).
+    pub fn append_marker(
+        &self,
+        marker: &potok_log::MarkerRequest,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let info = self.with_log(|log| {
+            let mut replica = lock(&self.replica);
+            let m = potok_log::MarkerRequest {
+                leader_epoch: replica.leader_epoch(),
+                ..*marker
+            };
+            let info = log.append_marker(&m, now_ms)?;
+            replica.on_local_append(log.log_end_offset());
+            Ok(info)
+        })?;
+        self.wake_waiters();
+        Ok(info)
+    }
+
     /// `(log start offset, high watermark)`.
     pub fn offsets(&self) -> Result<(Offset, Offset), LogError> {
         self.with_log(|log| Ok((log.log_start_offset(), self.high_watermark(log))))
@@ -289,8 +313,16 @@ impl Partition {
             let lso = log.last_stable_offset(hw);
             let bound = if read_committed { lso } else { hw };
             let slice = log.read(from, max_bytes, Some(bound))?;
+            // KIP-98: a read_committed consumer gets the aborted transactions overlapping the
+            // batches returned, to drop their records (Kafka's `addAbortedTransactions`).
+            let aborted_transactions = if read_committed {
+                log.collect_aborted_transactions(from, slice.end_offset)
+            } else {
+                Vec::new()
+            };
             Ok(IsolatedRead {
                 slice,
+                aborted_transactions,
                 log_start_offset: log.log_start_offset(),
                 high_watermark: hw,
                 last_stable_offset: lso,
@@ -364,6 +396,8 @@ impl Partition {
 pub struct IsolatedRead {
     /// The batches read (possibly empty).
     pub slice: ReadSlice,
+    /// At read_committed, the aborted transactions overlapping the batches read.
+    pub aborted_transactions: Vec<AbortedTxn>,
     /// The log start offset at the time of the read.
     pub log_start_offset: Offset,
     /// The high watermark at the time of the read.

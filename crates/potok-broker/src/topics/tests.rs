@@ -528,3 +528,77 @@ fn read_committed_stops_at_the_last_stable_offset() {
         "the committed transaction and its marker are readable"
     );
 }
+
+/// A read_committed read through the partition returns the aborted transactions overlapping
+/// the batches read (what Fetch reports as `aborted_transactions`), a read_uncommitted one
+/// none; markers go through `Partition::append_marker`, which fences a stale coordinator.
+#[test]
+fn read_committed_reads_report_aborted_transactions() {
+    use potok_log::MarkerRequest;
+    use potok_records::{LeaderEpoch, ProducerEpoch, ProducerId, RecordBatchBuilder};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_in(dir.path());
+    let m = TopicManager::open(&cfg).unwrap();
+    let t = m
+        .create_topic(NewTopic {
+            name: "aborts".into(),
+            partitions: 1,
+            configs: BTreeMap::new(),
+        })
+        .unwrap();
+    let p = t.partition(0).unwrap();
+    let txn = |pid: i64| {
+        RecordBatchBuilder::new()
+            .producer(ProducerId(pid), ProducerEpoch(0), 0)
+            .transactional(true)
+            .key_value(1, None, Some(b"t"))
+            .build()
+            .unwrap()
+            .into_bytes()
+    };
+    let marker = |pid: i64, commit: bool, coordinator_epoch: i32| MarkerRequest {
+        producer_id: ProducerId(pid),
+        producer_epoch: ProducerEpoch(1),
+        commit,
+        coordinator_epoch,
+        leader_epoch: LeaderEpoch(-1),
+        transaction_version: 2,
+    };
+    p.append(txn(1), 0).unwrap();
+    p.append(txn(2), 0).unwrap();
+    p.append_marker(&marker(1, false, 3), 0).unwrap();
+    assert!(matches!(p.append_marker(&marker(2, true, 2), 0), Ok(_)));
+    // Producer 1's coordinator moved to epoch 3: a marker from epoch 2 is fenced.
+    assert_eq!(
+        log_error_code(
+            &p.append_marker(
+                &MarkerRequest {
+                    producer_epoch: ProducerEpoch(2),
+                    ..marker(1, true, 2)
+                },
+                0
+            )
+            .unwrap_err()
+        ),
+        ErrorCode::TransactionCoordinatorFenced
+    );
+    let r = p.read_isolated(Offset(0), 1 << 20, true).unwrap();
+    assert_eq!(r.last_stable_offset, Offset(4));
+    let aborted: Vec<(i64, i64)> = r
+        .aborted_transactions
+        .iter()
+        .map(|a| (a.producer_id.0, a.first_offset.0))
+        .collect();
+    assert_eq!(aborted, vec![(1, 0)]);
+    // A read starting after the abort marker gets none; read_uncommitted never does.
+    assert!(p
+        .read_isolated(Offset(3), 1 << 20, true)
+        .unwrap()
+        .aborted_transactions
+        .is_empty());
+    assert!(p
+        .read_isolated(Offset(0), 1 << 20, false)
+        .unwrap()
+        .aborted_transactions
+        .is_empty());
+}
