@@ -248,12 +248,15 @@ impl Partition {
     ) -> Result<AppendInfo, LogError> {
         let info = self.with_log(|log| {
             let mut replica = lock(&self.replica);
+            let Role::Leader(leader) = &mut *replica else {
+                return Err(offline());
+            };
             let m = potok_log::MarkerRequest {
-                leader_epoch: replica.leader_epoch(),
+                leader_epoch: leader.leader_epoch(),
                 ..*marker
             };
             let info = log.append_marker(&m, now_ms)?;
-            replica.on_local_append(log.log_end_offset());
+            leader.on_local_append(log.log_end_offset());
             Ok(info)
         })?;
         self.wake_waiters();
