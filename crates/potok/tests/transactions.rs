@@ -101,6 +101,13 @@ fn commit_over_three_partitions_is_visible_to_read_committed() {
     run_ok(&broker(), "confluent_transactions.py", &["commit"]);
 }
 
+/// Acceptance 1: an aborted transaction over 3 partitions is invisible to read_committed and
+/// visible to read_uncommitted.
+#[test]
+fn an_aborted_transaction_is_invisible_to_read_committed() {
+    run_ok(&broker(), "confluent_transactions.py", &["abort"]);
+}
+
 /// Acceptance 1: a second producer with the same transactional.id fences the first.
 #[test]
 fn a_second_producer_with_the_same_id_fences_the_first() {

@@ -5,6 +5,9 @@
 PART is one of:
 - commit: a transaction over 3 partitions is invisible to read_committed while open (the
   last stable offset holds the consumer back) and entirely visible once committed;
+- abort: an aborted transaction over 3 partitions is invisible to read_committed (the aborted
+  records lie below the last stable offset, so the consumer skips them by the fetch's
+  aborted_transactions) and visible to read_uncommitted; a later commit is read alone;
 - fence: a second producer with the same transactional.id fences the first, whose commit fails
   fatally, and the second one's transaction commits;
 - timeout: a transaction left open past transaction.timeout.ms is aborted by the broker (the
@@ -153,7 +156,41 @@ def part_timeout(bootstrap):
     except KafkaException as e:
         err = e.args[0]
         check(err.fatal() or err.txn_requires_abort(), f"commit after timeout: {err}")
+    # The aborted record stays invisible to read_committed and visible to read_uncommitted.
+    check_eq(read_all(bootstrap, topic, 1, "read_committed", settle=2.0), [], "read_committed after the broker's abort")
+    check_eq(
+        [v for _, v in read_all(bootstrap, topic, 1, "read_uncommitted", settle=2.0)],
+        [b"left-open"],
+        "read_uncommitted after the broker's abort",
+    )
     print("timeout: the broker aborted the transaction left open")
+
+
+def part_abort(bootstrap):
+    topic = unique("txn-abort")
+    create_topic(bootstrap, topic, 3)
+    p = producer(bootstrap, unique("tx"))
+    p.init_transactions(30)
+    p.begin_transaction()
+    for i in range(300):
+        p.produce(topic, f"aborted{i}".encode(), partition=i % 3)
+    p.flush(30)
+    p.abort_transaction(30)
+    # A committed transaction after the aborted one moves every last stable offset past the
+    # aborted records, so read_committed must skip them rather than stop before them.
+    p.begin_transaction()
+    for i in range(3):
+        p.produce(topic, f"committed{i}".encode(), partition=i)
+    p.commit_transaction(30)
+    got = read_all(bootstrap, topic, 3, "read_committed")
+    check_eq(
+        sorted(v for _, v in got),
+        [b"committed0", b"committed1", b"committed2"],
+        "read_committed after an abort and a commit",
+    )
+    everything = read_all(bootstrap, topic, 3, "read_uncommitted")
+    check_eq(len(everything), 303, "read_uncommitted sees the aborted records too")
+    print("abort: invisible to read_committed, visible to read_uncommitted")
 
 
 def part_ctp(bootstrap):
@@ -303,6 +340,7 @@ PARTS = {
     "crash-commit": part_crash_commit,
     "crash-check": part_crash_check,
     "commit": part_commit,
+    "abort": part_abort,
     "fence": part_fence,
     "timeout": part_timeout,
     "ctp": part_ctp,
