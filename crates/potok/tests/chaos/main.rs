@@ -159,7 +159,9 @@ fn cluster_run(idempotent: bool, default_seed: u64, partitions: bool) {
         duration,
         idempotent,
         partitions: 3,
-        rf: 1,
+        // Replicated as users run Kafka for durability: RF=3 with min.insync.replicas=2 and
+        // acks=all, so every kill or cut of a leader is a failover the checker judges.
+        rf: 3,
         name: name.into(),
         plant_loss: false,
     };

@@ -38,11 +38,16 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32, rf: i32) {
     loop {
         let r = rt.block_on(
             admin.create_topics(
-                &[NewTopic::new(
-                    topic,
-                    partitions,
-                    TopicReplication::Fixed(rf),
-                )],
+                &[{
+                    let t = NewTopic::new(topic, partitions, TopicReplication::Fixed(rf));
+                    // With replicas, an acks=all write needs two copies before it is
+                    // acknowledged (the durable setting Kafka's docs recommend for RF=3).
+                    if rf > 1 {
+                        t.set("min.insync.replicas", "2")
+                    } else {
+                        t
+                    }
+                }],
                 &AdminOptions::new()
                     .operation_timeout(Some(Duration::from_secs(10)))
                     .request_timeout(Some(Duration::from_secs(15))),
