@@ -83,7 +83,7 @@ pub struct Broker {
     /// Metrics.
     pub metrics: Metrics,
     /// Producer id allocation for InitProducerId (issue #6).
-    pub producer_ids: producer_ids::ProducerIdManager,
+    pub producer_ids: producer_ids::ProducerIds,
     /// The group coordinator (consumer groups and committed offsets).
     pub groups: group::GroupService,
     /// The transaction coordinator (issue 21).
@@ -355,7 +355,14 @@ pub async fn start(mut config: BrokerConfig) -> Result<Running> {
         }
         _ => None,
     };
-    let producer_ids = producer_ids::ProducerIdManager::open(&config.data_dir)?;
+    let producer_ids = match &quorum_parts {
+        Some((q, _)) => producer_ids::ProducerIds::Cluster(
+            producer_ids::cluster::ClusterProducerIds::from_quorum(Arc::clone(q)),
+        ),
+        None => producer_ids::ProducerIds::Local(producer_ids::ProducerIdManager::open(
+            &config.data_dir,
+        )?),
+    };
     let dynamic = dynamic_config::load(&dynamic_config::file_path(
         &config.data_dir.join(metadata_log::METADATA_DIR),
     ))?;

@@ -21,8 +21,8 @@ use potok_protocol::messages::{
     CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
     DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest,
     DescribeConfigsResponse, DescribeQuorumRequest, DescribeQuorumResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, MetadataRequest,
-    MetadataResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, InitProducerIdRequest,
+    InitProducerIdResponse, MetadataRequest, MetadataResponse,
 };
 use potok_protocol::{ApiKey, ErrorCode};
 
@@ -166,7 +166,6 @@ fn topics_replicate_to_every_node_and_survive_a_leader_kill() {
         assert!(Instant::now() < deadline, "quorum never caught up: {dq:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    // A follower answers NOT_LEADER_OR_FOLLOWER with the leader it knows.
     let follower = c.nodes.iter().find(|n| n.id != leader).unwrap().bootstrap();
     let r: DescribeQuorumResponse = client(&follower).call(
         ApiKey::DescribeQuorum,
@@ -590,4 +589,74 @@ fn a_killed_broker_is_fenced_and_a_restarted_one_registers_again() {
             assert_eq!((leader, isr), (-1, vec![victim]), "partition {p}");
         }
     }
+}
+
+/// InitProducerId at `addr` for a new idempotent producer (or, with `current`, a bump of its
+/// epoch, KIP-360), retried while the broker has no producer-id block yet.
+fn init_producer_id(addr: &str, current: Option<(i64, i16)>) -> (i64, i16) {
+    let (producer_id, producer_epoch) = current.unwrap_or((-1, -1));
+    let req = InitProducerIdRequest {
+        transactional_id: None,
+        transaction_timeout_ms: -1,
+        producer_id,
+        producer_epoch,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let r: InitProducerIdResponse = client(addr).call(ApiKey::InitProducerId, 4, &req);
+        if r.error_code == 0 {
+            return (r.producer_id, r.producer_epoch);
+        }
+        assert_eq!(
+            r.error_code,
+            ErrorCode::CoordinatorLoadInProgress.code(),
+            "{addr}: {r:?}"
+        );
+        assert!(Instant::now() < deadline, "{addr}: no producer id in time");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Issue 17: producer ids come in blocks from the active controller (AllocateProducerIds,
+/// KIP-730), so producers bootstrapped at different nodes never share an id, also after the
+/// active controller is killed and a node restarts.
+#[test]
+fn producer_ids_are_unique_across_the_cluster() {
+    let mut c = Cluster::start(3, &[]);
+    let addrs: Vec<String> = c.nodes.iter().map(|n| n.bootstrap()).collect();
+    let mut ids = std::collections::BTreeSet::new();
+    let mut blocks = std::collections::BTreeSet::new();
+    for a in &addrs {
+        let (first, epoch) = init_producer_id(a, None);
+        let (second, _) = init_producer_id(a, None);
+        assert_eq!(epoch, 0);
+        assert_eq!(second, first + 1, "{a}: ids of one block are consecutive");
+        assert!(ids.insert(first) && ids.insert(second), "{a}: {ids:?}");
+        // Each broker holds a block of its own (Kafka's block size, 1000).
+        assert!(
+            blocks.insert(first / 1000),
+            "{a}: {first} in a block of another node"
+        );
+    }
+    // An id issued by node 1 keeps its id with a bumped epoch at node 3 (KIP-360).
+    let (id1, _) = init_producer_id(&addrs[0], None);
+    assert_eq!(init_producer_id(&addrs[2], Some((id1, 0))), (id1, 1));
+    // The active controller dies; the others still get new ids (blocks from the new one) and
+    // a restarted node continues in a block no one had.
+    let (leader, _, _) = wait_leader(&c, Instant::now() + TIMEOUT);
+    c.kill9(leader);
+    for (i, a) in addrs.iter().enumerate() {
+        if i as i32 + 1 != leader {
+            let (id, _) = init_producer_id(a, None);
+            assert!(ids.insert(id), "{a}: {id} issued twice");
+        }
+    }
+    c.restart(leader);
+    let (id, _) = init_producer_id(&addrs[(leader - 1) as usize], None);
+    assert!(ids.insert(id), "restarted node {leader}: {id} issued twice");
+    assert!(
+        blocks.insert(id / 1000),
+        "restarted node {leader} reuses a block: {id}"
+    );
 }

@@ -13,6 +13,9 @@
 //! ([`BrokerLifecycle`]) reach it directly when this node is the active controller, else over
 //! the CONTROLLER listener to the leader, whose driver answers the same way.
 //!
+//! Producer-id blocks ([`Event::AllocateProducerIds`]) travel the same way as the lifecycle's
+//! requests, with this broker's epoch.
+//!
 //! A thread rather than a tokio task because every persist is an fsync and every applied
 //! creation opens logs: blocking IO that must not run on the request workers. The thread
 //! reads a bounded `std::sync::mpsc` inbox; tokio tasks only ever `try_send` to it.
@@ -27,8 +30,11 @@ use potok_controller::controller::{
 };
 use potok_controller::quorum::{Output, QuorumNode, QuorumStatus};
 use potok_protocol::codec::Message as _;
+use potok_protocol::messages::allocate_producer_ids_request::AllocateProducerIdsRequest;
+use potok_protocol::messages::allocate_producer_ids_response::AllocateProducerIdsResponse;
 use potok_protocol::messages::alter_partition_request::AlterPartitionRequest;
 use potok_protocol::messages::alter_partition_response::AlterPartitionResponse;
+use potok_protocol::ErrorCode;
 use raft::eraftpb::Message;
 use tokio::sync::{oneshot, watch};
 
@@ -75,6 +81,13 @@ pub enum Event {
         /// Where the controller's answer goes.
         reply: oneshot::Sender<AlterPartitionResponse>,
     },
+    /// A block of producer ids for this broker (AllocateProducerIds, KIP-730), asked of the
+    /// active controller with this broker's epoch; the answer (or an error code: not
+    /// registered yet, no controller known, NOT_CONTROLLER) goes to `reply`.
+    AllocateProducerIds {
+        /// Where the controller's answer goes.
+        reply: oneshot::Sender<AllocateProducerIdsResponse>,
+    },
     /// A control frame (a broker's request to the active controller, or the controller's
     /// reply) from voter `from`.
     Control {
@@ -96,6 +109,8 @@ pub(super) enum Origin {
     Admin(oneshot::Sender<std::result::Result<(), ProposeError>>),
     /// This broker's AlterPartition, on this node's own active controller.
     Alter(oneshot::Sender<AlterPartitionResponse>),
+    /// This broker's producer-id manager, asking this node's own active controller for a block.
+    ProducerIds(oneshot::Sender<AllocateProducerIdsResponse>),
 }
 
 /// The driver's state (owned by its thread).
@@ -125,6 +140,10 @@ pub struct Driver {
     /// of their control frame (answered ones removed; abandoned ones pruned on the next send).
     pub(super) alters: HashMap<u64, oneshot::Sender<AlterPartitionResponse>>,
     pub(super) next_alter: u64,
+    /// Producer-id blocks asked of a remote active controller, by control-frame id (pruned
+    /// like `alters`).
+    pub(super) pid_waiters: HashMap<u64, oneshot::Sender<AllocateProducerIdsResponse>>,
+    pub(super) next_pid_request: u64,
 }
 
 impl Driver {
@@ -169,6 +188,10 @@ impl Driver {
                 }
                 Ok(Event::AlterPartition { request, reply }) => {
                     self.alter_partition(request, reply);
+                    Vec::new()
+                }
+                Ok(Event::AllocateProducerIds { reply }) => {
+                    self.allocate_producer_ids(reply);
                     Vec::new()
                 }
                 Err(RecvTimeoutError::Timeout) => Vec::new(),
@@ -332,6 +355,11 @@ impl Driver {
                     let _ = tx.send(r);
                 }
             }
+            Some(Origin::ProducerIds(tx)) => {
+                if let Reply::AllocateProducerIds(r) = reply {
+                    let _ = tx.send(r);
+                }
+            }
             None => {}
         }
     }
@@ -374,6 +402,45 @@ impl Driver {
         }
     }
 
+    /// Asks the active controller for a block of producer ids with this broker's registration
+    /// (Kafka's `RPCProducerIdManager`): in process when this node leads, else as a control
+    /// frame to the leader. Without a registration or a known leader the answer is an error at
+    /// once; the manager retries.
+    fn allocate_producer_ids(&mut self, reply: oneshot::Sender<AllocateProducerIdsResponse>) {
+        let refuse = |code: ErrorCode| AllocateProducerIdsResponse {
+            error_code: code as i16,
+            ..Default::default()
+        };
+        let (Some(leader), Some(epoch)) = (self.node.leader(), self.lifecycle.epoch()) else {
+            let _ = reply.send(refuse(ErrorCode::BrokerNotAvailable));
+            return;
+        };
+        let request = Request::AllocateProducerIds(AllocateProducerIdsRequest {
+            broker_id: self.node.id() as i32,
+            broker_epoch: epoch,
+            ..Default::default()
+        });
+        if leader == self.node.id() {
+            let cid = self.origin(Origin::ProducerIds(reply));
+            self.controller_event(ctl::Event::Request { id: cid, request });
+            return;
+        }
+        // Waiters that gave up (their manager timed out and asks again) are forgotten, so
+        // that lost replies cannot grow the map.
+        self.pid_waiters.retain(|_, tx| !tx.is_closed());
+        let id = self.next_pid_request;
+        self.next_pid_request += 1;
+        match (ControlMessage::Request { id, request }).encode() {
+            Some(b) => {
+                self.pid_waiters.insert(id, reply);
+                self.peers.send_control(leader, b);
+            }
+            None => {
+                let _ = reply.send(refuse(ErrorCode::UnknownServerError));
+            }
+        }
+    }
+
     /// A control frame from voter `from`: a request for this node's controller, or the reply
     /// to this broker's lifecycle.
     fn control(&mut self, from: i32, data: &[u8]) {
@@ -387,6 +454,14 @@ impl Driver {
                 reply: Reply::AlterPartition(r),
             }) => {
                 if let Some(tx) = self.alters.remove(&id) {
+                    let _ = tx.send(r);
+                }
+            }
+            Some(ControlMessage::Reply {
+                id,
+                reply: Reply::AllocateProducerIds(r),
+            }) => {
+                if let Some(tx) = self.pid_waiters.remove(&id) {
                     let _ = tx.send(r);
                 }
             }

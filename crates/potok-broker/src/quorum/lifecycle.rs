@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use potok_controller::controller::{Reply, Request};
 use potok_protocol::codec::{Decode, Encode, Message};
+use potok_protocol::messages::allocate_producer_ids_request::AllocateProducerIdsRequest;
+use potok_protocol::messages::allocate_producer_ids_response::AllocateProducerIdsResponse;
 use potok_protocol::messages::alter_partition_request::AlterPartitionRequest;
 use potok_protocol::messages::alter_partition_response::AlterPartitionResponse;
 use potok_protocol::messages::broker_heartbeat_request::BrokerHeartbeatRequest;
@@ -29,6 +31,7 @@ const OP_REPLY: u8 = 1;
 const API_REGISTRATION: i16 = 62;
 const API_HEARTBEAT: i16 = 63;
 const API_ALTER_PARTITION: i16 = 56;
+const API_ALLOCATE_PRODUCER_IDS: i16 = 67;
 
 /// A broker-to-controller request or its reply, as carried by a control frame:
 /// `u8` op, `u64 BE` id, `i16 BE` API key, then the Kafka message body at its highest version.
@@ -38,7 +41,8 @@ pub enum ControlMessage {
     Request {
         /// The sender's handle.
         id: u64,
-        /// BrokerRegistration, BrokerHeartbeat or AlterPartition (at its highest version).
+        /// BrokerRegistration, BrokerHeartbeat, AlterPartition (at its highest version) or
+        /// AllocateProducerIds.
         request: Request,
     },
     /// A reply to the request `id`.
@@ -84,6 +88,10 @@ impl ControlMessage {
                         b.put_i16(API_ALTER_PARTITION);
                         put(&mut b, request)?;
                     }
+                    Request::AllocateProducerIds(r) => {
+                        b.put_i16(API_ALLOCATE_PRODUCER_IDS);
+                        put(&mut b, r)?;
+                    }
                     _ => return None,
                 }
             }
@@ -101,6 +109,10 @@ impl ControlMessage {
                     }
                     Reply::AlterPartition(r) => {
                         b.put_i16(API_ALTER_PARTITION);
+                        put(&mut b, r)?;
+                    }
+                    Reply::AllocateProducerIds(r) => {
+                        b.put_i16(API_ALLOCATE_PRODUCER_IDS);
                         put(&mut b, r)?;
                     }
                     _ => return None,
@@ -146,6 +158,14 @@ impl ControlMessage {
             (OP_REPLY, API_ALTER_PARTITION) => Some(ControlMessage::Reply {
                 id,
                 reply: Reply::AlterPartition(get::<AlterPartitionResponse>(&mut b)?),
+            }),
+            (OP_REQUEST, API_ALLOCATE_PRODUCER_IDS) => Some(ControlMessage::Request {
+                id,
+                request: Request::AllocateProducerIds(get::<AllocateProducerIdsRequest>(&mut b)?),
+            }),
+            (OP_REPLY, API_ALLOCATE_PRODUCER_IDS) => Some(ControlMessage::Reply {
+                id,
+                reply: Reply::AllocateProducerIds(get::<AllocateProducerIdsResponse>(&mut b)?),
             }),
             _ => None,
         }
@@ -370,6 +390,22 @@ mod tests {
                 id: 4,
                 reply: Reply::AlterPartition(AlterPartitionResponse {
                     error_code: ErrorCode::NotController as i16,
+                    ..Default::default()
+                }),
+            },
+            ControlMessage::Request {
+                id: 5,
+                request: Request::AllocateProducerIds(AllocateProducerIdsRequest {
+                    broker_id: 3,
+                    broker_epoch: 8,
+                    ..Default::default()
+                }),
+            },
+            ControlMessage::Reply {
+                id: 5,
+                reply: Reply::AllocateProducerIds(AllocateProducerIdsResponse {
+                    producer_id_start: 2000,
+                    producer_id_len: 1000,
                     ..Default::default()
                 }),
             },

@@ -176,6 +176,31 @@ impl Quorum {
             .take()
     }
 
+    /// A block of producer ids from the active controller for this broker: `(start, len)`,
+    /// committed in the metadata log (a `ProducerIdsRecord`) before it is answered. Errors are
+    /// Kafka's codes (not registered yet, no controller, NOT_CONTROLLER, timeout); the caller
+    /// retries.
+    pub async fn allocate_producer_ids(
+        &self,
+        timeout: Duration,
+    ) -> std::result::Result<(i64, i32), ErrorCode> {
+        let (tx, rx) = oneshot::channel();
+        self.inbox
+            .try_send(Event::AllocateProducerIds { reply: tx })
+            .map_err(|_| ErrorCode::RequestTimedOut)?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(r)) if r.error_code == 0 && r.producer_id_start >= 0 && r.producer_id_len > 0 => {
+                Ok((r.producer_id_start, r.producer_id_len))
+            }
+            Ok(Ok(r)) if r.error_code != 0 => {
+                Err(ErrorCode::from_code(r.error_code).unwrap_or(ErrorCode::UnknownServerError))
+            }
+            Ok(Ok(_)) => Err(ErrorCode::UnknownServerError),
+            Ok(Err(_)) => Err(ErrorCode::UnknownServerError),
+            Err(_) => Err(ErrorCode::RequestTimedOut),
+        }
+    }
+
     /// Replicates `records` as one entry and waits until it is committed and applied here, at
     /// most `timeout`.
     pub async fn propose(
@@ -388,6 +413,8 @@ pub fn launch(
         shut_down_ok: p.shut_down_ok,
         alters: HashMap::new(),
         next_alter: 1,
+        pid_waiters: HashMap::new(),
+        next_pid_request: 1,
     };
     let rx = p.rx;
     std::thread::Builder::new()

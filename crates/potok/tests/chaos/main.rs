@@ -204,13 +204,11 @@ fn three_node_cluster_all_nemeses() {
     cluster_run(false, 5, true);
 }
 
-/// Fails today: every node allocates producer ids from its own block file (not yet through the
-/// quorum), so two producers bootstrapped at different nodes both get producer id 0, and the
-/// partition leader answers the second one OUT_OF_ORDER_SEQUENCE_NUMBER (librdkafka's fatal
-/// "sequence desynchronization"). Run it with `--ignored` once producer-id blocks are
-/// allocated by the controller.
+/// Idempotent producers bootstrapped at different nodes: their producer ids come from blocks
+/// the active controller hands out (AllocateProducerIds), so no two share an id. (With per-node
+/// allocation two producers both got id 0 and the partition leader answered the second one
+/// OUT_OF_ORDER_SEQUENCE_NUMBER, librdkafka's fatal "sequence desynchronization".)
 #[test]
-#[ignore = "producer ids are not unique across the cluster yet (per-node producer-id blocks)"]
 fn three_node_cluster_idempotent() {
     cluster_run(true, 4, false);
 }

@@ -1,6 +1,9 @@
 //! Producer id allocation for InitProducerId (KIP-98): ids unique across restarts of the
 //! broker, handed out from durably reserved blocks.
 //!
+//! This module is the single node's allocator; in a cluster, [`cluster`] takes blocks from the
+//! active controller instead ([`ProducerIds`] is either).
+//!
 //! Kafka's controller hands brokers blocks of 1000 ids (`AllocateProducerIds`, KIP-730) and
 //! records each block in the metadata log before it is used. Potok does the same on one node:
 //! before the first id of a new block is returned, the end of that block is written to
@@ -27,6 +30,18 @@ use std::sync::Mutex;
 
 use crate::error::{BrokerError, Result};
 use crate::metadata_log::METADATA_DIR;
+
+pub mod cluster;
+
+/// The broker's producer-id allocator: the node's own block file on a single node, the
+/// controller's blocks in a cluster.
+#[derive(Debug)]
+pub enum ProducerIds {
+    /// A single node (no quorum).
+    Local(ProducerIdManager),
+    /// A member of a controller quorum.
+    Cluster(std::sync::Arc<cluster::ClusterProducerIds>),
+}
 
 /// Ids reserved per durable write (Kafka's `ProducerIdsBlock` size).
 pub const BLOCK_SIZE: i64 = 1000;
