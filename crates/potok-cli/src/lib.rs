@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod cluster;
 pub mod consume;
 pub mod error;
 pub mod format;
@@ -39,6 +40,9 @@ pub enum Command {
     /// List, describe, reset and delete consumer groups.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
+    /// Show the brokers and the controller quorum.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Measure throughput and latency of any Kafka-compatible broker.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -67,6 +71,7 @@ pub fn run(cmd: Command, mut root: clap::Command, bin_name: &str) -> Result<()> 
         }
         Command::Groups(c) => groups::run(&c),
         Command::Bench(c) => bench::run(&c),
+        Command::Cluster(c) => cluster::run(&c),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut root, bin_name, &mut std::io::stdout());
             Ok(())

@@ -1,12 +1,16 @@
-//! A real client (librdkafka through the `rdkafka` crate) against three `potok` processes,
-//! through one bootstrap address (issue 17, acceptance 3 for librdkafka): it sees three
-//! brokers, creates a topic with 3 replicas per partition (placed on 3 distinct brokers),
-//! produces to every partition (each one's leader may be another node than the bootstrap) and
-//! reads every record back. Consumer groups do not run in a cluster yet, so the consumer
-//! assigns its partitions.
+//! Real clients against three `potok` processes, through one bootstrap address (issue 17,
+//! acceptance 3): librdkafka (through the `rdkafka` crate), confluent-kafka, kafka-python and kcat
+//! (`tests/python/cluster_clients.py`) each see three brokers, create a topic with 3 replicas per
+//! partition (placed on 3 distinct brokers), produce to every partition (each one's leader may be
+//! another node than the bootstrap) and read every record back; Kafka's own
+//! `kafka-metadata-quorum` tool (`MetadataQuorumCommand`) describes the quorum. Consumer groups
+//! do not run in a cluster yet, so the consumers assign their partitions.
 
 mod common;
 
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
@@ -18,6 +22,163 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// A whole client script or tool run (the scripts and the JVM share two cores with other tests).
+const RUN_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// Runs `program args` (in `dir`) to completion, killed after [`RUN_TIMEOUT`]; its stdout, or
+/// the failure with everything it printed and the nodes' log tails.
+fn run(c: &Cluster, dir: &Path, program: &str, args: &[&str]) -> String {
+    let started = Instant::now();
+    let mut child = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .env("PYTHONUNBUFFERED", "1")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {program} (run ./scripts/install-test-deps): {e}")
+        });
+    // Both pipes drained on threads, so a chatty client cannot block on a full pipe.
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the client") {
+            break Some(status);
+        }
+        if started.elapsed() > RUN_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = out.join().unwrap_or_default();
+    let err = err.join().unwrap_or_default();
+    if status.is_some_and(|s| s.success()) {
+        return out;
+    }
+    let mut logs = String::new();
+    for n in &c.nodes {
+        let log = n.log();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        logs.push_str(&format!("--- node {} (last 30 lines) ---\n", n.id));
+        for l in tail.into_iter().rev() {
+            logs.push_str(l);
+            logs.push('\n');
+        }
+    }
+    panic!(
+        "{program} {args:?}: {status:?} after {:?}\n--- stdout ---\n{out}\n--- stderr ---\n{err}\n{logs}",
+        started.elapsed()
+    );
+}
+
+/// confluent-kafka, kafka-python and kcat, bootstrapped at node 2 only.
+#[test]
+fn python_clients_and_kcat_use_the_cluster_through_one_bootstrap_address() {
+    let c = Cluster::start(3, &[]);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python");
+    let out = run(
+        &c,
+        &dir,
+        "python3",
+        &["cluster_clients.py", &c.node(2).bootstrap()],
+    );
+    print!("{out}");
+    assert!(out.contains("OK cluster_clients.py"), "{out}");
+}
+
+/// Kafka's `kafka-metadata-quorum.sh` (the `MetadataQuorumCommand` class of Kafka 4.4) against
+/// one node: `describe --status` names the leader, its epoch and the three voters, and
+/// `describe --replication` lists each voter's log end offset and lag.
+#[test]
+fn kafka_metadata_quorum_tool_describes_the_quorum() {
+    let c = Cluster::start(3, &[]);
+    let cp = common::java::kafka_classpath();
+    let dir = common::java::repo_root();
+    let bootstrap = c.node(1).bootstrap();
+    let tool = |what: &str| {
+        run(
+            &c,
+            &dir,
+            "java",
+            &[
+                "-cp",
+                &cp,
+                "org.apache.kafka.tools.MetadataQuorumCommand",
+                "--bootstrap-server",
+                &bootstrap,
+                "describe",
+                what,
+            ],
+        )
+    };
+    // The quorum elects its leader within a few seconds of the start; until then the tool
+    // reports an error (leader -1 is not an answer it accepts either).
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        let out = tool("--status");
+        let leader = out
+            .lines()
+            .find_map(|l| l.strip_prefix("LeaderId:"))
+            .and_then(|v| v.trim().parse::<i32>().ok());
+        if leader.is_some_and(|l| (1..=3).contains(&l)) {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "no leader in --status:\n{out}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    println!("{status}");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("{name} missing:\n{status}"))
+            .to_string()
+    };
+    assert_eq!(field("ClusterId:"), c.cluster_id);
+    assert!(field("LeaderEpoch:").parse::<i32>().unwrap() >= 1);
+    assert!(field("HighWatermark:").parse::<i64>().unwrap() >= 1);
+    let voters = field("CurrentVoters:");
+    for id in 1..=3 {
+        assert!(
+            voters.contains(&format!("\"id\": {id}")) || voters.contains(&format!("\"id\":{id}")),
+            "voter {id} missing from {voters}"
+        );
+    }
+    let replication = tool("--replication");
+    println!("{replication}");
+    let rows: Vec<&str> = replication
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(rows.len(), 3, "one row per voter:\n{replication}");
+    assert_eq!(
+        rows.iter().filter(|r| r.contains("Leader")).count(),
+        1,
+        "{replication}"
+    );
+    assert_eq!(
+        rows.iter().filter(|r| r.contains("Follower")).count(),
+        2,
+        "{replication}"
+    );
+}
 
 fn config(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();

@@ -3,16 +3,28 @@
 //! As Kafka's `KafkaRaftClient.handleDescribeQuorumRequest`, only the leader knows every
 //! voter's progress: it answers the leader, its epoch (the Raft term), the high watermark (the
 //! offset after the last committed entry; Raft index `i` is offset `i - 1`) and each voter's
-//! log end offset. Another voter answers NOT_LEADER_OR_FOLLOWER for the partition, with the
-//! leader and epoch it knows. Only `__cluster_metadata` partition 0 exists.
+//! log end offset. Only `__cluster_metadata` partition 0 exists.
+//!
+//! A client may send it to any broker: Kafka's brokers forward DescribeQuorum to the active
+//! controller (`KafkaApis.handleDescribeQuorumRequest`, `forwardToController`), and Kafka's
+//! `kafka-metadata-quorum --bootstrap-server` relies on that. A Potok voter that does not lead
+//! sends the request on to the leader's client listener (as registered in the metadata image)
+//! and relays the answer; the forwarded request carries [`FORWARDED_CLIENT_ID`], so it is never
+//! forwarded twice (a leader that lost its leadership meanwhile answers NOT_LEADER_OR_FOLLOWER
+//! with the leader and epoch it knows, as does a voter that cannot reach the leader).
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::{Buf, Bytes, BytesMut};
+use potok_metadata::BrokerId;
 use potok_protocol::messages::describe_quorum_response::{
     Listener, Node, PartitionData, ReplicaState, TopicData,
 };
-use potok_protocol::messages::DescribeQuorumResponse;
-use potok_protocol::{ErrorCode, Request, Response};
+use potok_protocol::messages::{DescribeQuorumRequest, DescribeQuorumResponse, RequestHeader};
+use potok_protocol::{encode_request_frame, ApiKey, Decode, ErrorCode, Request, Response};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::error::{BrokerError, Result};
 use crate::registry::{Reply, RequestContext};
@@ -20,6 +32,64 @@ use crate::Broker;
 
 /// Kafka's metadata log topic.
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// The client id of a DescribeQuorum forwarded by a voter to the leader.
+pub const FORWARDED_CLIENT_ID: &str = "potok-describe-quorum-forward";
+/// How long forwarding may take (connect, send, answer).
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest answer relayed (a quorum description is a few hundred bytes).
+const MAX_FORWARDED: usize = 1024 * 1024;
+
+/// Sends `req` at `version` to broker `leader`'s client listener and decodes its answer.
+async fn forward(
+    broker: &Broker,
+    leader: i32,
+    version: i16,
+    req: &DescribeQuorumRequest,
+) -> std::result::Result<DescribeQuorumResponse, String> {
+    let addr = broker
+        .topics
+        .with_image(|i| {
+            let b = i.brokers().get(&BrokerId(leader))?;
+            let (_, host, port) = b.listeners.iter().find(|(n, _, _)| n == "PLAINTEXT")?;
+            Some(format!("{host}:{port}"))
+        })
+        .ok_or("the leader has no registered client listener")?;
+    let header = RequestHeader {
+        request_api_key: ApiKey::DescribeQuorum as i16,
+        request_api_version: version,
+        correlation_id: 1,
+        client_id: Some(FORWARDED_CLIENT_ID.into()),
+        ..Default::default()
+    };
+    let mut frame = BytesMut::new();
+    encode_request_frame(&mut frame, &header, req).map_err(|e| e.to_string())?;
+    let exchange = async {
+        let mut s = TcpStream::connect(&addr).await.map_err(|e| e.to_string())?;
+        s.write_all(&frame).await.map_err(|e| e.to_string())?;
+        let len = s.read_i32().await.map_err(|e| e.to_string())?;
+        let len = usize::try_from(len).map_err(|_| "negative frame size".to_string())?;
+        if !(4..=MAX_FORWARDED).contains(&len) {
+            return Err(format!("implausible answer size {len}"));
+        }
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).await.map_err(|e| e.to_string())?;
+        let mut b = Bytes::from(body);
+        if b.get_i32() != 1 {
+            return Err("the answer is for another request".into());
+        }
+        // DescribeQuorum is flexible in every version: one (empty) tagged-field count.
+        if ApiKey::DescribeQuorum.response_header_version(version) >= 1
+            && (b.is_empty() || b.get_u8() != 0)
+        {
+            return Err("unexpected tagged fields in the answer's header".into());
+        }
+        DescribeQuorumResponse::decode(&mut b, version).map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(FORWARD_TIMEOUT, exchange)
+        .await
+        .map_err(|_| format!("{addr} did not answer in time"))?
+}
 
 /// Handles DescribeQuorum.
 pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> Result<Reply> {
@@ -31,6 +101,15 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
     };
     let status = quorum.status();
     let leading = status.leader == Some(status.id);
+    let forwarded = ctx.header.client_id.as_deref() == Some(FORWARDED_CLIENT_ID);
+    if let (false, false, Some(leader)) = (leading, forwarded, status.leader) {
+        match forward(&broker, leader as i32, ctx.api_version, &req).await {
+            Ok(resp) => return Ok(Reply::Response(Response::DescribeQuorum(resp))),
+            Err(e) => {
+                tracing::debug!(leader, error = %e, "DescribeQuorum not forwarded to the leader")
+            }
+        }
+    }
     let topics = req
         .topics
         .iter()

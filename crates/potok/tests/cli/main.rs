@@ -4,6 +4,7 @@
 //! issue #7 (no broker, unknown topic, decreasing partitions).
 
 mod bench;
+mod cluster;
 #[path = "../common/mod.rs"]
 mod common;
 mod groups;
