@@ -69,7 +69,7 @@ use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
 use crate::group::GroupService;
 use crate::internal_topics::{transaction_state_overrides, TRANSACTION_STATE_TOPIC};
-use crate::producer_ids::ProducerIdManager;
+use crate::producer_ids::ProducerIds;
 use crate::topics::{now_ms, ApiError, NewTopic, Partition, Topic, TopicManager};
 use crate::Broker;
 
@@ -194,14 +194,21 @@ pub fn error_code(e: &TxnError) -> ErrorCode {
 }
 
 /// Producer ids for the coordinator from the broker's durable blocks.
-struct Ids<'a>(&'a ProducerIdManager);
+struct Ids<'a>(&'a ProducerIds);
 
 impl ProducerIdAllocator for Ids<'_> {
     fn allocate(&mut self) -> std::result::Result<ProducerId, TxnError> {
-        self.0
-            .next_id()
-            .map(ProducerId)
-            .map_err(|e| TxnError::ProducerIdUnavailable(e.to_string()))
+        match self.0 {
+            ProducerIds::Local(ids) => ids
+                .next_id()
+                .map(ProducerId)
+                .map_err(|e| TxnError::ProducerIdUnavailable(e.to_string())),
+            // Transactions are served on a single node only (their APIs are not advertised by
+            // quorum members yet), so a cluster's controller-issued blocks are never asked here.
+            ProducerIds::Cluster(_) => Err(TxnError::ProducerIdUnavailable(
+                "transactions are not served by a cluster member yet".into(),
+            )),
+        }
     }
 }
 
@@ -210,7 +217,7 @@ pub struct Deps<'a> {
     /// The group service (markers on `__consumer_offsets`).
     pub groups: &'a GroupService,
     /// Producer ids.
-    pub producer_ids: &'a ProducerIdManager,
+    pub producer_ids: &'a ProducerIds,
 }
 
 impl<'a> Deps<'a> {
