@@ -10,10 +10,9 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+
+use std::time::Duration;
 
 /// Longer than any script's own whole-run alarm (200 s), so the script reports where it got stuck
 /// before this kill happens; both are far above a normal run (a few seconds) because up to four
@@ -29,53 +28,7 @@ fn script_dir() -> PathBuf {
 /// Runs `program args...` to completion or kills it after `SCRIPT_TIMEOUT`. Returns its stdout
 /// on success, else a description of the failure with everything it printed.
 fn run_client(program: &str, args: &[&str]) -> Result<String, String> {
-    let started = Instant::now();
-    let mut child = Command::new(program)
-        .args(args)
-        .current_dir(script_dir())
-        .env("PYTHONUNBUFFERED", "1")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start {program} (run ./scripts/install-test-deps): {e}"))?;
-    // Drain both pipes on threads so a chatty script cannot block on a full pipe.
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for client") {
-            break Some(status);
-        }
-        if started.elapsed() > SCRIPT_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let out = out.join().unwrap_or_default();
-    let err = err.join().unwrap_or_default();
-    match status {
-        Some(status) if status.success() => Ok(out),
-        Some(status) => Err(format!(
-            "{program} {args:?} failed ({status}) after {:?}\n--- stdout ---\n{out}\n--- stderr ---\n{err}",
-            started.elapsed()
-        )),
-        None => Err(format!(
-            "{program} {args:?} killed after the {SCRIPT_TIMEOUT:?} timeout\n--- stdout ---\n{out}\n--- stderr ---\n{err}"
-        )),
-    }
+    common::run_program(program, args, &script_dir(), SCRIPT_TIMEOUT)
 }
 
 fn run_python(script: &str) {

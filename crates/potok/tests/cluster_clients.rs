@@ -8,9 +8,8 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
@@ -28,48 +27,10 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(240);
 /// Runs `program args` (in `dir`) to completion, killed after [`RUN_TIMEOUT`]; its stdout, or
 /// the failure with everything it printed and the nodes' log tails.
 fn run(c: &Cluster, dir: &Path, program: &str, args: &[&str]) -> String {
-    let started = Instant::now();
-    let mut child = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .env("PYTHONUNBUFFERED", "1")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot start {program} (run ./scripts/install-test-deps): {e}")
-        });
-    // Both pipes drained on threads, so a chatty client cannot block on a full pipe.
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the client") {
-            break Some(status);
-        }
-        if started.elapsed() > RUN_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let failure = match common::run_program(program, args, dir, RUN_TIMEOUT) {
+        Ok(out) => return out,
+        Err(failure) => failure,
     };
-    let out = out.join().unwrap_or_default();
-    let err = err.join().unwrap_or_default();
-    if status.is_some_and(|s| s.success()) {
-        return out;
-    }
     let mut logs = String::new();
     for n in &c.nodes {
         let log = n.log();
@@ -80,10 +41,7 @@ fn run(c: &Cluster, dir: &Path, program: &str, args: &[&str]) -> String {
             logs.push('\n');
         }
     }
-    panic!(
-        "{program} {args:?}: {status:?} after {:?}\n--- stdout ---\n{out}\n--- stderr ---\n{err}\n{logs}",
-        started.elapsed()
-    );
+    panic!("{failure}\n{logs}");
 }
 
 /// confluent-kafka, kafka-python and kcat, bootstrapped at node 2 only.

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,52 +23,19 @@ fn script(name: &str) -> PathBuf {
 /// Runs a script to completion (killed after [`SCRIPT_TIMEOUT`]); `Ok(stdout)` or a failure
 /// description with everything it printed.
 fn run(broker: &common::Broker, name: &str, args: &[&str]) -> Result<String, String> {
-    let started = Instant::now();
     let path = script(name);
-    let mut child = Command::new("python3")
-        .arg(&path)
-        .arg(broker.bootstrap())
-        .args(args)
-        .current_dir(path.parent().expect("script dir"))
-        .env("PYTHONUNBUFFERED", "1")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start python3 (run ./scripts/install-test-deps): {e}"))?;
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the script") {
-            break Some(status);
-        }
-        if started.elapsed() > SCRIPT_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let out = out.join().unwrap_or_default();
-    let err = err.join().unwrap_or_default();
-    match status {
-        Some(s) if s.success() => Ok(out),
-        _ => Err(format!(
-            "{name} {args:?} failed ({status:?}) after {:?}\n--- stdout ---\n{out}\n--- stderr ---\n{err}",
-            started.elapsed()
-        )),
-    }
+    let mut all = vec![
+        path.to_str().expect("utf-8 path").to_string(),
+        broker.bootstrap(),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    common::run_program(
+        "python3",
+        &all,
+        path.parent().expect("script dir"),
+        SCRIPT_TIMEOUT,
+    )
 }
 
 fn log_tail(broker: &common::Broker) -> String {

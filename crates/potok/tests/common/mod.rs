@@ -366,3 +366,62 @@ impl Drop for Broker {
         self.kill();
     }
 }
+
+/// Runs `program args` in `dir` to completion, killed after `timeout`: its stdout on success,
+/// else the failure with everything it printed. Both pipes are drained on threads so a chatty
+/// client cannot block on a full pipe. Shared by the tests that drive Python clients, kcat and
+/// Kafka's tools.
+pub fn run_program(
+    program: &str,
+    args: &[&str],
+    dir: &Path,
+    timeout: Duration,
+) -> Result<String, String> {
+    use std::io::Read;
+    let started = Instant::now();
+    let mut child = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .env("PYTHONUNBUFFERED", "1")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {program} (run ./scripts/install-test-deps): {e}"))?;
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the client") {
+            break Some(status);
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = out.join().unwrap_or_default();
+    let err = err.join().unwrap_or_default();
+    match status {
+        Some(s) if s.success() => Ok(out),
+        Some(s) => Err(format!(
+            "{program} {args:?} failed ({s}) after {:?}\n--- stdout ---\n{out}\n--- stderr ---\n{err}",
+            started.elapsed()
+        )),
+        None => Err(format!(
+            "{program} {args:?} killed after the {timeout:?} timeout\n--- stdout ---\n{out}\n--- stderr ---\n{err}"
+        )),
+    }
+}
