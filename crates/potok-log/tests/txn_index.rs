@@ -284,14 +284,12 @@ fn reopen(dir: &Path) -> Log {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
-    // Found a real bug in its first CI-like runs (about one run in three): after DeleteRecords
-    // moves the log start past a producer's last batch and the broker crashes, recovery loads
-    // that producer from an older snapshot and cannot replay its deleted batches, so its next
-    // sequence is refused (OutOfOrderSequence: expected 1, got 2) where the live log accepted
-    // it. The fix (drop such producers at load as Kafka does, accept any sequence from an
-    // unknown producer) is the next step; ignored until then so CI stays meaningful.
+    // Found a real bug in its first runs: after DeleteRecords moved the log start past a
+    // producer's last batch within a segment and the broker crashed, the replay at open started
+    // at the log start, skipped the batches between the snapshot and the log start, and the
+    // producer came back with an older sequence (OutOfOrderSequence expected 1, got 2). The
+    // replay now reads every batch a segment still holds from the snapshot on.
     #[test]
-    #[ignore = "finds the producer-state-after-DeleteRecords-and-crash bug described above"]
     fn aborted_transactions_match_a_model_across_restarts_crashes_and_truncation(
         ops in proptest::collection::vec(op(), 1..50),
         ranges in proptest::collection::vec((0u16..1000, 0u16..1000), 4),

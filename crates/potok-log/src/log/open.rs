@@ -458,7 +458,10 @@ impl Log {
     /// their segment's `.txnindex` get their entries.
     fn replay_producer_batches(&mut self, from: i64) -> Result<u64> {
         let leo = self.log_end_offset().0;
-        let mut next = from.max(self.log_start_offset);
+        // From the snapshot on, also below the log start (see `read_held`): the live state kept
+        // those batches' producers (KIP-360), so the replay must not skip them.
+        let first_base = self.segments.keys().next().copied().unwrap_or(leo);
+        let mut next = from.max(first_base);
         let mut replayed = 0;
         while next < leo {
             let Some(h) = self.header_at(next, "producer state replay") else {
@@ -498,7 +501,7 @@ impl Log {
     /// or, with a warning, when it cannot be read.
     fn marker_at(&self, h: &BatchHeader) -> Option<EndTxnMarker> {
         let bytes = self
-            .read(Offset(h.base_offset), h.total_size(), None)
+            .read_held(Offset(h.base_offset), h.total_size(), None)
             .and_then(|s| s.read_bytes().map_err(|e| LogError::io(&self.dir, e)));
         let parsed = bytes.and_then(|b| parse_marker(b.get(..h.total_size()).unwrap_or(&b)));
         parsed.unwrap_or_else(|e| {
@@ -540,7 +543,7 @@ impl Log {
     /// naming `purpose`, when the data cannot be read (a corrupt closed segment).
     fn header_at(&self, offset: i64, purpose: &str) -> Option<BatchHeader> {
         let mut hdr = [0u8; BATCH_HEADER_LEN];
-        let header = self.read(Offset(offset), 1, None).and_then(|slice| {
+        let header = self.read_held(Offset(offset), 1, None).and_then(|slice| {
             if slice.is_empty() {
                 return Ok(None);
             }

@@ -125,6 +125,25 @@ impl Log {
         if from.0 < self.log_start_offset || from.0 > leo {
             return Err(self.out_of_range(from.0));
         }
+        self.read_held(from, max_bytes, max_offset)
+    }
+
+    /// [`Log::read`] from any offset a segment still holds, also below the log start offset:
+    /// DeleteRecords moves the log start within a segment, and the producer-state replay at open
+    /// must see the batches between the newest snapshot and the log start, or a producer whose
+    /// last batches lie there would come back with an older sequence than the live log had.
+    /// An offset below the first segment reads from the first segment; above the log end it is
+    /// [`LogError::OffsetOutOfRange`].
+    pub(super) fn read_held(
+        &self,
+        from: Offset,
+        max_bytes: usize,
+        max_offset: Option<Offset>,
+    ) -> Result<ReadSlice> {
+        let leo = self.log_end_offset().0;
+        if from.0 > leo {
+            return Err(self.out_of_range(from.0));
+        }
         let active = last_segment(&self.segments)?;
         if from.0 == leo {
             return pinned_slice(active, active.size(), 0, from.0, from.0);
