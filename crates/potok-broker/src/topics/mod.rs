@@ -48,12 +48,14 @@ use potok_replication::{AcksOutcome, LeaderState};
 
 mod checkpoints;
 mod create;
+mod leadership;
 mod partition;
 mod replicated;
 mod roles;
 
 pub(crate) use checkpoints::parallel_map;
 pub use checkpoints::HW_CHECKPOINT_FILE;
+pub use leadership::{LeadershipChange, LeadershipListener};
 use partition::{lock, make_leader, read, single_node_partition, write};
 pub use partition::{IsolatedRead, Partition};
 pub use roles::{ReplicationContext, Role};

@@ -202,6 +202,8 @@ impl TopicManager {
         // (`apply_role`: `LeaderState::on_isr_committed` at the same leader epoch).
         if roles_changed || deleted {
             self.signal_role_change();
+            // The coordinators follow the leaderships of their internal topics' partitions.
+            self.report_leadership();
         }
         if created {
             // The new partition directories are entries of the data directory.

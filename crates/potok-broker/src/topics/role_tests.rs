@@ -243,3 +243,54 @@ fn a_follower_copies_the_leader_and_truncates_a_divergent_tail_by_epoch() {
     let p1 = m1.get("t").unwrap().partition(0).unwrap();
     assert_eq!(p1.follower_state().unwrap().high_watermark(), Offset(8));
 }
+
+/// Records every report of the leadership hook.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(String, LeadershipChange)>>);
+
+impl LeadershipListener for Recorder {
+    fn leadership_changed(&self, topic: &str, changes: &[LeadershipChange]) {
+        let mut seen = lock(&self.0);
+        seen.extend(changes.iter().map(|c| (topic.to_string(), *c)));
+    }
+}
+
+/// The leadership hook (`leadership.rs`): registering reports what this broker leads already;
+/// each applied leadership change of a watched topic's partition is reported once, a move away
+/// as `Resigned`, a return at a bumped epoch as `Elected` again; ISR changes at the same epoch
+/// and other topics are not reported; deleting the topic resigns its partitions.
+#[test]
+fn the_leadership_hook_reports_elections_and_resignations() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = TopicManager::open_replicated(&config(dir.path(), 1), &creation(1)).unwrap();
+    let rec = Arc::new(Recorder::default());
+    m.watch_leadership("t", Arc::clone(&rec) as Arc<dyn LeadershipListener>);
+    let other = Arc::new(Recorder::default());
+    m.watch_leadership("absent", Arc::clone(&other) as Arc<dyn LeadershipListener>);
+    let take = || std::mem::take(&mut *lock(&rec.0));
+    let elected = |e| LeadershipChange::Elected {
+        partition: 0,
+        leader_epoch: LeaderEpoch(e),
+    };
+    let resigned = |e| LeadershipChange::Resigned {
+        partition: 0,
+        leader_epoch: LeaderEpoch(e),
+    };
+    assert_eq!(take(), vec![("t".to_string(), elected(0))]);
+    // An ISR change at the same leader epoch is no leadership change.
+    m.apply_replicated(&[change(-2, &[1, 2])]).unwrap();
+    assert_eq!(take(), vec![]);
+    // Broker 2 takes over: broker 1 resigns.
+    m.apply_replicated(&[change(2, &[2])]).unwrap();
+    assert_eq!(take(), vec![("t".to_string(), resigned(0))]);
+    // Broker 1 leads again, at the next epoch.
+    m.apply_replicated(&[change(1, &[1, 2])]).unwrap();
+    assert_eq!(take(), vec![("t".to_string(), elected(2))]);
+    m.apply_replicated(&[MetadataRecord::RemoveTopic(RemoveTopicRecord {
+        topic_id: TOPIC_ID,
+        ..Default::default()
+    })])
+    .unwrap();
+    assert_eq!(take(), vec![("t".to_string(), resigned(2))]);
+    assert!(lock(&other.0).is_empty());
+}

@@ -76,6 +76,8 @@ pub struct ReplicationContext {
     pub(super) changed: watch::Sender<u64>,
     /// The high watermarks of `replication-offset-checkpoint`, read at start.
     pub(super) checkpointed: Mutex<HashMap<(String, i32), i64>>,
+    /// The coordinators' listeners for their internal topic's leaderships (`leadership.rs`).
+    pub(super) leadership: super::leadership::LeadershipWatches,
 }
 
 impl ReplicationContext {
@@ -85,6 +87,7 @@ impl ReplicationContext {
             fetch_backoff_ms,
             changed: watch::Sender::new(0),
             checkpointed: Mutex::new(HashMap::new()),
+            leadership: Default::default(),
         }
     }
 
