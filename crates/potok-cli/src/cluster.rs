@@ -8,28 +8,24 @@
 //! reported as absent rather than failed), then the two requests at versions every Kafka 3.7+
 //! broker serves.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::io::Write;
 
-use bytes::{Buf, Bytes, BytesMut};
 use clap::{Args, Subcommand};
 use potok_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use potok_protocol::messages::describe_quorum_response::ReplicaState;
 use potok_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, DescribeClusterRequest, DescribeClusterResponse,
-    DescribeQuorumRequest, DescribeQuorumResponse, RequestHeader,
+    DescribeQuorumRequest, DescribeQuorumResponse,
 };
-use potok_protocol::{encode_request_frame, ApiKey, Decode, Encode, ErrorCode};
+use potok_protocol::ApiKey;
 use serde_json::{json, Value};
 
 use crate::client::{print_json, print_table, ClientArgs, OutputFormat};
 use crate::error::{Error, Result};
+use crate::wire::{check, now_ms, Conn};
 
 /// The metadata log's topic, as DescribeQuorum names it.
 const METADATA_TOPIC: &str = "__cluster_metadata";
-/// The largest response this command reads (a cluster description is a few KiB).
-const MAX_RESPONSE: usize = 16 * 1024 * 1024;
 
 /// `potok cluster ...`.
 #[derive(Subcommand, Clone, Debug)]
@@ -51,110 +47,6 @@ pub fn run(cmd: &ClusterCommand) -> Result<()> {
     match cmd {
         ClusterCommand::Describe(a) => describe(a),
     }
-}
-
-/// One connection speaking the Kafka protocol, one request at a time.
-struct Conn {
-    s: TcpStream,
-    corr: i32,
-    addr: String,
-}
-
-impl Conn {
-    fn open(args: &ClientArgs) -> Result<Conn> {
-        let mut last = String::from("no address given");
-        for addr in args.bootstrap_server.split(',').map(str::trim) {
-            let addrs = match std::net::ToSocketAddrs::to_socket_addrs(addr) {
-                Ok(a) => a.collect::<Vec<_>>(),
-                Err(e) => {
-                    last = format!("{addr}: {e}");
-                    continue;
-                }
-            };
-            for a in addrs {
-                match TcpStream::connect_timeout(&a, args.timeout()) {
-                    Ok(s) => {
-                        let io = |e| Error::io(format!("configuring the connection to {addr}"), e);
-                        s.set_read_timeout(Some(args.timeout())).map_err(io)?;
-                        s.set_write_timeout(Some(args.timeout())).map_err(io)?;
-                        return Ok(Conn {
-                            s,
-                            corr: 0,
-                            addr: addr.to_string(),
-                        });
-                    }
-                    Err(e) => last = format!("{addr}: {e}"),
-                }
-            }
-        }
-        Err(Error::Unreachable {
-            bootstrap: args.bootstrap_server.clone(),
-            timeout_ms: args.timeout_ms,
-            detail: last,
-        })
-    }
-
-    fn call<M: Encode, R: Decode>(&mut self, key: ApiKey, version: i16, body: &M) -> Result<R> {
-        let context = format!("{key:?} v{version} to {}", self.addr);
-        self.corr += 1;
-        let header = RequestHeader {
-            request_api_key: key as i16,
-            request_api_version: version,
-            correlation_id: self.corr,
-            client_id: Some("potok-cli".into()),
-            ..Default::default()
-        };
-        let mut buf = BytesMut::new();
-        encode_request_frame(&mut buf, &header, body)
-            .map_err(|e| Error::Usage(format!("{context}: cannot encode: {e}")))?;
-        self.s
-            .write_all(&buf)
-            .map_err(|e| Error::io(context.clone(), e))?;
-        let mut len = [0u8; 4];
-        self.s
-            .read_exact(&mut len)
-            .map_err(|e| Error::io(context.clone(), e))?;
-        let len = usize::try_from(i32::from_be_bytes(len)).unwrap_or(usize::MAX);
-        if !(4..=MAX_RESPONSE).contains(&len) {
-            return Err(Error::Usage(format!(
-                "{context}: implausible response size {len}"
-            )));
-        }
-        let mut body = vec![0u8; len];
-        self.s
-            .read_exact(&mut body)
-            .map_err(|e| Error::io(context.clone(), e))?;
-        let mut b = Bytes::from(body);
-        let bad = |what: &str| Error::Usage(format!("{context}: {what}"));
-        if b.get_i32() != self.corr {
-            return Err(bad("the response answers another request"));
-        }
-        if key.response_header_version(version) >= 1 {
-            // The response header's tagged fields: none are defined; skip a count of zero.
-            if b.is_empty() || b.get_u8() != 0 {
-                return Err(bad("unexpected tagged fields in the response header"));
-            }
-        }
-        R::decode(&mut b, version).map_err(|e| bad(&format!("undecodable response: {e}")))
-    }
-}
-
-fn check(context: &str, code: i16, message: Option<&str>) -> Result<()> {
-    if code == 0 {
-        return Ok(());
-    }
-    let name =
-        ErrorCode::from_code(code).map_or_else(|| format!("error {code}"), |c| format!("{c:?}"));
-    Err(Error::Usage(match message {
-        Some(m) if !m.is_empty() => format!("{context}: {name}: {m}"),
-        _ => format!("{context}: {name}"),
-    }))
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// "1234 ms ago", or "-" for Kafka's -1 (unknown).
@@ -191,7 +83,7 @@ fn describe(a: &DescribeArgs) -> Result<()> {
     } else {
         return Err(Error::Usage(format!(
             "{} does not serve DescribeCluster",
-            conn.addr
+            conn.addr()
         )));
     };
     check(

@@ -1,5 +1,5 @@
 //! The client-side subcommands of the `potok` binary: `topics`, `produce`, `consume`, `groups`,
-//! `bench` and `completions`, built on librdkafka (the `rdkafka` crate) so that the command line
+//! `cluster`, `transactions`, `bench` and `completions`, built on librdkafka (the `rdkafka` crate) so that the command line
 //! exercises a broker exactly as applications do.
 //!
 //! The binary flattens [`Command`] into its own subcommand enum and calls [`run`]; every failure
@@ -18,6 +18,8 @@ pub mod partitioner;
 pub mod produce;
 mod signal;
 pub mod topics;
+pub mod transactions;
+pub mod wire;
 
 use std::io::BufWriter;
 
@@ -43,6 +45,9 @@ pub enum Command {
     /// Show the brokers and the controller quorum.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// List, describe and abort transactions.
+    #[command(subcommand)]
+    Transactions(transactions::TransactionsCommand),
     /// Measure throughput and latency of any Kafka-compatible broker.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -72,6 +77,7 @@ pub fn run(cmd: Command, mut root: clap::Command, bin_name: &str) -> Result<()> 
         Command::Groups(c) => groups::run(&c),
         Command::Bench(c) => bench::run(&c),
         Command::Cluster(c) => cluster::run(&c),
+        Command::Transactions(c) => transactions::run(&c),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut root, bin_name, &mut std::io::stdout());
             Ok(())

@@ -1,8 +1,10 @@
 //! DescribeProducers (KIP-664): the idempotent producers each partition knows, from the log's
 //! producer state (`potok_log::Log::producer_state`).
 //!
-//! Transactions are not implemented, so `coordinator_epoch` and `current_txn_start_offset` are
-//! always -1, as Kafka reports for a producer with no transaction in progress.
+//! `coordinator_epoch` is the epoch of the coordinator that wrote the producer's last
+//! transaction marker and `current_txn_start_offset` the first offset of its open transaction on
+//! the partition, -1 for either when there is none, as Kafka reports them (KIP-664: the
+//! `kafka-transactions abort --start-offset` tool finds a hanging transaction's producer by it).
 
 use std::sync::Arc;
 
@@ -52,8 +54,10 @@ pub async fn handle(broker: Arc<Broker>, _ctx: RequestContext, req: Request) -> 
                                 producer_epoch: i32::from(e.epoch.0),
                                 last_sequence: e.last_sequence(),
                                 last_timestamp: e.last_timestamp,
-                                coordinator_epoch: -1,
-                                current_txn_start_offset: -1,
+                                coordinator_epoch: e.coordinator_epoch,
+                                current_txn_start_offset: e
+                                    .current_txn_first_offset
+                                    .map_or(-1, |o| o.0),
                                 ..Default::default()
                             })
                             .collect::<Vec<_>>())

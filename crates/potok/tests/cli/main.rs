@@ -9,6 +9,7 @@ mod cluster;
 mod common;
 mod groups;
 mod support;
+mod transactions;
 
 use support::*;
 
