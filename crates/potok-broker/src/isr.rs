@@ -252,12 +252,13 @@ pub async fn run(broker: Arc<Broker>, quorum: Arc<Quorum>) {
 }
 
 /// One led partition's metrics row: topic, partition, ISR size, under-replicated, under
-/// `min.insync.replicas`.
-type Row = (String, i32, usize, bool, bool);
+/// `min.insync.replicas`, records between the last stable offset and the high watermark.
+type Row = (String, i32, usize, bool, bool, usize);
 
 /// The replication metrics of the partitions this broker leads, in the Prometheus text format
-/// (Kafka's per-partition `UnderReplicated`, `UnderMinIsr`, `InSyncReplicasCount` and the
-/// broker's `UnderReplicatedPartitions` / `UnderMinIsrPartitionCount`, reported by leaders).
+/// (Kafka's per-partition `UnderReplicated`, `UnderMinIsr`, `InSyncReplicasCount`,
+/// `LastStableOffsetLag` and the broker's `UnderReplicatedPartitions` /
+/// `UnderMinIsrPartitionCount`, reported by leaders).
 pub fn render_metrics(broker: &Broker) -> String {
     use std::fmt::Write as _;
     let mut rows: Vec<Row> = Vec::new();
@@ -269,12 +270,18 @@ pub fn render_metrics(broker: &Broker) -> String {
             else {
                 continue;
             };
+            // What read_committed consumers cannot read yet because a transaction is open
+            // (0 without transactions); an offline log reports 0 rather than failing the scrape.
+            let lso_lag = p
+                .stable_offsets()
+                .map_or(0, |(_, hw, lso)| usize::try_from(hw.0 - lso.0).unwrap_or(0));
             rows.push((
                 t.name().to_string(),
                 p.index(),
                 isr,
                 isr < replicas,
                 isr < min_isr,
+                lso_lag,
             ));
         }
     }
@@ -302,6 +309,11 @@ pub fn render_metrics(broker: &Broker) -> String {
             "potok_partition_under_min_isr",
             "1 when the led partition's ISR is smaller than min.insync.replicas.",
             |r| usize::from(r.4),
+        ),
+        (
+            "potok_partition_lso_lag",
+            "Records between the led partition's last stable offset and its high watermark (held back from read_committed consumers by open transactions).",
+            |r| r.5,
         ),
     ] {
         let _ = writeln!(s, "# HELP {metric} {help}");

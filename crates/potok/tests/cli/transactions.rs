@@ -1,6 +1,7 @@
 //! `potok transactions list|describe|abort` (issue 21): an open transaction of a real
 //! transactional producer (librdkafka) is listed and described by the coordinator, and aborting
-//! it on its partition by start offset moves the partition's last stable offset past it.
+//! it on its partition by start offset moves the partition's last stable offset past it (and
+//! `potok_partition_lso_lag` from the records it held back to 0).
 
 use super::*;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -19,9 +20,17 @@ fn last_stable_offset(b: &common::Broker, topic: &str) -> i64 {
         .1
 }
 
+/// `potok_partition_lso_lag` of `txn-cli`-0 from the Prometheus endpoint.
+fn lso_lag(b: &common::Broker) -> Option<u64> {
+    let text = b.admin_get("/metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix("potok_partition_lso_lag{topic=\"txn-cli\",partition=\"0\"} "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 #[test]
 fn transactions_list_describe_and_abort_an_open_transaction() {
-    let b = common::Broker::start();
+    let b = common::Broker::builder().admin().start();
     create_topic(&b, "txn-cli", 1);
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", b.bootstrap())
@@ -141,6 +150,7 @@ fn transactions_list_describe_and_abort_an_open_transaction() {
     // Five records and the ABORT marker: the LSO is past both, and the aborted records stay
     // invisible to read_committed (the partition's read_committed view holds nothing).
     assert_eq!(last_stable_offset(&b, "txn-cli"), 6);
+    assert_eq!(lso_lag(&b), Some(0));
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", b.bootstrap())
         .set("group.id", "txn-cli-reader")
