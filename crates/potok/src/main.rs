@@ -28,8 +28,9 @@ enum Command {
     DevCluster(dev_cluster::DevClusterArgs),
     /// The client tools (topics, produce, consume, groups, bench, completions), in potok-cli.
     #[cfg(feature = "cli")]
+    // Boxed: the client tools' options are far larger than the other variants.
     #[command(flatten)]
-    Client(potok_cli::Command),
+    Client(Box<potok_cli::Command>),
     /// Any other subcommand: in a build without the client tools, the tools' names land here.
     #[cfg(not(feature = "cli"))]
     #[command(external_subcommand)]
@@ -55,7 +56,7 @@ fn main() -> std::process::ExitCode {
         // are passed on as text rather than as a chain that `{:#}` would print twice.
         #[cfg(feature = "cli")]
         Command::Client(cmd) => {
-            potok_cli::run(cmd, Cli::command(), "potok").map_err(|e| anyhow::anyhow!("{e}"))
+            potok_cli::run(*cmd, Cli::command(), "potok").map_err(|e| anyhow::anyhow!("{e}"))
         }
         #[cfg(not(feature = "cli"))]
         Command::Other(args) => Err(not_built(&args)),

@@ -17,7 +17,6 @@
 //! wrk2's and the Kafka `ProducerPerformance` tool's intended start times) — without it a stall
 //! shows up as one slow record instead of thousands.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -33,12 +32,17 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{Offset, TopicPartitionList};
-use serde_json::{json, Value};
 
-use crate::client::{block_on, metadata, print_json, ClientArgs, OutputFormat};
+use crate::client::{block_on, metadata, ClientArgs, OutputFormat};
 use crate::error::{Error, Result};
 use crate::produce::{send_blocking, ProducerTuning};
 use crate::signal;
+
+mod report;
+mod txn;
+
+use report::{report, Outcome};
+use txn::{Transactions, TxnStats};
 
 /// `potok bench ...`.
 #[derive(Subcommand, Clone, Debug)]
@@ -92,6 +96,15 @@ pub struct BenchArgs {
     /// without a key); without it records have no key.
     #[arg(long)]
     pub keys: Option<u64>,
+    /// `produce` only: each producer thread is transactional (its own `transactional.id`) and
+    /// commits every N records; the commit latency is reported beside the figures
+    /// (`bench/txn.rs`).
+    #[arg(long)]
+    pub transactional_batch: Option<u64>,
+    /// With `--transactional-batch`: abort every K-th transaction instead of committing it
+    /// (its records are acknowledged first, so they stay in the log behind an ABORT marker).
+    #[arg(long, requires = "transactional_batch")]
+    pub abort_every: Option<u64>,
     #[arg(long, value_enum, default_value = "text")]
     pub output: OutputFormat,
     #[command(flatten)]
@@ -102,7 +115,7 @@ const DEFAULT_COUNT: u64 = 100_000;
 /// Histogram range: 1 µs to one hour; anything slower saturates at the top.
 const HIST_MAX_US: u64 = 3_600_000_000;
 
-fn new_histogram() -> Histogram<u64> {
+pub(crate) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("constant bounds are valid")
 }
 
@@ -167,16 +180,6 @@ impl ProducerContext for BenchProducerContext {
     }
 }
 
-/// What one run measured.
-struct Outcome {
-    records: u64,
-    bytes: u64,
-    produced: u64,
-    failed: u64,
-    elapsed: Duration,
-    latency: Option<Histogram<u64>>,
-}
-
 /// Runs a `potok bench` mode.
 pub fn run(cmd: &BenchCommand) -> Result<()> {
     let (mode, args) = match cmd {
@@ -202,6 +205,16 @@ pub fn run(cmd: &BenchCommand) -> Result<()> {
     if args.count.is_some_and(|c| args.warmup_records >= c) {
         return Err(Error::Usage(
             "--warmup-records must be smaller than --count".into(),
+        ));
+    }
+    if args.transactional_batch.is_some() && mode != "produce" {
+        return Err(Error::Usage(
+            "--transactional-batch applies to `bench produce` only".into(),
+        ));
+    }
+    if args.transactional_batch == Some(0) || args.abort_every == Some(0) {
+        return Err(Error::Usage(
+            "--transactional-batch and --abort-every must be at least 1".into(),
         ));
     }
     if args.rate == Some(0) {
@@ -378,13 +391,17 @@ fn run_produce(
         }));
     }
     let mut hist = new_histogram();
+    let mut txns: Option<TxnStats> = None;
     let mut first_err = None;
     // The clock starts when the first worker has finished its warm-up (at once without one).
     let mut timed_from: Option<Instant> = None;
     for h in handles {
         match h.join() {
-            Ok(Ok((hh, from))) => {
+            Ok(Ok((hh, from, t))) => {
                 let _ = hist.add(hh);
+                if let Some(t) = t {
+                    txns.get_or_insert_with(TxnStats::empty).add(&t);
+                }
                 timed_from = Some(timed_from.map_or(from, |t| t.min(from)));
             }
             Ok(Err(e)) => {
@@ -407,12 +424,14 @@ fn run_produce(
         failed: shared.failed.load(Ordering::SeqCst),
         elapsed: timed_from.unwrap_or(started).elapsed(),
         latency: Some(hist),
+        transactions: txns,
     })
 }
 
 /// One producer thread: sends `counts.0` records (until the deadline when `None`), the first
 /// `counts.1` of which are a warm-up that is awaited before the timed part. Returns the latency
-/// histogram of the timed records and the instant the timed part began.
+/// histogram of the timed records, the instant the timed part began and, with
+/// `--transactional-batch`, what its transactions did.
 fn produce_worker(
     args: &BenchArgs,
     shared: Arc<Shared>,
@@ -421,7 +440,7 @@ fn produce_worker(
     deadline: Option<Instant>,
     rate: Option<f64>,
     stamp: bool,
-) -> Result<(Histogram<u64>, Instant)> {
+) -> Result<(Histogram<u64>, Instant, Option<TxnStats>)> {
     let (count, warmup) = counts;
     let mut config = args.client.config();
     args.tuning.apply(&mut config);
@@ -429,6 +448,9 @@ fn produce_worker(
         "message.timeout.ms",
         (args.client.timeout_ms.max(1000) * 6).to_string(),
     );
+    if args.transactional_batch.is_some() {
+        config.set("transactional.id", txn::transactional_id());
+    }
     let context = BenchProducerContext {
         base,
         hist: Mutex::new(new_histogram()),
@@ -446,6 +468,16 @@ fn produce_worker(
         .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1])
         .collect();
     let flush_timeout = Duration::from_millis(args.client.timeout_ms.max(1000) * 7);
+    let mut txn = match args.transactional_batch {
+        Some(n) => Some(Transactions::start(
+            &producer,
+            n,
+            args.abort_every,
+            flush_timeout,
+            warmup == 0,
+        )?),
+        None => None,
+    };
     let mut k: u64 = 0;
     if warmup > 0 {
         while k < warmup {
@@ -456,10 +488,16 @@ fn produce_worker(
             }
             send_blocking(&producer, record)?;
             k += 1;
+            if let Some(t) = txn.as_mut() {
+                t.after_send(&producer)?;
+            }
         }
         producer
             .flush(flush_timeout)
             .map_err(|e| Error::kafka("waiting for the warm-up records", e))?;
+        if let Some(t) = txn.as_mut() {
+            t.start_measuring(&producer)?;
+        }
         if shared.failed.load(Ordering::SeqCst) > 0 {
             let first = shared.first_error.lock().unwrap_or_else(|p| p.into_inner());
             return Err(Error::Usage(format!(
@@ -505,10 +543,17 @@ fn produce_worker(
         }
         send_blocking(&producer, record)?;
         k += 1;
+        if let Some(t) = txn.as_mut() {
+            t.after_send(&producer)?;
+        }
         if k.is_multiple_of(64) {
             producer.poll(Duration::ZERO);
         }
     }
+    let txn_stats = match txn {
+        Some(t) => Some(t.finish(&producer)?),
+        None => None,
+    };
     let flush = producer.flush(flush_timeout);
     if let Err(e) = flush {
         let mut first = shared.first_error.lock().unwrap_or_else(|p| p.into_inner());
@@ -523,7 +568,7 @@ fn produce_worker(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    Ok((hist, start))
+    Ok((hist, start, txn_stats))
 }
 
 /// A consumer assigned `parts` at the given start offsets.
@@ -699,6 +744,7 @@ fn run_consume(args: &BenchArgs, shared: &Arc<Shared>, partitions: &[i32]) -> Re
         failed: 0,
         elapsed: started.elapsed(),
         latency: None,
+        transactions: None,
     })
 }
 
@@ -739,98 +785,6 @@ fn run_e2e(args: &BenchArgs, shared: &Arc<Shared>, partitions: &[i32]) -> Result
         failed: produced.failed,
         elapsed: started.elapsed(),
         latency: Some(hist),
+        transactions: None,
     })
-}
-
-fn report(mode: &str, args: &BenchArgs, o: &Outcome) -> Result<()> {
-    let secs = o.elapsed.as_secs_f64().max(1e-9);
-    let msgs_per_sec = o.records as f64 / secs;
-    let mb_per_sec = o.bytes as f64 / secs / 1e6;
-    let kind = match mode {
-        "produce" => "ack",
-        "e2e" => "end-to-end",
-        _ => "none",
-    };
-    let latency = o.latency.as_ref().filter(|h| !h.is_empty()).map(|h| {
-        let ms = |us: u64| us as f64 / 1000.0;
-        json!({
-            "kind": kind,
-            "samples": h.len(),
-            "p50_ms": ms(h.value_at_quantile(0.50)),
-            "p90_ms": ms(h.value_at_quantile(0.90)),
-            "p99_ms": ms(h.value_at_quantile(0.99)),
-            "p999_ms": ms(h.value_at_quantile(0.999)),
-            "max_ms": ms(h.max()),
-            "coordinated_omission_corrected": args.rate.is_some(),
-        })
-    });
-    let doc = json!({
-        "mode": mode,
-        "topic": args.topic,
-        "size": args.size,
-        "producers": args.producers,
-        "consumers": args.consumers,
-        "rate": args.rate,
-        "warmup_records": args.warmup_records,
-        "records": o.records,
-        "bytes": o.bytes,
-        "produced": o.produced,
-        "failed": o.failed,
-        "elapsed_secs": secs,
-        "msgs_per_sec": msgs_per_sec,
-        "mb_per_sec": mb_per_sec,
-        "latency": latency.clone().unwrap_or(Value::Null),
-    });
-    match args.output {
-        OutputFormat::Json => print_json(&doc),
-        OutputFormat::Text => {
-            let mut out = std::io::stdout().lock();
-            let w = |out: &mut std::io::StdoutLock<'_>, s: String| {
-                writeln!(out, "{s}").map_err(|e| Error::io("writing output", e))
-            };
-            w(
-                &mut out,
-                format!(
-                    "bench {mode}: {} records of {} bytes in {:.3} s{}",
-                    o.records,
-                    // What was actually moved: `consume` reads whatever sizes the topic holds.
-                    o.bytes.checked_div(o.records).unwrap_or(args.size as u64),
-                    secs,
-                    if mode == "e2e" {
-                        format!(" ({} produced)", o.produced)
-                    } else if args.warmup_records > 0 {
-                        format!(" (after {} warm-up records)", args.warmup_records)
-                    } else {
-                        String::new()
-                    }
-                ),
-            )?;
-            w(
-                &mut out,
-                format!("  throughput: {msgs_per_sec:.0} msgs/s, {mb_per_sec:.2} MB/s"),
-            )?;
-            if let Some(l) = latency {
-                w(
-                    &mut out,
-                    format!(
-                        "  {kind} latency (ms): p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}{}",
-                        l["p50_ms"].as_f64().unwrap_or_default(),
-                        l["p90_ms"].as_f64().unwrap_or_default(),
-                        l["p99_ms"].as_f64().unwrap_or_default(),
-                        l["p999_ms"].as_f64().unwrap_or_default(),
-                        l["max_ms"].as_f64().unwrap_or_default(),
-                        if args.rate.is_some() {
-                            " (corrected for coordinated omission)"
-                        } else {
-                            ""
-                        }
-                    ),
-                )?;
-            }
-            if o.failed > 0 {
-                w(&mut out, format!("  failed: {}", o.failed))?;
-            }
-            Ok(())
-        }
-    }
 }

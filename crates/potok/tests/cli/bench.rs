@@ -195,3 +195,95 @@ fn bench_warmup_records_are_sent_but_not_counted() {
     )
     .fails_with("warm-up as large as the count", "smaller than --count");
 }
+
+/// `--transactional-batch` / `--abort-every` (issue 21, the benchmarks of acceptance 4): every
+/// 100 records are one transaction, every fifth is aborted, the report counts them, and the
+/// records read back at each isolation level are exactly the committed ones or all of them.
+#[test]
+fn bench_transactional_batches_commit_and_abort() {
+    let b = common::Broker::start();
+    let r = cli(
+        &b,
+        &[
+            "bench",
+            "produce",
+            "--topic",
+            "bt",
+            "--count",
+            "1000",
+            "--size",
+            "64",
+            "--transactional-batch",
+            "100",
+            "--abort-every",
+            "5",
+            "--output",
+            "json",
+        ],
+        b"",
+    )
+    .success("bench produce --transactional-batch")
+    .json();
+    assert_eq!(r["records"], 1000, "{r}");
+    assert_eq!(r["failed"], 0, "{r}");
+    let t = &r["transactions"];
+    assert_eq!(t["batch"], 100, "{r}");
+    assert_eq!(t["committed"], 8, "{r}");
+    assert_eq!(t["aborted"], 2, "{r}");
+    assert!(t["commit_p50_ms"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(
+        t["commit_p50_ms"].as_f64() <= t["commit_max_ms"].as_f64(),
+        "{r}"
+    );
+
+    for (level, expected) in [("read_committed", 800), ("read_uncommitted", 1000)] {
+        let c = cli(
+            &b,
+            &[
+                "bench",
+                "consume",
+                "--topic",
+                "bt",
+                "-X",
+                &format!("isolation.level={level}"),
+                "--output",
+                "json",
+            ],
+            b"",
+        )
+        .success("bench consume after transactions")
+        .json();
+        assert_eq!(c["records"], expected, "{level}: {c}");
+        assert_eq!(c["transactions"], serde_json::Value::Null, "{c}");
+    }
+
+    cli(
+        &b,
+        &[
+            "bench",
+            "consume",
+            "--topic",
+            "bt",
+            "--transactional-batch",
+            "10",
+        ],
+        b"",
+    )
+    .fails_with(
+        "transactions on consume",
+        "--transactional-batch applies to `bench produce` only",
+    );
+    cli(
+        &b,
+        &[
+            "bench",
+            "produce",
+            "--topic",
+            "bt",
+            "--transactional-batch",
+            "0",
+        ],
+        b"",
+    )
+    .fails_with("an empty transaction size", "must be at least 1");
+}
