@@ -374,3 +374,65 @@ fn controlled_shutdown_moves_leadership_without_a_leaderless_moment() {
         );
     }
 }
+
+/// Issue 19 (preferred leaders): after a kill -9 and restart moved a partition's leadership
+/// off its preferred replica, Kafka's `kafka-leader-election` tool (LeaderElectionCommand, the
+/// Java admin client's ElectLeaders) gives every partition back to its preferred replica; asked
+/// again, it is told no election is needed.
+#[test]
+fn kafka_leader_election_tool_restores_preferred_leaders_after_a_restart() {
+    let mut c = cluster();
+    let parts = create_rf3(&c, "elect", 3);
+    let preferred: Vec<i32> = parts.iter().map(|(_, r, _)| r[0]).collect();
+    assert!(
+        parts.iter().zip(&preferred).all(|((l, _, _), p)| l == p),
+        "new partitions are led by their preferred replicas: {parts:?}"
+    );
+    let victim = preferred[0];
+    c.kill9(victim);
+    let m = metadata_client(&c.bootstrap());
+    wait_partitions(&m, "elect", "a new leader for elect-0", |p| {
+        p[0].0 >= 0 && p[0].0 != victim
+    });
+    c.restart(victim);
+    // Back in every ISR, but not leading (automatic rebalancing checks only every
+    // leader.imbalance.check.interval.seconds, 300 s by default).
+    let before = wait_partitions(&m, "elect", "the restarted broker in every ISR", |p| {
+        p.iter().all(|(l, r, isr)| *l >= 0 && isr.len() == r.len())
+    });
+    assert_ne!(before[0].0, victim, "{before:?}");
+    let cp = common::java::kafka_classpath();
+    let dir = common::java::repo_root();
+    let bootstrap = c.node(victim).bootstrap();
+    let tool = |args: &[&str]| {
+        let mut all = vec![
+            "-cp",
+            &cp,
+            "org.apache.kafka.tools.LeaderElectionCommand",
+            "--bootstrap-server",
+            &bootstrap,
+            "--election-type",
+            "PREFERRED",
+        ];
+        all.extend(args);
+        common::run_program("java", &all, &dir, Duration::from_secs(120))
+            .unwrap_or_else(|e| panic!("kafka-leader-election {args:?}: {e}"))
+    };
+    let out = tool(&["--all-topic-partitions"]);
+    println!("{out}");
+    assert!(
+        out.contains("Successfully completed leader election (PREFERRED)")
+            && out.contains("elect-0"),
+        "{out}"
+    );
+    let after = wait_partitions(&m, "elect", "preferred leaders restored", |p| {
+        p.iter().zip(&preferred).all(|((l, _, _), pr)| l == pr)
+    });
+    println!("before {before:?}\nafter {after:?}");
+    let out = tool(&["--topic", "elect", "--partition", "0"]);
+    println!("{out}");
+    assert!(
+        out.contains("Valid replica already elected") && out.contains("elect-0"),
+        "{out}"
+    );
+}

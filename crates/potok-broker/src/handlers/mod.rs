@@ -89,6 +89,9 @@ pub fn register_quorum_member() -> Registry {
         r.unregister(key);
     }
     crate::quorum::admin::register(&mut r);
+    // Preferred and unclean elections on the controller (KIP-460); a single node has nothing
+    // to elect, so it leaves the API out.
+    crate::quorum::elect::register(&mut r);
     // Kafka 4.x serves v0-v2.
     r.register(
         ApiKey::DescribeQuorum,

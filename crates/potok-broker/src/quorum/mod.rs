@@ -25,6 +25,7 @@ pub mod config;
 pub mod controller;
 pub mod describe;
 pub mod driver;
+pub mod elect;
 pub mod lifecycle;
 pub mod storage;
 pub mod transport;

@@ -186,27 +186,99 @@ pub fn preferred_elections(image: &MetadataImage) -> Vec<MetadataRecord> {
     let mut out = Vec::new();
     for t in topics {
         for (&p, state) in &t.partitions {
-            let Some(&preferred) = state.replicas.first() else {
-                continue;
-            };
-            if state.leader == Some(preferred)
-                || !state.isr.contains(&preferred)
-                || !acceptable(image, preferred, None, None)
-            {
-                continue;
+            if let Election::Elected(r) = preferred_election(image, t.id, p, state) {
+                out.push(*r);
             }
-            out.push(MetadataRecord::PartitionChange(PartitionChangeRecord {
-                topic_id: t.id,
-                partition_id: p,
-                leader: preferred.0,
-                ..Default::default()
-            }));
             if out.len() == MAX_ELECTIONS_PER_IMBALANCE {
                 return out;
             }
         }
     }
     out
+}
+
+/// The outcome of one partition's election asked for by ElectLeaders (Kafka's
+/// `ReplicationControlManager.electLeader`); the broker maps each to its error code.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Election {
+    /// The change that elects the leader (boxed: records are large).
+    Elected(Box<MetadataRecord>),
+    /// The preferred replica already leads (preferred), or a leader exists (unclean):
+    /// ELECTION_NOT_NEEDED.
+    NotNeeded,
+    /// The preferred replica is not in the ISR or cannot lead now:
+    /// PREFERRED_LEADER_NOT_AVAILABLE.
+    PreferredNotAvailable,
+    /// No replica can lead, even outside the ISR: ELIGIBLE_LEADERS_NOT_AVAILABLE.
+    NoEligibleLeader,
+    /// No such topic or partition: UNKNOWN_TOPIC_OR_PARTITION.
+    UnknownPartition,
+}
+
+fn preferred_election(
+    image: &MetadataImage,
+    topic_id: Uuid,
+    partition_id: i32,
+    state: &PartitionState,
+) -> Election {
+    let Some(&preferred) = state.replicas.first() else {
+        return Election::PreferredNotAvailable;
+    };
+    if state.leader == Some(preferred) {
+        return Election::NotNeeded;
+    }
+    if !state.isr.contains(&preferred) || !acceptable(image, preferred, None, None) {
+        return Election::PreferredNotAvailable;
+    }
+    Election::Elected(Box::new(MetadataRecord::PartitionChange(
+        PartitionChangeRecord {
+            topic_id,
+            partition_id,
+            leader: preferred.0,
+            ..Default::default()
+        },
+    )))
+}
+
+/// ElectLeaders for one partition (KIP-460): `unclean == false` elects the preferred replica
+/// when it is a usable ISR member; `unclean == true` elects a leader for a partition that has
+/// none, from the ISR if a member can lead, else the first usable replica with the ISR reset
+/// to it (lossy, KIP-704) — an operator's explicit request, whatever the topic's
+/// `unclean.leader.election.enable` says, as in Kafka.
+pub fn elect_leader(
+    image: &MetadataImage,
+    topic: &str,
+    partition_id: i32,
+    unclean: bool,
+) -> Election {
+    let Some(t) = image.topic_by_name(topic) else {
+        return Election::UnknownPartition;
+    };
+    let Some(state) = t.partitions.get(&partition_id) else {
+        return Election::UnknownPartition;
+    };
+    if !unclean {
+        return preferred_election(image, t.id, partition_id, state);
+    }
+    if state.leader.is_some() {
+        return Election::NotNeeded;
+    }
+    match build_change(
+        image,
+        t.id,
+        partition_id,
+        state,
+        state.isr.clone(),
+        None,
+        None,
+        true,
+        false,
+    ) {
+        Some(r) if r.leader != NO_LEADER_CHANGE && r.leader != NO_LEADER => {
+            Election::Elected(Box::new(MetadataRecord::PartitionChange(r)))
+        }
+        _ => Election::NoEligibleLeader,
+    }
 }
 
 /// The partitions that `records` create or change, in order, without repeats.

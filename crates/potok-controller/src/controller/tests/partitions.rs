@@ -348,3 +348,91 @@ fn preferred_leaders_are_restored_after_the_imbalance_interval() {
         );
     }
 }
+
+#[test]
+fn elect_leaders_preferred_outcomes() {
+    use crate::controller::partitions::{elect_leader, Election};
+    let (mut h, e, t) = cluster();
+    // The preferred replica leads; a missing topic or partition is unknown.
+    assert_eq!(
+        elect_leader(h.c.image(), "t", 0, false),
+        Election::NotNeeded
+    );
+    assert_eq!(
+        elect_leader(h.c.image(), "t", 1, false),
+        Election::UnknownPartition
+    );
+    assert_eq!(
+        elect_leader(h.c.image(), "u", 0, false),
+        Election::UnknownPartition
+    );
+    // Broker 1 is fenced: broker 2 leads and the preferred replica is out of the ISR.
+    h.heartbeat_full(1, e[&1], h.c.committed_offset().0, true, false);
+    let s = h.partition(t, 0);
+    assert_eq!(s.leader, Some(BrokerId(2)));
+    assert_eq!(
+        elect_leader(h.c.image(), "t", 0, false),
+        Election::PreferredNotAvailable
+    );
+    // Broker 1 comes back and rejoins the ISR: now it can be elected.
+    let new1 = h.register(1, 1).broker_epoch;
+    h.heartbeat(1, new1);
+    let r = h.alter_partition(
+        3,
+        2,
+        e[&2],
+        t,
+        "",
+        0,
+        s.leader_epoch.0,
+        s.partition_epoch,
+        &[(2, e[&2]), (3, e[&3]), (1, new1)],
+    );
+    assert_eq!(partition_code(&r), ErrorCode::None);
+    let c = elected_change(elect_leader(h.c.image(), "t", 0, false));
+    assert_eq!((c.topic_id, c.partition_id, c.leader), (t, 0, 1));
+    assert_eq!(c.isr, None, "a preferred election keeps the ISR");
+    // With a leader, an unclean election is not needed.
+    assert_eq!(elect_leader(h.c.image(), "t", 0, true), Election::NotNeeded);
+}
+
+#[test]
+fn elect_leaders_unclean_elects_outside_the_isr_only_without_a_leader() {
+    use crate::controller::partitions::{elect_leader, Election};
+    let mut h = H::new();
+    let e = h.live_brokers(&[1, 2]);
+    let t = h.create_topic("t", &[&[1, 2]]);
+    // Broker 2 falls out of the ISR, then the leader dies: no leader (unclean election is off
+    // for the topic).
+    h.alter_partition(3, 1, e[&1], t, "", 0, 0, 0, &[(1, e[&1])]);
+    h.heartbeat_full(1, e[&1], h.c.committed_offset().0, true, false);
+    assert_eq!(h.partition(t, 0).leader, None);
+    // The preferred replica is not available, but an operator's unclean election is obeyed.
+    assert_eq!(
+        elect_leader(h.c.image(), "t", 0, false),
+        Election::PreferredNotAvailable
+    );
+    let c = elected_change(elect_leader(h.c.image(), "t", 0, true));
+    assert_eq!(c.leader, 2);
+    assert_eq!(c.isr, Some(vec![2]));
+    assert_eq!(c.leader_recovery_state, 1, "recovering (KIP-704)");
+    // With every replica fenced nobody can lead.
+    h.heartbeat_full(2, e[&2], h.c.committed_offset().0, true, false);
+    assert_eq!(
+        elect_leader(h.c.image(), "t", 0, true),
+        Election::NoEligibleLeader
+    );
+}
+
+/// The partition change of an `Elected` outcome; panics on any other.
+fn elected_change(
+    e: crate::controller::partitions::Election,
+) -> potok_protocol::messages::internal::partition_change_record::PartitionChangeRecord {
+    match e {
+        crate::controller::partitions::Election::Elected(r) => match *r {
+            MetadataRecord::PartitionChange(c) => c,
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
