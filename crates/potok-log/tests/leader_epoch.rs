@@ -80,9 +80,9 @@ fn appends_record_new_epochs_and_the_file_follows() {
     let end = |e| log.end_offset_for_epoch(LeaderEpoch(e));
     assert_eq!(end(6), Some((LeaderEpoch(6), Offset(12))));
     assert_eq!(end(5), Some((LeaderEpoch(5), Offset(12))));
-    log.truncate_to(Offset(12), 0).unwrap();
-    assert_eq!(entries(&log), vec![(0, 0), (2, 5), (5, 10), (6, 12)]);
     // Truncation drops the epochs that started at or after the new end.
+    log.truncate_to(Offset(12), 0).unwrap();
+    assert_eq!(entries(&log), vec![(0, 0), (2, 5), (5, 10)]);
     log.truncate_to(Offset(10), 0).unwrap();
     assert_eq!(entries(&log), vec![(0, 0), (2, 5)]);
     assert_eq!(
@@ -97,6 +97,33 @@ fn appends_record_new_epochs_and_the_file_follows() {
 
     let log = open(dir.path(), small_config(), 0);
     assert_eq!(entries(&log), vec![(2, 6)]);
+}
+
+/// A replica made leader in an epoch that appended nothing, then a follower of another leader
+/// whose log lacks that epoch: the leader answers DivergingEpoch at the follower's log end, and
+/// the follower's truncation to its own log end must still drop the empty epoch, or its next
+/// fetch names the same last fetched epoch and the pair loop for ever (the stall of the long
+/// chaos runs, docs/reliability.md; Kafka's `UnifiedLog.truncateTo` does the same).
+#[test]
+fn truncation_to_the_log_end_drops_an_epoch_without_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_config(), 0);
+    log.append(epoch_batch(3, 4, 1), 0).unwrap();
+    log.assign_leader_epoch(LeaderEpoch(5)).unwrap();
+    assert_eq!(entries(&log), vec![(4, 0), (5, 3)]);
+    assert_eq!(log.latest_epoch(), Some(LeaderEpoch(5)));
+    // Nothing to remove: the log end stays, but epoch 5 (no batch) goes, on disk too.
+    assert!(!log.truncate_to(Offset(3), 0).unwrap());
+    assert_eq!(log.log_end_offset(), Offset(3));
+    assert_eq!(entries(&log), vec![(4, 0)]);
+    assert_eq!(log.latest_epoch(), Some(LeaderEpoch(4)));
+    assert_eq!(file_text(dir.path()), "0\n1\n4 0\n");
+    // A target beyond the log end likewise keeps the log and drops nothing else.
+    assert!(!log.truncate_to(Offset(9), 0).unwrap());
+    assert_eq!(entries(&log), vec![(4, 0)]);
+    log.close().unwrap();
+    let log = open(dir.path(), small_config(), 0);
+    assert_eq!(entries(&log), vec![(4, 0)]);
 }
 
 #[test]

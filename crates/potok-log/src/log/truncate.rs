@@ -26,6 +26,17 @@ impl Log {
             return Err(self.out_of_range(offset.0));
         }
         if offset.0 >= self.log_end_offset().0 {
+            // Nothing to remove from the log, but the epoch cache may end with an epoch that
+            // starts at the log end: this replica was made leader in it and appended nothing
+            // before another leader took over. Kept, it is the follower's `LastFetchedEpoch`
+            // for ever, the new leader answers DivergingEpoch with this same end offset on
+            // every fetch, and the follower never catches up (the chaos runs' stall,
+            // docs/reliability.md). Kafka's `UnifiedLog.truncateTo` truncates the cache from
+            // the end in this case too.
+            let leo = self.log_end_offset().0;
+            if self.epochs.truncate_from_end(leo) {
+                self.epochs.write(&*self.storage)?;
+            }
             return Ok(false);
         }
         let first_base = self.segments.keys().next().copied().unwrap_or(0);
