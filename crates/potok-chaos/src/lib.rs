@@ -17,7 +17,11 @@
 //! - a value read (polled or drained) whose write was never sent or definitely failed: only an
 //!   indeterminate write (timeout, lost connection) may turn up without an acknowledgement;
 //! - an offset committed beyond the end of the drained partition (a commit of data that was never
-//!   there, or was lost after the commit).
+//!   there, or was lost after the commit);
+//! - with a [`Timeline`], unavailability: no write acknowledged for longer than its bound while
+//!   no fault was active (from a heal, or from the previous acknowledgement, to the next
+//!   acknowledgement or the end of producing). A cluster that stops accepting writes after a
+//!   fault heals loses no acknowledged data, yet it is broken, and a run must not pass silently.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -52,6 +56,23 @@ pub struct Produce {
     pub value: Value,
     /// Its outcome.
     pub outcome: Outcome,
+    /// When the client learnt the outcome, in milliseconds since the run started (the
+    /// availability check reads it for acknowledgements).
+    pub at_ms: u64,
+}
+
+/// When the faults were active and the producers ran, for the availability check. Times are
+/// milliseconds since the run started, on the clock of [`Produce::at_ms`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timeline {
+    /// Every fault, from its injection to its heal (`start <= healed`).
+    pub faults: Vec<(u64, u64)>,
+    /// When the producers started sending.
+    pub produce_from_ms: u64,
+    /// When the producers stopped sending.
+    pub produce_until_ms: u64,
+    /// The longest time without an acknowledged write allowed while no fault is active.
+    pub bound_ms: u64,
 }
 
 /// One event of a consumer session, in the order the consumer saw them.
@@ -105,6 +126,8 @@ pub struct History {
     pub commits: Vec<Commit>,
     /// The final drain: per partition, every record from the log start to the end, in order.
     pub drain: BTreeMap<Partition, Vec<(Offset, Value)>>,
+    /// Fault and producer times: without it, availability is not judged.
+    pub timeline: Option<Timeline>,
 }
 
 /// One violation of the contract.
@@ -178,6 +201,15 @@ pub enum Anomaly {
         /// Where it was read.
         offset: Offset,
     },
+    /// No write acknowledged for longer than the bound while no fault was active.
+    Unavailable {
+        /// Start of the window (a heal, the producers' start, or an acknowledgement), ms.
+        from_ms: u64,
+        /// End of the window (the next acknowledgement, a fault, or the producers' stop), ms.
+        until_ms: u64,
+        /// The bound it exceeded, ms.
+        bound_ms: u64,
+    },
     /// A committed offset beyond the end of the drained partition.
     CommitBeyondEnd {
         /// The partition.
@@ -240,6 +272,18 @@ impl fmt::Display for Anomaly {
                 f,
                 "unexpected value: {value} at {partition}@{offset} was never acknowledged nor \
                  indeterminate"
+            ),
+            Anomaly::Unavailable {
+                from_ms,
+                until_ms,
+                bound_ms,
+            } => write!(
+                f,
+                "unavailable: no write acknowledged from {:.1} s to {:.1} s of the run with no \
+                 fault active (bound {:.1} s)",
+                *from_ms as f64 / 1000.0,
+                *until_ms as f64 / 1000.0,
+                *bound_ms as f64 / 1000.0
             ),
             Anomaly::CommitBeyondEnd {
                 partition,
@@ -309,6 +353,7 @@ pub fn kind(a: &Anomaly) -> &'static str {
         Anomaly::NonMonotonic { .. } => "non-monotonic",
         Anomaly::Skip { .. } => "skip",
         Anomaly::UnexpectedValue { .. } => "unexpected",
+        Anomaly::Unavailable { .. } => "unavailable",
         Anomaly::CommitBeyondEnd { .. } => "commit-beyond-end",
     }
 }
@@ -480,10 +525,63 @@ pub fn check(h: &History) -> Report {
         }
     }
 
+    if let Some(t) = &h.timeline {
+        let acks: Vec<u64> = h
+            .produces
+            .iter()
+            .filter(|p| matches!(p.outcome, Outcome::Ack { .. }))
+            .map(|p| p.at_ms)
+            .collect();
+        out.extend(unavailable(t, acks));
+    }
+
     Report {
         anomalies: out,
         stats,
     }
+}
+
+/// The windows longer than the bound without an acknowledgement while no fault was active.
+///
+/// The producing time minus the faults falls into quiet intervals (a fault's end is its heal);
+/// within each, the times of its edges and of the acknowledgements inside it must lie at most
+/// the bound apart. An acknowledgement during a fault says nothing about the quiet time after it.
+fn unavailable(t: &Timeline, mut acks: Vec<u64>) -> Vec<Anomaly> {
+    acks.sort_unstable();
+    let mut faults = t.faults.clone();
+    faults.sort_unstable();
+    // The quiet intervals: [from, until) between faults, within the producing time.
+    let mut quiet = Vec::new();
+    let mut from = t.produce_from_ms;
+    for &(start, healed) in &faults {
+        if start > from {
+            quiet.push((from, start.min(t.produce_until_ms)));
+        }
+        from = from.max(healed);
+    }
+    if t.produce_until_ms > from {
+        quiet.push((from, t.produce_until_ms));
+    }
+    let mut out = Vec::new();
+    for (from, until) in quiet {
+        if from >= until {
+            continue;
+        }
+        let lo = acks.partition_point(|&a| a < from);
+        let hi = acks.partition_point(|&a| a < until);
+        let mut previous = from;
+        for &a in acks[lo..hi].iter().chain(std::iter::once(&until)) {
+            if a - previous > t.bound_ms {
+                out.push(Anomaly::Unavailable {
+                    from_ms: previous,
+                    until_ms: a,
+                    bound_ms: t.bound_ms,
+                });
+            }
+            previous = a;
+        }
+    }
+    out
 }
 
 #[cfg(test)]

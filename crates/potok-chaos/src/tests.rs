@@ -7,6 +7,7 @@ fn ack(value: Value, partition: Partition, offset: Offset) -> Produce {
     Produce {
         value,
         outcome: Outcome::Ack { partition, offset },
+        at_ms: 0,
     }
 }
 
@@ -34,6 +35,7 @@ fn clean() -> History {
             Produce {
                 value: 13,
                 outcome: Outcome::Indeterminate,
+                at_ms: 0,
             },
             ack(20, 1, 0),
             ack(21, 1, 1),
@@ -41,10 +43,12 @@ fn clean() -> History {
             Produce {
                 value: 99,
                 outcome: Outcome::Indeterminate,
+                at_ms: 0,
             },
             Produce {
                 value: 98,
                 outcome: Outcome::Failed,
+                at_ms: 0,
             },
         ],
         sessions: vec![Session {
@@ -72,6 +76,7 @@ fn clean() -> History {
             },
         ],
         drain,
+        timeline: None,
     }
 }
 
@@ -208,4 +213,92 @@ fn every_kind_is_counted() {
     let c = check(&h).counts();
     assert_eq!(c.get("lost"), Some(&1));
     assert_eq!(c.get("commit-beyond-end"), Some(&1));
+}
+
+/// The clean history with its six acknowledgements at `times` (ms), producers running from 0
+/// to 42 s, one fault from 10 s to 20 s, and a bound of 5 s.
+fn timed(times: [u64; 6]) -> History {
+    let mut h = clean();
+    let mut times = times.into_iter();
+    for p in &mut h.produces {
+        if matches!(p.outcome, Outcome::Ack { .. }) {
+            p.at_ms = times.next().unwrap();
+        }
+    }
+    h.timeline = Some(Timeline {
+        faults: vec![(10_000, 20_000)],
+        produce_from_ms: 0,
+        produce_until_ms: 42_000,
+        bound_ms: 5_000,
+    });
+    h
+}
+
+#[test]
+fn acknowledgements_within_the_bound_of_every_quiet_time_are_available() {
+    // Quiet from 0 to 10 s and from 20 s to 60 s; acknowledgements at most 5 s apart there,
+    // and nothing during the fault, which is allowed.
+    let h = timed([4_000, 9_000, 24_000, 29_000, 34_000, 39_000]);
+    assert!(check(&h).ok(), "{:?}", check(&h).anomalies);
+    // Exactly the bound apart is still available.
+    let mut h2 = h.clone();
+    h2.timeline.as_mut().unwrap().produce_until_ms = 44_000;
+    assert!(check(&h2).ok(), "{:?}", check(&h2).anomalies);
+}
+
+#[test]
+fn writes_stalled_after_the_last_heal_are_unavailable() {
+    // Acknowledgements resume after the heal, then stop at 39 s while producing lasts to 60 s:
+    // the stall the long runs showed (docs/reliability.md).
+    let h = timed([4_000, 9_000, 24_000, 29_000, 34_000, 39_000]);
+    let mut stalled = h.clone();
+    stalled.timeline.as_mut().unwrap().produce_until_ms = 60_000;
+    assert_eq!(kinds(&stalled), vec!["unavailable"]);
+    assert_eq!(
+        check(&stalled).anomalies[0],
+        Anomaly::Unavailable {
+            from_ms: 39_000,
+            until_ms: 60_000,
+            bound_ms: 5_000
+        }
+    );
+    // Never resuming after the heal is reported from the heal on.
+    let never = timed([4_000, 9_000, 9_500, 9_600, 9_700, 9_800]);
+    assert_eq!(
+        check(&never).anomalies,
+        vec![Anomaly::Unavailable {
+            from_ms: 20_000,
+            until_ms: 42_000,
+            bound_ms: 5_000
+        }]
+    );
+    // A first acknowledgement 6 s after the heal is late by a second.
+    let late = timed([4_000, 9_000, 26_000, 30_000, 35_000, 40_000]);
+    assert_eq!(
+        check(&late).anomalies,
+        vec![Anomaly::Unavailable {
+            from_ms: 20_000,
+            until_ms: 26_000,
+            bound_ms: 5_000
+        }]
+    );
+}
+
+#[test]
+fn no_acknowledgement_during_a_fault_or_without_a_timeline_is_fine() {
+    // Nothing between 9 s and 24 s, but the fault covers 10-20 s, leaving quiet gaps of 1 s
+    // and 4 s.
+    let h = timed([4_000, 9_000, 24_000, 29_000, 34_000, 39_000]);
+    assert!(check(&h).ok());
+    // A long fault-free gap goes unjudged without a timeline.
+    let mut h = timed([0; 6]);
+    h.timeline = None;
+    assert!(check(&h).ok());
+}
+
+#[test]
+fn quiet_time_before_the_first_fault_is_judged_too() {
+    // No acknowledgement until 8 s although nothing was wrong from 0 s.
+    let h = timed([8_000, 9_000, 24_000, 29_000, 34_000, 39_000]);
+    assert_eq!(kinds(&h), vec!["unavailable"]);
 }

@@ -104,6 +104,7 @@ fn single_node_kill_and_pause_lose_nothing_acknowledged() {
             rf: 1,
             name: format!("single-{}", if idempotent { "idem" } else { "plain" }),
             plant_loss: false,
+            availability: nemesis::availability_bound(),
         };
         let r = run(&mut b, &cfg);
         report(&cfg, &r);
@@ -164,6 +165,7 @@ fn cluster_run(idempotent: bool, default_seed: u64, partitions: bool) {
         rf: 3,
         name: name.into(),
         plant_loss: false,
+        availability: nemesis::availability_bound(),
     };
     let r = run(&mut c, &cfg);
     report(&cfg, &r);
@@ -225,6 +227,7 @@ fn planted_loss_is_reported() {
         rf: 1,
         name: "planted".into(),
         plant_loss: true,
+        availability: nemesis::availability_bound(),
     };
     let r = run(&mut b, &cfg);
     report(&cfg, &r);

@@ -7,11 +7,11 @@
 //! so a run ends with every node running and connected.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use potok_chaos::{check, History, Report};
+use potok_chaos::{check, History, Report, Timeline};
 
 use super::common::cluster::Cluster;
 use super::common::Broker;
@@ -239,6 +239,31 @@ pub struct RunConfig {
     /// Test-only: drop one acknowledged value from the drain before checking, to show that the
     /// harness reports a loss.
     pub plant_loss: bool,
+    /// The availability bound: the longest time without an acknowledged write allowed while no
+    /// fault is active ([`potok_chaos::Timeline::bound_ms`]). The run ends with a fault-free
+    /// phase longer than it, and long runs hold one every [`QUIET_EVERY`] faults.
+    pub availability: Duration,
+}
+
+/// Faults between two fault-free phases (each the availability bound plus [`QUIET_MARGIN`]),
+/// so a long run judges availability along the way, not only at its end.
+pub const QUIET_EVERY: usize = 50;
+
+/// How much longer than the availability bound a fault-free phase lasts.
+const QUIET_MARGIN: Duration = Duration::from_secs(5);
+
+/// The availability bound of the runs: `POTOK_CHAOS_AVAILABILITY_SECS`, else 10 s. After a
+/// heal, a 3-node cluster elects a controller within about a second (Raft election timeout) and
+/// moves leaders off a fenced broker within its session timeout; the clients refresh metadata
+/// every second and retry every 50 ms. Ten seconds leaves room for all of that on a loaded
+/// 2-core machine and is still short against the producers' 15 s message timeout.
+pub fn availability_bound() -> Duration {
+    Duration::from_secs(
+        std::env::var("POTOK_CHAOS_AVAILABILITY_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10),
+    )
 }
 
 /// The result of a run.
@@ -315,6 +340,9 @@ pub fn run<T: Target>(target: &mut T, cfg: &RunConfig) -> RunResult {
     };
     workload::create_topic(&w.bootstrap, &w.topic, w.partitions, cfg.rf);
     let stop = Arc::new(AtomicBool::new(false));
+    let ms = |at: Instant| at.duration_since(started).as_millis() as u64;
+    let acked = Arc::new(AtomicUsize::new(0));
+    let produce_from = Instant::now();
     let producers: Vec<_> = (0..2u64)
         .map(|i| {
             workload::start_producer(
@@ -322,6 +350,8 @@ pub fn run<T: Target>(target: &mut T, cfg: &RunConfig) -> RunResult {
                 1 + i * 1_000_000_000,
                 Duration::from_millis(3),
                 stop.clone(),
+                started,
+                acked.clone(),
             )
         })
         .collect();
@@ -332,6 +362,10 @@ pub fn run<T: Target>(target: &mut T, cfg: &RunConfig) -> RunResult {
 
     let mut rng = Rng::new(cfg.seed);
     let mut faults: BTreeMap<&'static str, usize> = BTreeMap::new();
+    // Every fault from its injection to its heal, for the availability check.
+    let mut windows: Vec<(u64, u64)> = Vec::new();
+    let mut progress_at = Instant::now();
+    let quiet = cfg.availability + QUIET_MARGIN;
     let ids = target.ids();
     let until = Instant::now() + cfg.duration;
     // Let the clients connect and the group form before the first fault.
@@ -353,6 +387,21 @@ pub fn run<T: Target>(target: &mut T, cfg: &RunConfig) -> RunResult {
         // Metadata does not name one.
         let fault = kinds[round % kinds.len()];
         round += 1;
+        if progress_at.elapsed() >= Duration::from_secs(10) {
+            progress_at = Instant::now();
+            println!(
+                "CHAOS-PROGRESS {} t={}s faults={} acked={}",
+                cfg.name,
+                started.elapsed().as_secs(),
+                round - 1,
+                acked.load(Ordering::Relaxed)
+            );
+        }
+        if round > 1 && (round - 1).is_multiple_of(QUIET_EVERY) {
+            // A fault-free phase longer than the bound: writes must be acknowledged in it.
+            std::thread::sleep(quiet);
+        }
+        let injected = Instant::now();
         let aimed = target.targets(&w.topic);
         let random = ids[rng.range(0, ids.len() as u64) as usize];
         let node = |aim: Aim| {
@@ -418,12 +467,17 @@ pub fn run<T: Target>(target: &mut T, cfg: &RunConfig) -> RunResult {
                 target.jump_clock(random, 0);
             }
         }
+        windows.push((ms(injected), ms(Instant::now())));
         *faults.entry(fault.name()).or_insert(0) += 1;
         std::thread::sleep(Duration::from_millis(rng.range(200, 1200)));
     }
 
-    // Heal: every node runs and is connected (faults heal themselves); stop producing and let every write
-    // resolve, then let the consumers catch up a little before closing them.
+    // Every node runs and is connected (faults heal themselves). A fault-free phase longer
+    // than the availability bound, in which writes must be acknowledged again; then stop
+    // producing and let every write resolve, and let the consumers catch up a little before
+    // closing them.
+    std::thread::sleep(quiet);
+    let produce_until = Instant::now();
     stop.store(true, Ordering::SeqCst);
     let mut produces = Vec::new();
     let mut producer_fatal = Vec::new();
@@ -439,7 +493,13 @@ pub fn run<T: Target>(target: &mut T, cfg: &RunConfig) -> RunResult {
     if cfg.plant_loss {
         plant_loss(&produces, &mut drained);
     }
-    let history = workload::history(cfg.idempotent, produces, sessions, drained);
+    let timeline = Timeline {
+        faults: windows,
+        produce_from_ms: ms(produce_from),
+        produce_until_ms: ms(produce_until),
+        bound_ms: cfg.availability.as_millis() as u64,
+    };
+    let history = workload::history(cfg.idempotent, produces, sessions, drained, timeline);
     let report = check(&history);
     RunResult {
         history,

@@ -3,13 +3,13 @@
 //! drain, each recorded into a `potok_chaos::History` for the checker. Every wait is bounded.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use potok_chaos::{Commit, Event, History, Outcome, Produce, Session};
+use potok_chaos::{Commit, Event, History, Outcome, Produce, Session, Timeline};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -65,9 +65,18 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32, rf: i32) {
 }
 
 /// What a producer's delivery callbacks saw.
-#[derive(Default)]
 struct Deliveries {
     outcomes: Mutex<Vec<Produce>>,
+    /// The run's start, the origin of [`Produce::at_ms`].
+    t0: Instant,
+    /// Acknowledgements so far, shared with the run's progress lines.
+    acked: Arc<AtomicUsize>,
+}
+
+impl Deliveries {
+    fn now_ms(&self) -> u64 {
+        self.t0.elapsed().as_millis() as u64
+    }
 }
 
 impl ClientContext for Deliveries {}
@@ -105,11 +114,16 @@ impl ProducerContext for Deliveries {
             Err((e, m)) if definitely_failed(e) => (m.payload(), Outcome::Failed),
             Err((_, m)) => (m.payload(), Outcome::Indeterminate),
         };
+        if matches!(outcome, Outcome::Ack { .. }) {
+            self.acked.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(value) = value_of(payload) {
-            self.outcomes
-                .lock()
-                .unwrap()
-                .push(Produce { value, outcome });
+            let at_ms = self.now_ms();
+            self.outcomes.lock().unwrap().push(Produce {
+                value,
+                outcome,
+                at_ms,
+            });
         }
     }
 }
@@ -137,11 +151,14 @@ pub struct ProducerRun {
 
 /// Starts a producer that sends unique values (`base`, `base + 1`, ...) until `stop`, about one
 /// every `every`; half of them go to partition 0 (the busy partition the nemesis aims at).
+/// Outcome times are measured from `t0`; every acknowledgement increments `acked`.
 pub fn start_producer(
     w: &Workload,
     base: u64,
     every: Duration,
     stop: Arc<AtomicBool>,
+    t0: Instant,
+    acked: Arc<AtomicUsize>,
 ) -> ProducerRun {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &w.bootstrap)
@@ -159,7 +176,11 @@ pub fn start_producer(
         .set("retry.backoff.ms", "50")
         .set("topic.metadata.refresh.interval.ms", "1000");
     let producer: ThreadedProducer<Deliveries> = cfg
-        .create_with_context(Deliveries::default())
+        .create_with_context(Deliveries {
+            outcomes: Mutex::default(),
+            t0,
+            acked,
+        })
         .expect("producer");
     let (tx, done) = mpsc::channel();
     let topic = w.topic.clone();
@@ -200,11 +221,13 @@ pub fn start_producer(
         let _ = producer.flush(Duration::from_secs(30));
         let mut outcomes = std::mem::take(&mut *producer.context().outcomes.lock().unwrap());
         let resolved: HashSet<u64> = outcomes.iter().map(|p| p.value).collect();
+        let at_ms = producer.context().now_ms();
         for v in sent {
             if !resolved.contains(&v) {
                 outcomes.push(Produce {
                     value: v,
                     outcome: Outcome::Indeterminate,
+                    at_ms,
                 });
             }
         }
@@ -396,11 +419,13 @@ pub fn history(
     produces: Vec<Produce>,
     consumers: Vec<(Session, Vec<Commit>)>,
     drain: BTreeMap<i32, Vec<(i64, u64)>>,
+    timeline: Timeline,
 ) -> History {
     let mut h = History {
         idempotent,
         produces,
         drain,
+        timeline: Some(timeline),
         ..Default::default()
     };
     for (s, c) in consumers {

@@ -324,6 +324,21 @@ impl Drop for Cluster {
                 eprintln!("--- node {} log ---\n{}", n.id, n.log());
             }
         }
+        // `POTOK_TEST_KEEP_LOGS=DIR` keeps every node's log (`DIR/<pid>-node-<id>.log`) for a
+        // diagnosis after the run, whose temporary directory is deleted below.
+        if let Some(keep) = std::env::var_os("POTOK_TEST_KEEP_LOGS") {
+            let keep = PathBuf::from(keep);
+            let _ = std::fs::create_dir_all(&keep);
+            for n in &self.nodes {
+                let name = format!(
+                    "{}-{}-node-{}.log",
+                    std::process::id(),
+                    self.nodes[0].port,
+                    n.id
+                );
+                let _ = std::fs::copy(n.dir.join("broker.log"), keep.join(name));
+            }
+        }
         for n in &mut self.nodes {
             if let Some(mut c) = n.child.take() {
                 let _ = c.kill();
