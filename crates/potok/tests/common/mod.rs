@@ -19,6 +19,7 @@ pub mod cluster;
 pub mod java;
 pub mod kafka;
 pub mod netns;
+pub mod postgres;
 pub mod wire;
 
 use std::net::{TcpListener, TcpStream};
