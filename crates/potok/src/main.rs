@@ -31,6 +31,10 @@ enum Command {
     // Boxed: the client tools' options are far larger than the other variants.
     #[command(flatten)]
     Client(Box<potok_cli::Command>),
+    /// The transactional outbox relay from PostgreSQL to topics (`run`, `init`).
+    #[cfg(feature = "cli")]
+    #[command(subcommand)]
+    Outbox(potok_outbox::OutboxCommand),
     /// Any other subcommand: in a build without the client tools, the tools' names land here.
     #[cfg(not(feature = "cli"))]
     #[command(external_subcommand)]
@@ -58,6 +62,11 @@ fn main() -> std::process::ExitCode {
         Command::Client(cmd) => {
             potok_cli::run(*cmd, Cli::command(), "potok").map_err(|e| anyhow::anyhow!("{e}"))
         }
+        #[cfg(feature = "cli")]
+        Command::Outbox(cmd) => {
+            init_logging();
+            potok_outbox::run(cmd).map_err(|e| anyhow::anyhow!("{e}"))
+        }
         #[cfg(not(feature = "cli"))]
         Command::Other(args) => Err(not_built(&args)),
     };
@@ -75,7 +84,8 @@ fn main() -> std::process::ExitCode {
 /// The error for a subcommand this build does not have.
 #[cfg(not(feature = "cli"))]
 fn not_built(args: &[String]) -> anyhow::Error {
-    const TOOLS: [&str; 6] = [
+    const TOOLS: [&str; 7] = [
+        "outbox",
         "topics",
         "produce",
         "consume",
@@ -96,7 +106,8 @@ fn not_built(args: &[String]) -> anyhow::Error {
     }
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
+/// Logs to stderr, filtered by `POTOK_LOG` (default `info`).
+fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("POTOK_LOG")
@@ -105,6 +116,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
     let config = potok_broker::BrokerConfig::load(args.config.as_deref(), &args.set)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
