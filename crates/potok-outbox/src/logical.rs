@@ -195,6 +195,14 @@ pub async fn session(relay: &Relay) -> Result<SessionEnd> {
                 }
             }
             ReplicationEvent::KeepAlive { wal_end, .. } => {
+                if current.is_none() && pending.is_empty() {
+                    // Every transaction that committed before `wal_end` was streamed before
+                    // this keepalive and is published or had no outbox row: the slot may move
+                    // on, so writes to other tables do not hold WAL back while the outbox is
+                    // idle (PostgreSQL's own subscribers answer keepalives the same way). The
+                    // position in Kafka stays; a restart starts from the later of the two.
+                    repl.update_applied_lsn(wal_end);
+                }
                 if let Some(t) = target {
                     if wal_end.as_u64() >= t && current.is_none() {
                         flush(

@@ -284,6 +284,49 @@ fn first_occurrences(got: &[Got]) -> Vec<Got> {
         .collect()
 }
 
+/// An idle outbox does not hold WAL back: after its rows are published, writes to another
+/// table move the slot's confirmed position along (keepalives are answered).
+#[test]
+fn an_idle_outbox_lets_the_slot_free_wal() {
+    let pg = Postgres::start();
+    let b = broker();
+    init(&pg, &[]);
+    pg.psql("CREATE TABLE other (x text)");
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = Relay::new(dir.path(), &relay_args(&pg, &b, "logical", &[]));
+    relay.start();
+    let ids = insert_rows(&pg, 0, 5, 2, false);
+    let got = drain(
+        &b,
+        &["outbox.event.order"],
+        ids.len(),
+        Duration::from_secs(10),
+    );
+    assert_eq!(got.len(), ids.len());
+    // About 8 MB of WAL the publication does not include.
+    pg.psql("INSERT INTO other SELECT repeat('x', 1000) FROM generate_series(1, 8000)");
+    let retained = || -> i64 {
+        pg.psql(
+            "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint \
+             FROM pg_replication_slots WHERE slot_name = 'potok_outbox'",
+        )
+        .trim()
+        .parse()
+        .unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while retained() > 1_000_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot still retains {} bytes\n{}",
+            retained(),
+            relay.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    relay.sigterm(Duration::from_secs(30));
+}
+
 #[test]
 fn metrics_count_published_rows() {
     let pg = Postgres::start();
