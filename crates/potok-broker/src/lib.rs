@@ -435,6 +435,9 @@ pub async fn start(mut config: BrokerConfig) -> Result<Running> {
         fetch_sessions: Default::default(),
         shutdown,
     });
+    // In a cluster the group coordinator follows the leaderships of `__consumer_offsets`
+    // from here on, before the quorum applies further entries.
+    group::watch_leadership(&broker);
     if let (Some(q), Some(p)) = (&broker.quorum, prepared) {
         quorum::launch(
             q,

@@ -12,7 +12,6 @@ use potok_group::{
 };
 use potok_protocol::messages::delete_groups_response::DeletableGroupResult;
 use potok_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
-use potok_protocol::messages::find_coordinator_response::Coordinator;
 use potok_protocol::messages::join_group_response::JoinGroupResponseMember;
 use potok_protocol::messages::leave_group_response::MemberResponse;
 use potok_protocol::messages::list_groups_response::ListedGroup;
@@ -27,7 +26,7 @@ use potok_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use potok_protocol::messages::{
-    DeleteGroupsResponse, DescribeGroupsResponse, FindCoordinatorResponse, HeartbeatResponse,
+    DeleteGroupsResponse, DescribeGroupsResponse, HeartbeatResponse,
     JoinGroupResponse as WireJoinResponse, LeaveGroupResponse, ListGroupsResponse,
     OffsetCommitResponse, OffsetDeleteResponse, OffsetFetchResponse,
     SyncGroupResponse as WireSyncResponse,
@@ -43,7 +42,12 @@ use crate::Broker;
 /// Registers the group APIs. Lowest versions are those Kafka 4.0 still accepts (KIP-896);
 /// the registry clamps the highest to the stable versions the codec knows.
 pub fn register(r: &mut Registry) {
-    r.register(ApiKey::FindCoordinator, 0, 6, find_coordinator);
+    r.register(
+        ApiKey::FindCoordinator,
+        0,
+        6,
+        super::find_coordinator::find_coordinator,
+    );
     r.register(ApiKey::JoinGroup, 2, 9, join_group);
     r.register(ApiKey::SyncGroup, 0, 5, sync_group);
     r.register(ApiKey::Heartbeat, 0, 4, heartbeat);
@@ -62,78 +66,6 @@ fn wrong(name: &'static str) -> BrokerError {
 
 fn respond(r: Response) -> Result<Reply> {
     Ok(Reply::Response(r))
-}
-
-/// Key types of FindCoordinator (KIP-98 transactions share the API).
-const KEY_TYPE_GROUP: i8 = 0;
-const KEY_TYPE_TRANSACTION: i8 = 1;
-
-async fn find_coordinator(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> Result<Reply> {
-    let Request::FindCoordinator(req) = req else {
-        return Err(wrong("FindCoordinator"));
-    };
-    // On a single node this broker leads every partition of the internal topics, so it is
-    // the coordinator of every group (and every transactional id). Share groups (key type 2)
-    // are not supported.
-    let code = match req.key_type {
-        KEY_TYPE_GROUP => {
-            // Kafka's `KafkaApis.getCoordinator` creates `__consumer_offsets` when it does not
-            // exist yet and answers COORDINATOR_NOT_AVAILABLE until it does; here the creation
-            // is synchronous, so only a failed creation gets that answer.
-            let b = Arc::clone(&broker);
-            match tokio::task::spawn_blocking(move || b.groups.ensure_offsets_topic()).await {
-                Ok(Ok(())) => ErrorCode::None,
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e.message, "cannot create the offsets topic");
-                    ErrorCode::CoordinatorNotAvailable
-                }
-                Err(_) => ErrorCode::CoordinatorNotAvailable,
-            }
-        }
-        KEY_TYPE_TRANSACTION => {
-            // As for groups: `__transaction_state` is created on the first lookup.
-            let b = Arc::clone(&broker);
-            match tokio::task::spawn_blocking(move || b.txn.ensure_topic()).await {
-                Ok(Ok(())) => ErrorCode::None,
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e.message, "cannot create the transaction state topic");
-                    ErrorCode::CoordinatorNotAvailable
-                }
-                Err(_) => ErrorCode::CoordinatorNotAvailable,
-            }
-        }
-        _ => ErrorCode::InvalidRequest,
-    };
-    let host = broker.config.advertised.host.clone();
-    let port = i32::from(broker.advertised_port);
-    let node = broker.config.node_id;
-    let mut resp = FindCoordinatorResponse::default();
-    if ctx.api_version >= 4 {
-        resp.coordinators = req
-            .coordinator_keys
-            .into_iter()
-            .map(|key| {
-                let ok = code == ErrorCode::None;
-                Coordinator {
-                    key,
-                    node_id: if ok { node } else { -1 },
-                    host: if ok { host.clone() } else { String::new() },
-                    port: if ok { port } else { -1 },
-                    error_code: code.code(),
-                    ..Default::default()
-                }
-            })
-            .collect();
-    } else if code == ErrorCode::None {
-        resp.node_id = node;
-        resp.host = host;
-        resp.port = port;
-    } else {
-        resp.error_code = code.code();
-        resp.node_id = -1;
-        resp.port = -1;
-    }
-    respond(Response::FindCoordinator(resp))
 }
 
 /// Removes a parked request's channel if the handler future is dropped (the client went away
@@ -199,7 +131,10 @@ async fn join_group(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
     let svc = &broker.groups;
     let (token, rx) = svc.park();
     let guard = ParkGuard { svc, token };
-    let answer = match svc.call(|c, now| c.join_group(now, token, domain)) {
+    let answer = match svc
+        .call_acked(|c, now| c.join_group(now, token, domain))
+        .await
+    {
         Ok(()) => wait_parked(&broker, rx).await,
         Err(code) => Some(Parked::Join(JoinGroupResponse::error(code, ""))),
     };
@@ -256,7 +191,10 @@ async fn sync_group(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
     let svc = &broker.groups;
     let (token, rx) = svc.park();
     let guard = ParkGuard { svc, token };
-    let answer = match svc.call(|c, now| c.sync_group(now, token, domain)) {
+    let answer = match svc
+        .call_acked(|c, now| c.sync_group(now, token, domain))
+        .await
+    {
         Ok(()) => wait_parked(&broker, rx).await,
         Err(code) => Some(Parked::Sync(SyncGroupResponse::error(code))),
     };
@@ -316,7 +254,8 @@ async fn leave_group(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> 
     let group_id = req.group_id;
     let result = broker
         .groups
-        .call(|c, now| c.leave_group(now, &group_id, members));
+        .call_acked(|c, now| c.leave_group(now, &group_id, members))
+        .await;
     let mut resp = LeaveGroupResponse::default();
     match result {
         Err(code) => resp.error_code = code.code(),
@@ -393,7 +332,11 @@ async fn offset_commit(broker: Arc<Broker>, _ctx: RequestContext, req: Request) 
         retention_time_ms: req.retention_time_ms,
         topics,
     };
-    let results = match broker.groups.call(|c, now| c.commit_offsets(now, &domain)) {
+    let results = match broker
+        .groups
+        .call_acked(|c, now| c.commit_offsets(now, &domain))
+        .await
+    {
         Ok(r) => r,
         Err(code) => domain
             .topics
@@ -570,11 +513,23 @@ async fn list_groups(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> 
         return Err(wrong("ListGroups"));
     };
     let v = ctx.api_version;
-    let listed = broker
+    let (listed, loading) = broker
         .groups
-        .call(|c, _| c.list_groups(&req.states_filter, &req.types_filter))
+        .call(|c, _| {
+            (
+                c.list_groups(&req.states_filter, &req.types_filter),
+                c.is_loading(),
+            )
+        })
         .unwrap_or_default();
     respond(Response::ListGroups(ListGroupsResponse {
+        // Kafka lists what is loaded and answers COORDINATOR_LOAD_IN_PROGRESS while a
+        // partition of this coordinator is still loading.
+        error_code: if loading {
+            ErrorCode::CoordinatorLoadInProgress.code()
+        } else {
+            ErrorCode::None.code()
+        },
         groups: listed
             .into_iter()
             .map(|g| ListedGroup {
@@ -607,35 +562,41 @@ async fn describe_groups(broker: Arc<Broker>, ctx: RequestContext, req: Request)
     for id in req.groups {
         let d = broker
             .groups
-            .call(|c, _| c.describe_group(&id))
-            .ok()
-            .flatten();
+            .call(|c, _| c.check_coordinator(&id).map(|()| c.describe_group(&id)));
         groups.push(match d {
-            // Kafka (before v6) describes an unknown group as Dead, without an error.
-            None => DescribedGroup {
+            // Not the coordinator of this group (any more), or still loading it.
+            Ok(Err(code)) | Err(code) => DescribedGroup {
                 group_id: id,
-                group_state: "Dead".into(),
+                error_code: code.code(),
                 ..Default::default()
             },
-            Some(d) => DescribedGroup {
-                group_id: d.group_id,
-                group_state: d.state.as_str().into(),
-                protocol_type: d.protocol_type,
-                protocol_data: d.protocol,
-                members: d
-                    .members
-                    .into_iter()
-                    .map(|m| DescribedGroupMember {
-                        member_id: m.member_id,
-                        group_instance_id: if v >= 4 { m.group_instance_id } else { None },
-                        client_id: m.client_id,
-                        client_host: m.client_host,
-                        member_metadata: m.metadata,
-                        member_assignment: m.assignment,
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
+            Ok(Ok(d)) => match d {
+                // Kafka (before v6) describes an unknown group as Dead, without an error.
+                None => DescribedGroup {
+                    group_id: id,
+                    group_state: "Dead".into(),
+                    ..Default::default()
+                },
+                Some(d) => DescribedGroup {
+                    group_id: d.group_id,
+                    group_state: d.state.as_str().into(),
+                    protocol_type: d.protocol_type,
+                    protocol_data: d.protocol,
+                    members: d
+                        .members
+                        .into_iter()
+                        .map(|m| DescribedGroupMember {
+                            member_id: m.member_id,
+                            group_instance_id: if v >= 4 { m.group_instance_id } else { None },
+                            client_id: m.client_id,
+                            client_host: m.client_host,
+                            member_metadata: m.metadata,
+                            member_assignment: m.assignment,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                },
             },
         });
     }
@@ -650,7 +611,7 @@ async fn delete_groups(broker: Arc<Broker>, _ctx: RequestContext, req: Request) 
         return Err(wrong("DeleteGroups"));
     };
     let ids = req.groups_names;
-    let results = match broker.groups.call(|c, _| c.delete_groups(&ids)) {
+    let results = match broker.groups.call_acked(|c, _| c.delete_groups(&ids)).await {
         Ok(r) => r,
         Err(code) => ids.iter().map(|g| (g.clone(), code)).collect(),
     };
@@ -688,7 +649,8 @@ async fn offset_delete(broker: Arc<Broker>, _ctx: RequestContext, req: Request) 
     let mut resp = OffsetDeleteResponse::default();
     match broker
         .groups
-        .call(|c, _| c.delete_offsets(&group_id, &topics))
+        .call_acked(|c, _| c.delete_offsets(&group_id, &topics))
+        .await
     {
         Err(code) | Ok(Err(code)) => resp.error_code = code.code(),
         Ok(Ok(results)) => {

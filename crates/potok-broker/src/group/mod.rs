@@ -57,7 +57,14 @@
 //! [`run_timers`] sleeps until the coordinator's next deadline (or until a request moves it
 //! earlier, signalled through a `Notify`) and fires it with `tick(now)`.
 
+mod cluster;
+mod find_coordinator;
 pub mod handlers;
+mod storage;
+
+pub use cluster::watch_leadership;
+pub use storage::finish_interrupted_rewrites;
+use storage::{build_batch, has_offsets_logs, replay_into};
 mod txn;
 
 use std::collections::HashMap;
@@ -66,18 +73,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::Bytes;
 use potok_group::{
     GroupConfig, GroupCoordinator, JoinGroupResponse, Loader, Output, PersistRecord,
     SyncGroupResponse, Token,
 };
 use potok_log::{Log, LogError};
 use potok_protocol::ErrorCode;
-use potok_records::{split_batches, NewRecord, Offset, RecordBatchBuilder};
+use potok_records::Offset;
 use tokio::sync::{oneshot, Notify};
 
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
+use crate::handlers::delayed_produce::Waiting;
 use crate::internal_topics::{offsets_topic_overrides, GROUP_METADATA_TOPIC};
 use crate::topics::{now_ms, ApiError, NewTopic, Partition, Topic, TopicManager};
 use crate::Broker;
@@ -104,6 +111,9 @@ struct Inner {
     coordinator: GroupCoordinator,
     /// The partitions of `__consumer_offsets` by index; empty until the topic exists.
     partitions: Vec<Arc<Partition>>,
+    /// In a cluster, the appends of the current call that must reach the ISR before the
+    /// answers that depend on them are sent (`cluster.rs`).
+    waits: Vec<Waiting>,
 }
 
 /// The broker's group coordinator. Thread-safe; see the module docs for the lock order
@@ -115,6 +125,8 @@ pub struct GroupService {
     timer: Notify,
     topics: Arc<TopicManager>,
     partitions: i32,
+    /// Set on a broker of a cluster: the coordinator serves the partitions it leads.
+    cluster: Option<cluster::ClusterSettings>,
 }
 
 impl std::fmt::Debug for GroupService {
@@ -172,6 +184,9 @@ impl GroupService {
     /// call from `spawn_blocking` or before serving, after [`finish_interrupted_rewrites`] and
     /// [`TopicManager::open`].
     pub fn open(cfg: &BrokerConfig, topics: Arc<TopicManager>) -> Result<GroupService> {
+        if topics.is_replicated() {
+            return cluster::open(cfg, topics);
+        }
         let mut config = group_config(cfg)?;
         let mut topic = topics.get(OFFSETS_TOPIC);
         if topic.is_none() && has_offsets_logs(&cfg.data_dir.join(OFFSETS_TOPIC)) {
@@ -237,12 +252,14 @@ impl GroupService {
             inner: Mutex::new(Inner {
                 coordinator,
                 partitions,
+                waits: Vec::new(),
             }),
             parked: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(1),
             timer: Notify::new(),
             topics,
             partitions: config.offsets_partitions,
+            cluster: None,
         };
         svc.compact_at_start(&stats, now)?;
         Ok(svc)
@@ -257,6 +274,18 @@ impl GroupService {
 
     fn ensure_locked(&self, inner: &mut Inner) -> std::result::Result<(), ApiError> {
         if !inner.partitions.is_empty() {
+            return Ok(());
+        }
+        if self.cluster.is_some() {
+            // In a cluster the controller creates the topic (`cluster.rs`); this node only
+            // takes its partitions once the metadata image has them.
+            let topic = self.topics.get(OFFSETS_TOPIC).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::CoordinatorNotAvailable,
+                    format!("{OFFSETS_TOPIC} does not exist yet"),
+                )
+            })?;
+            inner.partitions = topic.state().partitions;
             return Ok(());
         }
         let topic = create_offsets_topic(&self.topics, self.partitions)?;
@@ -358,37 +387,69 @@ impl GroupService {
 
     /// Runs `f` on the coordinator, persists what it produced and delivers parked answers.
     /// Returns `f`'s result, or `Err(code)` when the records could not be written (the caller
-    /// answers with that code, as Kafka does when the offsets topic append fails).
+    /// answers with that code, as Kafka does when the offsets topic append fails). In a
+    /// cluster the parked answers that depend on the records are sent once the ISR has them
+    /// (`cluster.rs`); the result itself does not wait: see [`Self::call_acked`].
     pub fn call<R>(
         &self,
         f: impl FnOnce(&mut GroupCoordinator, i64) -> R,
     ) -> std::result::Result<R, ErrorCode> {
-        let now = now_ms();
-        let mut replies = Vec::new();
-        let mut failed = None;
-        let r = {
-            let mut inner = lock(&self.inner);
-            let before = inner.coordinator.next_deadline();
-            // Deadlines that have passed take effect before the request is handled, so that
-            // what a client sees does not depend on how late the timer task runs: a DeleteGroups
-            // sent just after the last member's session expired finds the group empty (as
-            // librdkafka's 0081-admin expects right at `session.timeout.ms` after closing its
-            // static members), and a heartbeat after its member's deadline is too late.
-            inner.coordinator.tick(now);
-            let r = f(&mut inner.coordinator, now);
-            let outputs: Vec<Output> = inner.coordinator.drain_outputs().collect();
-            self.apply_outputs(&mut inner, outputs, now, &mut replies, &mut failed);
-            let after = inner.coordinator.next_deadline();
-            if after.is_some() && (before.is_none() || after < before) {
-                self.timer.notify_one();
-            }
-            r
-        };
+        let (r, replies, failed, waits) = self.call_inner(f);
+        if waits.is_empty() {
+            self.deliver(replies, failed);
+        } else {
+            cluster::deliver_when_replicated(self, waits, replies, failed);
+        }
+        match failed {
+            Some(code) => Err(code),
+            None => Ok(r),
+        }
+    }
+
+    /// [`Self::call`], answering only once the records it wrote are replicated to the ISR of
+    /// their `__consumer_offsets` partition, within `offsets.commit.timeout.ms` (an offset
+    /// commit completes like an `acks=all` produce, as in Kafka); `Err` with Kafka's code when
+    /// they are not.
+    pub async fn call_acked<R>(
+        &self,
+        f: impl FnOnce(&mut GroupCoordinator, i64) -> R,
+    ) -> std::result::Result<R, ErrorCode> {
+        let (r, replies, mut failed, waits) = self.call_inner(f);
+        if failed.is_none() && !waits.is_empty() {
+            failed = cluster::wait_replicated(self, &waits).await.err();
+        }
         self.deliver(replies, failed);
         match failed {
             Some(code) => Err(code),
             None => Ok(r),
         }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn call_inner<R>(
+        &self,
+        f: impl FnOnce(&mut GroupCoordinator, i64) -> R,
+    ) -> (R, Vec<(Token, Parked)>, Option<ErrorCode>, Vec<Waiting>) {
+        let now = now_ms();
+        let mut replies = Vec::new();
+        let mut failed = None;
+        let mut inner = lock(&self.inner);
+        let before = inner.coordinator.next_deadline();
+        // Deadlines that have passed take effect before the request is handled, so that
+        // what a client sees does not depend on how late the timer task runs: a DeleteGroups
+        // sent just after the last member's session expired finds the group empty (as
+        // librdkafka's 0081-admin expects right at `session.timeout.ms` after closing its
+        // static members), and a heartbeat after its member's deadline is too late.
+        inner.coordinator.tick(now);
+        let r = f(&mut inner.coordinator, now);
+        let outputs: Vec<Output> = inner.coordinator.drain_outputs().collect();
+        self.apply_outputs(&mut inner, outputs, now, &mut replies, &mut failed);
+        let after = inner.coordinator.next_deadline();
+        if after.is_some() && (before.is_none() || after < before) {
+            self.timer.notify_one();
+        }
+        let waits = std::mem::take(&mut inner.waits);
+        (r, replies, failed, waits)
     }
 
     /// Appends the records in order and reports each pending append's outcome to the
@@ -456,7 +517,12 @@ impl GroupService {
             .ok()
             .and_then(|i| inner.partitions.get(i))
             .ok_or(LogError::Offline)?;
-        part.append(build_batch(records, now)?, now)?;
+        let info = part.append(build_batch(records, now)?, now)?;
+        if self.cluster.is_some() {
+            inner
+                .waits
+                .push(cluster::waiting(&self.topics, part, &info));
+        }
         Ok(())
     }
 
@@ -465,17 +531,10 @@ impl GroupService {
             return;
         }
         let mut parked = lock(&self.parked);
-        for (t, mut reply) in replies {
-            if let Some(code) = failed {
-                // The records these answers depend on were not written.
-                reply = match reply {
-                    Parked::Join(r) => Parked::Join(JoinGroupResponse::error(code, r.member_id)),
-                    Parked::Sync(_) => Parked::Sync(SyncGroupResponse::error(code)),
-                };
-            }
+        for (t, reply) in replies {
             if let Some(tx) = parked.remove(&t.0) {
                 // The client may have gone; its answer is dropped.
-                let _ = tx.send(reply);
+                let _ = tx.send(failed_reply(reply, failed));
             }
         }
     }
@@ -549,6 +608,16 @@ impl GroupService {
     }
 }
 
+/// A parked answer, or its error form when the records it depends on were not written
+/// (`failed`).
+fn failed_reply(reply: Parked, failed: Option<ErrorCode>) -> Parked {
+    match (failed, reply) {
+        (None, reply) => reply,
+        (Some(code), Parked::Join(r)) => Parked::Join(JoinGroupResponse::error(code, r.member_id)),
+        (Some(code), Parked::Sync(_)) => Parked::Sync(SyncGroupResponse::error(code)),
+    }
+}
+
 fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -573,64 +642,6 @@ fn create_offsets_topic(
     Ok(t)
 }
 
-/// Whether `dir` (`{log.dirs}/__consumer_offsets`) holds partition logs.
-fn has_offsets_logs(dir: &Path) -> bool {
-    let prefix = format!("{OFFSETS_TOPIC}-");
-    std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries.flatten().any(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name.strip_prefix(&prefix)
-                .is_some_and(|p| p.parse::<u32>().is_ok())
-        })
-    })
-}
-
-/// Completes or rolls back every start-up rewrite of an offsets partition that a crash
-/// interrupted (see the module docs). Runs before the topic manager opens the partition
-/// logs, which would otherwise create an empty log where the old one was moved aside.
-pub fn finish_interrupted_rewrites(data_dir: &Path) -> Result<()> {
-    let dir = data_dir.join(OFFSETS_TOPIC);
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(BrokerError::io(&dir, e)),
-    };
-    let mut pdirs = std::collections::BTreeSet::new();
-    for e in entries.flatten() {
-        let path = e.path();
-        if matches!(
-            path.extension().and_then(|x| x.to_str()),
-            Some("old" | "compacting")
-        ) {
-            pdirs.insert(path.with_extension(""));
-        }
-    }
-    for pdir in pdirs {
-        finish_interrupted_swap(&pdir)?;
-    }
-    Ok(())
-}
-
-/// Completes or rolls back a start-up rewrite interrupted by a crash (see module docs).
-fn finish_interrupted_swap(pdir: &Path) -> Result<()> {
-    let old = pdir.with_extension("old");
-    let tmp = pdir.with_extension("compacting");
-    if old.exists() {
-        if pdir.exists() {
-            // The new log was swapped in; only the removal of the old one was missed.
-            std::fs::remove_dir_all(&old).map_err(|e| BrokerError::io(&old, e))?;
-        } else {
-            // The old log was moved aside but the new one not yet in place: keep the old.
-            std::fs::rename(&old, pdir).map_err(|e| BrokerError::io(&old, e))?;
-        }
-    }
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| BrokerError::io(&tmp, e))?;
-    }
-    Ok(())
-}
-
 /// The error code for a failed `__consumer_offsets` append, as Kafka maps the append's error in
 /// `GroupMetadataManager` (`storeOffsets` and `storeGroup` callbacks): a storage failure
 /// (Kafka's `KAFKA_STORAGE_ERROR`, which an IO error on a log becomes) answers
@@ -645,47 +656,6 @@ fn append_error_code(e: &LogError) -> ErrorCode {
         | LogError::InvalidBatchFields(_) => ErrorCode::UnknownServerError,
         _ => ErrorCode::CoordinatorNotAvailable,
     }
-}
-
-/// One batch of `records`, timestamped `now`.
-fn build_batch(records: &[PersistRecord], now: i64) -> std::result::Result<Bytes, LogError> {
-    let mut b = RecordBatchBuilder::new();
-    for r in records {
-        b.push(NewRecord {
-            timestamp: now,
-            key: Some(r.key.clone()),
-            value: r.value.clone(),
-            headers: Vec::new(),
-        });
-    }
-    let batch = b.build().map_err(LogError::InvalidBatch)?;
-    Ok(batch.as_bytes().clone())
-}
-
-/// Reads a whole partition log into `loader`.
-fn replay_into(part: &Partition, loader: &mut Loader) -> std::result::Result<(), String> {
-    let (mut next, end) = part.offsets().map_err(|e| e.to_string())?;
-    while next < end {
-        let (slice, _, _) = part
-            .read(next, 4 * 1024 * 1024)
-            .map_err(|e| e.to_string())?;
-        if slice.is_empty() {
-            break;
-        }
-        let bytes: Bytes = slice.read_bytes().map_err(|e| e.to_string())?;
-        let mut progressed = false;
-        for batch in split_batches(bytes) {
-            let batch = batch.map_err(|e| e.to_string())?;
-            let last = batch.header().last_offset();
-            txn::replay_batch(&batch, loader)?;
-            next = Offset(last.0 + 1);
-            progressed = true;
-        }
-        if !progressed {
-            break;
-        }
-    }
-    Ok(())
 }
 
 /// Fires the coordinator's timers until shutdown.

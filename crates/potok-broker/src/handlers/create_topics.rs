@@ -292,9 +292,21 @@ async fn quorum_create(
     ctx: RequestContext,
     req: potok_protocol::messages::CreateTopicsRequest,
 ) -> Result<Reply> {
-    let outcomes =
+    // A broker creating a coordinator's internal topic through the active controller
+    // (`crate::quorum::internal`).
+    let internal = ctx.header.client_id.as_deref()
+        == Some(crate::quorum::internal::INTERNAL_CREATION_CLIENT_ID)
+        && !req.validate_only
+        && req
+            .topics
+            .iter()
+            .all(|t| crate::internal_topics::is_internal(&t.name));
+    let outcomes = if internal {
+        crate::quorum::controller::create_internal_topics(&broker, &quorum, &req.topics).await
+    } else {
         crate::quorum::controller::create_topics(&broker, &quorum, &req.topics, req.validate_only)
-            .await;
+            .await
+    };
     let mut results = Vec::with_capacity(req.topics.len());
     let mut answered = std::collections::HashSet::new();
     for (t, outcome) in req.topics.iter().zip(outcomes) {

@@ -55,8 +55,10 @@ pub fn register_all() -> Registry {
 
 /// The registry of a voter of the controller quorum: the APIs of [`register_all`], with the
 /// admin writes and DescribeCluster in their quorum versions (`crate::quorum::admin`), plus
-/// DescribeQuorum. Left out until they work in a cluster: the group APIs (the group
-/// coordinator creates `__consumer_offsets` on its own node). Absent APIs are not advertised by
+/// DescribeQuorum. The group APIs are served as on a single node, by the leader of each group's
+/// `__consumer_offsets` partition (`crate::group::cluster`); FindCoordinator for transactional
+/// ids answers COORDINATOR_NOT_AVAILABLE until transactions run in a cluster. Left out until
+/// they work in a cluster: the transaction APIs. Absent APIs are not advertised by
 /// ApiVersions.
 pub fn register_quorum_member() -> Registry {
     let mut r = register_all();
@@ -66,17 +68,6 @@ pub fn register_quorum_member() -> Registry {
         ApiKey::AlterConfigs,
         ApiKey::IncrementalAlterConfigs,
         ApiKey::DescribeCluster,
-        ApiKey::FindCoordinator,
-        ApiKey::JoinGroup,
-        ApiKey::SyncGroup,
-        ApiKey::Heartbeat,
-        ApiKey::LeaveGroup,
-        ApiKey::OffsetCommit,
-        ApiKey::OffsetFetch,
-        ApiKey::ListGroups,
-        ApiKey::DescribeGroups,
-        ApiKey::DeleteGroups,
-        ApiKey::OffsetDelete,
         // Transactions run on a single node only (the coordinator writes markers in process).
         ApiKey::AddPartitionsToTxn,
         ApiKey::AddOffsetsToTxn,

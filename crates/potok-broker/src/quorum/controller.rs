@@ -137,6 +137,26 @@ pub async fn create_topics(
     topics: &[CreatableTopic],
     validate_only: bool,
 ) -> Vec<Outcome> {
+    create(broker, quorum, topics, validate_only, false).await
+}
+
+/// [`create_topics`] for the coordinators' internal topics (Kafka's internal-origin creation by
+/// `AutoTopicCreationManager`): the names clients may not create are allowed.
+pub async fn create_internal_topics(
+    broker: &Broker,
+    quorum: &Quorum,
+    topics: &[CreatableTopic],
+) -> Vec<Outcome> {
+    create(broker, quorum, topics, false, true).await
+}
+
+async fn create(
+    broker: &Broker,
+    quorum: &Quorum,
+    topics: &[CreatableTopic],
+    validate_only: bool,
+    internal_origin: bool,
+) -> Vec<Outcome> {
     if !quorum.is_leader() {
         return topics
             .iter()
@@ -167,7 +187,11 @@ pub async fn create_topics(
             continue;
         }
         let planned = plan(broker, t, &live, &mut leads).and_then(|(new, replicas)| {
-            let (overrides, _) = broker.topics.validate_new_topic(&new)?;
+            let (overrides, _) = if internal_origin {
+                broker.topics.validate_internal_topic(&new)?
+            } else {
+                broker.topics.validate_new_topic(&new)?
+            };
             Ok((new, replicas, overrides))
         });
         let (new, replicas, overrides) = match planned {

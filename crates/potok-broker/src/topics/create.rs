@@ -15,6 +15,15 @@ impl TopicManager {
         self.validate(t, false)
     }
 
+    /// [`Self::validate_new_topic`] for a creation of internal origin: the controller creating
+    /// a coordinator's internal topic (`crate::quorum::controller::create_internal_topic`).
+    pub fn validate_internal_topic(
+        &self,
+        t: &NewTopic,
+    ) -> std::result::Result<(BTreeMap<String, String>, EffectiveTopicConfig), ApiError> {
+        self.validate(t, true)
+    }
+
     /// [`Self::validate_new_topic`]; `internal_origin` is true when the broker itself creates
     /// one of its internal topics, which clients may not create.
     fn validate(

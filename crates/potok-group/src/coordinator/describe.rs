@@ -73,6 +73,8 @@ impl GroupCoordinator {
         for group_id in group_ids {
             let code = if group_id.is_empty() || too_long(group_id) {
                 ErrorCode::InvalidGroupId
+            } else if let Err(code) = self.check_coordinator(group_id) {
+                code
             } else {
                 match self.groups.get(group_id) {
                     None => ErrorCode::GroupIdNotFound,

@@ -14,6 +14,9 @@ impl GroupCoordinator {
         if req.group_id.is_empty() || too_long(&req.group_id) {
             return err(self, ErrorCode::InvalidGroupId);
         }
+        if let Err(code) = self.check_coordinator(&req.group_id) {
+            return err(self, code);
+        }
         let strings_ok = !too_long(&req.member_id)
             && !too_long(&req.client_id)
             && !too_long(&req.client_host)

@@ -6,6 +6,9 @@ impl GroupCoordinator {
     /// Handles a SyncGroup. The answer is an [`Output::Sync`] for `token`, now or when the
     /// leader's assignment arrives.
     pub fn sync_group(&mut self, now_ms: i64, token: Token, req: SyncGroupRequest) {
+        if let Err(code) = self.check_coordinator(&req.group_id) {
+            return self.reply_sync(token, SyncGroupResponse::error(code));
+        }
         let Some(g) = self.groups.get_mut(&req.group_id) else {
             return self.reply_sync(token, SyncGroupResponse::error(ErrorCode::UnknownMemberId));
         };
@@ -150,6 +153,9 @@ impl GroupCoordinator {
 
     /// Handles a Heartbeat.
     pub fn heartbeat(&mut self, now_ms: i64, req: &HeartbeatRequest) -> ErrorCode {
+        if let Err(code) = self.check_coordinator(&req.group_id) {
+            return code;
+        }
         let Some(g) = self.groups.get(&req.group_id) else {
             return ErrorCode::UnknownMemberId;
         };
@@ -177,6 +183,12 @@ impl GroupCoordinator {
         group_id: &str,
         members: Vec<LeavingMember>,
     ) -> LeaveGroupResponse {
+        if let Err(error) = self.check_coordinator(group_id) {
+            return LeaveGroupResponse {
+                error,
+                members: Vec::new(),
+            };
+        }
         if !self.groups.contains_key(group_id) {
             // Kafka 4.x's coordinator answers the request NONE and each member
             // UNKNOWN_MEMBER_ID (the differential test's `group-leave` golden).

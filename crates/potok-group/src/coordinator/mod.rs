@@ -85,11 +85,13 @@ mod join;
 mod load;
 mod members;
 mod offsets;
+mod ownership;
 mod timers;
 mod txn_offsets;
 
 use group::*;
 pub use load::Loader;
+use ownership::Ownership;
 use timers::*;
 
 /// A change that depends on the outcome of an [`Output::Persist`] (see
@@ -138,8 +140,8 @@ struct StaticRejoin {
     supports_skip_assignment: bool,
 }
 
-/// The group coordinator for all groups of this broker (every `__consumer_offsets` partition
-/// is led by the single broker).
+/// The group coordinator for the groups of this broker: all of them on a single node, those of
+/// the `__consumer_offsets` partitions it leads in a cluster (`ownership.rs`).
 #[derive(Debug)]
 pub struct GroupCoordinator {
     config: GroupConfig,
@@ -155,6 +157,8 @@ pub struct GroupCoordinator {
     /// Written transactional offsets waiting for their transaction's marker, by producer id:
     /// `(offsets partition, group, topic, partition, offset)` in commit order.
     txn_offsets: HashMap<i64, Vec<TxnOffset>>,
+    /// The `__consumer_offsets` partitions served here (`ownership.rs`).
+    ownership: Ownership,
 }
 
 /// One transactional offset waiting for its marker.
@@ -196,6 +200,7 @@ impl GroupCoordinator {
             pending: HashMap::new(),
             next_pending: 0,
             txn_offsets: HashMap::new(),
+            ownership: Ownership::All,
         }
     }
 

@@ -15,6 +15,9 @@ impl GroupCoordinator {
         if req.group_id.is_empty() || too_long(&req.group_id) {
             return all(ErrorCode::InvalidGroupId);
         }
+        if let Err(code) = self.check_coordinator(&req.group_id) {
+            return all(code);
+        }
         let mut created = false;
         match self.groups.get(&req.group_id) {
             None => {
@@ -106,6 +109,12 @@ impl GroupCoordinator {
         group_id: &str,
         topics: Option<&[(String, Vec<i32>)]>,
     ) -> OffsetFetchResponse {
+        if let Err(error) = self.check_coordinator(group_id) {
+            return OffsetFetchResponse {
+                error,
+                topics: Vec::new(),
+            };
+        }
         let g = self.groups.get(group_id);
         let lookup = |topic: &str, partition: i32| -> FetchedOffset {
             match g
@@ -154,6 +163,7 @@ impl GroupCoordinator {
         group_id: &str,
         topics: &[(String, Vec<i32>)],
     ) -> Result<PartitionResults, ErrorCode> {
+        self.check_coordinator(group_id)?;
         let Some(g) = self.groups.get_mut(group_id) else {
             return Err(ErrorCode::GroupIdNotFound);
         };

@@ -30,6 +30,9 @@ impl GroupCoordinator {
         if req.group_id.is_empty() || too_long(&req.group_id) {
             return all(ErrorCode::InvalidGroupId);
         }
+        if let Err(code) = self.check_coordinator(&req.group_id) {
+            return all(code);
+        }
         match self.groups.get(&req.group_id) {
             None => {
                 if req.generation_id >= 0 || !req.member_id.is_empty() {

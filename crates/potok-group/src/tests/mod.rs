@@ -324,4 +324,5 @@ impl H {
 
 mod membership;
 mod offsets;
+mod ownership;
 mod txn_offsets;

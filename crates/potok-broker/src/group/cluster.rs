@@ -1,0 +1,355 @@
+//! The group coordinator on a broker of a cluster (issue 18, "state that moves with
+//! leadership"), as Kafka 4.x runs it:
+//!
+//! - **The topic.** `__consumer_offsets` is created through the active controller like any
+//!   topic (`crate::quorum::internal`), with `offsets.topic.num.partitions` partitions,
+//!   `offsets.topic.replication.factor` replicas and the configs of Kafka's
+//!   `GroupCoordinatorService.groupMetadataTopicConfigs` (`cleanup.policy=compact`), when the
+//!   first FindCoordinator for a group needs it (Kafka's `KafkaApis.getCoordinator` asks
+//!   `AutoTopicCreationManager`). Until it exists FindCoordinator answers
+//!   COORDINATOR_NOT_AVAILABLE; Kafka documents for `offsets.topic.replication.factor` that
+//!   "internal topic creation will fail until the cluster size meets this replication factor
+//!   requirement", which the controller's placement enforces (INVALID_REPLICATION_FACTOR). Its
+//!   partitions are replicated by the replica fetchers like any other.
+//! - **The coordinator of a group** is the leader of partition `abs(hash(group)) % partitions`
+//!   in the metadata image (`potok_group::records::partition_for`, Kafka's
+//!   `Utils.abs(groupId.hashCode) % groupMetadataTopicPartitionCount`): every broker answers
+//!   FindCoordinator the same from its image; a partition without a leader answers
+//!   COORDINATOR_NOT_AVAILABLE.
+//! - **Load and unload.** The broker follows the leaderships of the topic's partitions through
+//!   `TopicManager::watch_leadership` (`topics/leadership.rs`, Kafka's `onElection` /
+//!   `onResignation`): elected, it marks the partition loading (requests answer
+//!   COORDINATOR_LOAD_IN_PROGRESS), reads the partition's log up to its end on a blocking
+//!   thread and loads its groups; resigned, it drops them (NOT_COORDINATOR, parked JoinGroup
+//!   and SyncGroup requests completed with it).
+//! - **Writes complete like `acks=all`.** A record of the coordinator is answered only once
+//!   the partition's high watermark covers it, within `offsets.commit.timeout.ms`, with the
+//!   delayed produce's purgatory (`handlers/delayed_produce.rs`); failures take Kafka's
+//!   codes for a coordinator's failed write (`GroupCoordinatorService`'s exception
+//!   normalisation: NOT_LEADER_OR_FOLLOWER becomes NOT_COORDINATOR, REQUEST_TIMED_OUT and
+//!   NOT_ENOUGH_REPLICAS(_AFTER_APPEND) become COORDINATOR_NOT_AVAILABLE). Kafka 4 removed
+//!   `offsets.commit.required.acks` (deprecated by KIP-1041): the coordinator always writes
+//!   with `acks=all`, so there is no such setting here. As in Kafka 4's coordinator runtime,
+//!   the in-memory state takes a write when it is appended, before it is replicated; unlike
+//!   Kafka's, OffsetFetch reads that state rather than the last committed snapshot, so it may
+//!   see an offset whose commit is still waiting for the ISR (if it never gets there, the
+//!   leadership moved and the partition was unloaded, or the commit timed out and stays in
+//!   the leader's log for the followers to copy).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use potok_group::{GroupCoordinator, Loader, Token};
+use potok_log::AppendInfo;
+use potok_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use potok_protocol::ErrorCode;
+use potok_records::Offset;
+
+use super::storage::replay_to_log_end;
+use super::{group_config, parse, GroupService, Inner, Parked, OFFSETS_TOPIC};
+use crate::config::BrokerConfig;
+use crate::error::Result;
+use crate::handlers::delayed_produce::{self, Waiting};
+use crate::internal_topics::offsets_topic_overrides;
+use crate::topics::{now_ms, LeadershipChange, LeadershipListener, Partition, TopicManager};
+use crate::Broker;
+
+/// The cluster settings of the group service.
+#[derive(Debug)]
+pub(super) struct ClusterSettings {
+    /// `offsets.topic.replication.factor`.
+    replication_factor: i16,
+    /// `offsets.commit.timeout.ms`.
+    commit_timeout: Duration,
+    /// A creation of `__consumer_offsets` through the controller is under way (one at a time).
+    creating: AtomicBool,
+}
+
+/// The group service of a broker in a cluster: it serves no partition until the leadership
+/// hook reports one (see [`watch_leadership`]).
+pub(super) fn open(cfg: &BrokerConfig, topics: Arc<TopicManager>) -> Result<GroupService> {
+    let mut config = group_config(cfg)?;
+    if let Some(t) = topics.get(OFFSETS_TOPIC) {
+        // The image's partition count decides where groups live (see the module docs of
+        // `group`).
+        config.offsets_partitions = i32::try_from(t.partition_count()).unwrap_or(i32::MAX);
+    }
+    let replication_factor: i16 = parse(cfg, "offsets.topic.replication.factor")?;
+    let commit_timeout_ms: u64 = parse(cfg, "offsets.commit.timeout.ms")?;
+    if replication_factor < 1 {
+        return Err(crate::error::BrokerError::Config(
+            "offsets.topic.replication.factor must be at least 1".into(),
+        ));
+    }
+    let partitions = config.offsets_partitions;
+    Ok(GroupService {
+        inner: Mutex::new(Inner {
+            coordinator: GroupCoordinator::new_partitioned(config, now_ms()),
+            partitions: Vec::new(),
+            waits: Vec::new(),
+        }),
+        parked: Mutex::new(Default::default()),
+        next_token: Default::default(),
+        timer: Default::default(),
+        topics,
+        partitions,
+        cluster: Some(ClusterSettings {
+            replication_factor,
+            commit_timeout: Duration::from_millis(commit_timeout_ms),
+            creating: AtomicBool::new(false),
+        }),
+    })
+}
+
+/// What an append of the coordinator waits for in a cluster: the partition's high watermark
+/// past its last record, in the leader epoch it was appended in.
+pub(super) fn waiting(topics: &TopicManager, part: &Arc<Partition>, info: &AppendInfo) -> Waiting {
+    // The topic's min.insync.replicas applies as to any acks=all write.
+    let min_isr = topics
+        .get(OFFSETS_TOPIC)
+        .map_or(1, |t| t.config().min_insync_replicas);
+    Waiting {
+        partition: Arc::clone(part),
+        leader_epoch: part.leader_epoch(),
+        required_end: Offset(info.last_offset.0 + 1),
+        min_isr: usize::try_from(min_isr).unwrap_or(usize::MAX),
+    }
+}
+
+/// Waits until every append of `waits` is replicated, at most `offsets.commit.timeout.ms`.
+pub(super) async fn wait_replicated(
+    svc: &GroupService,
+    waits: &[Waiting],
+) -> std::result::Result<(), ErrorCode> {
+    let timeout = svc
+        .cluster
+        .as_ref()
+        .map_or(Duration::from_secs(5), |c| c.commit_timeout);
+    for r in delayed_produce::wait(waits, timeout).await {
+        r.map_err(coordinator_error)?;
+    }
+    Ok(())
+}
+
+/// Kafka's mapping of a coordinator's failed write to the code its client gets
+/// (`GroupCoordinatorService`'s exception normalisation).
+fn coordinator_error(code: ErrorCode) -> ErrorCode {
+    match code {
+        ErrorCode::NotLeaderOrFollower | ErrorCode::KafkaStorageError => ErrorCode::NotCoordinator,
+        ErrorCode::RequestTimedOut
+        | ErrorCode::NotEnoughReplicas
+        | ErrorCode::NotEnoughReplicasAfterAppend
+        | ErrorCode::UnknownTopicOrPartition => ErrorCode::CoordinatorNotAvailable,
+        other => other,
+    }
+}
+
+/// Sends parked answers once the appends they depend on are replicated (answers produced by a
+/// timer or by another member's request, which nobody awaits). Without a runtime (unit tests
+/// of the synchronous paths) they are sent at once.
+pub(super) fn deliver_when_replicated(
+    svc: &GroupService,
+    waits: Vec<Waiting>,
+    replies: Vec<(Token, Parked)>,
+    failed: Option<ErrorCode>,
+) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        svc.deliver(replies, failed);
+        return;
+    };
+    if replies.is_empty() {
+        return;
+    }
+    // The task needs the service after this call returns; the service lives in the broker,
+    // which the listener below reaches through a weak handle. Parked answers are keyed by
+    // token, so delivering them from a task that owns only their channels is enough.
+    let senders: Vec<_> = {
+        let mut parked = super::lock(&svc.parked);
+        replies
+            .into_iter()
+            .filter_map(|(t, reply)| parked.remove(&t.0).map(|tx| (tx, reply)))
+            .collect()
+    };
+    let timeout = svc
+        .cluster
+        .as_ref()
+        .map_or(Duration::from_secs(5), |c| c.commit_timeout);
+    handle.spawn(async move {
+        let mut failed = failed;
+        if failed.is_none() {
+            for r in delayed_produce::wait(&waits, timeout).await {
+                if let Err(code) = r {
+                    failed = Some(coordinator_error(code));
+                }
+            }
+        }
+        for (tx, reply) in senders {
+            let _ = tx.send(super::failed_reply(reply, failed));
+        }
+    });
+}
+
+impl GroupService {
+    /// The coordinator of `group` in a cluster, from this broker's metadata image: the leader
+    /// of the group's `__consumer_offsets` partition, as `(node, host, port)`. Starts the
+    /// topic's creation through the controller when it does not exist yet.
+    pub async fn cluster_coordinator(
+        &self,
+        broker: &Arc<Broker>,
+        group: &str,
+    ) -> std::result::Result<(i32, String, i32), ErrorCode> {
+        let Some(topic) = self.topics.get(OFFSETS_TOPIC) else {
+            self.create_topic(broker);
+            return Err(ErrorCode::CoordinatorNotAvailable);
+        };
+        let count = i32::try_from(topic.partition_count()).unwrap_or(i32::MAX);
+        let p = potok_group::records::partition_for(group, count);
+        let leader = self.topics.with_image(|i| {
+            i.topic(topic.id())
+                .and_then(|t| t.partitions.get(&p))
+                .and_then(|s| s.leader)
+        });
+        let leader = leader.ok_or(ErrorCode::CoordinatorNotAvailable)?;
+        let (host, port) = self
+            .topics
+            .broker_address(leader)
+            .ok_or(ErrorCode::CoordinatorNotAvailable)?;
+        Ok((leader.0, host, i32::from(port)))
+    }
+
+    /// Starts creating `__consumer_offsets` through the active controller unless a creation
+    /// is under way; clients retry FindCoordinator meanwhile.
+    fn create_topic(&self, broker: &Arc<Broker>) {
+        let (Some(settings), Some(quorum)) = (self.cluster.as_ref(), broker.quorum.clone()) else {
+            return;
+        };
+        if settings.creating.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let topic = CreatableTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            num_partitions: self.partitions,
+            replication_factor: settings.replication_factor,
+            configs: offsets_topic_overrides()
+                .into_iter()
+                .map(|(name, value)| CreatableTopicConfig {
+                    name,
+                    value: Some(value),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let b = Arc::clone(broker);
+        tokio::spawn(async move {
+            match crate::quorum::internal::create_internal_topic(&b, &quorum, topic).await {
+                Ok(()) => tracing::info!(
+                    "created the internal topic {OFFSETS_TOPIC} through the controller"
+                ),
+                Err(e) => {
+                    tracing::warn!(code = ?e.code, error = %e.message, "cannot create {OFFSETS_TOPIC} yet")
+                }
+            }
+            if let Some(s) = b.groups.cluster.as_ref() {
+                s.creating.store(false, Ordering::Release);
+            }
+        });
+    }
+
+    /// This broker leads `partition` at `epoch`: its groups answer
+    /// COORDINATOR_LOAD_IN_PROGRESS until [`Self::load_partition`] read them.
+    fn begin_load(&self, partition: i32, epoch: i32) {
+        let _ = self.call(|c, now| c.begin_load(partition, epoch, now));
+    }
+
+    /// Reads `partition`'s log up to its end and loads its groups (blocking file IO: runs on a
+    /// blocking thread). A partition that cannot be read is unloaded again (NOT_COORDINATOR),
+    /// as Kafka's runtime fails a load.
+    fn load_partition(&self, partition: i32, epoch: i32) {
+        let part = self
+            .topics
+            .get(OFFSETS_TOPIC)
+            .and_then(|t| t.partition(partition));
+        let mut loader = Loader::new();
+        let read = match &part {
+            Some(p) => replay_to_log_end(p, &mut loader),
+            None => Err("the partition is not open here".into()),
+        };
+        match read {
+            Ok(()) => {
+                let records = loader.records_read();
+                if let Ok(Some(report)) =
+                    self.call(|c, now| c.complete_load(partition, epoch, loader, now))
+                {
+                    tracing::info!(
+                        partition,
+                        epoch,
+                        records,
+                        groups = report.groups,
+                        offsets = report.offsets,
+                        "loaded {OFFSETS_TOPIC} partition as its leader"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::error!(partition, epoch, error = %e, "cannot load {OFFSETS_TOPIC} partition");
+                let _ = self.call(|c, now| c.unload(partition, now));
+            }
+        }
+    }
+
+    /// This broker no longer leads `partition`: its groups are dropped.
+    fn unload_partition(&self, partition: i32) {
+        let _ = self.call(|c, now| c.unload(partition, now));
+        tracing::info!(
+            partition,
+            "unloaded {OFFSETS_TOPIC} partition (no longer its leader)"
+        );
+    }
+}
+
+/// The leadership hook's listener for `__consumer_offsets`.
+struct Leadership {
+    broker: Weak<Broker>,
+    handle: tokio::runtime::Handle,
+}
+
+impl LeadershipListener for Leadership {
+    fn leadership_changed(&self, _topic: &str, changes: &[LeadershipChange]) {
+        let Some(broker) = self.broker.upgrade() else {
+            return;
+        };
+        for change in changes {
+            match *change {
+                LeadershipChange::Resigned { partition, .. } => {
+                    broker.groups.unload_partition(partition)
+                }
+                LeadershipChange::Elected {
+                    partition,
+                    leader_epoch,
+                } => {
+                    broker.groups.begin_load(partition, leader_epoch.0);
+                    let b = Arc::clone(&broker);
+                    // At most one load per election of a partition is in flight; a stale one
+                    // is dropped by the coordinator (its epoch no longer matches).
+                    self.handle
+                        .spawn_blocking(move || b.groups.load_partition(partition, leader_epoch.0));
+                }
+            }
+        }
+    }
+}
+
+/// Makes the group service of a broker in a cluster follow the leaderships of
+/// `__consumer_offsets` (call once the broker exists, before the quorum applies entries).
+pub fn watch_leadership(broker: &Arc<Broker>) {
+    if broker.groups.cluster.is_none() {
+        return;
+    }
+    let listener = Arc::new(Leadership {
+        broker: Arc::downgrade(broker),
+        handle: tokio::runtime::Handle::current(),
+    });
+    broker.topics.watch_leadership(OFFSETS_TOPIC, listener);
+}

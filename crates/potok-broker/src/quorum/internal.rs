@@ -1,0 +1,132 @@
+//! Creating a coordinator's internal topic (`__consumer_offsets`, `__transaction_state`) in a
+//! cluster: through the active controller, like any topic, so that every broker has it with
+//! its replicas placed by the controller (Kafka's `AutoTopicCreationManager`, which a broker's
+//! FindCoordinator triggers for the topic it needs).
+//!
+//! On the active controller the creation is proposed directly
+//! ([`controller::create_internal_topics`]). Another node sends CreateTopics to the active
+//! controller's client listener as it is registered in the metadata image, with the client id
+//! [`INTERNAL_CREATION_CLIENT_ID`], which lets the controller create the internal name clients
+//! may not create (Kafka forwards the request in an Envelope, KIP-590, which Potok does not
+//! have; Potok has no authentication either, so the marker grants no more than a client can do
+//! anyway, except the choice of an internal name, and only with the coordinators' settings as
+//! the caller sends them).
+
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use potok_metadata::BrokerId;
+use potok_protocol::messages::create_topics_request::CreatableTopic;
+use potok_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, RequestHeader};
+use potok_protocol::{encode_request_frame, ApiKey, Decode, ErrorCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{controller, Quorum};
+use crate::topics::ApiError;
+use crate::Broker;
+
+/// The client id of a CreateTopics a broker sends to the active controller for an internal
+/// topic.
+pub const INTERNAL_CREATION_CLIENT_ID: &str = "potok-internal-topic-creation";
+
+/// The CreateTopics version sent (flexible, Kafka 4.x's lowest is 2).
+const VERSION: i16 = 7;
+/// How long the exchange with the controller may take (connect, send, commit, answer).
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest answer read (one topic's result).
+const MAX_ANSWER: usize = 1024 * 1024;
+
+/// Creates `topic` (an internal topic) through the active controller. An existing topic is
+/// success. Errors are the controller's (INVALID_REPLICATION_FACTOR while fewer brokers are
+/// registered than the replication factor asks, NOT_CONTROLLER during an election, ...).
+pub async fn create_internal_topic(
+    broker: &Broker,
+    quorum: &Quorum,
+    topic: CreatableTopic,
+) -> Result<(), ApiError> {
+    let outcome = if quorum.is_leader() {
+        controller::create_internal_topics(broker, quorum, std::slice::from_ref(&topic))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(ApiError::new(ErrorCode::UnknownServerError, "no result")))
+            .map(|_| ())
+    } else {
+        let leader = quorum
+            .leader()
+            .ok_or_else(|| ApiError::new(ErrorCode::NotController, "no active controller"))?;
+        forward(broker, leader, topic)
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::CoordinatorNotAvailable, e))
+            .and_then(|(code, message)| match code {
+                0 => Ok(()),
+                c => Err(ApiError::new(
+                    ErrorCode::from_code(c).unwrap_or(ErrorCode::UnknownServerError),
+                    message.unwrap_or_default(),
+                )),
+            })
+    };
+    match outcome {
+        Err(e) if e.code == ErrorCode::TopicAlreadyExists => Ok(()),
+        other => other,
+    }
+}
+
+/// Sends CreateTopics for `topic` to broker `leader`'s client listener; returns the topic's
+/// error code and message.
+async fn forward(
+    broker: &Broker,
+    leader: i32,
+    topic: CreatableTopic,
+) -> Result<(i16, Option<String>), String> {
+    let addr = broker
+        .topics
+        .broker_address(BrokerId(leader))
+        .map(|(host, port)| format!("{host}:{port}"))
+        .ok_or("the active controller has no registered client listener")?;
+    let header = RequestHeader {
+        request_api_key: ApiKey::CreateTopics as i16,
+        request_api_version: VERSION,
+        correlation_id: 1,
+        client_id: Some(INTERNAL_CREATION_CLIENT_ID.into()),
+        ..Default::default()
+    };
+    let req = CreateTopicsRequest {
+        topics: vec![topic],
+        timeout_ms: i32::try_from(TIMEOUT.as_millis()).unwrap_or(i32::MAX),
+        validate_only: false,
+        ..Default::default()
+    };
+    let mut frame = BytesMut::new();
+    encode_request_frame(&mut frame, &header, &req).map_err(|e| e.to_string())?;
+    let exchange = async {
+        let mut s = TcpStream::connect(&addr).await.map_err(|e| e.to_string())?;
+        s.write_all(&frame).await.map_err(|e| e.to_string())?;
+        let len = s.read_i32().await.map_err(|e| e.to_string())?;
+        let len = usize::try_from(len).map_err(|_| "negative frame size".to_string())?;
+        if !(4..=MAX_ANSWER).contains(&len) {
+            return Err(format!("implausible answer size {len}"));
+        }
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).await.map_err(|e| e.to_string())?;
+        let mut b = Bytes::from(body);
+        if b.get_i32() != 1 {
+            return Err("the answer is for another request".into());
+        }
+        if ApiKey::CreateTopics.response_header_version(VERSION) >= 1
+            && (b.is_empty() || b.get_u8() != 0)
+        {
+            return Err("unexpected tagged fields in the answer's header".into());
+        }
+        let resp = CreateTopicsResponse::decode(&mut b, VERSION).map_err(|e| e.to_string())?;
+        let t = resp
+            .topics
+            .into_iter()
+            .next()
+            .ok_or("the answer names no topic")?;
+        Ok((t.error_code, t.error_message))
+    };
+    tokio::time::timeout(TIMEOUT, exchange)
+        .await
+        .map_err(|_| format!("{addr} did not answer in time"))?
+}
