@@ -7,9 +7,9 @@
 //!   `GroupCoordinatorService.groupMetadataTopicConfigs` (`cleanup.policy=compact`), when the
 //!   first FindCoordinator for a group needs it (Kafka's `KafkaApis.getCoordinator` asks
 //!   `AutoTopicCreationManager`). Until it exists FindCoordinator answers
-//!   COORDINATOR_NOT_AVAILABLE; Kafka documents for `offsets.topic.replication.factor` that
-//!   "internal topic creation will fail until the cluster size meets this replication factor
-//!   requirement", which the controller's placement enforces (INVALID_REPLICATION_FACTOR). Its
+//!   COORDINATOR_NOT_AVAILABLE; as Kafka documents for `offsets.topic.replication.factor`, the
+//!   creation fails while fewer brokers are registered than the replication factor, which the
+//!   controller's placement enforces (INVALID_REPLICATION_FACTOR). Its
 //!   partitions are replicated by the replica fetchers like any other.
 //! - **The coordinator of a group** is the leader of partition `abs(hash(group)) % partitions`
 //!   in the metadata image (`potok_group::records::partition_for`, Kafka's
