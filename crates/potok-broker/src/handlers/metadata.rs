@@ -119,10 +119,15 @@ fn cluster_brokers(broker: &Broker) -> Option<(Vec<MetadataResponseBroker>, i32)
             })
             .collect()
     });
+    // Kafka's KRaft brokers name any live broker because they forward admin requests to the
+    // controller; Potok's do not forward (a non-controller answers NOT_CONTROLLER), so the
+    // answer is the active controller, or -1 (none) while it is not among the listed brokers
+    // (it is not unfenced yet in this node's image). Naming another broker there made
+    // librdkafka's admin client send every CreateTopics to it and get NOT_CONTROLLER for as
+    // long as it kept that answer; with -1 it asks Metadata again until a controller is named.
     let controller = q
         .leader()
         .filter(|l| brokers.iter().any(|b| b.node_id == *l))
-        .or_else(|| brokers.first().map(|b| b.node_id))
         .unwrap_or(-1);
     Some((brokers, controller))
 }
