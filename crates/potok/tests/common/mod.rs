@@ -31,11 +31,42 @@ use std::time::{Duration, Instant};
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A free TCP port on 127.0.0.1 (bound and released; callers retry if it is taken meanwhile).
+///
+/// Ports come from below Linux's ephemeral range (`net.ipv4.ip_local_port_range` starts at
+/// 32768 by default), so neither another process's `bind(0)` nor the local end of an outgoing
+/// connection can take one between the probe and the broker's bind; and this process never
+/// hands out the same port twice, so two listeners of one cluster never collide. Both
+/// happened with `bind(0)` probes: a node's broker port was handed out again as another node's
+/// controller port and that node failed with "Address already in use".
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    const LOW: u32 = 12_000;
+    const HIGH: u32 = 32_000;
+    // A per-process starting point spreads concurrent test processes over the range.
+    let seed = std::process::id()
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let given = given.get_or_insert_with(HashSet::new);
+    let span = HIGH - LOW;
+    let mut candidate = seed.wrapping_mul(2_654_435_761) % span;
+    for _ in 0..span {
+        // A stride coprime to the span visits every port once.
+        candidate = (candidate + 7_919) % span;
+        let port = (LOW + candidate) as u16;
+        if given.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 between {LOW} and {HIGH}");
 }
 
 /// A 127.0.0.1 port that refuses connections for as long as the returned socket lives: it is
