@@ -16,16 +16,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
-use potok_metadata::BrokerId;
 use potok_protocol::messages::describe_quorum_response::{
     Listener, Node, PartitionData, ReplicaState, TopicData,
 };
-use potok_protocol::messages::{DescribeQuorumRequest, DescribeQuorumResponse, RequestHeader};
-use potok_protocol::{encode_request_frame, ApiKey, Decode, ErrorCode, Request, Response};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use potok_protocol::messages::{DescribeQuorumRequest, DescribeQuorumResponse};
+use potok_protocol::{ApiKey, ErrorCode, Request, Response};
 
+use super::forward::Forward;
 use crate::error::{BrokerError, Result};
 use crate::registry::{Reply, RequestContext};
 use crate::Broker;
@@ -47,48 +44,15 @@ async fn forward(
     version: i16,
     req: &DescribeQuorumRequest,
 ) -> std::result::Result<DescribeQuorumResponse, String> {
-    let addr = broker
-        .topics
-        .with_image(|i| {
-            let b = i.brokers().get(&BrokerId(leader))?;
-            let (_, host, port) = b.listeners.iter().find(|(n, _, _)| n == "PLAINTEXT")?;
-            Some(format!("{host}:{port}"))
-        })
-        .ok_or("the leader has no registered client listener")?;
-    let header = RequestHeader {
-        request_api_key: ApiKey::DescribeQuorum as i16,
-        request_api_version: version,
-        correlation_id: 1,
-        client_id: Some(FORWARDED_CLIENT_ID.into()),
-        ..Default::default()
-    };
-    let mut frame = BytesMut::new();
-    encode_request_frame(&mut frame, &header, req).map_err(|e| e.to_string())?;
-    let exchange = async {
-        let mut s = TcpStream::connect(&addr).await.map_err(|e| e.to_string())?;
-        s.write_all(&frame).await.map_err(|e| e.to_string())?;
-        let len = s.read_i32().await.map_err(|e| e.to_string())?;
-        let len = usize::try_from(len).map_err(|_| "negative frame size".to_string())?;
-        if !(4..=MAX_FORWARDED).contains(&len) {
-            return Err(format!("implausible answer size {len}"));
-        }
-        let mut body = vec![0u8; len];
-        s.read_exact(&mut body).await.map_err(|e| e.to_string())?;
-        let mut b = Bytes::from(body);
-        if b.get_i32() != 1 {
-            return Err("the answer is for another request".into());
-        }
-        // DescribeQuorum is flexible in every version: one (empty) tagged-field count.
-        if ApiKey::DescribeQuorum.response_header_version(version) >= 1
-            && (b.is_empty() || b.get_u8() != 0)
-        {
-            return Err("unexpected tagged fields in the answer's header".into());
-        }
-        DescribeQuorumResponse::decode(&mut b, version).map_err(|e| e.to_string())
-    };
-    tokio::time::timeout(FORWARD_TIMEOUT, exchange)
-        .await
-        .map_err(|_| format!("{addr} did not answer in time"))?
+    Forward {
+        key: ApiKey::DescribeQuorum,
+        version,
+        client_id: FORWARDED_CLIENT_ID,
+        max_answer: MAX_FORWARDED,
+        timeout: FORWARD_TIMEOUT,
+    }
+    .call(broker, leader, req)
+    .await
 }
 
 /// Handles DescribeQuorum.

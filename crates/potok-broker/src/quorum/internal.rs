@@ -14,14 +14,11 @@
 
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
-use potok_metadata::BrokerId;
 use potok_protocol::messages::create_topics_request::CreatableTopic;
-use potok_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, RequestHeader};
-use potok_protocol::{encode_request_frame, ApiKey, Decode, ErrorCode};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use potok_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use potok_protocol::{ApiKey, ErrorCode};
 
+use super::forward::Forward;
 use super::{controller, Quorum};
 use crate::topics::ApiError;
 use crate::Broker;
@@ -79,54 +76,25 @@ async fn forward(
     leader: i32,
     topic: CreatableTopic,
 ) -> Result<(i16, Option<String>), String> {
-    let addr = broker
-        .topics
-        .broker_address(BrokerId(leader))
-        .map(|(host, port)| format!("{host}:{port}"))
-        .ok_or("the active controller has no registered client listener")?;
-    let header = RequestHeader {
-        request_api_key: ApiKey::CreateTopics as i16,
-        request_api_version: VERSION,
-        correlation_id: 1,
-        client_id: Some(INTERNAL_CREATION_CLIENT_ID.into()),
-        ..Default::default()
-    };
     let req = CreateTopicsRequest {
         topics: vec![topic],
         timeout_ms: i32::try_from(TIMEOUT.as_millis()).unwrap_or(i32::MAX),
         validate_only: false,
         ..Default::default()
     };
-    let mut frame = BytesMut::new();
-    encode_request_frame(&mut frame, &header, &req).map_err(|e| e.to_string())?;
-    let exchange = async {
-        let mut s = TcpStream::connect(&addr).await.map_err(|e| e.to_string())?;
-        s.write_all(&frame).await.map_err(|e| e.to_string())?;
-        let len = s.read_i32().await.map_err(|e| e.to_string())?;
-        let len = usize::try_from(len).map_err(|_| "negative frame size".to_string())?;
-        if !(4..=MAX_ANSWER).contains(&len) {
-            return Err(format!("implausible answer size {len}"));
-        }
-        let mut body = vec![0u8; len];
-        s.read_exact(&mut body).await.map_err(|e| e.to_string())?;
-        let mut b = Bytes::from(body);
-        if b.get_i32() != 1 {
-            return Err("the answer is for another request".into());
-        }
-        if ApiKey::CreateTopics.response_header_version(VERSION) >= 1
-            && (b.is_empty() || b.get_u8() != 0)
-        {
-            return Err("unexpected tagged fields in the answer's header".into());
-        }
-        let resp = CreateTopicsResponse::decode(&mut b, VERSION).map_err(|e| e.to_string())?;
-        let t = resp
-            .topics
-            .into_iter()
-            .next()
-            .ok_or("the answer names no topic")?;
-        Ok((t.error_code, t.error_message))
-    };
-    tokio::time::timeout(TIMEOUT, exchange)
-        .await
-        .map_err(|_| format!("{addr} did not answer in time"))?
+    let resp: CreateTopicsResponse = Forward {
+        key: ApiKey::CreateTopics,
+        version: VERSION,
+        client_id: INTERNAL_CREATION_CLIENT_ID,
+        max_answer: MAX_ANSWER,
+        timeout: TIMEOUT,
+    }
+    .call(broker, leader, &req)
+    .await?;
+    let t = resp
+        .topics
+        .into_iter()
+        .next()
+        .ok_or("the answer names no topic")?;
+    Ok((t.error_code, t.error_message))
 }

@@ -26,6 +26,7 @@ pub mod controller;
 pub mod describe;
 pub mod driver;
 pub mod elect;
+mod forward;
 pub mod internal;
 pub mod lifecycle;
 pub mod storage;
