@@ -211,6 +211,8 @@ pub struct BrokerConfig {
     pub cleaner: crate::cleaner::CleanerSettings,
     /// The controller quorum this node is a voter of (`controller.quorum.voters`), if any.
     pub quorum: Option<crate::quorum::config::QuorumSettings>,
+    /// A test-only bug planted from the environment (`crate::planted`), not a setting.
+    pub planted_bug: crate::planted::PlantedBug,
     /// Every setting's effective string value (defaults included, unset ones left out).
     values: BTreeMap<String, String>,
     /// The settings given in the file or as overrides (DescribeConfigs reports these as
@@ -549,6 +551,7 @@ impl BrokerConfig {
             max_open_files,
             cleaner,
             quorum,
+            planted_bug: crate::planted::PlantedBug::from_env()?,
             values,
             explicit,
         };

@@ -87,10 +87,16 @@ fn propose(
     }
     let now = now_ms();
     let proposal = partition.with_leader(|r| {
-        let isr = shrink_lag_ms
-            .and_then(|lag| r.isr_to_shrink(now, lag))
-            .or_else(|| r.isr_to_expand())?;
+        let shrink = shrink_lag_ms.and_then(|lag| r.isr_to_shrink(now, lag));
+        let shrinks = shrink.is_some();
+        let isr = shrink.or_else(|| r.isr_to_expand())?;
         let proposal = r.propose_isr(isr.clone());
+        if shrinks && crate::planted::active() == crate::planted::PlantedBug::ActOnPendingShrink {
+            // The planted bug (test-only): act as if the controller had committed the shrink.
+            tracing::warn!(isr = ?isr, "planted bug: acting on a pending ISR shrink");
+            let epoch = r.partition_epoch();
+            let _ = r.on_isr_committed(isr.clone(), epoch);
+        }
         Some(InFlight {
             partition: Arc::clone(partition),
             proposal,

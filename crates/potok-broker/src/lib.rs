@@ -47,6 +47,7 @@ pub mod internal_topics;
 pub mod isr;
 pub mod metadata_log;
 pub mod metrics;
+pub mod planted;
 pub mod producer_ids;
 pub mod quorum;
 pub mod registry;

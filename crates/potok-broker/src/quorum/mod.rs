@@ -361,6 +361,7 @@ pub fn launch(
     // can be the active controller; it starts from the entries replayed at open.
     let mut controller = Controller::new(ControllerConfig {
         session_timeout_ms: q.session_timeout_ms,
+        planted_bug: cfg.planted_bug.controller(),
         ..ControllerConfig::new(q.cluster_id.clone())
     });
     for e in storage::committed_entries(&mem_for_replay)? {

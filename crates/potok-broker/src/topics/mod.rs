@@ -415,6 +415,7 @@ impl TopicManager {
             maps: RwLock::new(Maps::default()),
             replication: ReplicationContext::new(
                 crate::replica::ReplicaSettings::from_config(cfg)?.fetch_backoff_ms,
+                cfg.planted_bug,
             ),
         };
         // Effective configs first (cheap, and an invalid one fails the start before any log

@@ -21,6 +21,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicI64;
 
+use crate::planted::PlantedBug;
 use potok_replication::{
     EpochStart, FetchAnswer, FetchOutcome, FetchPosition, FollowerRequest, FollowerState, LogView,
 };
@@ -78,13 +79,16 @@ pub struct ReplicationContext {
     pub(super) checkpointed: Mutex<HashMap<(String, i32), i64>>,
     /// The coordinators' listeners for their internal topic's leaderships (`leadership.rs`).
     pub(super) leadership: super::leadership::LeadershipWatches,
+    /// A test-only bug (`crate::planted`); `None` outside tests.
+    pub(super) planted_bug: PlantedBug,
 }
 
 impl ReplicationContext {
-    pub(super) fn new(fetch_backoff_ms: i64) -> ReplicationContext {
+    pub(super) fn new(fetch_backoff_ms: i64, planted_bug: PlantedBug) -> ReplicationContext {
         ReplicationContext {
             broker_epoch: AtomicI64::new(-1),
             fetch_backoff_ms,
+            planted_bug,
             changed: watch::Sender::new(0),
             checkpointed: Mutex::new(HashMap::new()),
             leadership: Default::default(),
@@ -131,6 +135,24 @@ pub(crate) fn whole_batches(records: &Bytes) -> Bytes {
         pos = end;
     }
     records.slice(..pos)
+}
+
+/// The planted pre-KIP-101 bug (`crate::planted`): a follower cuts its log at its high
+/// watermark when its leader changes. Records above it that the old leader acknowledged to
+/// `acks=all` producers are gone from this replica until it fetches them again, and lost if it
+/// leads before that.
+fn plant_truncation_to_hw(part: &Partition, log: &mut Log, f: &mut FollowerState) {
+    let hw = f.high_watermark();
+    if hw >= log.log_end_offset() {
+        return;
+    }
+    tracing::warn!(topic = %part.topic, partition = part.index, to = hw.0, log_end = log.log_end_offset().0, "planted bug: truncating to the high watermark on a leader change");
+    match log.truncate_to(hw, now_ms()) {
+        Ok(_) => f.on_truncated(log.log_end_offset()),
+        Err(e) => {
+            tracing::error!(topic = %part.topic, partition = part.index, error = %e, "planted truncation failed")
+        }
+    }
 }
 
 impl TopicManager {
@@ -218,8 +240,16 @@ impl TopicManager {
                     }
                     _ => false,
                 },
-                Some(_) if follows => match &mut *role {
-                    Role::Follower(f) => f.become_follower(state.leader, state.leader_epoch),
+                Some(log) if follows => match &mut *role {
+                    Role::Follower(f) => {
+                        let changed = f.become_follower(state.leader, state.leader_epoch);
+                        if changed
+                            && self.replication.planted_bug == PlantedBug::TruncateToHighWatermark
+                        {
+                            plant_truncation_to_hw(part, log, f);
+                        }
+                        changed
+                    }
                     _ => false,
                 },
                 Some(log) if state.leader_epoch >= current_epoch => {

@@ -137,6 +137,9 @@ pub struct ControllerConfig {
     pub auto_leader_rebalance_enable: bool,
     /// `leader.imbalance.check.interval.seconds` in milliseconds (Kafka's default 300 s).
     pub leader_imbalance_check_interval_ms: u64,
+    /// A test-only fault ([`PlantedBug::None`] in production): the simulation and the
+    /// real-broker tests of the fault harness set it to show that they catch the bug.
+    pub planted_bug: PlantedBug,
 }
 
 impl ControllerConfig {
@@ -148,6 +151,7 @@ impl ControllerConfig {
             unclean_leader_election_enable: false,
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_ms: 300_000,
+            planted_bug: PlantedBug::None,
         }
     }
 }
@@ -323,11 +327,12 @@ pub enum Effect {
     },
 }
 
-/// A test-only fault, so that the simulation can show it catches real controller bugs. Only
-/// tests set it; production code always runs with [`PlantedBug::None`].
-#[cfg_attr(not(test), allow(dead_code))]
+/// A test-only fault, so that the simulation and the fault harness can show they catch real
+/// controller bugs (issue 18, acceptance 3). Only tests set it: the broker accepts it from the
+/// `potok.test.planted.bug` setting in debug builds alone, so a release binary always runs
+/// with [`PlantedBug::None`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub(crate) enum PlantedBug {
+pub enum PlantedBug {
     /// No fault.
     #[default]
     None,
@@ -386,8 +391,6 @@ pub struct Controller {
     /// index is 1).
     committed: MetadataOffset,
     role: Role,
-    #[cfg(test)]
-    pub(crate) bug: PlantedBug,
 }
 
 impl Controller {
@@ -398,8 +401,6 @@ impl Controller {
             image: MetadataImage::new(),
             committed: MetadataOffset(0),
             role: Role::Standby,
-            #[cfg(test)]
-            bug: PlantedBug::None,
         }
     }
 
@@ -540,14 +541,8 @@ impl Controller {
         active.image = image;
     }
 
-    #[cfg(test)]
     fn bug(&self) -> PlantedBug {
-        self.bug
-    }
-
-    #[cfg(not(test))]
-    fn bug(&self) -> PlantedBug {
-        PlantedBug::None
+        self.config.planted_bug
     }
 
     fn on_committed(

@@ -89,13 +89,21 @@ pub struct Cluster {
     pub net: Option<Net>,
     /// libfaketime preloaded into every node ([`Cluster::jump_clock`]).
     faketime: Option<&'static str>,
+    /// Environment variables of every node's process ([`Cluster::start_with_env`]).
+    env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
 impl Cluster {
     /// Starts `n` voters with settings `extra` and waits until each accepts connections.
     pub fn start(n: usize, extra: &[(&str, &str)]) -> Cluster {
-        Cluster::start_in(n, extra, None, None)
+        Cluster::start_in(n, extra, None, None, &[])
+    }
+
+    /// Like [`Cluster::start`], with environment variables `env` set for every node (also
+    /// after a restart), such as the test-only `POTOK_TEST_PLANTED_BUG`.
+    pub fn start_with_env(n: usize, extra: &[(&str, &str)], env: &[(&str, &str)]) -> Cluster {
+        Cluster::start_in(n, extra, None, None, env)
     }
 
     /// Starts `n` voters like [`Cluster::start`], each in its own network namespace (node `i`
@@ -108,7 +116,7 @@ impl Cluster {
         let faketime = fake_clock.then(|| {
             libfaketime().expect("libfaketime is not installed (scripts/install-test-deps)")
         });
-        Cluster::start_in(n, extra, Some(Net::create(&ids)), faketime)
+        Cluster::start_in(n, extra, Some(Net::create(&ids)), faketime, &[])
     }
 
     fn start_in(
@@ -116,6 +124,7 @@ impl Cluster {
         extra: &[(&str, &str)],
         net: Option<Net>,
         faketime: Option<&'static str>,
+        env: &[(&str, &str)],
     ) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let nodes: Vec<Node> = (1..=n as i32)
@@ -145,6 +154,10 @@ impl Cluster {
                 .collect(),
             net,
             faketime,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             _dir: dir,
         };
         for i in 0..n {
@@ -200,6 +213,9 @@ impl Cluster {
         ];
         for (k, v) in sets.iter().chain(&self.extra) {
             cmd.arg("--set").arg(format!("{k}={v}"));
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
         }
         cmd.env("POTOK_LOG", "info")
             .stdin(Stdio::null())

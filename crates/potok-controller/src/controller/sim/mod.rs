@@ -243,13 +243,13 @@ impl ControllerSim {
     }
 
     fn start_controller(&mut self, voter: u64) {
-        let mut c = Controller::new(ControllerConfig {
+        let c = Controller::new(ControllerConfig {
             session_timeout_ms: SESSION_MS,
             // Often enough that preferred-leader elections happen during the faults.
             leader_imbalance_check_interval_ms: 3_000,
+            planted_bug: self.bug,
             ..ControllerConfig::new(CLUSTER)
         });
-        c.bug = self.bug;
         self.ctrls.insert(voter, Some(c));
         self.leading.insert(voter, None);
         self.epochs.insert(voter, BTreeMap::new());
