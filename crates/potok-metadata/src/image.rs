@@ -33,6 +33,19 @@ pub struct PartitionState {
     pub leader_epoch: LeaderEpoch,
     /// Bumped on every change of this partition.
     pub partition_epoch: i32,
+    /// Replicas an ongoing reassignment adds (KIP-455): members of `replicas` that are not
+    /// part of the assignment before it. Empty when no reassignment is in progress.
+    pub adding_replicas: Vec<BrokerId>,
+    /// Replicas an ongoing reassignment removes once the target replicas are all in the ISR.
+    pub removing_replicas: Vec<BrokerId>,
+}
+
+impl PartitionState {
+    /// Whether a reassignment is in progress (Kafka's
+    /// `PartitionReassignmentReplicas.isReassignmentInProgress`).
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
 }
 
 /// One topic.
@@ -343,6 +356,8 @@ impl MetadataImage {
                 leader: leader(p.leader),
                 leader_epoch: LeaderEpoch(p.leader_epoch),
                 partition_epoch: p.partition_epoch,
+                adding_replicas: broker_ids(&p.adding_replicas),
+                removing_replicas: broker_ids(&p.removing_replicas),
             },
         );
         Ok(())
@@ -375,6 +390,12 @@ impl MetadataImage {
         }
         if let Some(r) = &c.replicas {
             p.replicas = broker_ids(r);
+        }
+        if let Some(r) = &c.adding_replicas {
+            p.adding_replicas = broker_ids(r);
+        }
+        if let Some(r) = &c.removing_replicas {
+            p.removing_replicas = broker_ids(r);
         }
         if c.leader != NO_LEADER_CHANGE {
             p.leader = leader(c.leader);

@@ -142,6 +142,8 @@ fn a_diverging_epoch_truncates_by_epoch_and_not_to_the_high_watermark() {
         leader: Some(L),
         leader_epoch: LeaderEpoch(1),
         partition_epoch: 3,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
     };
     let mut leader = LeaderState::become_leader(L, &image, Offset(1), Offset(1), 0).unwrap();
     leader.on_local_append(leader_log.end());

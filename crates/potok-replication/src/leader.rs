@@ -412,6 +412,37 @@ impl LeaderState {
         Ok(self.maybe_advance_high_watermark())
     }
 
+    /// The controller changed the partition's replicas at the same leader epoch (a
+    /// reassignment adding replicas, KIP-455; Kafka's `Partition.makeLeader` updates the
+    /// assignment so): an added replica is tracked as a follower that has not caught up yet
+    /// (it joins the ISR like any follower, through `isr_to_expand`), a dropped one is
+    /// forgotten. Then the ISR and partition epoch are taken as in
+    /// [`LeaderState::on_isr_committed`].
+    pub fn on_partition_changed(
+        &mut self,
+        replicas: Vec<BrokerId>,
+        isr: Vec<BrokerId>,
+        partition_epoch: i32,
+    ) -> Result<Option<Offset>, ReplicationError> {
+        if partition_epoch < self.partition_epoch {
+            return Err(ReplicationError::StaleIsrChange);
+        }
+        self.followers.retain(|b, _| replicas.contains(b));
+        for r in &replicas {
+            if *r != self.local {
+                self.followers.entry(*r).or_insert(Follower {
+                    log_end: None,
+                    last_caught_up_ms: 0,
+                    last_fetch_leader_end: Offset(0),
+                    last_fetch_ms: 0,
+                    broker_epoch: None,
+                });
+            }
+        }
+        self.replicas = replicas;
+        self.on_isr_committed(isr, partition_epoch)
+    }
+
     /// The check before appending an `acks=all` batch: the committed ISR must have at least
     /// `min_isr` members (`min.insync.replicas`), or nothing is appended.
     pub fn check_acks_all(&self, min_isr: usize) -> Result<(), ReplicationError> {
@@ -447,6 +478,8 @@ mod tests {
             leader: Some(BrokerId(leader)),
             leader_epoch: LeaderEpoch(3),
             partition_epoch: 7,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         }
     }
 
@@ -464,6 +497,42 @@ mod tests {
         assert_eq!(s.acks_all_outcome(Offset(9), 1), AcksOutcome::Done);
         assert_eq!(s.leader_epoch(), LeaderEpoch(3));
         assert_eq!(s.isr(), &ids(&[1])[..]);
+    }
+
+    #[test]
+    fn an_added_replica_fetches_and_joins_the_isr_without_holding_back_the_high_watermark() {
+        let mut s = LeaderState::become_leader(
+            BrokerId(1),
+            &state(&[1, 2], &[1, 2], 1),
+            Offset(10),
+            Offset(10),
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            s.on_follower_fetch(BrokerId(4), Offset(0), 1),
+            Err(ReplicationError::UnknownReplica(BrokerId(4)))
+        );
+        // A reassignment adds broker 4 at the same leader epoch.
+        s.on_partition_changed(ids(&[1, 2, 4]), ids(&[1, 2]), 8)
+            .unwrap();
+        assert_eq!(s.replicas(), &ids(&[1, 2, 4])[..]);
+        assert_eq!(s.on_follower_fetch(BrokerId(2), Offset(10), 2).unwrap(), None);
+        assert_eq!(s.high_watermark(), Offset(10), "broker 4 is not in the ISR");
+        assert_eq!(s.isr_to_expand(), None, "broker 4 has not caught up");
+        s.on_follower_fetch(BrokerId(4), Offset(10), 3).unwrap();
+        assert_eq!(s.isr_to_expand(), Some(ids(&[1, 2, 4])));
+        // An older partition epoch is refused; dropping a replica forgets it.
+        assert_eq!(
+            s.on_partition_changed(ids(&[1, 2]), ids(&[1, 2]), 7),
+            Err(ReplicationError::StaleIsrChange)
+        );
+        s.on_partition_changed(ids(&[1, 4]), ids(&[1, 4]), 9)
+            .unwrap();
+        assert_eq!(
+            s.on_follower_fetch(BrokerId(2), Offset(10), 4),
+            Err(ReplicationError::UnknownReplica(BrokerId(2)))
+        );
     }
 
     #[test]

@@ -124,6 +124,8 @@ mod tests {
             leader: Some(BrokerId(1)),
             leader_epoch: LeaderEpoch(1),
             partition_epoch: 1,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         };
         p.become_leader(BrokerId(1), &state, now_ms()).unwrap();
         let batch = potok_records::RecordBatchBuilder::new()
@@ -224,6 +226,8 @@ mod tests {
                     leader: Some(BrokerId(1)),
                     leader_epoch: LeaderEpoch(2),
                     partition_epoch: 2,
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
                 };
                 p.become_leader(BrokerId(1), &state, now_ms()).unwrap();
             })

@@ -34,6 +34,8 @@ fn leader(dir: &std::path::Path) -> (TopicManager, Arc<Partition>) {
         leader: Some(BrokerId(1)),
         leader_epoch: LeaderEpoch(2),
         partition_epoch: 4,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
     };
     p.become_leader(BrokerId(1), &state, 0).unwrap();
     (m, p)
@@ -166,6 +168,8 @@ fn answers_for_an_earlier_leader_epoch_are_ignored() {
         leader: Some(BrokerId(1)),
         leader_epoch: LeaderEpoch(3),
         partition_epoch: 6,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
     };
     p.become_leader(BrokerId(1), &state, now).unwrap();
     assert!(!settle(

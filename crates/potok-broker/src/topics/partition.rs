@@ -62,6 +62,8 @@ pub(super) fn single_node_partition(node: BrokerId) -> PartitionState {
         leader: Some(node),
         leader_epoch: LeaderEpoch(INITIAL_LEADER_EPOCH),
         partition_epoch: 0,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
     }
 }
 

@@ -154,7 +154,7 @@ impl TopicManager {
                 // gives this broker now (leader, follower, ISR change).
                 for (&p, state) in ti.partitions.range(..have as i32) {
                     if let Some(part) = t.partition(p) {
-                        roles_changed |= self.apply_role(&part, state);
+                        roles_changed |= self.apply_role(&part, state, &config);
                     }
                 }
             }

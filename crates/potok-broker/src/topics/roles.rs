@@ -210,8 +210,39 @@ impl TopicManager {
 
     /// Moves partition `part` to the role the image's `state` gives this broker (Kafka's
     /// `applyDelta` for one changed partition). Returns whether the role changed.
-    pub(super) fn apply_role(&self, part: &Partition, state: &PartitionState) -> bool {
+    ///
+    /// A reassignment (KIP-455) can add this broker to a partition's replicas: its log is
+    /// created here (empty; any leftover directory of an earlier replica is removed first, the
+    /// leader's log is fetched from its start) and it becomes a follower. It can also drop this
+    /// broker from the replicas: as Kafka's `StopReplica` with deletion, it stops following,
+    /// and its log is closed and deleted. `config` is the topic's effective config for a log
+    /// created here.
+    pub(super) fn apply_role(
+        &self,
+        part: &Partition,
+        state: &PartitionState,
+        config: &EffectiveTopicConfig,
+    ) -> bool {
         let mut log_guard = lock(&part.log);
+        let replica = self.is_replica(state);
+        if log_guard.is_none() && replica {
+            return self.become_replica(part, log_guard, state, config);
+        }
+        if log_guard.is_some() && !replica {
+            let log = log_guard.take();
+            *lock(&part.replica) = Role::NotReplica {
+                leader_epoch: state.leader_epoch,
+            };
+            drop(log_guard);
+            part.wake_waiters();
+            if let Some(log) = log {
+                tracing::info!(topic = %part.topic, partition = part.index, "no longer a replica (reassigned): deleting the local log");
+                if let Err(e) = log.delete() {
+                    tracing::warn!(topic = %part.topic, partition = part.index, error = %e, "could not delete a removed replica's log");
+                }
+            }
+            return true;
+        }
         let changed = {
             let mut role = lock(&part.replica);
             let leads = state.leader == Some(self.node);
@@ -232,8 +263,13 @@ impl TopicManager {
                     // Same leadership: an ISR change (or another change of the partition)
                     // committed by the controller.
                     Role::Leader(s) if s.partition_epoch() != state.partition_epoch => {
-                        if let Err(e) = s.on_isr_committed(state.isr.clone(), state.partition_epoch)
-                        {
+                        // The replicas may have changed too (a reassignment adding replicas
+                        // keeps the leader epoch).
+                        if let Err(e) = s.on_partition_changed(
+                            state.replicas.clone(),
+                            state.isr.clone(),
+                            state.partition_epoch,
+                        ) {
                             tracing::debug!(topic = %part.topic, partition = part.index, error = %e, "ignored an older partition state");
                         }
                         true
@@ -272,6 +308,56 @@ impl TopicManager {
         drop(log_guard);
         part.wake_waiters();
         changed
+    }
+
+    /// This broker was added to the partition's replicas: creates its log and takes the role
+    /// the image gives it (a follower, or the leader when it is the only replica left to lead).
+    fn become_replica(
+        &self,
+        part: &Partition,
+        mut log_guard: MutexGuard<'_, Option<Log>>,
+        state: &PartitionState,
+        config: &EffectiveTopicConfig,
+    ) -> bool {
+        let dir = self.partition_dir(&part.topic, part.index);
+        if dir.exists() {
+            // Data of an earlier replica here (a deletion that failed): it may be divergent,
+            // and the leader has everything, so start empty.
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::error!(topic = %part.topic, partition = part.index, error = %e, "could not remove a leftover partition directory");
+                return false;
+            }
+        }
+        let created = Log::create_managed(
+            &dir,
+            config.log.clone(),
+            Arc::clone(&self.storage),
+            now_ms(),
+            state.leader_epoch,
+        )
+        .map_err(BrokerError::from)
+        .and_then(|mut log| {
+            log.set_background_flusher(Some(Arc::clone(&self.flusher)));
+            let role = self.make_role(Some(&mut log), state, Offset(0))?;
+            Ok((log, role))
+        });
+        match created {
+            Ok((log, role)) => {
+                *log_guard = Some(log);
+                *lock(&part.replica) = role;
+                drop(log_guard);
+                if let Err(e) = self.storage.sync_dir(&self.data_dir) {
+                    tracing::warn!(error = %e, "could not fsync the data directory after adding a replica");
+                }
+                tracing::info!(topic = %part.topic, partition = part.index, leader = ?state.leader, "added as a replica (reassigned): created the local log");
+                part.wake_waiters();
+                true
+            }
+            Err(e) => {
+                tracing::error!(topic = %part.topic, partition = part.index, error = %e, "could not create the log of an added replica");
+                false
+            }
+        }
     }
 
     /// The partitions this broker follows, by the leader they fetch from (for the replica

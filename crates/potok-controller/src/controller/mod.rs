@@ -88,11 +88,13 @@
 //! of this crate.
 //!
 //! Modules: [`brokers`] (registration, heartbeats, fencing, controlled shutdown),
-//! [`partitions`] (elections and AlterPartition), [`producer_ids`] (AllocateProducerIds).
+//! [`partitions`] (elections and AlterPartition), [`producer_ids`] (AllocateProducerIds),
+//! [`reassign`] (partition reassignment, KIP-455).
 
 pub mod brokers;
 pub mod partitions;
 pub mod producer_ids;
+pub mod reassign;
 
 #[cfg(test)]
 mod sim;

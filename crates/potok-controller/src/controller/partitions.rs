@@ -1,6 +1,6 @@
 //! Partition leadership and ISR changes, as Kafka's `PartitionChangeBuilder` and
-//! `ReplicationControlManager` decide them (without reassignments and without KIP-966's
-//! eligible leader replicas, which Potok does not build):
+//! `ReplicationControlManager` decide them (without KIP-966's eligible leader replicas, which
+//! Potok does not build; reassignments are completed here, started in `super::reassign`):
 //!
 //! - **Elections** keep a current leader that is still in the target ISR and usable, else take
 //!   the first replica in preferred order that is both; with no such replica the partition has
@@ -73,6 +73,12 @@ fn acceptable(
 /// One partition's change towards `target_isr`, with a leader election, or `None` when
 /// nothing changes. `ignore_isr` is the test-only planted bug that lets any usable replica
 /// lead.
+///
+/// As Kafka's `PartitionChangeBuilder`, every change also completes the partition's
+/// reassignment when it can (KIP-455, [`super::reassign::maybe_complete`]): once the target
+/// ISR holds every target replica, the replicas become the target, the removed ones leave the
+/// ISR, and a removed leader is replaced by the election that follows. The target ISR never
+/// names a broker that is not a replica.
 #[allow(clippy::too_many_arguments)]
 fn build_change(
     image: &MetadataImage,
@@ -85,6 +91,24 @@ fn build_change(
     unclean: bool,
     ignore_isr: bool,
 ) -> Option<PartitionChangeRecord> {
+    let mut target_replicas = state.replicas.clone();
+    let mut target_adding = state.adding_replicas.clone();
+    let mut target_removing = state.removing_replicas.clone();
+    let mut target_isr: Vec<BrokerId> = target_isr
+        .into_iter()
+        .filter(|b| target_replicas.contains(b))
+        .collect();
+    if let Some(done) = super::reassign::maybe_complete(
+        &target_replicas,
+        &target_adding,
+        &target_removing,
+        &target_isr,
+    ) {
+        target_replicas = done.replicas;
+        target_isr = done.isr;
+        target_adding.clear();
+        target_removing.clear();
+    }
     let usable = |b: BrokerId| acceptable(image, b, remove, add);
     let valid = |b: BrokerId| (ignore_isr || target_isr.contains(&b)) && usable(b);
     let mut record = PartitionChangeRecord {
@@ -95,10 +119,10 @@ fn build_change(
     };
     let (leader, unclean_elected) = if state.leader.is_some_and(valid) {
         (state.leader, false)
-    } else if let Some(&b) = state.replicas.iter().find(|&&b| valid(b)) {
+    } else if let Some(&b) = target_replicas.iter().find(|&&b| valid(b)) {
         (Some(b), false)
     } else if unclean {
-        match state.replicas.iter().find(|&&b| usable(b)) {
+        match target_replicas.iter().find(|&&b| usable(b)) {
             Some(&b) => (Some(b), true),
             None => (None, false),
         }
@@ -113,12 +137,30 @@ fn build_change(
             record.isr = Some(vec![b.0]);
             record.leader_recovery_state = RECOVERING;
         }
+    } else if !state.replicas.iter().all(|b| target_replicas.contains(b)) {
+        // Kafka's `triggerLeaderEpochBumpForReplicaReassignmentIfNeeded`: a change that drops
+        // replicas bumps the leader epoch, so that a removed replica's fetches are fenced.
+        record.leader = state.leader.map_or(NO_LEADER, |b| b.0);
     }
     // An empty target keeps the ISR as it is (KIP-841, without eligible leader replicas).
     if record.isr.is_none() && !target_isr.is_empty() && target_isr != state.isr {
         record.isr = Some(target_isr.iter().map(|b| b.0).collect());
     }
-    let noop = record.leader == NO_LEADER_CHANGE && record.isr.is_none();
+    let ids = |v: &[BrokerId]| v.iter().map(|b| b.0).collect::<Vec<i32>>();
+    if target_replicas != state.replicas {
+        record.replicas = Some(ids(&target_replicas));
+    }
+    if target_adding != state.adding_replicas {
+        record.adding_replicas = Some(ids(&target_adding));
+    }
+    if target_removing != state.removing_replicas {
+        record.removing_replicas = Some(ids(&target_removing));
+    }
+    let noop = record.leader == NO_LEADER_CHANGE
+        && record.isr.is_none()
+        && record.replicas.is_none()
+        && record.adding_replicas.is_none()
+        && record.removing_replicas.is_none();
     (!noop).then_some(record)
 }
 

@@ -18,6 +18,8 @@ fn leader(n: u64) -> (LeaderState, MemLog) {
         leader: Some(BrokerId(1)),
         leader_epoch: LeaderEpoch(3),
         partition_epoch: 5,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
     };
     let mut log = MemLog::default();
     log.assign_epoch(LeaderEpoch(3), Offset(0));
@@ -206,6 +208,8 @@ fn kip_207_a_new_leader_with_a_lagging_high_watermark_hides_latest() {
         leader: Some(BrokerId(1)),
         leader_epoch: LeaderEpoch(3),
         partition_epoch: 5,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
     };
     let mut s = LeaderState::become_leader(BrokerId(1), &image, Offset(10), Offset(6), 0).unwrap();
     assert_eq!(s.epoch_start_offset(), Offset(10));

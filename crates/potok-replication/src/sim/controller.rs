@@ -49,6 +49,8 @@ impl Controller {
                 leader: Some(BrokerId(0)),
                 leader_epoch: LeaderEpoch(0),
                 partition_epoch: 0,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
             },
             version: 1,
             fenced: vec![false; n],

@@ -3,6 +3,7 @@
 
 mod brokers;
 mod partitions;
+mod reassign;
 
 use std::collections::{BTreeMap, VecDeque};
 
