@@ -181,6 +181,62 @@ fn removing_the_leader_leaves_no_leader_and_bumps_the_epoch() {
 }
 
 #[test]
+fn a_reassignment_keeps_adding_and_removing_replicas_until_a_change_clears_them() {
+    let mut log = sample_log();
+    log.push(MetadataRecord::PartitionChange(PartitionChangeRecord {
+        partition_id: 0,
+        topic_id: id(1),
+        leader: NO_LEADER_CHANGE,
+        replicas: Some(vec![2, 3, 1]),
+        adding_replicas: Some(vec![3]),
+        removing_replicas: Some(vec![1]),
+        ..Default::default()
+    }));
+    let img = MetadataImage::replay(&log).unwrap();
+    let p = &img.topic(id(1)).unwrap().partitions[&0];
+    assert!(p.is_reassigning());
+    assert_eq!(p.adding_replicas, vec![BrokerId(3)]);
+    assert_eq!(p.removing_replicas, vec![BrokerId(1)]);
+    assert_eq!(
+        p.leader_epoch,
+        LeaderEpoch(0),
+        "adding replicas keeps the leader epoch"
+    );
+    // An ISR change leaves them (null fields keep their value); the completion clears them.
+    log.push(change(1, 0, NO_LEADER_CHANGE, Some(&[1, 2, 3])));
+    let img = MetadataImage::replay(&log).unwrap();
+    assert!(img.topic(id(1)).unwrap().partitions[&0].is_reassigning());
+    log.push(MetadataRecord::PartitionChange(PartitionChangeRecord {
+        partition_id: 0,
+        topic_id: id(1),
+        leader: 2,
+        isr: Some(vec![2, 3]),
+        replicas: Some(vec![2, 3]),
+        adding_replicas: Some(vec![]),
+        removing_replicas: Some(vec![]),
+        ..Default::default()
+    }));
+    let img = MetadataImage::replay(&log).unwrap();
+    let p = &img.topic(id(1)).unwrap().partitions[&0];
+    assert!(!p.is_reassigning());
+    assert_eq!(p.replicas, vec![BrokerId(2), BrokerId(3)]);
+    // A PartitionRecord carries them too (a snapshot of a partition being moved).
+    let mut log = sample_log();
+    log.push(MetadataRecord::Partition(PartitionRecord {
+        partition_id: 0,
+        topic_id: id(1),
+        replicas: vec![2, 1],
+        isr: vec![1],
+        adding_replicas: vec![2],
+        removing_replicas: vec![1],
+        leader: 1,
+        ..Default::default()
+    }));
+    let img = MetadataImage::replay(&log).unwrap();
+    assert!(img.topic(id(1)).unwrap().partitions[&0].is_reassigning());
+}
+
+#[test]
 fn contradictory_records_are_errors_and_change_nothing() {
     let img = MetadataImage::replay(&sample_log()).unwrap();
     let bad = [

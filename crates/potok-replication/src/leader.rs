@@ -517,7 +517,10 @@ mod tests {
         s.on_partition_changed(ids(&[1, 2, 4]), ids(&[1, 2]), 8)
             .unwrap();
         assert_eq!(s.replicas(), &ids(&[1, 2, 4])[..]);
-        assert_eq!(s.on_follower_fetch(BrokerId(2), Offset(10), 2).unwrap(), None);
+        assert_eq!(
+            s.on_follower_fetch(BrokerId(2), Offset(10), 2).unwrap(),
+            None
+        );
         assert_eq!(s.high_watermark(), Offset(10), "broker 4 is not in the ISR");
         assert_eq!(s.isr_to_expand(), None, "broker 4 has not caught up");
         s.on_follower_fetch(BrokerId(4), Offset(10), 3).unwrap();

@@ -83,6 +83,8 @@ pub fn register_quorum_member() -> Registry {
     // Preferred and unclean elections on the controller (KIP-460); a single node has nothing
     // to elect, so it leaves the API out.
     crate::quorum::elect::register(&mut r);
+    // Partition reassignment on the controller (KIP-455); nothing to move on a single node.
+    crate::quorum::reassign::register(&mut r);
     // Kafka 4.x serves v0-v2.
     r.register(
         ApiKey::DescribeQuorum,

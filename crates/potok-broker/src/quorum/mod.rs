@@ -29,6 +29,7 @@ pub mod elect;
 mod forward;
 pub mod internal;
 pub mod lifecycle;
+pub mod reassign;
 pub mod storage;
 pub mod transport;
 

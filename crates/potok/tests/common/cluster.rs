@@ -97,13 +97,28 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` voters with settings `extra` and waits until each accepts connections.
     pub fn start(n: usize, extra: &[(&str, &str)]) -> Cluster {
-        Cluster::start_in(n, extra, None, None, &[])
+        Cluster::start_in(n, n, extra, None, None, &[])
     }
 
     /// Like [`Cluster::start`], with environment variables `env` set for every node (also
     /// after a restart), such as the test-only `POTOK_TEST_PLANTED_BUG`.
     pub fn start_with_env(n: usize, extra: &[(&str, &str)], env: &[(&str, &str)]) -> Cluster {
-        Cluster::start_in(n, extra, None, None, env)
+        Cluster::start_in(n, n, extra, None, None, env)
+    }
+
+    /// A cluster of `n` voters of which only the first `running` are started; the others are
+    /// started later with [`Cluster::start_node`], as brokers added to a running cluster.
+    /// Potok has no broker-only (observer) nodes yet, so an added broker is a voter declared
+    /// in `controller.quorum.voters` from the start: `running` must be a majority of `n`.
+    pub fn start_some(n: usize, running: usize, extra: &[(&str, &str)]) -> Cluster {
+        assert!(running * 2 > n, "the started nodes must be a majority");
+        Cluster::start_in(n, running, extra, None, None, &[])
+    }
+
+    /// Starts node `id`, never started before ([`Cluster::start_some`]), and waits until it
+    /// accepts connections.
+    pub fn start_node(&mut self, id: i32) {
+        self.restart(id);
     }
 
     /// Starts `n` voters like [`Cluster::start`], each in its own network namespace (node `i`
@@ -116,11 +131,12 @@ impl Cluster {
         let faketime = fake_clock.then(|| {
             libfaketime().expect("libfaketime is not installed (scripts/install-test-deps)")
         });
-        Cluster::start_in(n, extra, Some(Net::create(&ids)), faketime, &[])
+        Cluster::start_in(n, n, extra, Some(Net::create(&ids)), faketime, &[])
     }
 
     fn start_in(
         n: usize,
+        running: usize,
         extra: &[(&str, &str)],
         net: Option<Net>,
         faketime: Option<&'static str>,
@@ -160,10 +176,10 @@ impl Cluster {
                 .collect(),
             _dir: dir,
         };
-        for i in 0..n {
+        for i in 0..running {
             c.spawn(i);
         }
-        for i in 0..n {
+        for i in 0..running {
             c.wait_started(i);
         }
         c

@@ -35,12 +35,19 @@ fn a_move_adds_catches_up_switches_elects_and_removes() {
     // Move [1, 2, 3] to [2, 3, 4]: broker 1 (the leader) leaves, broker 4 joins.
     reassign(&mut h, 0, Some(&[2, 3, 4])).unwrap();
     let s = h.partition(t, 0);
-    assert_eq!(s.replicas, ids(&[2, 3, 4, 1]), "target first, then the removed");
+    assert_eq!(
+        s.replicas,
+        ids(&[2, 3, 4, 1]),
+        "target first, then the removed"
+    );
     assert_eq!(s.adding_replicas, ids(&[4]));
     assert_eq!(s.removing_replicas, ids(&[1]));
     assert_eq!(s.isr, ids(&[1, 2, 3]), "the ISR waits for the new replica");
     assert_eq!((s.leader, s.leader_epoch.0), (Some(BrokerId(1)), 0));
-    assert!(s.replicas.len() >= 3, "never fewer replicas than the target");
+    assert!(
+        s.replicas.len() >= 3,
+        "never fewer replicas than the target"
+    );
     let listed = list_reassignments(h.c.image(), None);
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].1[0].adding, vec![4]);
@@ -58,7 +65,11 @@ fn a_move_adds_catches_up_switches_elects_and_removes() {
     assert_eq!(s.replicas, ids(&[2, 3, 4]));
     assert_eq!(s.isr, ids(&[2, 3, 4]));
     assert!(s.adding_replicas.is_empty() && s.removing_replicas.is_empty());
-    assert_eq!(s.leader, Some(BrokerId(2)), "the first target replica in the ISR");
+    assert_eq!(
+        s.leader,
+        Some(BrokerId(2)),
+        "the first target replica in the ISR"
+    );
     assert_eq!(s.leader_epoch.0, 1);
     assert!(list_reassignments(h.c.image(), None).is_empty());
 }
@@ -99,7 +110,11 @@ fn reordering_or_removing_within_the_isr_completes_at_once() {
     let s = h.partition(t, 0);
     assert_eq!(s.replicas, ids(&[3, 2, 1]));
     assert!(!s.is_reassigning());
-    assert_eq!(s.leader, Some(BrokerId(1)), "an online election keeps a valid leader");
+    assert_eq!(
+        s.leader,
+        Some(BrokerId(1)),
+        "an online election keeps a valid leader"
+    );
     // Lowering the replication factor to 2 away from the leader: immediate, new leader.
     reassign(&mut h, 0, Some(&[3, 2])).unwrap();
     let s = h.partition(t, 0);
@@ -171,7 +186,10 @@ fn requests_are_validated_before_anything_is_written() {
     let invalid = |r| matches!(r, Err(ReassignError::InvalidReplicaAssignment(_)));
     assert!(invalid(reassign(&mut h, 0, Some(&[]))));
     assert!(invalid(reassign(&mut h, 0, Some(&[1, 2, 2]))));
-    assert!(invalid(reassign(&mut h, 0, Some(&[1, 2, 9]))), "unregistered");
+    assert!(
+        invalid(reassign(&mut h, 0, Some(&[1, 2, 9]))),
+        "unregistered"
+    );
     assert!(matches!(
         reassign(&mut h, 7, Some(&[1, 2, 3])),
         Err(ReassignError::UnknownTopicOrPartition(_))
@@ -182,7 +200,10 @@ fn requests_are_validated_before_anything_is_written() {
         Err(ReassignError::UnknownTopicOrPartition(_))
     ));
     // The current assignment with nothing in progress: no change at all.
-    assert_eq!(alter_reassignment(&image, "t", 0, Some(&[1, 2, 3]), false), Ok(None));
+    assert_eq!(
+        alter_reassignment(&image, "t", 0, Some(&[1, 2, 3]), false),
+        Ok(None)
+    );
     assert_eq!(h.log.len(), before, "nothing was written");
 }
 
