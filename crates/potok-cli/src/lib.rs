@@ -7,6 +7,7 @@
 //! non-zero. Nothing here needs an async runtime: librdkafka does its network IO on its own
 //! threads, and the few admin futures are driven by a parked thread (see `client::block_on`).
 
+pub mod balance;
 pub mod bench;
 pub mod client;
 pub mod cluster;
@@ -16,6 +17,7 @@ pub mod format;
 pub mod groups;
 pub mod partitioner;
 pub mod produce;
+pub mod reassign;
 mod signal;
 pub mod topics;
 pub mod transactions;

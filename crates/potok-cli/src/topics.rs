@@ -1,4 +1,4 @@
-//! `potok topics create|list|describe|alter|delete`.
+//! `potok topics create|list|describe|alter|delete|reassign` (`reassign` in `crate::reassign`).
 
 use std::io::Write;
 
@@ -29,6 +29,9 @@ pub enum TopicsCommand {
     Alter(AlterArgs),
     /// Delete topics.
     Delete(DeleteArgs),
+    /// Move partitions between brokers (submit a kafka-reassign-partitions plan, --list,
+    /// --cancel) or print a --balance plan.
+    Reassign(crate::reassign::ReassignArgs),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -108,6 +111,7 @@ pub fn run(cmd: &TopicsCommand) -> Result<()> {
         TopicsCommand::Describe(a) => describe(a),
         TopicsCommand::Alter(a) => alter(a),
         TopicsCommand::Delete(a) => delete(a),
+        TopicsCommand::Reassign(a) => crate::reassign::run(a),
     }
 }
 

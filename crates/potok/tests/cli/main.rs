@@ -8,6 +8,7 @@ mod cluster;
 #[path = "../common/mod.rs"]
 mod common;
 mod groups;
+mod reassign;
 mod support;
 mod transactions;
 
