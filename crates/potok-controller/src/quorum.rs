@@ -76,6 +76,15 @@ pub enum Output {
         /// The new term, vote and commit index, if they changed.
         hard_state: Option<HardState>,
     },
+    /// The answer to [`QuorumNode::read_index`]: the leader's commit index when it confirmed
+    /// its leadership. Once this node has applied `index`, its state is at least as recent as
+    /// the quorum's was when the read was asked.
+    ReadIndex {
+        /// The caller's tag of the request answered.
+        ctx: u64,
+        /// The leader's commit index.
+        index: u64,
+    },
     /// The entry at `index` is committed: apply `data` (empty for Raft's own entries, such as a
     /// new leader's no-op, which still take an index).
     Committed {
@@ -240,6 +249,15 @@ impl QuorumNode {
         }
     }
 
+    /// Asks the leader for its commit index (Raft's ReadIndex, confirmed by a heartbeat round),
+    /// answered by an [`Output::ReadIndex`] in this or a later call's outputs. raft-rs drops
+    /// the request while no leader is known or the leader has committed nothing in its term:
+    /// the caller asks again until an answer comes.
+    pub fn read_index(&mut self, ctx: u64) -> Vec<Output> {
+        self.raw.read_index(ctx.to_be_bytes().to_vec());
+        self.drain()
+    }
+
     /// Runs raft-rs's `Ready` protocol until nothing is pending: messages that need nothing
     /// durable go out first, then entries and the hard state are stored, and only then the
     /// messages that promise them (votes, append acknowledgements).
@@ -281,6 +299,13 @@ impl QuorumNode {
                 });
             }
             self.committed(&mut out, ready.take_committed_entries());
+            out.extend(ready.take_read_states().into_iter().filter_map(|r| {
+                let ctx = u64::from_be_bytes(r.request_ctx.as_slice().try_into().ok()?);
+                Some(Output::ReadIndex {
+                    ctx,
+                    index: r.index,
+                })
+            }));
             self.send(&mut out, ready.take_persisted_messages());
             let mut light = self.raw.advance(ready);
             if let Some(commit) = light.commit_index() {

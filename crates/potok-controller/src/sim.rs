@@ -101,6 +101,11 @@ pub(crate) struct Sim {
     pub plant_unpersisted_vote: bool,
     /// Recorded for a layered simulation once [`Sim::record_events`] is called.
     events: Option<Vec<VoterEvent>>,
+    /// ReadIndex requests asked ([`Sim::read_index_on`]), by tag: the highest index committed
+    /// anywhere when it was asked.
+    reads_asked: BTreeMap<u64, u64>,
+    /// ReadIndex answers: (tag, voter, index).
+    pub(crate) reads_answered: Vec<(u64, u64, u64)>,
 }
 
 impl Sim {
@@ -132,6 +137,8 @@ impl Sim {
             violations: Vec::new(),
             plant_unpersisted_vote: false,
             events: None,
+            reads_asked: BTreeMap::new(),
+            reads_answered: Vec::new(),
         };
         for c in sim.config.clone() {
             let node = QuorumNode::new(c.clone()).expect("a new voter");
@@ -172,6 +179,20 @@ impl Sim {
                 // The simulation's storage is the node's own MemStorage, written before this
                 // output is produced, so there is nothing left to make durable.
                 Output::Persist { .. } => {}
+                Output::ReadIndex { ctx, index } => {
+                    // Raft's ReadIndex promise, which a restarted broker's catch-up relies on:
+                    // the answer covers every entry committed before the request was asked.
+                    if let Some(&floor) = self.reads_asked.get(&ctx) {
+                        if index < floor {
+                            self.violations.push(format!(
+                                "tick {}: voter {from}'s read {ctx} answered {index}, below \
+                                 {floor} committed when it was asked",
+                                self.now
+                            ));
+                        }
+                    }
+                    self.reads_answered.push((ctx, from, index));
+                }
                 Output::Committed { index, term, data } => {
                     let last = self.applied[&from];
                     if index != last + 1 {
@@ -356,6 +377,18 @@ impl Sim {
         Ok(index)
     }
 
+    /// Asks voter `id` for a ReadIndex tagged `ctx` (false if it is down).
+    pub(crate) fn read_index_on(&mut self, id: u64, ctx: u64) -> bool {
+        let floor = self.committed.keys().next_back().copied().unwrap_or(0);
+        let Some(node) = self.nodes.get_mut(&id).and_then(Option::as_mut) else {
+            return false;
+        };
+        self.reads_asked.insert(ctx, floor);
+        let out = node.read_index(ctx);
+        self.handle(id, out);
+        true
+    }
+
     /// Ends every fault: all voters up, no cuts, no loss.
     pub(crate) fn heal(&mut self) {
         self.faults = Faults::none();
@@ -470,6 +503,55 @@ mod tests {
         }
         let progress = sim.heal_and_check_progress(400);
         (sim.violations.clone(), progress, sim.committed_count())
+    }
+
+    /// ReadIndex under the hostile schedule: every answer covers what was committed anywhere
+    /// when it was asked, and once faults end a follower's request is answered.
+    #[test]
+    fn read_index_answers_cover_everything_committed_before_the_request() {
+        let mut answered = 0;
+        for seed in 0..40 {
+            let mut sim = Sim::new(seed, 3, Faults::hostile());
+            let mut ctx = 0;
+            for t in 0..600u64 {
+                sim.tick();
+                if t % 7 == 0 {
+                    ctx += 1;
+                    let id = 1 + (t / 7) % 3;
+                    sim.read_index_on(id, ctx);
+                }
+            }
+            sim.heal_and_check_progress(400).expect("progress");
+            let follower = sim
+                .voter_ids()
+                .into_iter()
+                .find(|&id| sim.voter(id).is_some_and(|v| !v.is_leader()))
+                .expect("a follower");
+            let tag = 1_000_000 + seed;
+            let before = sim.reads_answered.len();
+            let mut got = false;
+            for _ in 0..200 {
+                if !got && sim.reads_answered[before..].iter().all(|r| r.0 != tag) {
+                    sim.read_index_on(follower, tag);
+                }
+                sim.tick();
+                got = sim.reads_answered[before..].iter().any(|r| r.0 == tag);
+                if got {
+                    break;
+                }
+            }
+            assert!(
+                got,
+                "seed {seed}: a follower's read was never answered once healed"
+            );
+            assert!(
+                sim.violations.is_empty(),
+                "seed {seed}: {:?}",
+                sim.violations
+            );
+            answered += sim.reads_answered.len();
+        }
+        assert!(answered > 100, "only {answered} reads answered");
     }
 
     #[test]

@@ -304,12 +304,12 @@ fn wire_leader(addr: &str, topic: &str) -> Result<(i32, i32), String> {
 
 /// What a client bootstrapping at a deposed leader that restarts is told (found when the killed
 /// node came back in a manual run of the clients above): the node replays a local metadata log
-/// in which it still leads, and answers Metadata from that image for about a second, sending
-/// producers and consumers to itself at the old epoch. Kafka's broker enables request
-/// processing only after `initialCatchUpFuture`; so must Potok's (docs/replication.md says why
-/// that gate is not in yet). Ignored until then: it fails on the stale answers.
+/// in which it still leads, and used to answer Metadata from that image for about a second,
+/// sending producers and consumers to itself at the old epoch. Like Kafka's broker (which
+/// enables request processing only after its initial metadata catch-up), a node now reads no
+/// client request before it applied what the quorum had committed when it started
+/// (`Quorum::caught_up`, a Raft ReadIndex).
 #[test]
-#[ignore = "a restarted deposed leader answers from its stale image until it caught up (docs/replication.md)"]
 fn a_restarted_deposed_leader_never_names_itself_leader() {
     let mut c = cluster();
     let topic = "restart-stale";

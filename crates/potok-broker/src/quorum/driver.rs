@@ -144,6 +144,58 @@ pub struct Driver {
     /// like `alters`).
     pub(super) pid_waiters: HashMap<u64, oneshot::Sender<AllocateProducerIdsResponse>>,
     pub(super) next_pid_request: u64,
+    /// The start-up catch-up with the quorum's committed metadata ([`super::Quorum::caught_up`]).
+    pub(super) catch_up: CatchUp,
+}
+
+/// How often a ReadIndex that got no answer (no leader known yet, a leader that has committed
+/// nothing in its term, a lost message) is asked again.
+const READ_INDEX_RETRY: Duration = Duration::from_millis(200);
+
+/// The start-up catch-up: ask the leader its commit index (ReadIndex), then wait until this
+/// node applied up to it.
+pub struct CatchUp {
+    /// The last entry applied here.
+    applied: u64,
+    /// The leader's commit index, once it answered.
+    target: Option<u64>,
+    /// When to ask (again).
+    next_ask: Instant,
+    asked: u64,
+    done: watch::Sender<bool>,
+    started: Instant,
+}
+
+impl CatchUp {
+    pub(super) fn new(applied: u64, done: watch::Sender<bool>) -> CatchUp {
+        CatchUp {
+            applied,
+            target: None,
+            next_ask: Instant::now(),
+            asked: 0,
+            done,
+            started: Instant::now(),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        *self.done.borrow()
+    }
+
+    /// Declares the catch-up done once the target is applied.
+    fn check(&mut self) {
+        if let Some(t) = self.target {
+            if self.applied >= t && !self.is_done() {
+                tracing::info!(
+                    applied = self.applied,
+                    leader_commit = t,
+                    seconds = self.started.elapsed().as_secs_f64(),
+                    "caught up with the quorum's metadata; serving clients"
+                );
+                self.done.send_replace(true);
+            }
+        }
+    }
 }
 
 impl Driver {
@@ -203,7 +255,15 @@ impl Driver {
             }
             if Instant::now() >= next_tick {
                 next_tick += self.tick;
-                let out = self.node.tick();
+                let mut out = self.node.tick();
+                if !self.catch_up.is_done()
+                    && self.catch_up.target.is_none()
+                    && Instant::now() >= self.catch_up.next_ask
+                {
+                    self.catch_up.next_ask = Instant::now() + READ_INDEX_RETRY;
+                    self.catch_up.asked += 1;
+                    out.extend(self.node.read_index(self.catch_up.asked));
+                }
                 let r = self.act(out).and_then(|()| {
                     let now = self.now_ms();
                     if self.controller.next_deadline_ms().is_some_and(|d| d <= now) {
@@ -510,7 +570,17 @@ impl Driver {
                 } => self
                     .store
                     .persist(snapshot.as_ref(), &entries, hard_state.as_ref())?,
-                Output::Committed { index, term, data } => self.apply(index, term, &data),
+                Output::Committed { index, term, data } => {
+                    self.apply(index, term, &data);
+                    self.catch_up.applied = index;
+                    self.catch_up.check();
+                }
+                Output::ReadIndex { index, .. } => {
+                    if self.catch_up.target.is_none() {
+                        self.catch_up.target = Some(index);
+                        self.catch_up.check();
+                    }
+                }
             }
         }
         Ok(())

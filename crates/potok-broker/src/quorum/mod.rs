@@ -113,6 +113,9 @@ pub struct Quorum {
     pub writes: Semaphore,
     /// Becomes true once the controller allowed this broker to stop (`should_shut_down`).
     shut_down_ok: watch::Receiver<bool>,
+    /// Becomes true once this node has applied the quorum's metadata as of its start
+    /// ([`Quorum::caught_up`]).
+    caught_up: watch::Receiver<bool>,
     /// Partitions whose ISR may have to grow (a follower caught up), for `crate::isr`.
     isr_candidates: tokio::sync::mpsc::Sender<crate::isr::Candidate>,
     /// The receiving end, taken once by the ISR task.
@@ -133,6 +136,18 @@ impl Quorum {
     /// Whether this node is the active controller.
     pub fn is_leader(&self) -> bool {
         self.leader() == Some(self.node_id)
+    }
+
+    /// Waits until this node has applied every metadata entry the quorum had committed when
+    /// the node started (Raft's ReadIndex, asked of the leader once one is known). Until then
+    /// the image replayed from the local log may be stale: a restarted deposed leader would
+    /// name itself leader and take `acks=1` writes that the real leader's log then truncates.
+    /// Kafka's broker likewise reads no client request before its metadata has caught up
+    /// (`BrokerLifecycleManager`'s initial catch-up); here the gate does not wait for the
+    /// broker's registration, which a quick restart gets only after its old session expires.
+    pub async fn caught_up(&self) {
+        let mut rx = self.caught_up.clone();
+        let _ = rx.wait_for(|&v| v).await;
     }
 
     /// Controlled shutdown (KIP-631): heartbeats ask `want_shut_down`, the active controller
@@ -256,6 +271,7 @@ pub struct Prepared {
     status: watch::Sender<QuorumStatus>,
     listener: TcpListener,
     shut_down_ok: watch::Sender<bool>,
+    caught_up: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -303,6 +319,7 @@ pub async fn prepare(
     let (tx, rx) = sync_channel(INBOX);
     let (status_tx, status_rx) = watch::channel(QuorumStatus::default());
     let (ok_tx, ok_rx) = watch::channel(false);
+    let (caught_up_tx, caught_up_rx) = watch::channel(false);
     let (isr_tx, isr_rx) = tokio::sync::mpsc::channel(crate::isr::CANDIDATES);
     let quorum = Arc::new(Quorum {
         node_id: cfg.node_id,
@@ -311,6 +328,7 @@ pub async fn prepare(
         status: status_rx,
         writes: Semaphore::new(1),
         shut_down_ok: ok_rx,
+        caught_up: caught_up_rx,
         isr_candidates: isr_tx,
         isr_inbox: Mutex::new(Some(isr_rx)),
     });
@@ -324,6 +342,7 @@ pub async fn prepare(
             status: status_tx,
             listener,
             shut_down_ok: ok_tx,
+            caught_up: caught_up_tx,
         },
     ))
 }
@@ -420,6 +439,7 @@ pub fn launch(
         next_alter: 1,
         pid_waiters: HashMap::new(),
         next_pid_request: 1,
+        catch_up: driver::CatchUp::new(p.applied, p.caught_up),
     };
     let rx = p.rx;
     std::thread::Builder::new()
