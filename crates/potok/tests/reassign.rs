@@ -443,3 +443,108 @@ fn partitions_move_onto_a_fourth_broker_while_acks_all_producers_run() {
         });
     }
 }
+
+/// Kafka 4.4's own `kafka-reassign-partitions` (ReassignPartitionsCommand, from
+/// `./scripts/install-java-deps`) against Potok: `--execute` of a plan file, `--verify` until
+/// it reports the move completed (it then clears the reassignment throttles with
+/// IncrementalAlterConfigs, as it always does), and `--list` with nothing in progress.
+#[test]
+fn kafka_reassign_partitions_tool_moves_a_partition() {
+    let c = Cluster::start(
+        3,
+        &[
+            ("broker.session.timeout.ms", "3000"),
+            ("broker.heartbeat.interval.ms", "300"),
+            ("replica.lag.time.max.ms", "2000"),
+        ],
+    );
+    let bootstrap = c.bootstrap();
+    let admin: AdminClient<DefaultClientContext> = config(&bootstrap).create().expect("admin");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    wait("topic created", || {
+        let r = rt.block_on(admin.create_topics(
+            &[NewTopic::new(TOPIC, 1, TopicReplication::Fixed(2))],
+            &AdminOptions::new().request_timeout(Some(Duration::from_secs(15))),
+        ));
+        matches!(r.as_deref(), Ok([Ok(_)])).then_some(())
+    });
+    let before = wait("both replicas in the ISR", || {
+        let p = partitions(&c.node(1).bootstrap())?;
+        p.get(&0)
+            .is_some_and(|(l, r, isr)| *l >= 0 && r.len() == 2 && isr.len() == 2)
+            .then_some(p)
+    });
+    // Some data to move.
+    let producer: FutureProducer = config(&bootstrap)
+        .set("acks", "all")
+        .create()
+        .expect("producer");
+    for i in 0..100 {
+        let v = format!("t-{i}");
+        rt.block_on(producer.send(
+            FutureRecord::<(), str>::to(TOPIC).partition(0).payload(&v),
+            Duration::from_secs(30),
+        ))
+        .expect("acknowledged");
+    }
+    // The broker that is not a replica takes the leader's place.
+    let (leader, replicas, _) = before[&0].clone();
+    let newcomer = (1..=3)
+        .find(|b| !replicas.contains(b))
+        .expect("a third broker");
+    let target: Vec<i32> = replicas
+        .iter()
+        .map(|&b| if b == leader { newcomer } else { b })
+        .collect();
+    let dir = tempfile::tempdir().expect("dir");
+    let plan = dir.path().join("plan.json");
+    std::fs::write(
+        &plan,
+        serde_json::json!({
+            "version": 1,
+            "partitions": [{"topic": TOPIC, "partition": 0, "replicas": target}]
+        })
+        .to_string(),
+    )
+    .expect("plan");
+    let cp = common::java::kafka_classpath();
+    let root = common::java::repo_root();
+    let ctl = controller(&c);
+    let plan = plan.display().to_string();
+    let tool = |args: &[&str]| {
+        let mut all = vec![
+            "-cp",
+            &cp,
+            "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+            "--bootstrap-server",
+            &ctl,
+        ];
+        all.extend(args);
+        common::run_program("java", &all, &root, Duration::from_secs(120))
+            .unwrap_or_else(|e| panic!("kafka-reassign-partitions {args:?}: {e}"))
+    };
+    let out = tool(&["--execute", "--reassignment-json-file", &plan]);
+    println!("{out}");
+    assert!(
+        out.contains("Successfully started partition reassignment for moving-0"),
+        "{out}"
+    );
+    wait("the tool reports the move completed", || {
+        let out = tool(&["--verify", "--reassignment-json-file", &plan]);
+        println!("{out}");
+        out.contains("Reassignment of partition moving-0 is completed.")
+            .then_some(())
+    });
+    let out = tool(&["--list"]);
+    println!("{out}");
+    assert!(out.contains("No partition reassignments found."), "{out}");
+    let after = partitions(&c.node(1).bootstrap()).expect("metadata");
+    assert_eq!(after[&0].1, target);
+    assert!(after[&0].0 != leader && target.contains(&after[&0].0));
+    // Every record is still there.
+    let read = read_partition(&c.node(newcomer).bootstrap(), 0);
+    assert_eq!(read.len(), 100);
+}

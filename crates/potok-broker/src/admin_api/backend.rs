@@ -21,7 +21,7 @@ use crate::error::{BrokerError, Result};
 use crate::metadata_log::METADATA_DIR;
 use crate::registry::{Registry, Reply, RequestContext};
 use crate::topic_config::TopicDefaults;
-use crate::topics::{log_error_code, ApiError, Topic};
+use crate::topics::{log_error_code, ApiError, Topic, TopicManager};
 use crate::Broker;
 
 impl BrokerConfigLookup for Broker {
@@ -35,9 +35,25 @@ impl BrokerConfigLookup for Broker {
     }
 }
 
-fn topic_info(topic: &Topic) -> TopicInfo {
+fn topic_info(topics: &TopicManager, topic: &Topic) -> TopicInfo {
     let state = topic.state();
+    // In a cluster the image says who leads and replicates each partition.
+    let replication = topics.is_replicated().then(|| {
+        let ids = |v: &[potok_metadata::BrokerId]| v.iter().map(|b| b.0).collect::<Vec<i32>>();
+        topics
+            .partition_states(topic.id())
+            .iter()
+            .map(|st| {
+                (
+                    st.leader.map_or(-1, |l| l.0),
+                    ids(&st.replicas),
+                    ids(&st.isr),
+                )
+            })
+            .collect()
+    });
     TopicInfo {
+        replication,
         name: topic.name().to_string(),
         id: topic.id(),
         leader_epochs: state
@@ -101,15 +117,21 @@ impl AdminBackend for Broker {
     }
 
     fn topics(&self) -> Vec<TopicInfo> {
-        self.topics.all().iter().map(|t| topic_info(t)).collect()
+        self.topics
+            .all()
+            .iter()
+            .map(|t| topic_info(&self.topics, t))
+            .collect()
     }
 
     fn topic_by_name(&self, name: &str) -> Option<TopicInfo> {
-        self.topics.get(name).map(|t| topic_info(&t))
+        self.topics.get(name).map(|t| topic_info(&self.topics, &t))
     }
 
     fn topic_by_id(&self, id: Uuid) -> Option<TopicInfo> {
-        self.topics.get_by_id(id).map(|t| topic_info(&t))
+        self.topics
+            .get_by_id(id)
+            .map(|t| topic_info(&self.topics, &t))
     }
 
     fn broker_configs(&self) -> Vec<BrokerConfigEntry> {

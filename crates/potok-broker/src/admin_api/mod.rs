@@ -66,7 +66,13 @@ pub struct TopicInfo {
     /// The topic's config overrides (only what was set on the topic).
     pub overrides: BTreeMap<String, String>,
     pub internal: bool,
+    /// In a cluster, each partition's `(leader, replicas, ISR)` from the metadata image
+    /// (`None` on a single node, where this broker is every partition's only replica).
+    pub replication: Option<Vec<PartitionReplication>>,
 }
+
+/// One partition's `(leader or -1, replicas, ISR)` in a cluster.
+pub type PartitionReplication = (i32, Vec<i32>, Vec<i32>);
 
 /// One broker property as DescribeConfigs reports it for a BROKER resource.
 #[derive(Clone, Debug, PartialEq, Eq)]

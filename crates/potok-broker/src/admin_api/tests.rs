@@ -47,6 +47,7 @@ impl Fake {
                     leader_epochs: vec![0; *parts as usize],
                     overrides: BTreeMap::new(),
                     internal: crate::internal_topics::is_internal(name),
+                    replication: None,
                 },
             );
             for p in 0..*parts {

@@ -424,18 +424,35 @@ pub fn handle_describe_topic_partitions(
         let total = info.leader_epochs.len();
         let end = total.min(first.saturating_add(remaining));
         let partitions: Vec<_> = (first.min(end)..end)
-            .map(|index| DescribeTopicPartitionsResponsePartition {
-                error_code: 0,
-                partition_index: index as i32,
-                leader_id: node,
-                leader_epoch: info.leader_epochs[index],
-                replica_nodes: vec![node],
-                isr_nodes: vec![node],
-                eligible_leader_replicas: Some(Vec::new()),
-                last_known_elr: Some(Vec::new()),
-                offline_replicas: Vec::new(),
-                ..Default::default()
+            .map(|index| {
+                let (leader, replicas, isr) = match info
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(index).cloned())
+                {
+                    Some(r) => r,
+                    None => (node, vec![node], vec![node]),
+                };
+                (index, leader, replicas, isr)
             })
+            .map(
+                |(index, leader, replicas, isr)| DescribeTopicPartitionsResponsePartition {
+                    error_code: if leader >= 0 {
+                        0
+                    } else {
+                        ErrorCode::LeaderNotAvailable.code()
+                    },
+                    partition_index: index as i32,
+                    leader_id: leader,
+                    leader_epoch: info.leader_epochs[index],
+                    replica_nodes: replicas,
+                    isr_nodes: isr,
+                    eligible_leader_replicas: Some(Vec::new()),
+                    last_known_elr: Some(Vec::new()),
+                    offline_replicas: Vec::new(),
+                    ..Default::default()
+                },
+            )
             .collect();
         remaining -= partitions.len();
         topics.push(DescribeTopicPartitionsResponseTopic {

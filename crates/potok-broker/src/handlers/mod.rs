@@ -8,6 +8,7 @@
 pub mod api_versions;
 pub mod create_topics;
 pub mod delayed_produce;
+pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod fetch;
 pub mod fetch_sessions;
@@ -45,6 +46,8 @@ pub fn register_all() -> Registry {
     // belongs to KIP-939's two-phase commit, which Potok does not implement.
     r.register(ApiKey::InitProducerId, 0, 4, init_producer_id::handle);
     r.register(ApiKey::DescribeProducers, 0, 0, describe_producers::handle);
+    // Kafka 4.x serves v1-v4 (v0 removed by KIP-896).
+    r.register(ApiKey::DescribeLogDirs, 1, 4, describe_log_dirs::handle);
     // DeleteTopics, CreatePartitions, DeleteRecords, Describe/Alter/IncrementalAlterConfigs,
     // DescribeCluster, DescribeTopicPartitions (versions in admin_api::ADMIN_API_VERSIONS).
     crate::admin_api::register(&mut r);

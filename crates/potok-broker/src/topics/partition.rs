@@ -125,6 +125,15 @@ impl Partition {
         !matches!(*lock(&self.replica), Role::Leader(_))
     }
 
+    /// The log's size in bytes and the lag of its end behind the high watermark (Kafka's
+    /// DescribeLogDirs `OffsetLag`: `max(high watermark - log end, 0)`), `None` without a log.
+    pub fn log_dir_summary(&self) -> Option<(u64, i64)> {
+        let g = lock(&self.log);
+        let log = g.as_ref()?;
+        let hw = self.high_watermark(log);
+        Some((log.size_bytes(), (hw.0 - log.log_end_offset().0).max(0)))
+    }
+
     /// Whether this broker holds a log of the partition (leader or follower).
     pub fn is_local_replica(&self) -> bool {
         !matches!(*lock(&self.replica), Role::NotReplica { .. })
