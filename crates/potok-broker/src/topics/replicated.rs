@@ -57,6 +57,22 @@ impl TopicManager {
             }
             return self.open_partition_known(topic, p, config, known, state);
         }
+        if self.replicated && !fresh {
+            // A stray log: this broker was removed from the partition (a reassignment) and
+            // stopped before it deleted its copy. Kafka's broker deletes such logs at start
+            // (KAFKA-14616); a later re-adding fetches everything from the leader anyway.
+            let dir = self.partition_dir(topic, p);
+            if dir.exists() {
+                tracing::info!(
+                    topic,
+                    partition = p,
+                    "deleting the log of a partition this broker no longer replicates"
+                );
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!(topic, partition = p, error = %e, "could not delete a stray partition log");
+                }
+            }
+        }
         Ok(Arc::new(Partition {
             topic: topic.to_string(),
             index: p,

@@ -157,6 +157,92 @@ fn roles_follow_the_image() {
     assert_eq!(p4.leader_epoch(), LeaderEpoch(1));
 }
 
+/// A reassignment (KIP-455) as the brokers apply it: broker 4, added, creates the log, follows
+/// and copies the leader, whose state learnt the new replica at the same leader epoch; the
+/// completion drops broker 3, which deletes its log; a log left behind by a removed broker is
+/// deleted when it starts again.
+#[test]
+fn a_reassignment_adds_a_replica_and_the_removed_one_deletes_its_log() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let m1 = TopicManager::open_replicated(&config(dirs[0].path(), 1), &creation(1)).unwrap();
+    let m3 = TopicManager::open_replicated(&config(dirs[1].path(), 3), &creation(1)).unwrap();
+    let m4 = TopicManager::open_replicated(&config(dirs[2].path(), 4), &creation(1)).unwrap();
+    let p1 = m1.get("t").unwrap().partition(0).unwrap();
+    let p3 = m3.get("t").unwrap().partition(0).unwrap();
+    let p4 = m4.get("t").unwrap().partition(0).unwrap();
+    p1.append(batch(5), 0).unwrap();
+    assert!(!p4.is_local_replica());
+    let start = MetadataRecord::PartitionChange(PartitionChangeRecord {
+        partition_id: 0,
+        topic_id: TOPIC_ID,
+        leader: -2,
+        replicas: Some(vec![1, 2, 4, 3]),
+        adding_replicas: Some(vec![4]),
+        removing_replicas: Some(vec![3]),
+        ..Default::default()
+    });
+    for m in [&m1, &m3, &m4] {
+        m.apply_replicated(std::slice::from_ref(&start)).unwrap();
+    }
+    assert!(p4.is_local_replica() && p4.dir().unwrap().exists());
+    let s = p1.replication().unwrap();
+    assert_eq!(
+        s.leader_epoch(),
+        LeaderEpoch(0),
+        "adding keeps the leader epoch"
+    );
+    assert_eq!(
+        s.replicas(),
+        &[BrokerId(1), BrokerId(2), BrokerId(4), BrokerId(3)][..]
+    );
+    while fetch_round(&p4, &p1, 1).is_some_and(|n| n > 0) {}
+    assert_eq!(log_bytes(&p4), log_bytes(&p1));
+    assert_eq!(
+        p1.replication().unwrap().replica_log_end(BrokerId(4)),
+        Some(Offset(5))
+    );
+
+    // Completion: replicas [1, 2, 4], broker 3 removed, the leader epoch bumped.
+    let done = MetadataRecord::PartitionChange(PartitionChangeRecord {
+        partition_id: 0,
+        topic_id: TOPIC_ID,
+        leader: 1,
+        isr: Some(vec![1, 2, 4]),
+        replicas: Some(vec![1, 2, 4]),
+        adding_replicas: Some(vec![]),
+        removing_replicas: Some(vec![]),
+        ..Default::default()
+    });
+    let dir3 = p3.dir().unwrap();
+    for m in [&m1, &m3, &m4] {
+        m.apply_replicated(std::slice::from_ref(&done)).unwrap();
+    }
+    assert!(
+        !p3.is_local_replica() && !dir3.exists(),
+        "the removed replica deleted its log"
+    );
+    assert!(p4.follower_state().is_some());
+    assert_eq!(p1.replication().unwrap().leader_epoch(), LeaderEpoch(1));
+    m3.close_all(1);
+
+    // A removed broker that stopped before deleting: its stray log goes at the next start.
+    std::fs::create_dir_all(&dir3).unwrap();
+    std::fs::write(dir3.join("00000000000000000000.log"), b"stale").unwrap();
+    let mut log = creation(1);
+    log.push(start);
+    log.push(done);
+    let again = TopicManager::open_replicated(&config(dirs[1].path(), 3), &log).unwrap();
+    assert!(!again
+        .get("t")
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .is_local_replica());
+    assert!(!dir3.exists(), "the stray log was deleted at start");
+    m1.close_all(1);
+    m4.close_all(1);
+}
+
 /// The data path between a leader and a follower: the follower appends the leader's batches
 /// with their offsets, the leader's high watermark advances with the follower's fetch offsets
 /// and the follower learns it; after a leader change the old leader's divergent tail is cut by
