@@ -610,3 +610,116 @@ fn crash_at_every_point_of_a_cleaning_loses_nothing() {
     assert!(crashes >= 100, "only {crashes} crashes injected");
     assert!(max_ops >= 10, "a cleaning has {max_ops} file operations");
 }
+
+/// A batch of transactional producer `pid` (epoch 0) holding `records`.
+fn txn_batch(pid: i64, seq: i32, records: &[(&[u8], &[u8])], ts: i64) -> Bytes {
+    let mut b = RecordBatchBuilder::new()
+        .producer(ProducerId(pid), ProducerEpoch(0), seq)
+        .transactional(true);
+    for (k, v) in records {
+        b = b.key_value(ts, Some(k), Some(v));
+    }
+    b.build().expect("build").into_bytes()
+}
+
+fn txn_marker(pid: i64, commit: bool) -> Bytes {
+    let kind = if commit {
+        potok_records::ControlRecordType::Commit
+    } else {
+        potok_records::ControlRecordType::Abort
+    };
+    RecordBatchBuilder::end_transaction_marker(ProducerId(pid), ProducerEpoch(0), kind, 0, 10)
+        .build()
+        .expect("build marker")
+        .into_bytes()
+}
+
+/// Issue 21 (the cleaner and transactions, Kafka's `CleanedTransactionMetadata`): a record of
+/// an aborted transaction neither survives a cleaning nor makes the cleaner drop an older
+/// committed value of its key, and nothing of a transaction still open is cleaned, so its
+/// records cannot hide older values before their fate is known.
+#[test]
+fn aborted_transactions_are_dropped_and_never_hide_committed_values() {
+    let dir = tmpdir();
+    let now = 5_000_000;
+    let log = Mutex::new(open_with(dir.path(), Arc::new(RealStorage), now));
+    let append = |b: Bytes| log.lock().unwrap().append(b, now).unwrap();
+    let v1 = append(keyed_batch(
+        &[
+            (b"k1".to_vec(), Some(b"v1".to_vec())),
+            (b"k2".to_vec(), Some(b"w1".to_vec())),
+        ],
+        now,
+    ));
+    // Producer 7 writes both keys and aborts; producer 8 writes k2 and commits.
+    append(txn_batch(
+        7,
+        0,
+        &[(b"k1", b"v2-aborted"), (b"k2", b"w2-aborted")],
+        now,
+    ));
+    let w3 = append(txn_batch(8, 0, &[(b"k2", b"w3")], now));
+    append(txn_marker(7, false));
+    append(txn_marker(8, true));
+    // Filler so that all of it lies in closed segments.
+    for i in 0..40u32 {
+        append(keyed_batch(
+            &[(format!("f{i}").into_bytes(), Some(vec![0; 40]))],
+            now,
+        ));
+    }
+    log.lock().unwrap().roll(now).unwrap();
+    let mut cleaner = Cleaner::new(CleanerConfig::default());
+    clean(&log, &mut cleaner, now).expect("something to clean");
+    let values = |key: &[u8]| -> Vec<(i64, Vec<u8>)> {
+        read_log(&log.lock().unwrap())
+            .into_iter()
+            .filter(|r| r.key == key)
+            .map(|r| (r.offset, r.value.unwrap_or_default()))
+            .collect()
+    };
+    assert_eq!(
+        values(b"k1"),
+        vec![(v1.first_offset.0, b"v1".to_vec())],
+        "the aborted k1 is gone and the committed one it would have replaced stays"
+    );
+    assert_eq!(
+        values(b"k2"),
+        vec![(w3.first_offset.0, b"w3".to_vec())],
+        "the committed transaction's k2 replaces the older one; the aborted one is gone"
+    );
+
+    // An open transaction: its k1 is neither cleaned away nor allowed to replace v1, and the
+    // cleaning stops below it until it ends.
+    let open = append(txn_batch(9, 0, &[(b"k1", b"v4-open")], now));
+    for i in 0..40u32 {
+        append(keyed_batch(
+            &[(format!("g{i}").into_bytes(), Some(vec![0; 40]))],
+            now,
+        ));
+    }
+    log.lock().unwrap().roll(now).unwrap();
+    let _ = clean(&log, &mut cleaner, now);
+    assert_eq!(
+        values(b"k1"),
+        vec![
+            (v1.first_offset.0, b"v1".to_vec()),
+            (open.first_offset.0, b"v4-open".to_vec())
+        ],
+        "nothing of the open transaction's range is cleaned"
+    );
+    // Once it commits, its k1 replaces v1.
+    append(txn_marker(9, true));
+    for i in 0..40u32 {
+        append(keyed_batch(
+            &[(format!("h{i}").into_bytes(), Some(vec![0; 40]))],
+            now,
+        ));
+    }
+    log.lock().unwrap().roll(now).unwrap();
+    while clean(&log, &mut cleaner, now).is_some() {}
+    assert_eq!(
+        values(b"k1"),
+        vec![(open.first_offset.0, b"v4-open".to_vec())]
+    );
+}

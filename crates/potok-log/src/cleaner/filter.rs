@@ -106,6 +106,8 @@ pub(crate) struct FilterContext<'a> {
     pub(crate) delete_retention_ms: i64,
     /// Producer id -> offset of its last data record (Kafka's `lastRecordsOfActiveProducers`).
     pub(crate) active_producers: &'a HashMap<i64, i64>,
+    /// The aborted transactions: their data is dropped.
+    pub(crate) aborted: &'a super::AbortedSet,
     /// The first uncleanable offset: the batch ending just below it is kept, even empty, so
     /// the cleaned log still shows where its data ended (Kafka's
     /// `upperBoundOffsetOfCleaningRound`).
@@ -133,8 +135,10 @@ pub(crate) struct FilterCounts {
 /// * a batch left without records is dropped unless it holds an active idempotent producer's
 ///   last record (its sequence must survive) or ends the cleaning round; then its header is
 ///   kept with no records;
-/// * control batches (transaction markers) are kept as they are: Potok writes none yet, and
-///   removing one needs the transaction index Kafka keeps.
+/// * every record of a batch of an aborted transaction is dropped (the batch then follows the
+///   rule for batches left without records);
+/// * control batches (transaction markers) are kept as they are (Kafka removes a marker once
+///   its transaction's data is gone and `delete.retention.ms` passed; Potok does not yet).
 pub(crate) fn filter_batch(
     batch: &RecordBatch,
     ctx: &FilterContext<'_>,
@@ -146,6 +150,7 @@ pub(crate) fn filter_batch(
         counts.records_retained = counts.records_read;
         return Ok((Some(batch.clone()), counts));
     }
+    let aborted = ctx.aborted.holds(&h);
     let horizon_passed = h.delete_horizon_ms().is_some_and(|t| ctx.now_ms >= t);
     let mut retained: Vec<Record> = Vec::new();
     let mut all = true;
@@ -158,7 +163,9 @@ pub(crate) fn filter_batch(
         let r = r.map_err(bad)?;
         counts.records_read += 1;
         let offset = r.offset(&h).0;
-        let keep = if offset > ctx.map.latest_offset() {
+        let keep = if aborted {
+            false
+        } else if offset > ctx.map.latest_offset() {
             true
         } else if let Some(key) = &r.key {
             let latest = ctx.map.get(key).is_none_or(|o| offset >= o);

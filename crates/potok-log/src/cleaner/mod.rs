@@ -29,8 +29,11 @@
 //! # Differences from Kafka
 //!
 //! * The offset map stores keys, not MD5 digests (see [`offset_map`]).
-//! * Transaction markers are never removed (Potok has no transactions yet); aborted data is
-//!   therefore not recognised either.
+//! * Transactions: nothing at or above the first unstable offset is cleaned; the records of
+//!   aborted transactions (found through the `.txnindex` entries of the whole log) neither
+//!   enter the offset map nor survive a cleaning, as in Kafka. Unlike Kafka, transaction
+//!   markers are never removed (Kafka drops a marker `delete.retention.ms` after the data of
+//!   its transaction is gone, KIP-534), and the `.txnindex` entries stay.
 //! * A replacement segment keeps the files' own modification time rather than the replaced
 //!   segment's; `retention.ms` uses it only for segments whose records carry no timestamp.
 
@@ -189,7 +192,39 @@ pub(crate) struct CleaningJob {
     pub(crate) first_dirty: i64,
     pub(crate) first_uncleanable: i64,
     pub(crate) active_producers: HashMap<i64, i64>,
+    /// Every aborted transaction with data below the first uncleanable offset.
+    pub(crate) aborted: AbortedSet,
     pub(crate) truncations: u64,
+}
+
+/// The aborted transactions a cleaning knows of, by producer: `[first offset, marker offset]`
+/// ranges from the `.txnindex` entries. Below the first uncleanable offset every transaction is
+/// complete, so a transactional batch is aborted data exactly when it lies in one of them.
+#[derive(Debug, Default)]
+pub(crate) struct AbortedSet {
+    by_producer: HashMap<i64, Vec<(i64, i64)>>,
+}
+
+impl AbortedSet {
+    pub(crate) fn insert(&mut self, e: &crate::txn_index::AbortedTxn) {
+        self.by_producer
+            .entry(e.producer_id.0)
+            .or_default()
+            .push((e.first_offset.0, e.last_offset.0));
+    }
+
+    /// Whether a data batch (not a marker) with header `h` belongs to an aborted transaction.
+    pub(crate) fn holds(&self, h: &potok_records::BatchHeader) -> bool {
+        if !h.is_transactional() || h.is_control() {
+            return false;
+        }
+        let base = h.base_offset;
+        self.by_producer.get(&h.producer_id).is_some_and(|ranges| {
+            ranges
+                .iter()
+                .any(|&(first, last)| first <= base && base < last)
+        })
+    }
 }
 
 /// A replaced segment's identity at preparation time.
@@ -264,6 +299,7 @@ impl Cleaner {
             now_ms,
             delete_retention_ms: job.config.delete_retention_ms,
             active_producers: &job.active_producers,
+            aborted: &job.aborted,
             round_end: job.first_uncleanable,
             max_decompressed: self.config.max_decompressed_bytes,
         };
@@ -344,7 +380,8 @@ impl Cleaner {
                 if h.last_offset().0 < start {
                     continue;
                 }
-                if !h.is_control() {
+                // Aborted data must not hide an older committed value of its key.
+                if !h.is_control() && !job.aborted.holds(&h) {
                     let records = batch
                         .records_with_limit(self.config.max_decompressed_bytes)
                         .map_err(LogError::InvalidBatch)?;

@@ -234,6 +234,15 @@ impl Log {
                 first_uncleanable = first_uncleanable.min(b);
             }
         }
+        // Nothing of an ongoing transaction is cleaned (Kafka's `cleanableOffsets` bounds by
+        // `firstUnstableOffset`): whether its records count depends on a marker not written
+        // yet, and a record of a transaction that will abort must not make the cleaner drop
+        // an older committed value of its key.
+        if let Some(unstable) = self.first_unstable_offset() {
+            if let Some((&b, _)) = self.segments.range(..=unstable.0).next_back() {
+                first_uncleanable = first_uncleanable.min(b);
+            }
+        }
         let dirty_from = self
             .segments
             .range(..=first_dirty)
@@ -334,6 +343,16 @@ impl Log {
                 aborted: seg.txn.entries().to_vec(),
             });
         }
+        // The aborted transactions of the whole log: an ABORT marker, and so its entry, may
+        // lie above the first uncleanable offset while the transaction's data lies below.
+        let mut aborted = crate::cleaner::AbortedSet::default();
+        for seg in self.segments.values() {
+            for e in seg.txn.entries() {
+                if e.first_offset.0 < first_uncleanable {
+                    aborted.insert(e);
+                }
+            }
+        }
         let active_producers: HashMap<i64, i64> = self
             .producers
             .entries()
@@ -347,6 +366,7 @@ impl Log {
             first_dirty,
             first_uncleanable,
             active_producers,
+            aborted,
             truncations: self.cleaning.truncations,
         })
     }
