@@ -75,11 +75,41 @@ struct InFlight {
 
 type Key = (Uuid, i32);
 
+/// The brokers a leader may add to an ISR, with their registered broker epochs: those the
+/// metadata image shows unfenced and not in controlled shutdown (Kafka's
+/// `Partition.isReplicaIsrEligible`). Read before any partition's lock is taken, since the
+/// image's lock is taken under partition locks elsewhere.
+#[derive(Debug, Default)]
+pub struct Eligible(BTreeMap<BrokerId, i64>);
+
+impl Eligible {
+    /// The eligible brokers of `broker`'s image.
+    pub fn of(broker: &Broker) -> Eligible {
+        Eligible(broker.topics.with_image(|image| {
+            image
+                .brokers()
+                .iter()
+                .filter(|(_, r)| !r.fenced && !r.in_controlled_shutdown)
+                .map(|(&b, r)| (b, r.epoch))
+                .collect()
+        }))
+    }
+
+    /// Whether follower `b`, whose fetches carried `fetch_epoch` (-1: none), may join the ISR:
+    /// eligible, and registered under that epoch (KIP-903), as the controller checks.
+    fn allows(&self, b: BrokerId, fetch_epoch: i64) -> bool {
+        self.0
+            .get(&b)
+            .is_some_and(|&epoch| fetch_epoch < 0 || epoch == fetch_epoch)
+    }
+}
+
 /// Asks `partition` for an ISR change (`shrink`: also the lag check) and records it as pending.
 fn propose(
     key: Key,
     partition: &Arc<Partition>,
     shrink_lag_ms: Option<i64>,
+    eligible: &Eligible,
     inflight: &mut BTreeMap<Key, InFlight>,
 ) {
     if inflight.contains_key(&key) || partition.is_led_elsewhere() {
@@ -89,7 +119,7 @@ fn propose(
     let proposal = partition.with_leader(|r| {
         let shrink = shrink_lag_ms.and_then(|lag| r.isr_to_shrink(now, lag));
         let shrinks = shrink.is_some();
-        let isr = shrink.or_else(|| r.isr_to_expand())?;
+        let isr = shrink.or_else(|| r.isr_to_expand_eligible(|b, e| eligible.allows(b, e)))?;
         let proposal = r.propose_isr(isr.clone());
         if shrinks && crate::planted::active() == crate::planted::PlantedBug::ActOnPendingShrink {
             // The planted bug (test-only): act as if the controller had committed the shrink.
@@ -215,17 +245,21 @@ pub async fn run(broker: Arc<Broker>, quorum: Arc<Quorum>) {
         let now = Instant::now();
         if now >= next_check {
             next_check = now + check_every;
+            let eligible = Eligible::of(&broker);
             for t in broker.topics.all() {
                 for p in t.state().partitions {
-                    propose((t.id(), p.index()), &p, Some(lag), &mut inflight);
+                    propose((t.id(), p.index()), &p, Some(lag), &eligible, &mut inflight);
                 }
             }
         }
+        let mut eligible = None;
         while let Ok(c) = candidates.try_recv() {
+            let eligible = eligible.get_or_insert_with(|| Eligible::of(&broker));
             propose(
                 (c.topic_id, c.partition.index()),
                 &c.partition,
                 None,
+                eligible,
                 &mut inflight,
             );
         }
@@ -248,7 +282,13 @@ pub async fn run(broker: Arc<Broker>, quorum: Arc<Quorum>) {
         };
         tokio::select! {
             c = candidates.recv() => match c {
-                Some(c) => propose((c.topic_id, c.partition.index()), &c.partition, None, &mut inflight),
+                Some(c) => propose(
+                    (c.topic_id, c.partition.index()),
+                    &c.partition,
+                    None,
+                    &Eligible::of(&broker),
+                    &mut inflight,
+                ),
                 None => return,
             },
             _ = tokio::time::sleep_until(wake) => {}

@@ -325,6 +325,19 @@ impl LeaderState {
     /// high watermark and the start of this leader's epoch. `None` when there is nobody to add
     /// or a change is in flight.
     pub fn isr_to_expand(&self) -> Option<Vec<BrokerId>> {
+        self.isr_to_expand_eligible(|_, _| true)
+    }
+
+    /// [`LeaderState::isr_to_expand`] restricted to followers that `eligible(broker, broker
+    /// epoch of its fetches)` accepts: Kafka's leader adds only a replica its metadata shows
+    /// unfenced, not shutting down and registered under the broker epoch its fetches carried
+    /// (`Partition.isReplicaIsrEligible`, KIP-841 and KIP-903), since the controller refuses
+    /// any other with INELIGIBLE_REPLICA and a leader that kept proposing it would send an
+    /// AlterPartition after every fetch of that follower until its metadata changed.
+    pub fn isr_to_expand_eligible(
+        &self,
+        eligible: impl Fn(BrokerId, i64) -> bool,
+    ) -> Option<Vec<BrokerId>> {
         if self.pending_isr.is_some() {
             return None;
         }
@@ -336,7 +349,12 @@ impl LeaderState {
             let Some(end) = self.log_end_of(*b) else {
                 continue;
             };
-            if end >= self.high_watermark && end >= self.epoch_start_offset {
+            let epoch = self
+                .followers
+                .get(b)
+                .and_then(|f| f.broker_epoch)
+                .unwrap_or(-1);
+            if end >= self.high_watermark && end >= self.epoch_start_offset && eligible(*b, epoch) {
                 isr.push(*b);
             }
         }

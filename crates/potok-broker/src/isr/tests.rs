@@ -76,10 +76,16 @@ fn a_lagging_follower_is_proposed_out_and_the_committed_answer_settles_it() {
         .unwrap();
     // Without the lag check (a candidate from a fetch) nothing is proposed: all are members.
     let mut inflight = BTreeMap::new();
-    propose((T, 0), &p, None, &mut inflight);
+    propose((T, 0), &p, None, &Eligible::default(), &mut inflight);
     assert!(inflight.is_empty());
     // The periodic check drops broker 3, which has not caught up within the bound.
-    propose((T, 0), &p, Some(60_000), &mut inflight);
+    propose(
+        (T, 0),
+        &p,
+        Some(60_000),
+        &Eligible::default(),
+        &mut inflight,
+    );
     let req = request(&inflight);
     assert_eq!(req.topics.len(), 1);
     let pd = &req.topics[0].partitions[0];
@@ -96,7 +102,7 @@ fn a_lagging_follower_is_proposed_out_and_the_committed_answer_settles_it() {
         Some(&[BrokerId(1), BrokerId(2)][..])
     );
     // A second proposal waits for the first.
-    propose((T, 0), &p, Some(1_000), &mut inflight);
+    propose((T, 0), &p, Some(1_000), &Eligible::default(), &mut inflight);
     assert_eq!(inflight.len(), 1);
     // NOT_CONTROLLER at the top: everything is sent again.
     let top = AlterPartitionResponse {
@@ -125,7 +131,7 @@ fn refusals_clear_or_keep_the_pending_change_as_kafka_does() {
         .unwrap()
         .unwrap();
     let mut inflight = BTreeMap::new();
-    propose((T, 0), &p, Some(1_000), &mut inflight);
+    propose((T, 0), &p, Some(1_000), &Eligible::default(), &mut inflight);
     assert_eq!(inflight.len(), 1);
     // INELIGIBLE_REPLICA: nothing was applied, the pending change is dropped.
     assert!(!settle(
@@ -135,7 +141,7 @@ fn refusals_clear_or_keep_the_pending_change_as_kafka_does() {
     assert_eq!(p.with_leader(|r| r.clone()).unwrap().pending_isr(), None);
     // INVALID_UPDATE_VERSION: the change may have been applied; it stays pending until the
     // metadata says, and is not resent.
-    propose((T, 0), &p, Some(1_000), &mut inflight);
+    propose((T, 0), &p, Some(1_000), &Eligible::default(), &mut inflight);
     assert!(!settle(
         &answer(ErrorCode::InvalidUpdateVersion, &[], 0, 0),
         &mut inflight
@@ -161,7 +167,7 @@ fn answers_for_an_earlier_leader_epoch_are_ignored() {
         .unwrap()
         .unwrap();
     let mut inflight = BTreeMap::new();
-    propose((T, 0), &p, Some(1_000), &mut inflight);
+    propose((T, 0), &p, Some(1_000), &Eligible::default(), &mut inflight);
     let state = PartitionState {
         replicas: vec![BrokerId(1), BrokerId(2), BrokerId(3)],
         isr: vec![BrokerId(1), BrokerId(2), BrokerId(3)],
@@ -190,13 +196,17 @@ fn a_caught_up_follower_outside_the_isr_is_proposed_in() {
         .unwrap()
         .unwrap();
     let mut inflight = BTreeMap::new();
-    propose((T, 0), &p, None, &mut inflight);
+    let all = Eligible((1..=3).map(|b| (BrokerId(b), 7)).collect());
+    propose((T, 0), &p, None, &all, &mut inflight);
     assert!(inflight.is_empty());
     // Broker 3 fetched up to the high watermark and the epoch's start (both 0 here).
     p.with_leader(|r| r.on_follower_fetch(BrokerId(3), Offset(0), now))
         .unwrap()
         .unwrap();
-    propose((T, 0), &p, None, &mut inflight);
+    // Fenced (absent from the eligible brokers): not proposed; the controller would refuse it.
+    propose((T, 0), &p, None, &Eligible::default(), &mut inflight);
+    assert!(inflight.is_empty());
+    propose((T, 0), &p, None, &all, &mut inflight);
     let req = request(&inflight);
     let isr: Vec<i32> = req.topics[0].partitions[0]
         .new_isr_with_epochs

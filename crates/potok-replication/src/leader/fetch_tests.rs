@@ -255,3 +255,27 @@ fn kip_207_a_new_leader_with_a_lagging_high_watermark_hides_latest() {
         .check_client_list_offsets(ClientOffsetQuery::Latest)
         .is_ok());
 }
+
+#[test]
+fn only_eligible_followers_are_proposed_back_into_the_isr() {
+    let (mut s, log) = leader(4);
+    for b in [2, 3] {
+        s.answer_follower_fetch(&pos(b, 2, Some(3), 3), log.view(), 1)
+            .unwrap();
+    }
+    s.on_isr_committed(ids(&[1, 2]), 6).unwrap();
+    s.answer_follower_fetch(&pos(3, 4, Some(3), 3), log.view(), 2)
+        .unwrap();
+    // Broker 3 caught up, but the leader's metadata shows it fenced (or registered under
+    // another epoch than its fetches carry, 100): no proposal, so no AlterPartition that the
+    // controller would refuse with INELIGIBLE_REPLICA after every fetch.
+    assert_eq!(s.isr_to_expand_eligible(|_, _| false), None);
+    assert_eq!(
+        s.isr_to_expand_eligible(|b, epoch| b != BrokerId(3) || epoch == 101),
+        None
+    );
+    assert_eq!(
+        s.isr_to_expand_eligible(|b, epoch| b != BrokerId(3) || epoch == 100),
+        Some(ids(&[1, 2, 3]))
+    );
+}
