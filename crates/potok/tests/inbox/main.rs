@@ -12,9 +12,12 @@
 //! - `stored_offsets_are_used_after_a_rebalance`: with no offset ever committed to the broker,
 //!   a second consumer joins and leaves; nothing processed before is delivered again.
 //! - `example_service_feeds_the_outbox_relay`: the example end to end with `potok outbox run`.
+//! - `library.rs`: `process` (duplicates, handler errors, offsets never moving back) and
+//!   pruning, in this process.
 
 #[path = "../common/mod.rs"]
 mod common;
+mod library;
 #[path = "../../../potok-inbox/examples/inbox_service/service.rs"]
 mod service;
 #[path = "../outbox/support.rs"]
