@@ -36,6 +36,7 @@ use super::fetch_sessions::SessionRequest;
 use super::non_negative;
 use crate::error::Result;
 use crate::registry::{FetchReply, Reply};
+use crate::replica::throttle;
 use crate::sendfile::placeholder;
 use crate::topics::{log_error_code, now_ms, Partition};
 use crate::Broker;
@@ -71,6 +72,8 @@ enum Planned {
         /// In an incremental session: the high watermark and log start last answered, so an
         /// unchanged partition is left out of the answer.
         sent: Option<(i64, i64)>,
+        /// The leader's replication throttle (bytes per second) for this follower, if any.
+        throttle: Option<u64>,
     },
 }
 
@@ -205,10 +208,31 @@ pub async fn handle(
                         parts.push(Planned::Fixed(Box::new(pd)));
                     }
                     _ => {
+                        let leader = p.replication();
+                        // A follower outside the ISR of a throttled partition is held to
+                        // `leader.replication.throttled.rate` (`crate::replica::throttle`).
+                        // Fetch v13+ names topics by id: the name comes from the topic.
+                        let throttle = match (&leader, &topic) {
+                            (Some(s), Some(t)) if !s.isr().contains(&replica) => {
+                                let rate = throttle::leader_rate(
+                                    &broker.dynamic.lock().unwrap_or_else(|e| e.into_inner()),
+                                );
+                                broker.topics.with_image(|image| {
+                                    throttle::leader_limit(
+                                        image,
+                                        rate,
+                                        broker.topics.node(),
+                                        t.name(),
+                                        fp.partition,
+                                    )
+                                })
+                            }
+                            _ => None,
+                        };
                         // A follower that reached the high watermark and the epoch's start may
                         // rejoin the ISR: the ISR task (`crate::isr`) proposes it.
                         if let (Some(q), Some(t)) = (&broker.quorum, &topic) {
-                            if p.replication().is_some_and(|s| s.isr_to_expand().is_some()) {
+                            if leader.is_some_and(|s| s.isr_to_expand().is_some()) {
                                 q.isr_candidate(crate::isr::Candidate {
                                     topic_id: t.id(),
                                     partition: Arc::clone(&p),
@@ -221,6 +245,7 @@ pub async fn handle(
                             partition_max_bytes: fp.partition_max_bytes,
                             index: fp.partition,
                             sent: *sent,
+                            throttle,
                         })
                     }
                 },
@@ -231,7 +256,8 @@ pub async fn handle(
     let notify = Arc::new(Notify::new());
     let mut shutdown = broker.shutdown_signal();
     loop {
-        let (mut body, slices, bytes, read_error) = read_round(&plan, v, max_bytes, &notify);
+        let (mut body, slices, bytes, read_error) =
+            read_round(&plan, v, max_bytes, &notify, broker.topics.leader_quota());
         if any_fixed
             || read_error
             || bytes >= min_bytes
@@ -289,6 +315,7 @@ fn read_round(
     v: i16,
     max_bytes: usize,
     notify: &Arc<Notify>,
+    quota: &throttle::ReplicationQuota,
 ) -> (FetchResponse, Vec<ReadSlice>, usize, bool) {
     let mut left = max_bytes;
     let mut first = true;
@@ -299,7 +326,7 @@ fn read_round(
     for (name, id, parts) in plan {
         let mut out = Vec::with_capacity(parts.len());
         for planned in parts {
-            let (partition, offset, partition_max_bytes, index, sent) = match planned {
+            let (partition, offset, partition_max_bytes, index, sent, limit_rate) = match planned {
                 Planned::Fixed(pd) => {
                     out.push(PartitionData::clone(pd));
                     continue;
@@ -310,7 +337,15 @@ fn read_round(
                     partition_max_bytes,
                     index,
                     sent,
-                } => (partition, *offset, *partition_max_bytes, *index, *sent),
+                    throttle,
+                } => (
+                    partition,
+                    *offset,
+                    *partition_max_bytes,
+                    *index,
+                    *sent,
+                    *throttle,
+                ),
             };
             partition.add_waiter(notify);
             let mut pd = PartitionData {
@@ -321,6 +356,32 @@ fn read_round(
                 records: Some(Bytes::new()),
                 ..Default::default()
             };
+            let now = throttle::monotonic_ms();
+            if limit_rate.is_some_and(|rate| quota.is_exceeded(rate, now)) {
+                // Over the throttle: the bounds without records (Kafka's leader-side throttle
+                // leaves the partition's data out of the response).
+                match (partition.log_bounds(), partition.leader_high_watermark()) {
+                    (Ok((log_start, _)), Some(hw)) => {
+                        pd.high_watermark = hw.0;
+                        pd.last_stable_offset = hw.0;
+                        pd.log_start_offset = log_start.0;
+                    }
+                    (Err(e), _) => {
+                        pd.error_code = log_error_code(&e).code();
+                        failed = true;
+                    }
+                    (Ok(_), None) => {
+                        pd.error_code = ErrorCode::NotLeaderOrFollower.code();
+                        failed = true;
+                    }
+                }
+                if sent.is_none_or(|(hw, start)| {
+                    pd.error_code != 0 || pd.high_watermark != hw || pd.log_start_offset != start
+                }) {
+                    out.push(pd);
+                }
+                continue;
+            }
             let limit = non_negative(partition_max_bytes).min(left);
             match partition.read_for_follower(offset, limit.max(1)) {
                 Ok((slice, log_start, hw)) => {
@@ -332,6 +393,9 @@ fn read_round(
                         first = false;
                         left = left.saturating_sub(len);
                         bytes += len;
+                        if limit_rate.is_some() {
+                            quota.record(len as u64, now);
+                        }
                         match placeholder(len) {
                             Some(ph) => {
                                 pd.records = Some(ph);

@@ -26,6 +26,7 @@ use crate::Broker;
 mod client;
 mod fetcher;
 mod settings;
+pub mod throttle;
 
 pub use client::{ClientError, LeaderConnection};
 pub use fetcher::FOLLOWER_FETCH_VERSION;

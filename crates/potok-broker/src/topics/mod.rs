@@ -677,7 +677,8 @@ impl TopicManager {
                 st.partitions.clone()
             };
             let log_config = read(&topic.state).config.log.clone();
-            for p in parts {
+            // In a cluster a partition this broker does not replicate has no log to change.
+            for p in parts.iter().filter(|p| p.is_local_replica()) {
                 p.with_log(|log| log.set_config(log_config.clone()))
                     .map_err(|e| ApiError::new(log_error_code(&e), e.to_string()))?;
             }
@@ -722,7 +723,8 @@ impl TopicManager {
             st.config = config.clone();
             st.partitions.clone()
         };
-        for p in parts {
+        // In a cluster a partition this broker does not replicate has no log to change.
+        for p in parts.iter().filter(|p| p.is_local_replica()) {
             p.with_log(|log| log.set_config(config.log.clone()))
                 .map_err(|e| ApiError::new(log_error_code(&e), e.to_string()))?;
         }

@@ -81,6 +81,8 @@ pub struct ReplicationContext {
     pub(super) leadership: super::leadership::LeadershipWatches,
     /// A test-only bug (`crate::planted`); `None` outside tests.
     pub(super) planted_bug: PlantedBug,
+    /// What this broker sent to throttled followers (`crate::replica::throttle`).
+    pub(super) leader_quota: crate::replica::throttle::ReplicationQuota,
 }
 
 impl ReplicationContext {
@@ -92,6 +94,7 @@ impl ReplicationContext {
             changed: watch::Sender::new(0),
             checkpointed: Mutex::new(HashMap::new()),
             leadership: Default::default(),
+            leader_quota: Default::default(),
         }
     }
 
@@ -392,6 +395,12 @@ impl TopicManager {
         self.replication
             .broker_epoch
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The bytes this broker sent to throttled followers (the leader-side replication
+    /// throttle, `crate::replica::throttle`).
+    pub fn leader_quota(&self) -> &crate::replica::throttle::ReplicationQuota {
+        &self.replication.leader_quota
     }
 
     /// This broker's id.
