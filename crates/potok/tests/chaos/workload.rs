@@ -79,7 +79,16 @@ impl Deliveries {
     }
 }
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    /// librdkafka's log lines go to stderr with the run's time, so that a run with
+    /// `POTOK_CHAOS_CLIENT_DEBUG` (librdkafka `debug` contexts) shows what the producer did.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        eprintln!(
+            "rdkafka t={:.3}s {level:?} {fac}: {message}",
+            self.t0.elapsed().as_secs_f64()
+        );
+    }
+}
 
 /// Errors that mean the broker refused the batch before appending anything; every other error
 /// (timeouts, lost connections, leadership moves) leaves the write indeterminate.
@@ -175,6 +184,10 @@ pub fn start_producer(
         .set("reconnect.backoff.max.ms", "500")
         .set("retry.backoff.ms", "50")
         .set("topic.metadata.refresh.interval.ms", "1000");
+    // Diagnosis only: librdkafka debug contexts for the producers (e.g. `broker,metadata,msg`).
+    if let Ok(debug) = std::env::var("POTOK_CHAOS_CLIENT_DEBUG") {
+        cfg.set("debug", debug);
+    }
     let producer: ThreadedProducer<Deliveries> = cfg
         .create_with_context(Deliveries {
             outcomes: Mutex::default(),
