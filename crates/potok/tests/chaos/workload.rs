@@ -267,9 +267,17 @@ impl ProducerRun {
 /// Records rebalances into the session as resets of the partitions they move.
 struct Recording {
     events: Arc<Mutex<Vec<Event>>>,
+    name: String,
 }
 
-impl ClientContext for Recording {}
+impl ClientContext for Recording {
+    /// librdkafka's log lines go to stderr with the session's name, so that a run with
+    /// `POTOK_CHAOS_CONSUMER_DEBUG` (librdkafka `debug` contexts, e.g. `cgrp,protocol`) shows
+    /// which group request a consumer waits for.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        eprintln!("rdkafka consumer {} {level:?} {fac}: {message}", self.name);
+    }
+}
 
 impl ConsumerContext for Recording {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, r: &Rebalance<'_>) {
@@ -297,8 +305,8 @@ pub struct ConsumerRun {
 /// about every 200 ms.
 pub fn start_consumer(w: &Workload, name: &str, stop: Arc<AtomicBool>) -> ConsumerRun {
     let events = Arc::new(Mutex::new(Vec::new()));
-    let consumer: BaseConsumer<Recording> = ClientConfig::new()
-        .set("bootstrap.servers", &w.bootstrap)
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &w.bootstrap)
         .set("group.id", &w.group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
@@ -307,9 +315,16 @@ pub fn start_consumer(w: &Workload, name: &str, stop: Arc<AtomicBool>) -> Consum
         .set("socket.timeout.ms", "5000")
         .set("topic.metadata.refresh.interval.ms", "1000")
         .set("reconnect.backoff.ms", "50")
-        .set("reconnect.backoff.max.ms", "500")
+        .set("reconnect.backoff.max.ms", "500");
+    // Diagnosis only: librdkafka debug contexts for the group consumers.
+    if let Ok(debug) = std::env::var("POTOK_CHAOS_CONSUMER_DEBUG") {
+        cfg.set("debug", debug)
+            .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
+    }
+    let consumer: BaseConsumer<Recording> = cfg
         .create_with_context(Recording {
             events: events.clone(),
+            name: name.to_string(),
         })
         .expect("consumer");
     consumer.subscribe(&[&w.topic]).expect("subscribe");
