@@ -92,7 +92,10 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "log.preallocate", default: "false", doc: "Default preallocate (accepted, not enforced)." },
     Setting { name: "log.local.retention.ms", default: "-2", doc: "Default local.retention.ms (tiered storage; accepted, not enforced)." },
     Setting { name: "log.local.retention.bytes", default: "-2", doc: "Default local.retention.bytes (tiered storage; accepted, not enforced)." },
-    Setting { name: "unclean.leader.election.enable", default: "false", doc: "Default unclean.leader.election.enable (one node: nothing to elect)." },
+    Setting { name: "unclean.leader.election.enable", default: "false", doc: "Default unclean.leader.election.enable: in a cluster, whether the active controller may elect a replica outside the ISR when no ISR member is left (topic overrides and the dynamic default win); one node has nothing to elect." },
+    Setting { name: "auto.leader.rebalance.enable", default: "true", doc: "In a cluster, the active controller periodically gives partitions back to their preferred (first) replica when it is a live ISR member." },
+    Setting { name: "leader.imbalance.check.interval.seconds", default: "300", doc: "How often the active controller looks for partitions not led by their preferred replica." },
+    Setting { name: "leader.imbalance.per.broker.percentage", default: "10", doc: "Accepted for compatibility and not used, as in Kafka's KRaft controller (KAFKA-13682): every imbalanced partition is rebalanced." },
     Setting { name: "min.insync.replicas", default: "1", doc: "Default min.insync.replicas; acks=-1 produce fails with NOT_ENOUGH_REPLICAS when above 1 on one node." },
     Setting { name: "group.initial.rebalance.delay.ms", default: "3000", doc: "How long the first rebalance of an empty group waits for more members (extended while members keep joining, up to the rebalance timeout)." },
     Setting { name: "group.min.session.timeout.ms", default: "6000", doc: "Smallest session timeout a consumer group member may ask for." },
@@ -316,7 +319,7 @@ fn cleaner_settings<'a>(
     })
 }
 
-fn parse_bool(name: &str, v: &str) -> Result<bool> {
+pub(crate) fn parse_bool(name: &str, v: &str) -> Result<bool> {
     match v.to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" => Ok(false),

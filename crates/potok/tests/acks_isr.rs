@@ -436,3 +436,51 @@ fn kafka_leader_election_tool_restores_preferred_leaders_after_a_restart() {
         "{out}"
     );
 }
+
+/// Issue 19 (preferred leaders): with `auto.leader.rebalance.enable` (the default) the active
+/// controller gives partitions back to their preferred replica by itself once it is back in
+/// the ISR, every `leader.imbalance.check.interval.seconds` (2 s here); with it off they stay
+/// where the failover put them.
+#[test]
+fn the_controller_restores_preferred_leaders_by_itself_unless_disabled() {
+    for auto in ["true", "false"] {
+        let mut c = Cluster::start(
+            3,
+            &[
+                ("broker.session.timeout.ms", SESSION_TIMEOUT_MS),
+                ("broker.heartbeat.interval.ms", HEARTBEAT_INTERVAL_MS),
+                ("replica.lag.time.max.ms", "2000"),
+                ("leader.imbalance.check.interval.seconds", "2"),
+                ("auto.leader.rebalance.enable", auto),
+            ],
+        );
+        let parts = create_rf3(&c, "auto", 3);
+        let preferred: Vec<i32> = parts.iter().map(|(_, r, _)| r[0]).collect();
+        let victim = preferred[0];
+        c.kill9(victim);
+        let m = metadata_client(&c.bootstrap());
+        wait_partitions(&m, "auto", "a new leader for auto-0", |p| {
+            p[0].0 >= 0 && p[0].0 != victim
+        });
+        c.restart(victim);
+        wait_partitions(&m, "auto", "the restarted broker in every ISR", |p| {
+            p.iter().all(|(l, r, isr)| *l >= 0 && isr.len() == r.len())
+        });
+        if auto == "true" {
+            wait_partitions(
+                &m,
+                "auto",
+                "preferred leaders restored by the controller",
+                |p| p.iter().zip(&preferred).all(|((l, _, _), pr)| l == pr),
+            );
+        } else {
+            // Three check intervals pass without a move.
+            std::thread::sleep(Duration::from_secs(6));
+            let now = partitions(&m, "auto").expect("metadata");
+            assert_ne!(
+                now[0].0, victim,
+                "auto.leader.rebalance.enable=false: {now:?}"
+            );
+        }
+    }
+}

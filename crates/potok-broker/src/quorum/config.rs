@@ -40,6 +40,14 @@ pub struct QuorumSettings {
     /// `broker.session.timeout.ms` (Kafka's default 9,000): the active controller fences a
     /// broker it has not heard from for this long.
     pub session_timeout_ms: u64,
+    /// `auto.leader.rebalance.enable` (default true): the active controller gives partitions
+    /// back to their preferred leader.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds` (default 300) in milliseconds.
+    pub leader_imbalance_check_interval_ms: u64,
+    /// The static `unclean.leader.election.enable` (default false); topic overrides and the
+    /// dynamic cluster default take precedence.
+    pub unclean_leader_election_enable: bool,
 }
 
 fn bad(name: &str, value: &str, why: &str) -> BrokerError {
@@ -184,6 +192,27 @@ impl QuorumSettings {
                  characters of [A-Za-z0-9_-]), as Kafka's `kafka-storage format --cluster-id`"
             )));
         }
+        let auto_leader_rebalance_enable = crate::config::parse_bool(
+            "auto.leader.rebalance.enable",
+            get("auto.leader.rebalance.enable").unwrap_or("true"),
+        )?;
+        let interval = get("leader.imbalance.check.interval.seconds").unwrap_or("300");
+        let leader_imbalance_check_interval_ms = interval
+            .parse::<u64>()
+            .ok()
+            .filter(|&s| s >= 1)
+            .map(|s| s.saturating_mul(1000))
+            .ok_or_else(|| {
+                bad(
+                    "leader.imbalance.check.interval.seconds",
+                    interval,
+                    "expected seconds >= 1",
+                )
+            })?;
+        let unclean_leader_election_enable = crate::config::parse_bool(
+            "unclean.leader.election.enable",
+            get("unclean.leader.election.enable").unwrap_or("false"),
+        )?;
         Ok(Some(QuorumSettings {
             voters,
             controller_listener,
@@ -192,6 +221,9 @@ impl QuorumSettings {
             cluster_id,
             heartbeat_interval_ms,
             session_timeout_ms,
+            auto_leader_rebalance_enable,
+            leader_imbalance_check_interval_ms,
+            unclean_leader_election_enable,
         }))
     }
 }
@@ -263,5 +295,23 @@ mod tests {
         );
         let (client, _) = split_listeners("PLAINTEXT://a:1,CONTROLLER://a:2", None).unwrap();
         assert_eq!(client, "PLAINTEXT://a:1");
+        // The controller's leader settings: Kafka's defaults, then overrides.
+        assert!(q.auto_leader_rebalance_enable && !q.unclean_leader_election_enable);
+        assert_eq!(q.leader_imbalance_check_interval_ms, 300_000);
+        let mut leaders = base.to_vec();
+        leaders.push(("auto.leader.rebalance.enable", "false"));
+        leaders.push(("leader.imbalance.check.interval.seconds", "2"));
+        leaders.push(("unclean.leader.election.enable", "true"));
+        let q = parse(&leaders, 1).unwrap().unwrap();
+        assert!(!q.auto_leader_rebalance_enable && q.unclean_leader_election_enable);
+        assert_eq!(q.leader_imbalance_check_interval_ms, 2_000);
+        for (k, v) in [
+            ("leader.imbalance.check.interval.seconds", "0"),
+            ("auto.leader.rebalance.enable", "yes"),
+        ] {
+            let mut b = base.to_vec();
+            b.push((k, v));
+            assert!(parse(&b, 1).unwrap_err().to_string().contains(k), "{k}={v}");
+        }
     }
 }

@@ -381,6 +381,9 @@ pub fn launch(
     // can be the active controller; it starts from the entries replayed at open.
     let mut controller = Controller::new(ControllerConfig {
         session_timeout_ms: q.session_timeout_ms,
+        auto_leader_rebalance_enable: q.auto_leader_rebalance_enable,
+        leader_imbalance_check_interval_ms: q.leader_imbalance_check_interval_ms,
+        unclean_leader_election_enable: q.unclean_leader_election_enable,
         planted_bug: cfg.planted_bug.controller(),
         ..ControllerConfig::new(q.cluster_id.clone())
     });
