@@ -9,26 +9,18 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use common::kafka::{cluster_client as client, runtime};
+use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// Short enough for the fencing of a killed broker to happen within a test.
 const SESSION_TIMEOUT_MS: &str = "3000";
 const HEARTBEAT_INTERVAL_MS: &str = "300";
-
-fn client(bootstrap: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap)
-        .set("socket.timeout.ms", "10000")
-        .set("topic.metadata.refresh.interval.ms", "500");
-    c
-}
 
 /// `(leader, replicas, isr)` of each partition of `topic`, as `bootstrap` answers Metadata.
 type Parts = Vec<(i32, Vec<i32>, Vec<i32>)>;
@@ -79,38 +71,15 @@ fn metadata_client(bootstrap: &str) -> BaseConsumer {
     client(bootstrap).create().expect("metadata client")
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 /// Creates `topic` (RF=3, `min.insync.replicas=2`) and waits until every replica is in the ISR.
 fn create_rf3(c: &Cluster, topic: &str, partitions: i32) -> Parts {
     let bootstrap = c.bootstrap();
-    let admin: AdminClient<DefaultClientContext> =
-        client(&bootstrap).create().expect("admin client");
-    let rt = runtime();
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let r = rt.block_on(
-            admin.create_topics(
-                &[NewTopic::new(topic, partitions, TopicReplication::Fixed(3))
-                    .set("min.insync.replicas", "2")],
-                &AdminOptions::new()
-                    .operation_timeout(Some(Duration::from_secs(10)))
-                    .request_timeout(Some(Duration::from_secs(15))),
-            ),
-        );
-        match r.as_deref() {
-            Ok([Ok(_)]) | Ok([Err((_, RDKafkaErrorCode::TopicAlreadyExists))]) => break,
-            other => {
-                assert!(Instant::now() < deadline, "create {topic}: {other:?}");
-                std::thread::sleep(Duration::from_millis(300));
-            }
-        }
-    }
+    common::kafka::create_topic_retrying(
+        &bootstrap,
+        &NewTopic::new(topic, partitions, TopicReplication::Fixed(3))
+            .set("min.insync.replicas", "2"),
+        TIMEOUT,
+    );
     let m = metadata_client(&bootstrap);
     wait_partitions(&m, topic, "every replica in the ISR", |p| {
         p.len() == partitions as usize

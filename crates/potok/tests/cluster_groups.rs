@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
+use common::kafka::{cluster_client as client, runtime};
 use common::wire::Client;
 use potok_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use potok_protocol::messages::{
@@ -22,27 +23,12 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const TOPIC: &str = "orders";
 const GROUP: &str = "billing";
 const OFFSETS_PARTITIONS: i32 = 3;
-
-fn client(bootstrap: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap)
-        .set("socket.timeout.ms", "10000")
-        .set("topic.metadata.refresh.interval.ms", "500");
-    c
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 fn cluster() -> Cluster {
     Cluster::start(

@@ -17,10 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -89,31 +87,12 @@ fn wait_partitions(
 /// returns the leader of partition 0.
 fn create_rf3(c: &Cluster, topic: &str) -> i32 {
     let bootstrap = c.bootstrap();
-    let admin: AdminClient<DefaultClientContext> =
-        client_config(&bootstrap).create().expect("admin client");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let r = rt.block_on(
-            admin.create_topics(
-                &[NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(3))
-                    .set("min.insync.replicas", "2")],
-                &AdminOptions::new()
-                    .operation_timeout(Some(Duration::from_secs(10)))
-                    .request_timeout(Some(Duration::from_secs(15))),
-            ),
-        );
-        match r.as_deref() {
-            Ok([Ok(_)]) | Ok([Err((_, RDKafkaErrorCode::TopicAlreadyExists))]) => break,
-            other => {
-                assert!(Instant::now() < deadline, "create {topic}: {other:?}");
-                std::thread::sleep(Duration::from_millis(300));
-            }
-        }
-    }
+    common::kafka::create_topic_retrying(
+        &bootstrap,
+        &NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(3))
+            .set("min.insync.replicas", "2"),
+        TIMEOUT,
+    );
     let m: BaseConsumer = client_config(&bootstrap).create().expect("metadata client");
     let parts = wait_partitions(&m, topic, "every replica in the ISR", |p| {
         p.iter().all(|(l, isr, r)| *l >= 0 && isr == r && *r == 3)

@@ -15,35 +15,19 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
+use common::kafka::{cluster_client as client, runtime};
 use potok_chaos::{History, Outcome, Produce};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const TOPIC: &str = "planted";
 /// Long enough for a restarted broker to register and be unfenced before a paused one is
 /// fenced, short enough for the test.
 const SESSION_TIMEOUT_MS: u64 = 8_000;
-
-fn client(bootstrap: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap)
-        .set("socket.timeout.ms", "10000")
-        .set("topic.metadata.refresh.interval.ms", "500");
-    c
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 fn cluster(bug: Option<&str>, session_timeout_ms: u64) -> Cluster {
     let env: Vec<(&str, &str)> = bug
@@ -94,32 +78,13 @@ fn wait(m: &BaseConsumer, what: &str, ok: impl Fn(i32, &[i32], &[i32]) -> bool) 
 /// Creates the topic with replicas in `order` (the first is the preferred leader) and waits
 /// until all three are in the ISR.
 fn create(c: &Cluster, order: [i32; 3]) {
-    let admin: AdminClient<DefaultClientContext> =
-        client(&c.bootstrap()).create().expect("admin client");
-    let rt = runtime();
-    // Right after the start the quorum may still elect its leader, or the brokers be fenced:
-    // retry as an operator would.
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let r = rt.block_on(
-            admin.create_topics(
-                &[
-                    NewTopic::new(TOPIC, 1, TopicReplication::Variable(&[&order]))
-                        .set("min.insync.replicas", "2"),
-                ],
-                &AdminOptions::new()
-                    .operation_timeout(Some(Duration::from_secs(10)))
-                    .request_timeout(Some(Duration::from_secs(15))),
-            ),
-        );
-        match r.as_deref() {
-            Ok([Ok(_)]) | Ok([Err((_, RDKafkaErrorCode::TopicAlreadyExists))]) => break,
-            other => {
-                assert!(Instant::now() < deadline, "create: {other:?}");
-                std::thread::sleep(Duration::from_millis(300));
-            }
-        }
-    }
+    // Right after the start the quorum may still elect its leader, or the brokers be fenced.
+    common::kafka::create_topic_retrying(
+        &c.bootstrap(),
+        &NewTopic::new(TOPIC, 1, TopicReplication::Variable(&[&order]))
+            .set("min.insync.replicas", "2"),
+        TIMEOUT,
+    );
     let m = observer(c);
     wait(&m, "every replica in the ISR", |l, isr, _| {
         l == order[0] && isr == [1, 2, 3]

@@ -128,3 +128,54 @@ pub fn watermarks(bootstrap: &str, topic: &str, partition: i32) -> (i64, i64) {
         .fetch_watermarks(topic, partition, Duration::from_secs(10))
         .expect("watermarks")
 }
+
+/// A client of a test cluster: a 10 s socket timeout and Metadata refreshed every 500 ms, so
+/// that clients follow leadership changes within a test's time.
+pub fn cluster_client(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("socket.timeout.ms", "10000")
+        .set("topic.metadata.refresh.interval.ms", "500");
+    c
+}
+
+/// A current-thread runtime for the rdkafka futures of synchronous tests.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Creates `topic` through `bootstrap`, retrying for up to `timeout` while the cluster cannot
+/// take it yet (no active controller, brokers still fenced right after a start), as an operator
+/// would; an existing topic counts as created. Panics with the last answer after `timeout`.
+pub fn create_topic_retrying(bootstrap: &str, topic: &NewTopic<'_>, timeout: Duration) {
+    let admin: AdminClient<DefaultClientContext> =
+        cluster_client(bootstrap).create().expect("admin client");
+    let rt = runtime();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let r = rt.block_on(
+            admin.create_topics(
+                std::slice::from_ref(topic),
+                &AdminOptions::new()
+                    .operation_timeout(Some(Duration::from_secs(10)))
+                    .request_timeout(Some(Duration::from_secs(15))),
+            ),
+        );
+        match r.as_deref() {
+            Ok([Ok(_)]) | Ok([Err((_, rdkafka::error::RDKafkaErrorCode::TopicAlreadyExists))]) => {
+                return
+            }
+            other => {
+                assert!(
+                    Instant::now() < deadline,
+                    "create {}: {other:?}",
+                    topic.name
+                );
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        }
+    }
+}
