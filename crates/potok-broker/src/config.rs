@@ -36,7 +36,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "advertised.listeners", default: "", doc: "The address clients are told to connect to; defaults to `listeners`." },
     Setting { name: "node.id", default: "1", doc: "This broker's id, returned in Metadata as every partition's leader." },
     Setting { name: "broker.id", default: "", doc: "Alias of node.id (older Kafka name); must agree with node.id if both are set." },
-    Setting { name: "process.roles", default: "broker,controller", doc: "broker, controller or both. A single node is both; with controller.quorum.voters only combined mode (broker,controller) is supported yet." },
+    Setting { name: "process.roles", default: "broker,controller", doc: "broker, controller or both. A single node is both; with controller.quorum.voters, broker,controller makes the node a voter (combined mode) and broker a broker-only node (a Raft observer, not in the voters, without a controller listener); controller alone is not supported yet." },
     Setting { name: "controller.quorum.voters", default: "", doc: "The static voters of the controller quorum, id@host:port of each CONTROLLER listener, comma-separated. Unset: a single node with its own metadata log." },
     Setting { name: "controller.listener.names", default: "CONTROLLER", doc: "The name of the listener (in listeners) that carries the quorum's Raft messages." },
     Setting { name: "controller.quorum.election.timeout.ms", default: "1000", doc: "Longest a voter waits for a leader's message before starting an election (randomized up to twice this)." },

@@ -28,6 +28,7 @@
 //! what clients see of the quorum (DescribeQuorum) is derived from the node's status.
 
 pub mod controller;
+pub mod observer;
 pub mod placement;
 pub mod quorum;
 

@@ -17,6 +17,7 @@ use raft::eraftpb::{ConfState, Entry, EntryType, HardState, Message, Snapshot};
 use raft::storage::MemStorage;
 use raft::{Config, RawNode, StateRole, Storage};
 
+use crate::observer::{FetchAnswer, FetchRequest};
 use crate::ControllerError;
 
 /// The quorum's timing in ticks, as Kafka's `controller.quorum.*` settings divided by the tick
@@ -85,6 +86,14 @@ pub enum Output {
         /// The leader's commit index.
         index: u64,
     },
+    /// An observer's fetch for voter `to` ([`crate::observer`]): sent on the observer's own
+    /// connection; the voter answers with [`QuorumNode::serve_fetch`]. Voters never emit it.
+    Fetch {
+        /// The voter asked.
+        to: u64,
+        /// What is asked.
+        request: FetchRequest,
+    },
     /// The entry at `index` is committed: apply `data` (empty for Raft's own entries, such as a
     /// new leader's no-op, which still take an index).
     Committed {
@@ -103,6 +112,9 @@ pub struct QuorumNode {
     raw: RawNode<MemStorage>,
     /// The highest index handed out as [`Output::Committed`].
     applied: u64,
+    /// Observers that fetched from this voter: id → the last index they hold (for
+    /// DescribeQuorum), at most [`MAX_OBSERVERS_TRACKED`].
+    observers: std::collections::BTreeMap<u64, u64>,
     /// Test-only fault: store the hard state without the vote. Exists so that a test can show
     /// that the fault tests catch a real Raft bug: a voter that forgets its vote across a crash
     /// votes twice in one term, and two leaders can be elected in it.
@@ -146,6 +158,7 @@ impl QuorumNode {
             config,
             raw,
             applied,
+            observers: Default::default(),
             #[cfg(test)]
             plant_unpersisted_vote: false,
         })
@@ -246,6 +259,53 @@ impl QuorumNode {
             commit: self.commit_index(),
             last_index: self.raw.raft.raft_log.last_index(),
             voters,
+            observers: if leading {
+                self.observers
+                    .iter()
+                    .map(|(&id, &last)| (id, last))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// Answers observer `observer`'s fetch with the committed entries from `request.from_index`
+    /// on (at most `request.max_bytes` of them, but at least one), this voter's term, the leader
+    /// it knows and its commit index. Answering changes nothing of the Raft state: an observer
+    /// is neither a voter nor a learner, so it is never counted in a majority; only its
+    /// progress is noted for DescribeQuorum.
+    pub fn serve_fetch(&mut self, observer: u64, request: &FetchRequest) -> FetchAnswer {
+        if !self.config.voters.contains(&observer)
+            && (self.observers.len() < MAX_OBSERVERS_TRACKED
+                || self.observers.contains_key(&observer))
+        {
+            self.observers
+                .insert(observer, request.from_index.saturating_sub(1));
+        }
+        let log = &self.raw.raft.raft_log;
+        let commit = log.committed;
+        let low = request.from_index.max(log.first_index());
+        let entries = if request.from_index >= log.first_index() && low <= commit {
+            // `commit` never exceeds the last index, so the slice is within bounds.
+            log.slice(
+                low,
+                commit + 1,
+                u64::from(request.max_bytes),
+                raft::GetEntriesContext::empty(false),
+            )
+            .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let leading = self.is_leader();
+        let leader_commit = leading && log.term(commit).ok() == Some(self.term());
+        FetchAnswer {
+            leader: self.raw.raft.leader_id,
+            term: self.term(),
+            commit,
+            leader_commit,
+            entries,
         }
     }
 
@@ -374,7 +434,13 @@ pub struct QuorumStatus {
     /// Each voter with its highest replicated index: known for every voter on the leader,
     /// only for itself elsewhere.
     pub voters: Vec<(u64, Option<u64>)>,
+    /// On the leader, each observer that fetched from it with the last index it held then.
+    pub observers: Vec<(u64, u64)>,
 }
+
+/// How many observers a voter remembers for DescribeQuorum (a bound: any node of the cluster
+/// may fetch).
+pub const MAX_OBSERVERS_TRACKED: usize = 1024;
 
 /// The protobuf encoding of raft-rs's messages and stored types, so that the driver's
 /// transport and storage need no codec of their own. Decoding never panics; malformed bytes

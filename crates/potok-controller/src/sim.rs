@@ -179,6 +179,10 @@ impl Sim {
                 // The simulation's storage is the node's own MemStorage, written before this
                 // output is produced, so there is nothing left to make durable.
                 Output::Persist { .. } => {}
+                Output::Fetch { .. } => self.violations.push(format!(
+                    "tick {}: voter {from} sent an observer's fetch",
+                    self.now
+                )),
                 Output::ReadIndex { ctx, index } => {
                     // Raft's ReadIndex promise, which a restarted broker's catch-up relies on:
                     // the answer covers every entry committed before the request was asked.
@@ -363,6 +367,21 @@ impl Sim {
     /// The running voter `id`, if it is up.
     pub(crate) fn voter(&self, id: u64) -> Option<&QuorumNode> {
         self.nodes.get(&id).and_then(Option::as_ref)
+    }
+
+    /// The running voter `id`, mutably (an observer's fetch notes its progress there).
+    pub(crate) fn voter_mut(&mut self, id: u64) -> Option<&mut QuorumNode> {
+        self.nodes.get_mut(&id).and_then(Option::as_mut)
+    }
+
+    /// Index -> (term, data) of every entry committed anywhere so far.
+    pub(crate) fn committed_log(&self) -> &BTreeMap<u64, (u64, Vec<u8>)> {
+        &self.committed
+    }
+
+    /// Crashes voter `id` (everything but its storage is lost) until [`Sim::heal`].
+    pub(crate) fn crash(&mut self, id: u64) {
+        self.nodes.insert(id, None);
     }
 
     /// Proposes `data` on voter `id`; returns the index it was appended at.

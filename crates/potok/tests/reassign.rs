@@ -6,9 +6,9 @@
 //! ListPartitionReassignments (API 46) is empty. Request validation is checked on the wire
 //! first.
 //!
-//! Potok has no broker-only (observer) nodes yet, so the fourth broker is a voter declared in
-//! `controller.quorum.voters` from the start and started only once the others carry data
-//! (`Cluster::start_some`).
+//! The fourth broker is a broker-only node (`process.roles=broker`, an observer of the
+//! controller quorum, not in `controller.quorum.voters`), started only once the three voters
+//! carry data (`Cluster::start_with_brokers`).
 
 mod common;
 
@@ -259,9 +259,9 @@ fn spawn_producers(
 
 #[test]
 fn partitions_move_onto_a_fourth_broker_while_acks_all_producers_run() {
-    let mut c = Cluster::start_some(
-        4,
+    let mut c = Cluster::start_with_brokers(
         3,
+        1,
         &[
             ("broker.session.timeout.ms", "3000"),
             ("broker.heartbeat.interval.ms", "300"),
@@ -358,8 +358,9 @@ fn partitions_move_onto_a_fourth_broker_while_acks_all_producers_run() {
         (acked.lock().unwrap().len() > 200).then_some(())
     });
 
-    // The fourth broker joins the running cluster.
+    // The fourth broker, a broker-only node, joins the running cluster.
     c.start_node(4);
+    assert!(c.node(4).broker_only);
     wait("broker 4 registered", || {
         let m = metadata(&c.node(1).bootstrap())?;
         m.brokers.iter().any(|b| b.node_id == 4).then_some(())

@@ -26,8 +26,13 @@ pub const DEFAULT_FETCH_TIMEOUT_MS: &str = "2000";
 pub struct QuorumSettings {
     /// Every voter: node id → `host:port` of its CONTROLLER listener.
     pub voters: BTreeMap<i32, String>,
-    /// This node's CONTROLLER listener to bind (`host:port`).
-    pub controller_listener: String,
+    /// This node's CONTROLLER listener to bind (`host:port`); `None` on a broker-only node
+    /// (an observer opens connections to the voters and listens for none).
+    pub controller_listener: Option<String>,
+    /// `process.roles=broker`: this node is an observer of the quorum (KIP-595, KIP-631's
+    /// broker role), not a voter: it fetches the committed metadata log from the voters,
+    /// registers as a broker and hosts replicas, but never votes nor becomes the controller.
+    pub observer: bool,
     /// `controller.quorum.election.timeout.ms`.
     pub election_timeout_ms: u64,
     /// `controller.quorum.fetch.timeout.ms`.
@@ -144,25 +149,47 @@ impl QuorumSettings {
         let roles = get("process.roles").unwrap_or("broker,controller");
         let mut r: Vec<&str> = roles.split(',').map(str::trim).collect();
         r.sort_unstable();
-        if r != ["broker", "controller"] {
-            // Observer brokers and dedicated controllers need broker registration with a
-            // remote controller and fetching the metadata log as an observer: not yet.
-            return Err(bad(
-                "process.roles",
-                roles,
-                "with controller.quorum.voters only combined mode (broker,controller) is supported yet",
-            ));
+        let observer = match r.as_slice() {
+            ["broker", "controller"] => false,
+            ["broker"] => true,
+            // A controller-only node would need the controller's work (CreateTopics, admin
+            // writes) separated from the broker's: not yet.
+            _ => {
+                return Err(bad(
+                    "process.roles",
+                    roles,
+                    "with controller.quorum.voters, expected broker,controller (combined mode) or broker (broker-only)",
+                ))
+            }
+        };
+        if observer {
+            // Kafka's KafkaConfig refuses the same: a broker-only node is not a voter, and
+            // its listeners carry no controller listener (clients never reach a controller).
+            if voters.contains_key(&node_id) {
+                return Err(BrokerError::Config(format!(
+                    "node.id={node_id} is one of controller.quorum.voters={voters_text}: a \
+                     broker-only node (process.roles=broker) must not be a voter"
+                )));
+            }
+            if let Some(l) = &controller_listener {
+                return Err(BrokerError::Config(format!(
+                    "listeners: a broker-only node (process.roles=broker) has no controller \
+                     listener ({l}); it connects to the voters of controller.quorum.voters"
+                )));
+            }
+        } else {
+            if !voters.contains_key(&node_id) {
+                return Err(BrokerError::Config(format!(
+                    "node.id={node_id} is not one of controller.quorum.voters={voters_text} \
+                     (a node that is not a voter needs process.roles=broker)"
+                )));
+            }
+            if controller_listener.is_none() {
+                return Err(BrokerError::Config(
+                    "a voter needs a controller listener in listeners (CONTROLLER://host:port, named by controller.listener.names)".into(),
+                ));
+            }
         }
-        if !voters.contains_key(&node_id) {
-            return Err(BrokerError::Config(format!(
-                "node.id={node_id} is not one of controller.quorum.voters={voters_text}"
-            )));
-        }
-        let controller_listener = controller_listener.ok_or_else(|| {
-            BrokerError::Config(
-                "a voter needs a controller listener in listeners (CONTROLLER://host:port, named by controller.listener.names)".into(),
-            )
-        })?;
         let ms = |name: &str, default: &str| -> Result<u64> {
             let v = get(name).unwrap_or(default);
             v.parse::<u64>()
@@ -216,6 +243,7 @@ impl QuorumSettings {
         Ok(Some(QuorumSettings {
             voters,
             controller_listener,
+            observer,
             election_timeout_ms,
             fetch_timeout_ms,
             cluster_id,
@@ -266,15 +294,29 @@ mod tests {
         let q = parse(&base, 2).unwrap().unwrap();
         assert_eq!(q.voters.len(), 3);
         assert_eq!(q.voters[&3], "h:19095");
-        assert_eq!(q.controller_listener, "127.0.0.1:19093");
+        assert_eq!(q.controller_listener.as_deref(), Some("127.0.0.1:19093"));
+        assert!(!q.observer);
         assert_eq!((q.election_timeout_ms, q.fetch_timeout_ms), (1000, 2000));
         assert!(parse(&base, 4)
             .unwrap_err()
             .to_string()
             .contains("not one of"));
+        // A broker-only node: not a voter, no controller listener.
         let mut roles = base.to_vec();
         roles.push(("process.roles", "broker"));
-        assert!(parse(&roles, 1).is_err());
+        let e = parse(&roles, 1).unwrap_err().to_string();
+        assert!(e.contains("must not be a voter"), "{e}");
+        let e = parse(&roles, 4).unwrap_err().to_string();
+        assert!(e.contains("no controller listener"), "{e}");
+        roles[0] = ("listeners", "PLAINTEXT://127.0.0.1:9092");
+        let o = parse(&roles, 4).unwrap().unwrap();
+        assert!(o.observer && o.controller_listener.is_none());
+        assert_eq!(o.voters.len(), 3);
+        for other in ["controller", "broker,observer", ""] {
+            let mut b = base.to_vec();
+            b.push(("process.roles", other));
+            assert!(parse(&b, 1).is_err(), "{other}");
+        }
         let mut no_id = base.to_vec();
         no_id.retain(|(k, _)| *k != "potok.cluster.id");
         assert!(parse(&no_id, 1)
@@ -290,8 +332,12 @@ mod tests {
         named[0] = ("listeners", "PLAINTEXT://127.0.0.1:9092,RAFT://127.0.0.1:7");
         named.push(("controller.listener.names", "RAFT"));
         assert_eq!(
-            parse(&named, 1).unwrap().unwrap().controller_listener,
-            "127.0.0.1:7"
+            parse(&named, 1)
+                .unwrap()
+                .unwrap()
+                .controller_listener
+                .as_deref(),
+            Some("127.0.0.1:7")
         );
         let (client, _) = split_listeners("PLAINTEXT://a:1,CONTROLLER://a:2", None).unwrap();
         assert_eq!(client, "PLAINTEXT://a:1");

@@ -107,6 +107,19 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
                                 ..Default::default()
                             })
                             .collect();
+                        // Broker-only nodes that fetch the log (KIP-595's observers), with
+                        // the last index they held at their latest fetch.
+                        out.observers = status
+                            .observers
+                            .iter()
+                            .map(|&(id, last)| ReplicaState {
+                                replica_id: id as i32,
+                                log_end_offset: last as i64,
+                                last_fetch_timestamp: -1,
+                                last_caught_up_timestamp: -1,
+                                ..Default::default()
+                            })
+                            .collect();
                     }
                     out
                 })

@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use potok_controller::controller::{
     self as ctl, Controller, Effect, MetadataOffset, Reply, Request, WriteError,
 };
-use potok_controller::quorum::{Output, QuorumNode, QuorumStatus};
+use potok_controller::observer::{FetchAnswer, FetchRequest};
+use potok_controller::quorum::{Output, QuorumStatus};
 use potok_protocol::codec::Message as _;
 use potok_protocol::messages::allocate_producer_ids_request::AllocateProducerIdsRequest;
 use potok_protocol::messages::allocate_producer_ids_response::AllocateProducerIdsResponse;
@@ -39,6 +40,7 @@ use raft::eraftpb::Message;
 use tokio::sync::{oneshot, watch};
 
 use super::lifecycle::{BrokerLifecycle, ControlMessage};
+use super::member::Member;
 use super::storage::RaftStore;
 use super::transport::Peers;
 use crate::error::Result;
@@ -88,8 +90,22 @@ pub enum Event {
         /// Where the controller's answer goes.
         reply: oneshot::Sender<AllocateProducerIdsResponse>,
     },
+    /// An observer's fetch (on a voter).
+    Fetch {
+        /// The observer, as it shook hands.
+        from: i32,
+        /// What it asks.
+        request: FetchRequest,
+    },
+    /// A voter's answer to this observer's fetch.
+    Fetched {
+        /// The voter.
+        from: i32,
+        /// Its answer.
+        answer: FetchAnswer,
+    },
     /// A control frame (a broker's request to the active controller, or the controller's
-    /// reply) from voter `from`.
+    /// reply) from node `from`.
     Control {
         /// The sender, as it shook hands.
         from: i32,
@@ -115,7 +131,7 @@ pub(super) enum Origin {
 
 /// The driver's state (owned by its thread).
 pub struct Driver {
-    pub(super) node: QuorumNode,
+    pub(super) node: Member,
     pub(super) store: RaftStore,
     pub(super) peers: Peers,
     pub(super) topics: Arc<TopicManager>,
@@ -238,6 +254,13 @@ impl Driver {
                     self.control(from, &data);
                     Vec::new()
                 }
+                Ok(Event::Fetch { from, request }) => {
+                    if let Some(answer) = self.node.serve_fetch(from as u64, &request) {
+                        self.peers.send_fetched(from as u64, answer);
+                    }
+                    Vec::new()
+                }
+                Ok(Event::Fetched { from, answer }) => self.node.on_fetched(from as u64, answer),
                 Ok(Event::AlterPartition { request, reply }) => {
                     self.alter_partition(request, reply);
                     Vec::new()
@@ -563,6 +586,7 @@ impl Driver {
         for o in outputs {
             match o {
                 Output::Send { to, msg } => self.peers.send(to, msg),
+                Output::Fetch { to, request } => self.peers.send_fetch(to, request),
                 Output::Persist {
                     snapshot,
                     entries,

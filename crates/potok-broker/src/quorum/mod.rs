@@ -13,7 +13,10 @@
 //! - [`lifecycle`]: this broker's registration and heartbeats to the active controller, and
 //!   the control frames that carry them between voters.
 //!
-//! Every voter is also a broker (combined mode). Each committed entry is one frame of the
+//! Every voter is also a broker (combined mode); a node with `process.roles=broker` is a
+//! broker-only node, an observer of the quorum ([`member`], `potok_controller::observer`): it
+//! fetches the committed entries from the voters and applies them like a voter, registers and
+//! heartbeats the same way, and never votes. Each committed entry is one frame of the
 //! local metadata log's format (`metadata_log::encode_frame`: Kafka's records, CRC-checked), so
 //! the quorum replicates exactly what a single node stores. Every node applies the same
 //! entries in the same order; the active controller is the Raft leader, and admin writes
@@ -29,6 +32,7 @@ pub mod elect;
 mod forward;
 pub mod internal;
 pub mod lifecycle;
+pub mod member;
 pub mod reassign;
 pub mod storage;
 pub mod transport;
@@ -39,6 +43,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use potok_controller::controller::{self as ctl, Controller, ControllerConfig, MetadataOffset};
+use potok_controller::observer::{ObserverConfig, ObserverNode, DEFAULT_FETCH_MAX_BYTES};
 use potok_controller::quorum::{QuorumConfig, QuorumNode, QuorumStatus};
 use potok_metadata::{MetadataImage, MetadataRecord};
 use potok_protocol::messages::alter_partition_request::AlterPartitionRequest;
@@ -55,6 +60,7 @@ use crate::topics::ApiError;
 use crate::TopicManager;
 use config::QuorumSettings;
 use driver::{Driver, Event, ProposeError};
+use member::Member;
 use storage::RaftStore;
 
 /// The quorum's directory under the metadata directory.
@@ -269,7 +275,8 @@ pub struct Prepared {
     applied: u64,
     rx: Receiver<Event>,
     status: watch::Sender<QuorumStatus>,
-    listener: TcpListener,
+    /// The CONTROLLER listener (a voter's; an observer has none).
+    listener: Option<TcpListener>,
     shut_down_ok: watch::Sender<bool>,
     caught_up: watch::Sender<bool>,
 }
@@ -313,9 +320,14 @@ pub async fn prepare(
     mem: MemStorage,
     applied: u64,
 ) -> Result<(Arc<Quorum>, Prepared)> {
-    let listener = TcpListener::bind(&q.controller_listener)
-        .await
-        .map_err(|e| BrokerError::io(&q.controller_listener, e))?;
+    let listener = match &q.controller_listener {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| BrokerError::io(addr, e))?,
+        ),
+        None => None,
+    };
     let (tx, rx) = sync_channel(INBOX);
     let (status_tx, status_rx) = watch::channel(QuorumStatus::default());
     let (ok_tx, ok_rx) = watch::channel(false);
@@ -359,24 +371,54 @@ pub fn launch(
     let q = &quorum.settings;
     let tick_ms = (q.election_timeout_ms / 10).clamp(1, 100);
     let election_ticks = (q.election_timeout_ms / tick_ms).max(2) as usize;
-    let config = QuorumConfig {
-        id: cfg.node_id as u64,
-        voters: q.voters.keys().map(|&v| v as u64).collect(),
-        election_ticks,
-        heartbeat_ticks: (election_ticks / 5).max(1),
-    };
+    let voters: Vec<u64> = q.voters.keys().map(|&v| v as u64).collect();
     let mem_for_replay = p.mem.clone();
-    let node = QuorumNode::restart_at(config, p.mem, p.applied)
-        .map_err(|e| BrokerError::Config(format!("the quorum voter cannot start: {e}")))?;
-    let peers = transport::start_peers(cfg.node_id, &q.cluster_id, &q.voters, &shutdown);
-    let voters: Vec<i32> = q.voters.keys().copied().collect();
-    tokio::spawn(transport::serve(
-        p.listener,
-        q.cluster_id.clone(),
-        voters,
-        quorum.inbox.clone(),
-        shutdown.clone(),
-    ));
+    let node = if q.observer {
+        // Kafka's observers give up a fetch after `controller.quorum.fetch.timeout.ms` and
+        // look for the leader among the voters.
+        let fetch_timeout_ticks = (q.fetch_timeout_ms / tick_ms).max(2);
+        Member::Observer(
+            ObserverNode::restart(
+                ObserverConfig {
+                    id: cfg.node_id as u64,
+                    voters,
+                    fetch_timeout_ticks,
+                    max_bytes: DEFAULT_FETCH_MAX_BYTES,
+                },
+                p.mem,
+            )
+            .map_err(|e| BrokerError::Config(format!("the quorum observer cannot start: {e}")))?,
+        )
+    } else {
+        let config = QuorumConfig {
+            id: cfg.node_id as u64,
+            voters,
+            election_ticks,
+            heartbeat_ticks: (election_ticks / 5).max(1),
+        };
+        Member::Voter(Box::new(
+            QuorumNode::restart_at(config, p.mem, p.applied)
+                .map_err(|e| BrokerError::Config(format!("the quorum voter cannot start: {e}")))?,
+        ))
+    };
+    let peers = transport::start_peers(
+        cfg.node_id,
+        &q.cluster_id,
+        &q.voters,
+        &shutdown,
+        q.observer.then(|| quorum.inbox.clone()),
+    );
+    if let Some(listener) = p.listener {
+        let voters: Vec<i32> = q.voters.keys().copied().collect();
+        tokio::spawn(transport::serve(
+            listener,
+            q.cluster_id.clone(),
+            voters,
+            quorum.inbox.clone(),
+            peers.observers(),
+            shutdown.clone(),
+        ));
+    }
     // Every node runs the controller logic over the committed log, so that whichever leads
     // can be the active controller; it starts from the entries replayed at open.
     let mut controller = Controller::new(ControllerConfig {
@@ -452,10 +494,11 @@ pub fn launch(
     tracing::info!(
         node_id = cfg.node_id,
         voters = ?q.voters,
-        controller_listener = %q.controller_listener,
+        controller_listener = ?q.controller_listener,
         tick_ms,
         election_ticks,
-        "controller quorum voter started"
+        role = if q.observer { "observer (process.roles=broker)" } else { "voter" },
+        "controller quorum member started"
     );
     Ok(())
 }

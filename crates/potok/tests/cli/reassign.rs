@@ -37,7 +37,8 @@ fn counts(bootstrap: &str, topic: &str) -> Option<BTreeMap<i64, (usize, usize)>>
 
 #[test]
 fn topics_reassign_balances_onto_a_new_broker() {
-    let mut c = Cluster::start_some(4, 3, &[("replica.lag.time.max.ms", "2000")]);
+    // Broker 4 is a broker-only node (process.roles=broker) added to the three voters.
+    let mut c = Cluster::start_with_brokers(3, 1, &[("replica.lag.time.max.ms", "2000")]);
     let b1 = c.node(1).bootstrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

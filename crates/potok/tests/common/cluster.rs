@@ -42,8 +42,10 @@ pub struct Node {
     pub host: String,
     /// The PLAINTEXT (client) port.
     pub port: u16,
-    /// The CONTROLLER port.
+    /// The CONTROLLER port (unused by a broker-only node, which has no controller listener).
     pub controller_port: u16,
+    /// A broker-only node (`process.roles=broker`): an observer of the quorum, not a voter.
+    pub broker_only: bool,
     child: Option<Child>,
     dir: PathBuf,
 }
@@ -107,12 +109,32 @@ impl Cluster {
     }
 
     /// A cluster of `n` voters of which only the first `running` are started; the others are
-    /// started later with [`Cluster::start_node`], as brokers added to a running cluster.
-    /// Potok has no broker-only (observer) nodes yet, so an added broker is a voter declared
-    /// in `controller.quorum.voters` from the start: `running` must be a majority of `n`.
+    /// started later with [`Cluster::start_node`]: `running` must be a majority of `n`.
     pub fn start_some(n: usize, running: usize, extra: &[(&str, &str)]) -> Cluster {
         assert!(running * 2 > n, "the started nodes must be a majority");
         Cluster::start_in(n, running, extra, None, None, &[])
+    }
+
+    /// `voters` voters, started, and `brokers` broker-only nodes (`process.roles=broker`,
+    /// observers of the quorum; ids `voters + 1 ..`), started later with
+    /// [`Cluster::start_node`], as brokers added to a running cluster.
+    pub fn start_with_brokers(voters: usize, brokers: usize, extra: &[(&str, &str)]) -> Cluster {
+        let mut c = Cluster::start_in(voters + brokers, 0, extra, None, None, &[]);
+        c.voters = c.nodes[..voters]
+            .iter()
+            .map(|n| format!("{}@{}:{}", n.id, n.host, n.controller_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        for n in &mut c.nodes[voters..] {
+            n.broker_only = true;
+        }
+        for i in 0..voters {
+            c.spawn(i);
+        }
+        for i in 0..voters {
+            c.wait_started(i);
+        }
+        c
     }
 
     /// Starts node `id`, never started before ([`Cluster::start_some`]), and waits until it
@@ -151,6 +173,7 @@ impl Cluster {
                     .map_or_else(|| "127.0.0.1".to_string(), |net| net.addr(id)),
                 port: if net.is_some() { 9092 } else { free_port() },
                 controller_port: if net.is_some() { 9093 } else { free_port() },
+                broker_only: false,
                 child: None,
                 dir: dir.path().join(format!("node-{id}")),
             })
@@ -209,17 +232,25 @@ impl Cluster {
             .expect("node log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_potok"));
         cmd.arg("serve");
+        let listeners = if node.broker_only {
+            format!("PLAINTEXT://{}:{}", node.host, node.port)
+        } else {
+            format!(
+                "PLAINTEXT://{host}:{},CONTROLLER://{host}:{}",
+                node.port,
+                node.controller_port,
+                host = node.host
+            )
+        };
+        let roles = if node.broker_only {
+            "broker"
+        } else {
+            "broker,controller"
+        };
         let sets = [
             ("node.id".to_string(), node.id.to_string()),
-            (
-                "listeners".into(),
-                format!(
-                    "PLAINTEXT://{host}:{},CONTROLLER://{host}:{}",
-                    node.port,
-                    node.controller_port,
-                    host = node.host
-                ),
-            ),
+            ("process.roles".into(), roles.to_string()),
+            ("listeners".into(), listeners),
             (
                 "log.dirs".into(),
                 node.dir.join("data").display().to_string(),
