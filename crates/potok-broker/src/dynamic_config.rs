@@ -9,11 +9,11 @@
 //!   Kafka's `DynamicLogConfig`) are **enforced**: a change is applied to every partition whose
 //!   topic does not override it, without a restart;
 //! - the SASL/Kerberos login tuning, connection limits, thread-pool sizes, log-cleaner tuning,
-//!   the follower-side replication throttle and producer-state settings are **accepted, stored
-//!   and described but not enforced** (Potok
+//!   and producer-state settings are **accepted, stored and described but not enforced** (Potok
 //!   has no SASL yet, its runtime is not sized by those pools, and the cleaner reads its own
 //!   settings at start); `docs/compatibility.md` lists them; `leader.replication.throttled.rate`
-//!   is stored the same way and read where it applies (`crate::replica::throttle`);
+//!   and `follower.replication.throttled.rate` are stored the same way and read where they
+//!   apply (`crate::replica::throttle`);
 //! - listener, SSL and SASL-mechanism settings are refused: Potok has no TLS or SASL listeners
 //!   whose change it could apply, and accepting them would claim a change that did not happen.
 //!
@@ -94,8 +94,8 @@ const INERT: &[Inert] = &[
     inert("log.cleaner.io.max.bytes.per.second", Double, ClusterWide),
     inert("log.cleaner.threads", Int, ClusterWide),
     // The replication throttles of reassignments (Kafka's `QuotaConfig`, set and cleared by
-    // `kafka-reassign-partitions`). The leader rate is read where it applies
-    // (`crate::replica::throttle`); the follower side is not enforced yet (issue 19).
+    // `kafka-reassign-partitions`). Both rates are read where they apply
+    // (`crate::replica::throttle`: the leader's Fetch answers, the follower's fetchers).
     inert("leader.replication.throttled.rate", Long, ClusterWide),
     inert("follower.replication.throttled.rate", Long, ClusterWide),
     inert(

@@ -34,6 +34,7 @@ use potok_replication::{FetchAnswer, FetchError, FetchPosition, FollowerRequest}
 use tokio::sync::watch;
 
 use super::client::{ClientError, LeaderConnection};
+use super::throttle;
 use super::ReplicaSettings;
 use crate::topics::{now_ms, Partition, TopicManager};
 
@@ -51,6 +52,8 @@ pub(super) struct Fetcher {
     pub(super) leader: BrokerId,
     pub(super) max_response_bytes: usize,
     pub(super) partitions: watch::Receiver<Vec<Arc<Partition>>>,
+    /// For this broker's dynamic configs (`follower.replication.throttled.rate`).
+    pub(super) broker: Arc<crate::Broker>,
     pub(super) shutdown: watch::Receiver<bool>,
 }
 
@@ -71,6 +74,8 @@ type Positioned = (Uuid, FetchPartition);
 struct InFlight {
     partition: Arc<Partition>,
     position: FetchPosition,
+    /// Held to `follower.replication.throttled.rate` (its bytes count in the follower quota).
+    throttled: bool,
 }
 
 fn fetch_error(code: i16) -> FetchError {
@@ -108,6 +113,7 @@ impl Fetcher {
                         fetches.push(InFlight {
                             partition: Arc::clone(p),
                             position,
+                            throttled: false,
                         });
                     }
                     Some(FollowerRequest::LeaderOffsets {
@@ -119,6 +125,7 @@ impl Fetcher {
                     _ => {}
                 }
             }
+            self.follower_throttle(&mut fetches);
             if fetches.is_empty() && offsets.is_empty() {
                 tokio::select! {
                     _ = tokio::time::sleep(IDLE_POLL) => {}
@@ -164,6 +171,41 @@ impl Fetcher {
                     }
                 }
             }
+        }
+    }
+
+    /// The follower-side replication throttle (`crate::replica::throttle`): marks the
+    /// partitions held to `follower.replication.throttled.rate` and, while the rate received
+    /// for them is over it, leaves them out of this round (Kafka's `buildFetch` with
+    /// `shouldFollowerThrottle`); they keep their position and are fetched once the rate fell.
+    fn follower_throttle(&self, fetches: &mut Vec<InFlight>) {
+        let rate = throttle::follower_rate(
+            &self
+                .broker
+                .dynamic
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        let Some(rate) = rate else {
+            return;
+        };
+        let node = self.topics.node();
+        self.topics.with_image(|image| {
+            for f in fetches.iter_mut() {
+                f.throttled = throttle::follower_throttled(
+                    image,
+                    node,
+                    f.partition.topic(),
+                    f.partition.index(),
+                );
+            }
+        });
+        if self
+            .topics
+            .follower_quota()
+            .is_exceeded(rate, throttle::monotonic_ms())
+        {
+            fetches.retain(|f| !f.throttled);
         }
     }
 
@@ -320,12 +362,17 @@ impl Fetcher {
         // Every answered partition: (partition, position, answer, records).
         let mut answers: Vec<(Arc<Partition>, FetchPosition, FetchAnswer, Bytes)> = Vec::new();
         let mut answered = vec![false; fetches.len()];
+        let mut throttled_bytes = 0u64;
         for t in resp.responses {
             for pd in t.partitions {
                 let Some(&i) = index.get(&(t.topic_id, pd.partition_index)) else {
                     continue;
                 };
                 answered[i] = true;
+                if fetches[i].throttled {
+                    let bytes = pd.records.as_ref().map_or(0, |r| r.len() as u64);
+                    throttled_bytes += bytes;
+                }
                 let answer = if pd.error_code == 0 {
                     FetchAnswer::Data {
                         high_watermark: Offset(pd.high_watermark),
@@ -347,6 +394,11 @@ impl Fetcher {
                     pd.records.unwrap_or_default(),
                 ));
             }
+        }
+        if throttled_bytes > 0 {
+            self.topics
+                .follower_quota()
+                .record(throttled_bytes, throttle::monotonic_ms());
         }
         // In an incremental session the leader leaves out what did not change; in a full
         // fetch a partition it did not answer is retried after the back-off.

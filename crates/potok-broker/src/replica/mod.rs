@@ -70,6 +70,7 @@ pub async fn run(broker: Arc<Broker>, settings: ReplicaSettings) {
                         // frame bound a broker accepts in either direction.
                         max_response_bytes: broker.config.socket_request_max_bytes,
                         partitions: rx,
+                        broker: Arc::clone(&broker),
                         shutdown: broker.shutdown_signal(),
                     };
                     tracing::info!(

@@ -14,8 +14,14 @@
 //! `replication.quota.window.size.seconds` (1 s), Kafka's defaults. Kafka's `Rate` divides by
 //! at least ten windows' time while the first samples fill, which lets a move start with ten
 //! seconds' worth of bytes at full speed; here the divisor is the time actually covered (at
-//! least one window), so the rate holds from the first second. The follower side
-//! (`follower.replication.throttled.rate`) is not enforced.
+//! least one window), so the rate holds from the first second.
+//!
+//! The follower side (Kafka's `QuotaType.FollowerReplication`): `follower.replication.throttled.rate`
+//! bounds what this broker's replica fetchers receive for partitions whose
+//! `follower.replication.throttled.replicas` names this broker, while this broker is not in the
+//! partition's ISR (Kafka's `ReplicaFetcherThread.shouldFollowerThrottle`). While the measured
+//! rate is over the limit, those partitions are left out of the next fetch requests (Kafka's
+//! `buildFetch` does the same); the bytes received for them are recorded in a second quota.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -26,6 +32,10 @@ use potok_metadata::{BrokerId, MetadataImage};
 pub const LEADER_RATE: &str = "leader.replication.throttled.rate";
 /// `leader.replication.throttled.replicas`.
 pub const LEADER_REPLICAS: &str = "leader.replication.throttled.replicas";
+/// `follower.replication.throttled.rate`.
+pub const FOLLOWER_RATE: &str = "follower.replication.throttled.rate";
+/// `follower.replication.throttled.replicas`.
+pub const FOLLOWER_REPLICAS: &str = "follower.replication.throttled.replicas";
 
 /// Kafka's `replication.quota.window.num` default.
 const WINDOWS: usize = 11;
@@ -83,10 +93,19 @@ impl ReplicationQuota {
 /// value, else the cluster-wide default; Potok keeps dynamic broker configs per node, not in
 /// the metadata log yet), `None` when unset or not a non-negative integer.
 pub fn leader_rate(dynamic: &crate::dynamic_config::DynamicConfigs) -> Option<u64> {
+    rate(dynamic, LEADER_RATE)
+}
+
+/// This broker's `follower.replication.throttled.rate`, as [`leader_rate`].
+pub fn follower_rate(dynamic: &crate::dynamic_config::DynamicConfigs) -> Option<u64> {
+    rate(dynamic, FOLLOWER_RATE)
+}
+
+fn rate(dynamic: &crate::dynamic_config::DynamicConfigs, name: &str) -> Option<u64> {
     dynamic
         .per_broker
-        .get(LEADER_RATE)
-        .or_else(|| dynamic.cluster_default.get(LEADER_RATE))?
+        .get(name)
+        .or_else(|| dynamic.cluster_default.get(name))?
         .trim()
         .parse::<u64>()
         .ok()
@@ -122,6 +141,26 @@ pub fn leader_limit(
     lists_replica(list, partition, node).then_some(rate)
 }
 
+/// Whether this broker's (`node`) fetches of `topic`'s `partition` are held to
+/// `follower.replication.throttled.rate`: the topic's `follower.replication.throttled.replicas`
+/// names this broker for it and this broker is not in its ISR (an in-sync follower is never
+/// throttled, so `acks=all` writes are not slowed).
+pub fn follower_throttled(
+    image: &MetadataImage,
+    node: BrokerId,
+    topic: &str,
+    partition: i32,
+) -> bool {
+    let Some(list) = image.topic_configs(topic).remove(FOLLOWER_REPLICAS) else {
+        return false;
+    };
+    let in_sync = image
+        .topic_by_name(topic)
+        .and_then(|t| t.partitions.get(&partition))
+        .is_some_and(|p| p.isr.contains(&node));
+    !in_sync && lists_replica(&list, partition, node)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +191,53 @@ mod tests {
         // Old windows expire.
         q.record(0, 100_000);
         assert!(!q.is_exceeded(1, 100_000));
+    }
+
+    #[test]
+    fn a_follower_is_throttled_only_when_listed_and_out_of_sync() {
+        use potok_metadata::MetadataRecord;
+        use potok_protocol::messages::internal::config_record::ConfigRecord;
+        use potok_protocol::messages::internal::partition_record::PartitionRecord;
+        use potok_protocol::messages::internal::topic_record::TopicRecord;
+        use potok_protocol::Uuid;
+        let mut image = MetadataImage::new();
+        let id = Uuid([7; 16]);
+        let mut records = vec![MetadataRecord::Topic(TopicRecord {
+            name: "t".into(),
+            topic_id: id,
+            ..Default::default()
+        })];
+        for p in 0..2 {
+            records.push(MetadataRecord::Partition(PartitionRecord {
+                partition_id: p,
+                topic_id: id,
+                replicas: vec![1, 2, 3],
+                isr: vec![1, 2],
+                leader: 1,
+                ..Default::default()
+            }));
+        }
+        for r in &records {
+            image.apply(r).unwrap();
+        }
+        // No list: nothing throttled.
+        assert!(!follower_throttled(&image, BrokerId(3), "t", 0));
+        image
+            .apply(&MetadataRecord::Config(ConfigRecord {
+                resource_type: potok_metadata::image::TOPIC_RESOURCE,
+                resource_name: "t".into(),
+                name: FOLLOWER_REPLICAS.into(),
+                value: Some("0:3,0:2,1:2".into()),
+                ..Default::default()
+            }))
+            .unwrap();
+        // Broker 3 is listed for partition 0 and out of its ISR.
+        assert!(follower_throttled(&image, BrokerId(3), "t", 0));
+        // Not listed for partition 1.
+        assert!(!follower_throttled(&image, BrokerId(3), "t", 1));
+        // Broker 2 is listed but in sync: never throttled.
+        assert!(!follower_throttled(&image, BrokerId(2), "t", 0));
+        assert!(!follower_throttled(&image, BrokerId(3), "unknown", 0));
     }
 
     #[test]

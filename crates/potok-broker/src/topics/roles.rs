@@ -83,6 +83,8 @@ pub struct ReplicationContext {
     pub(super) planted_bug: PlantedBug,
     /// What this broker sent to throttled followers (`crate::replica::throttle`).
     pub(super) leader_quota: crate::replica::throttle::ReplicationQuota,
+    /// What this broker's fetchers received for throttled partitions (the follower side).
+    pub(super) follower_quota: crate::replica::throttle::ReplicationQuota,
 }
 
 impl ReplicationContext {
@@ -95,6 +97,7 @@ impl ReplicationContext {
             checkpointed: Mutex::new(HashMap::new()),
             leadership: Default::default(),
             leader_quota: Default::default(),
+            follower_quota: Default::default(),
         }
     }
 
@@ -401,6 +404,12 @@ impl TopicManager {
     /// throttle, `crate::replica::throttle`).
     pub fn leader_quota(&self) -> &crate::replica::throttle::ReplicationQuota {
         &self.replication.leader_quota
+    }
+
+    /// The bytes this broker's replica fetchers received for throttled partitions (the
+    /// follower-side replication throttle, `crate::replica::throttle`).
+    pub fn follower_quota(&self) -> &crate::replica::throttle::ReplicationQuota {
+        &self.replication.follower_quota
     }
 
     /// This broker's id.
