@@ -439,6 +439,8 @@ pub async fn start(mut config: BrokerConfig) -> Result<Running> {
     // In a cluster the group coordinator follows the leaderships of `__consumer_offsets`
     // from here on, before the quorum applies further entries.
     group::watch_leadership(&broker);
+    // The transaction coordinator likewise follows `__transaction_state` (issue 21).
+    txn::watch_leadership(&broker);
     if let (Some(q), Some(p)) = (&broker.quorum, prepared) {
         quorum::launch(
             q,

@@ -138,6 +138,18 @@ impl TxnCoordinator {
         }
     }
 
+    /// Drops every id stored in `__transaction_state` partition `partition` of `partitions`
+    /// (this broker stopped leading it: Kafka's `TransactionStateManager.removeTransactionsForTxnTopicPartition`).
+    /// Their state lives on in the log for the partition's next leader; returns how many ids
+    /// were dropped. Markers of their completions acknowledged later are ignored (the id is
+    /// unknown then).
+    pub fn unload_partition(&mut self, partition: i32, partitions: i32) -> usize {
+        let before = self.txns.len();
+        self.txns
+            .retain(|id, _| records::partition_for(id, partitions) != partition);
+        before - self.txns.len()
+    }
+
     /// Takes the outputs produced so far, in order.
     pub fn drain_outputs(&mut self) -> Vec<Output> {
         std::mem::take(&mut self.outputs)

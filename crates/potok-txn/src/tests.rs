@@ -703,3 +703,34 @@ fn tv1_delayed_marker_ack_of_an_earlier_transaction_does_not_complete_a_later_on
     assert!(h.c.markers_written("t", seq2, &[tp("a", 0)], 5).unwrap());
     assert_eq!(h.c.stored("t").unwrap().state, TxnState::CompleteAbort);
 }
+
+#[test]
+fn unloading_a_partition_drops_only_its_ids_and_a_reload_restores_them() {
+    let mut h = Harness::new();
+    let ids: Vec<String> = (0..20).map(|i| format!("txn-{i}")).collect();
+    for id in &ids {
+        let p = h.init(id, 0).unwrap();
+        h.add(id, p, &[tp("x", 0)]).unwrap();
+    }
+    let gone = records::partition_for(&ids[0], 4);
+    let in_gone: Vec<&String> = ids
+        .iter()
+        .filter(|id| records::partition_for(id, 4) == gone)
+        .collect();
+    assert_eq!(h.c.unload_partition(gone, 4), in_gone.len());
+    for id in &ids {
+        let kept = h.c.stored(id).is_some();
+        assert_eq!(kept, records::partition_for(id, 4) != gone, "{id}");
+    }
+    // A marker acknowledgement for an unloaded id is ignored.
+    assert!(!h.c.markers_written(&ids[0], 1, &[tp("x", 0)], 5).unwrap());
+    // Loading the log again (the next election) brings the ongoing transactions back.
+    let mut loader = Loader::new();
+    for (k, v) in &h.log {
+        loader.add(k.clone(), v.clone()).unwrap();
+    }
+    h.c.load(loader);
+    for id in &ids {
+        assert_eq!(h.c.stored(id).unwrap().state, TxnState::Ongoing, "{id}");
+    }
+}

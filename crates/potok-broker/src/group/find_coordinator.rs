@@ -83,12 +83,11 @@ async fn coordinator_of(
 ) -> std::result::Result<(i32, String, i32), ErrorCode> {
     if broker.quorum.is_some() {
         // In a cluster the coordinator of a group is the leader of its `__consumer_offsets`
-        // partition (`super::cluster`). Transactions do not run in a cluster yet: no broker
-        // is a transaction coordinator, which is COORDINATOR_NOT_AVAILABLE, never a wrong
-        // coordinator.
+        // partition (`super::cluster`), that of a transactional id the leader of its
+        // `__transaction_state` partition (`crate::txn::cluster`).
         return match key_type {
             KEY_TYPE_GROUP => broker.groups.cluster_coordinator(broker, key).await,
-            KEY_TYPE_TRANSACTION => Err(ErrorCode::CoordinatorNotAvailable),
+            KEY_TYPE_TRANSACTION => broker.txn.cluster_coordinator(broker, key).await,
             _ => Err(ErrorCode::InvalidRequest),
         };
     }

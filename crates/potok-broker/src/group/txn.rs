@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use potok_group::{Loader, PartitionResults, PersistRecord, TxnOffsetCommitRequest};
-use potok_log::LogError;
+use potok_log::{AppendInfo, LogError};
 use potok_protocol::ErrorCode;
 use potok_records::{
     ControlRecordType, NewRecord, ProducerEpoch, ProducerId, RecordBatch, RecordBatchBuilder,
@@ -47,7 +47,7 @@ impl GroupService {
         marker: ControlRecordType,
         coordinator_epoch: i32,
         now: i64,
-    ) -> std::result::Result<(), LogError> {
+    ) -> std::result::Result<AppendInfo, LogError> {
         let mut inner = lock(&self.inner);
         if let Err(e) = self.ensure_locked(&mut inner) {
             tracing::error!(error = %e.message, "cannot create {OFFSETS_TOPIC}");
@@ -63,13 +63,13 @@ impl GroupService {
         )
         .build()
         .map_err(LogError::InvalidBatch)?;
-        part.append(batch.as_bytes().clone(), now)?;
+        let info = part.append(batch.as_bytes().clone(), now)?;
         inner.coordinator.complete_txn(
             partition,
             producer_id.0,
             marker == ControlRecordType::Commit,
         );
-        Ok(())
+        Ok(info)
     }
 
     /// Appends TxnOffsetCommit records as one transactional batch of the producer. Its

@@ -11,8 +11,7 @@
 //! what a transactional producer gets, and it keeps DescribeProducers readable.)
 //!
 //! A request with a transactional id goes to the transaction coordinator
-//! ([`crate::txn::handlers::init_producer_id`]), except on a member of the controller quorum,
-//! where transactions are not served yet and it is refused with `INVALID_REQUEST`.
+//! ([`crate::txn::handlers::init_producer_id`]).
 
 use std::sync::Arc;
 
@@ -34,12 +33,8 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> R
         producer_epoch: -1,
         ..Default::default()
     };
-    if req.transactional_id.is_some() && broker.quorum.is_none() {
-        return crate::txn::handlers::init_producer_id(broker, ctx.api_version, req).await;
-    }
     if req.transactional_id.is_some() {
-        resp.error_code = ErrorCode::InvalidRequest.code();
-        return Ok(Reply::Response(Response::InitProducerId(resp)));
+        return crate::txn::handlers::init_producer_id(broker, ctx.api_version, req).await;
     }
     let bumpable =
         req.producer_id >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1;

@@ -59,10 +59,9 @@ pub fn register_all() -> Registry {
 /// The registry of a voter of the controller quorum: the APIs of [`register_all`], with the
 /// admin writes and DescribeCluster in their quorum versions (`crate::quorum::admin`), plus
 /// DescribeQuorum. The group APIs are served as on a single node, by the leader of each group's
-/// `__consumer_offsets` partition (`crate::group::cluster`); FindCoordinator for transactional
-/// ids answers COORDINATOR_NOT_AVAILABLE until transactions run in a cluster. Left out until
-/// they work in a cluster: the transaction APIs. Absent APIs are not advertised by
-/// ApiVersions.
+/// `__consumer_offsets` partition (`crate::group::cluster`), the transaction APIs by the leader
+/// of each transactional id's `__transaction_state` partition (`crate::txn::cluster`). Absent
+/// APIs are not advertised by ApiVersions.
 pub fn register_quorum_member() -> Registry {
     let mut r = register_all();
     for key in [
@@ -71,14 +70,6 @@ pub fn register_quorum_member() -> Registry {
         ApiKey::AlterConfigs,
         ApiKey::IncrementalAlterConfigs,
         ApiKey::DescribeCluster,
-        // Transactions run on a single node only (the coordinator writes markers in process).
-        ApiKey::AddPartitionsToTxn,
-        ApiKey::AddOffsetsToTxn,
-        ApiKey::TxnOffsetCommit,
-        ApiKey::EndTxn,
-        ApiKey::WriteTxnMarkers,
-        ApiKey::DescribeTransactions,
-        ApiKey::ListTransactions,
     ] {
         r.unregister(key);
     }

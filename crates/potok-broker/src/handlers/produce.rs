@@ -299,13 +299,12 @@ fn append(
         .validate_client_batch()
         .map_err(|e| Refusal::batch(records_error(e)))?;
     // A transactional batch must name its transactional id (Kafka's `ProduceRequest` refuses
-    // transactional records without one) and, on a quorum member, where transactions are not
-    // served yet, belongs to no transaction at all.
+    // transactional records without one).
     let txn_header = batch.header();
     let txn =
         if txn_header.is_transactional() {
             match transactional_id {
-                Some(id) if broker.quorum.is_none() => Some((
+                Some(id) => Some((
                     id.to_owned(),
                     ProducerId(txn_header.producer_id),
                     ProducerEpoch(txn_header.producer_epoch),

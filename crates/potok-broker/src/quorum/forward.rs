@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use crate::Broker;
 
 /// How one forwarded request is sent and bounded.
-pub(super) struct Forward<'a> {
+pub(crate) struct Forward<'a> {
     pub key: ApiKey,
     pub version: i16,
     pub client_id: &'a str,

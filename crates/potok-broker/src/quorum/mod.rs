@@ -29,7 +29,7 @@ pub mod controller;
 pub mod describe;
 pub mod driver;
 pub mod elect;
-mod forward;
+pub(crate) mod forward;
 pub mod internal;
 pub mod lifecycle;
 pub mod member;

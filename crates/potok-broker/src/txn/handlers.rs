@@ -36,6 +36,8 @@ use potok_txn::{ListFilter, ProducerIdAndEpoch, TopicPartition, TxnError, TxnRes
 
 use super::{error_code, Deps};
 use crate::error::{BrokerError, Result};
+use crate::handlers::delayed_produce::Waiting;
+use crate::producer_ids::ProducerIds;
 use crate::registry::{Registry, Reply, RequestContext};
 use crate::Broker;
 
@@ -76,11 +78,11 @@ fn fenced_for(code: ErrorCode, version: i16, first_fenced_version: i16) -> Error
     }
 }
 
-fn call_error(r: std::result::Result<std::result::Result<(), TxnError>, ErrorCode>) -> ErrorCode {
+fn call_error(r: &std::result::Result<std::result::Result<(), TxnError>, ErrorCode>) -> ErrorCode {
     match r {
         Ok(Ok(())) => ErrorCode::None,
-        Ok(Err(e)) => error_code(&e),
-        Err(code) => code,
+        Ok(Err(e)) => error_code(e),
+        Err(code) => *code,
     }
 }
 
@@ -96,12 +98,39 @@ pub async fn init_producer_id(
         producer_epoch: ProducerEpoch(req.producer_epoch),
     });
     let timeout = req.transaction_timeout_ms;
+    // In a cluster a fresh producer id comes from the controller's blocks, which may mean a
+    // request to the controller: it is taken before the coordinator's lock (an id the
+    // coordinator does not need is simply never used, as Kafka skips ids too).
+    let prefetched = match &broker.producer_ids {
+        ProducerIds::Cluster(ids) => match ids.next_id().await {
+            Ok(id) => Some(ProducerId(id)),
+            Err(code) => {
+                tracing::warn!(
+                    ?code,
+                    "cannot take a producer id from the controller's blocks"
+                );
+                return respond(Response::InitProducerId(InitProducerIdResponse {
+                    error_code: ErrorCode::CoordinatorNotAvailable.code(),
+                    producer_id: -1,
+                    producer_epoch: -1,
+                    ..Default::default()
+                }));
+            }
+        },
+        ProducerIds::Local(_) => None,
+    };
     let r = blocking(&broker, move |b| {
-        b.txn.call(&Deps::of(b), |c, now, alloc| {
+        let deps = Deps {
+            prefetched,
+            ..Deps::of(b)
+        };
+        b.txn.call(&deps, Some(&id), |c, now, alloc| {
             c.init_producer_id(&id, timeout, expected, now, alloc)
         })
     })
-    .await?;
+    .await?
+    .acked()
+    .await;
     let mut resp = InitProducerIdResponse {
         producer_id: -1,
         producer_epoch: -1,
@@ -133,15 +162,15 @@ fn known(broker: &Broker, topic: &str, partition: i32) -> bool {
 
 /// One transaction of an AddPartitionsToTxn: per-topic, per-partition results. Unknown
 /// partitions get UNKNOWN_TOPIC_OR_PARTITION and the others OPERATION_NOT_ATTEMPTED, as
-/// Kafka's `KafkaApis.handleAddPartitionsToTxnRequest` answers before the coordinator.
+/// Kafka's `KafkaApis.handleAddPartitionsToTxnRequest` answers before the coordinator. The
+/// appends the answer waits for (a cluster) are added to `waits`.
 fn add_one(
     broker: &Broker,
-    id: &str,
-    producer_id: i64,
-    epoch: i16,
+    (id, producer_id, epoch): (&str, i64, i16),
     topics: &[(String, Vec<i32>)],
     verify_only: bool,
     version: i16,
+    waits: &mut Vec<Waiting>,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
     let all: Vec<TopicPartition> = topics
         .iter()
@@ -165,30 +194,38 @@ fn add_one(
         // KIP-890 part 1: each partition is answered on its own (in the transaction or not).
         let deps = Deps::of(broker);
         for tp in &all {
-            let r = broker.txn.call(&deps, |c, now, _| {
+            let (r, w) = broker
+                .txn
+                .call(&deps, Some(id), |c, now, _| {
+                    c.add_partitions(
+                        id,
+                        ProducerId(producer_id),
+                        ProducerEpoch(epoch),
+                        std::slice::from_ref(tp),
+                        true,
+                        now,
+                    )
+                })
+                .split();
+            waits.extend(w);
+            codes.insert(tp.clone(), call_error(&r));
+        }
+    } else {
+        let (r, w) = broker
+            .txn
+            .call(&Deps::of(broker), Some(id), |c, now, _| {
                 c.add_partitions(
                     id,
                     ProducerId(producer_id),
                     ProducerEpoch(epoch),
-                    std::slice::from_ref(tp),
-                    true,
+                    &all,
+                    false,
                     now,
                 )
-            });
-            codes.insert(tp.clone(), call_error(r));
-        }
-    } else {
-        let r = broker.txn.call(&Deps::of(broker), |c, now, _| {
-            c.add_partitions(
-                id,
-                ProducerId(producer_id),
-                ProducerEpoch(epoch),
-                &all,
-                false,
-                now,
-            )
-        });
-        let code = fenced_for(call_error(r), version, 2);
+            })
+            .split();
+        waits.extend(w);
+        let code = fenced_for(call_error(&r), version, 2);
         for tp in &all {
             codes.insert(tp.clone(), code);
         }
@@ -217,7 +254,8 @@ async fn add_partitions(broker: Arc<Broker>, ctx: RequestContext, req: Request) 
         return Err(BrokerError::NoHandler("AddPartitionsToTxn"));
     };
     let version = ctx.api_version;
-    let resp = blocking(&broker, move |b| {
+    let (mut resp, waits) = blocking(&broker, move |b| {
+        let mut waits = Vec::new();
         let mut resp = AddPartitionsToTxnResponse::default();
         if version <= 3 {
             let topics: Vec<(String, Vec<i32>)> = req
@@ -227,12 +265,15 @@ async fn add_partitions(broker: Arc<Broker>, ctx: RequestContext, req: Request) 
                 .collect();
             resp.results_by_topic_v3_and_below = add_one(
                 b,
-                &req.v3_and_below_transactional_id,
-                req.v3_and_below_producer_id,
-                req.v3_and_below_producer_epoch,
+                (
+                    &req.v3_and_below_transactional_id,
+                    req.v3_and_below_producer_id,
+                    req.v3_and_below_producer_epoch,
+                ),
                 &topics,
                 false,
                 version,
+                &mut waits,
             );
         } else {
             for t in req.transactions {
@@ -243,12 +284,11 @@ async fn add_partitions(broker: Arc<Broker>, ctx: RequestContext, req: Request) 
                     .collect();
                 let results = add_one(
                     b,
-                    &t.transactional_id,
-                    t.producer_id,
-                    t.producer_epoch,
+                    (&t.transactional_id, t.producer_id, t.producer_epoch),
                     &topics,
                     t.verify_only,
                     version,
+                    &mut waits,
                 );
                 resp.results_by_transaction.push(AddPartitionsToTxnResult {
                     transactional_id: t.transactional_id,
@@ -257,9 +297,27 @@ async fn add_partitions(broker: Arc<Broker>, ctx: RequestContext, req: Request) 
                 });
             }
         }
-        resp
+        (resp, waits)
     })
     .await?;
+    // In a cluster the partitions count as added once the record is committed; else every
+    // partition that succeeded gets the coordinator's error.
+    if let Err(code) = super::cluster::wait_all(&waits).await {
+        let results = resp
+            .results_by_topic_v3_and_below
+            .iter_mut()
+            .chain(
+                resp.results_by_transaction
+                    .iter_mut()
+                    .flat_map(|t| t.topic_results.iter_mut()),
+            )
+            .flat_map(|t| t.results_by_partition.iter_mut());
+        for p in results {
+            if p.partition_error_code == ErrorCode::None.code() {
+                p.partition_error_code = code.code();
+            }
+        }
+    }
     respond(Response::AddPartitionsToTxn(resp))
 }
 
@@ -269,20 +327,23 @@ async fn add_offsets(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> 
     };
     let version = ctx.api_version;
     let r = blocking(&broker, move |b| {
-        b.txn.call(&Deps::of(b), |c, now, _| {
-            c.add_offsets(
-                &req.transactional_id,
-                ProducerId(req.producer_id),
-                ProducerEpoch(req.producer_epoch),
-                &req.group_id,
-                now,
-            )
-            .map(|_| ())
-        })
+        b.txn
+            .call(&Deps::of(b), Some(&req.transactional_id), |c, now, _| {
+                c.add_offsets(
+                    &req.transactional_id,
+                    ProducerId(req.producer_id),
+                    ProducerEpoch(req.producer_epoch),
+                    &req.group_id,
+                    now,
+                )
+                .map(|_| ())
+            })
     })
-    .await?;
+    .await?
+    .acked()
+    .await;
     respond(Response::AddOffsetsToTxn(AddOffsetsToTxnResponse {
-        error_code: fenced_for(call_error(r), version, 2).code(),
+        error_code: fenced_for(call_error(&r), version, 2).code(),
         ..Default::default()
     }))
 }
@@ -397,19 +458,25 @@ async fn end_txn(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> Resu
         producer_epoch: ProducerEpoch(req.producer_epoch),
     };
     let r = blocking(&broker, move |b| {
-        b.txn.call(&Deps::of(b), |c, now, alloc| {
-            // transaction.version 2 (EndTxn v5) is not finalized, so every client runs TV1.
-            c.end_txn(
-                &req.transactional_id,
-                producer,
-                req.committed,
-                false,
-                now,
-                alloc,
-            )
-        })
+        b.txn.call(
+            &Deps::of(b),
+            Some(&req.transactional_id),
+            |c, now, alloc| {
+                // transaction.version 2 (EndTxn v5) is not finalized, so every client runs TV1.
+                c.end_txn(
+                    &req.transactional_id,
+                    producer,
+                    req.committed,
+                    false,
+                    now,
+                    alloc,
+                )
+            },
+        )
     })
-    .await?;
+    .await?
+    .acked()
+    .await;
     let mut resp = EndTxnResponse {
         producer_id: -1,
         producer_epoch: -1,
@@ -434,7 +501,8 @@ async fn write_txn_markers(
     let Request::WriteTxnMarkers(req) = req else {
         return Err(BrokerError::NoHandler("WriteTxnMarkers"));
     };
-    let resp = blocking(&broker, move |b| {
+    let (mut resp, waits) = blocking(&broker, move |b| {
+        let mut waits: Vec<(usize, usize, usize, Waiting)> = Vec::new();
         let mut resp = WriteTxnMarkersResponse::default();
         for m in req.markers {
             let result = if m.transaction_result {
@@ -447,10 +515,11 @@ async fn write_txn_markers(
                 let mut partitions = Vec::new();
                 for p in t.partition_indexes {
                     let tp = TopicPartition::new(&t.name, p);
-                    let code = if !known(b, &t.name, p) {
-                        ErrorCode::UnknownTopicOrPartition
-                    } else {
-                        match b.txn.write_marker_now(
+                    let code = match b.topics.get(&t.name).and_then(|t| t.partition(p)) {
+                        None => ErrorCode::UnknownTopicOrPartition,
+                        // A cluster's coordinator re-sends to the partition's new leader.
+                        Some(part) if part.is_led_elsewhere() => ErrorCode::NotLeaderOrFollower,
+                        Some(_) => match b.txn.write_marker_now(
                             &b.groups,
                             &tp,
                             ProducerId(m.producer_id),
@@ -458,9 +527,19 @@ async fn write_txn_markers(
                             result,
                             m.coordinator_epoch,
                         ) {
-                            Ok(()) => ErrorCode::None,
+                            Ok(w) => {
+                                if let Some(w) = w {
+                                    waits.push((
+                                        resp.markers.len(),
+                                        topics.len(),
+                                        partitions.len(),
+                                        w,
+                                    ));
+                                }
+                                ErrorCode::None
+                            }
                             Err(e) => crate::topics::log_error_code(&e),
-                        }
+                        },
                     };
                     partitions.push(WritableTxnMarkerPartitionResult {
                         partition_index: p,
@@ -480,9 +559,23 @@ async fn write_txn_markers(
                 ..Default::default()
             });
         }
-        resp
+        (resp, waits)
     })
     .await?;
+    // In a cluster a marker is acknowledged once the partition's ISR has it (Kafka appends
+    // markers with `requiredAcks = -1`), so a leader change cannot lose an acknowledged one.
+    for (m, t, p, w) in waits {
+        if let Err(code) = super::cluster::wait_all(std::slice::from_ref(&w)).await {
+            if let Some(r) = resp
+                .markers
+                .get_mut(m)
+                .and_then(|x| x.topics.get_mut(t))
+                .and_then(|x| x.partitions.get_mut(p))
+            {
+                r.error_code = code.code();
+            }
+        }
+    }
     respond(Response::WriteTxnMarkers(resp))
 }
 
@@ -494,41 +587,49 @@ async fn describe_transactions(
     let Request::DescribeTransactions(req) = req else {
         return Err(BrokerError::NoHandler("DescribeTransactions"));
     };
+    let owners: Vec<Option<ErrorCode>> = req
+        .transactional_ids
+        .iter()
+        .map(|id| broker.txn.owner_error(id))
+        .collect();
     let states = broker.txn.read(|c, _| {
         req.transactional_ids
             .iter()
-            .map(|id| match c.describe(id) {
-                Ok(d) => {
-                    let mut topics: Vec<TopicData> = Vec::new();
-                    for tp in &d.partitions {
-                        match topics.iter_mut().find(|t| t.topic == tp.topic) {
-                            Some(t) => t.partitions.push(tp.partition),
-                            None => topics.push(TopicData {
-                                topic: tp.topic.clone(),
-                                partitions: vec![tp.partition],
-                                ..Default::default()
-                            }),
+            .zip(owners)
+            .map(|(id, owner)| {
+                match owner.map_or_else(|| c.describe(id).map_err(|e| error_code(&e)), Err) {
+                    Ok(d) => {
+                        let mut topics: Vec<TopicData> = Vec::new();
+                        for tp in &d.partitions {
+                            match topics.iter_mut().find(|t| t.topic == tp.topic) {
+                                Some(t) => t.partitions.push(tp.partition),
+                                None => topics.push(TopicData {
+                                    topic: tp.topic.clone(),
+                                    partitions: vec![tp.partition],
+                                    ..Default::default()
+                                }),
+                            }
+                        }
+                        DescribedState {
+                            transactional_id: id.clone(),
+                            transaction_state: d.state.name().to_string(),
+                            transaction_timeout_ms: d.timeout_ms,
+                            transaction_start_time_ms: d.start_ms,
+                            producer_id: d.producer_id.0,
+                            producer_epoch: d.producer_epoch.0,
+                            topics,
+                            ..Default::default()
                         }
                     }
-                    DescribedState {
+                    Err(code) => DescribedState {
+                        error_code: code.code(),
                         transactional_id: id.clone(),
-                        transaction_state: d.state.name().to_string(),
-                        transaction_timeout_ms: d.timeout_ms,
-                        transaction_start_time_ms: d.start_ms,
-                        producer_id: d.producer_id.0,
-                        producer_epoch: d.producer_epoch.0,
-                        topics,
+                        producer_id: -1,
+                        producer_epoch: -1,
+                        transaction_start_time_ms: -1,
                         ..Default::default()
-                    }
+                    },
                 }
-                Err(e) => DescribedState {
-                    error_code: error_code(&e).code(),
-                    transactional_id: id.clone(),
-                    producer_id: -1,
-                    producer_epoch: -1,
-                    transaction_start_time_ms: -1,
-                    ..Default::default()
-                },
             })
             .collect()
     });

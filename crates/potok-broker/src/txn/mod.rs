@@ -13,7 +13,10 @@
 //! As Kafka does, it is created when first needed: by FindCoordinator with `key_type=1` or the
 //! first InitProducerId with a transactional id. A transactional id lives in partition
 //! `abs(hash(id)) % partitions` of the existing topic. On a single node this broker leads
-//! every partition, so it coordinates every transactional id.
+//! every partition, so it coordinates every transactional id; on a broker of a cluster it
+//! coordinates the ids of the partitions it leads, created, loaded and dropped as `cluster.rs`
+//! describes, and its markers go out as `markers.rs` describes (the sections below are the
+//! single node's).
 //!
 //! # Load
 //!
@@ -48,8 +51,15 @@
 //! transaction with more than one partition. The crash tests use them to check that a
 //! restarted coordinator completes such transactions; nothing else reads the variable.
 
+mod cluster;
 pub mod handlers;
 mod load;
+mod markers;
+mod partition_side;
+mod settings;
+
+pub use cluster::{watch_leadership, Called};
+pub use settings::TxnSettings;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,16 +68,17 @@ use std::time::Duration;
 
 use potok_log::LogError;
 use potok_protocol::ErrorCode;
-use potok_records::{ControlRecordType, ProducerEpoch, ProducerId, RecordBatchBuilder};
+use potok_records::{ProducerId, RecordBatchBuilder};
 use potok_txn::{
-    records, Output, ProducerIdAllocator, TopicPartition, TxnConfig, TxnCoordinator, TxnError,
-    TxnResult, TxnState,
+    records, Output, ProducerIdAllocator, TopicPartition, TxnCoordinator, TxnError, TxnResult,
+    TxnState,
 };
 use tokio::sync::Notify;
 
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
 use crate::group::GroupService;
+use crate::handlers::delayed_produce::Waiting;
 use crate::internal_topics::{transaction_state_overrides, TRANSACTION_STATE_TOPIC};
 use crate::producer_ids::ProducerIds;
 use crate::topics::{now_ms, ApiError, NewTopic, Partition, Topic, TopicManager};
@@ -82,70 +93,16 @@ enum Failpoint {
     AfterFirstMarker,
 }
 
-/// Settings of the service, from Kafka's names.
-#[derive(Debug, Clone)]
-pub struct TxnSettings {
-    /// `transaction.state.log.num.partitions`.
-    pub partitions: i32,
-    /// `transaction.state.log.replication.factor` (capped at the live brokers: one).
-    pub replication_factor: i16,
-    /// `transaction.state.log.min.isr`.
-    pub min_isr: i32,
-    /// `transaction.state.log.segment.bytes`.
-    pub segment_bytes: i64,
-    /// The coordinator's own settings.
-    pub coordinator: TxnConfig,
-}
-
-fn parse<T: std::str::FromStr>(cfg: &BrokerConfig, name: &str) -> Result<T> {
-    let v = cfg.get(name).unwrap_or_default();
-    v.parse()
-        .map_err(|_| BrokerError::Config(format!("{name}={v}: not a valid number")))
-}
-
-impl TxnSettings {
-    /// Reads and checks the settings.
-    pub fn from_config(cfg: &BrokerConfig) -> Result<TxnSettings> {
-        let partitions: i32 = parse(cfg, "transaction.state.log.num.partitions")?;
-        let replication_factor: i16 = parse(cfg, "transaction.state.log.replication.factor")?;
-        let min_isr: i32 = parse(cfg, "transaction.state.log.min.isr")?;
-        let max_timeout_ms: i32 = parse(cfg, "transaction.max.timeout.ms")?;
-        let id_expiration_ms: i64 = parse(cfg, "transactional.id.expiration.ms")?;
-        let offsets_partitions: i32 = parse(cfg, "offsets.topic.num.partitions")?;
-        let segment_bytes: i64 = parse(cfg, "transaction.state.log.segment.bytes")?;
-        let positive = |name: &str, ok: bool| {
-            if ok {
-                Ok(())
-            } else {
-                Err(BrokerError::Config(format!("{name} must be at least 1")))
-            }
-        };
-        positive("transaction.state.log.num.partitions", partitions >= 1)?;
-        positive(
-            "transaction.state.log.replication.factor",
-            replication_factor >= 1,
-        )?;
-        positive("transaction.state.log.min.isr", min_isr >= 1)?;
-        positive("transaction.max.timeout.ms", max_timeout_ms >= 1)?;
-        positive("transactional.id.expiration.ms", id_expiration_ms >= 1)?;
-        Ok(TxnSettings {
-            partitions,
-            replication_factor,
-            min_isr,
-            segment_bytes,
-            coordinator: TxnConfig {
-                max_timeout_ms,
-                id_expiration_ms,
-                offsets_partitions,
-            },
-        })
-    }
-}
-
 struct Inner {
     coordinator: TxnCoordinator,
     /// The partitions of `__transaction_state` by index; empty until the topic exists.
     partitions: Vec<Arc<Partition>>,
+    /// In a cluster: the partitions this broker leads (`cluster.rs`); unused on a single node.
+    led: std::collections::BTreeMap<i32, cluster::Led>,
+    /// In a cluster: the appends of the current call that its answer waits for.
+    waits: Vec<Waiting>,
+    /// In a cluster: the marker jobs of the current call, started once the lock is released.
+    jobs: Vec<markers::MarkerJob>,
 }
 
 /// The broker's transaction coordinator. Thread-safe; see the module docs for the lock order.
@@ -158,6 +115,8 @@ pub struct TxnService {
     /// Transactions completed since start, by outcome (metrics).
     committed: AtomicU64,
     aborted: AtomicU64,
+    /// Set on a broker of a cluster: the coordinator serves the partitions it leads.
+    cluster: Option<cluster::ClusterSettings>,
 }
 
 impl std::fmt::Debug for TxnService {
@@ -193,21 +152,26 @@ pub fn error_code(e: &TxnError) -> ErrorCode {
     }
 }
 
-/// Producer ids for the coordinator from the broker's durable blocks.
-struct Ids<'a>(&'a ProducerIds);
+/// Producer ids for the coordinator: the node's durable blocks on a single node; in a cluster
+/// the id the request took from the controller's blocks before entering the coordinator's lock
+/// (taking one may wait for the controller, which must not happen under the lock).
+struct Ids<'a> {
+    ids: &'a ProducerIds,
+    prefetched: Option<ProducerId>,
+}
 
 impl ProducerIdAllocator for Ids<'_> {
     fn allocate(&mut self) -> std::result::Result<ProducerId, TxnError> {
-        match self.0 {
+        match self.ids {
             ProducerIds::Local(ids) => ids
                 .next_id()
                 .map(ProducerId)
                 .map_err(|e| TxnError::ProducerIdUnavailable(e.to_string())),
-            // Transactions are served on a single node only (their APIs are not advertised by
-            // quorum members yet), so a cluster's controller-issued blocks are never asked here.
-            ProducerIds::Cluster(_) => Err(TxnError::ProducerIdUnavailable(
-                "transactions are not served by a cluster member yet".into(),
-            )),
+            ProducerIds::Cluster(_) => self.prefetched.take().ok_or_else(|| {
+                TxnError::ProducerIdUnavailable(
+                    "no producer id was reserved for this request".into(),
+                )
+            }),
         }
     }
 }
@@ -218,6 +182,8 @@ pub struct Deps<'a> {
     pub groups: &'a GroupService,
     /// Producer ids.
     pub producer_ids: &'a ProducerIds,
+    /// In a cluster: a producer id taken from the controller's blocks for this call.
+    pub prefetched: Option<ProducerId>,
 }
 
 impl<'a> Deps<'a> {
@@ -226,6 +192,7 @@ impl<'a> Deps<'a> {
         Deps {
             groups: &broker.groups,
             producer_ids: &broker.producer_ids,
+            prefetched: None,
         }
     }
 }
@@ -247,10 +214,15 @@ impl TxnService {
             Some("after-first-marker") => Some(Failpoint::AfterFirstMarker),
             _ => None,
         };
+        let cluster = svc_cluster(&topics, &settings);
+        let in_cluster = cluster.is_some();
         let svc = TxnService {
             inner: Mutex::new(Inner {
                 coordinator: TxnCoordinator::new(settings.coordinator.clone()),
                 partitions: Vec::new(),
+                led: Default::default(),
+                waits: Vec::new(),
+                jobs: Vec::new(),
             }),
             timer: Notify::new(),
             topics,
@@ -258,14 +230,23 @@ impl TxnService {
             failpoint,
             committed: AtomicU64::new(0),
             aborted: AtomicU64::new(0),
+            cluster,
         };
+        if in_cluster {
+            // The leadership hook loads the partitions this broker leads (`cluster.rs`).
+            if let Some(t) = svc.topics.get(TRANSACTION_STATE_TOPIC) {
+                lock(&svc.inner).partitions = t.state().partitions;
+            }
+            return Ok(svc);
+        }
         if let Some(t) = svc.topics.get(TRANSACTION_STATE_TOPIC) {
             let mut inner = lock(&svc.inner);
             inner.partitions = t.state().partitions;
-            let coordinator = load::load_coordinator(&svc.settings.coordinator, &inner.partitions)
-                .map_err(|e| {
-                    BrokerError::Config(format!("loading {TRANSACTION_STATE_TOPIC}: {e}"))
-                })?;
+            let coordinator =
+                load::load_coordinator(&svc.settings.coordinator, &inner.partitions, false)
+                    .map_err(|e| {
+                        BrokerError::Config(format!("loading {TRANSACTION_STATE_TOPIC}: {e}"))
+                    })?;
             inner.coordinator = coordinator;
             tracing::info!(
                 ids = inner.coordinator.ids().count(),
@@ -288,6 +269,17 @@ impl TxnService {
 
     fn ensure_locked(&self, inner: &mut Inner) -> std::result::Result<(), ApiError> {
         if !inner.partitions.is_empty() {
+            return Ok(());
+        }
+        if self.cluster.is_some() {
+            // In a cluster the controller creates the topic (`cluster.rs`).
+            let topic = self.topics.get(TRANSACTION_STATE_TOPIC).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::CoordinatorNotAvailable,
+                    format!("{TRANSACTION_STATE_TOPIC} does not exist yet"),
+                )
+            })?;
+            inner.partitions = topic.state().partitions;
             return Ok(());
         }
         let topic = self.create_topic()?;
@@ -333,20 +325,32 @@ impl TxnService {
 
     /// Runs `f` on the coordinator (after firing due timers), then appends its records and
     /// writes its markers. Returns `f`'s result, or `Err(code)` when a record could not be
-    /// written (the coordinator was then reloaded from the log).
+    /// written (the coordinator was then reloaded from the log). With `id`, the call is for
+    /// that transactional id and answers NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS when
+    /// this broker does not coordinate it now (a cluster). In a cluster the answer waits for
+    /// the appends ([`Called::acked`]) and markers are sent by tasks (`markers.rs`).
     pub fn call<R>(
         &self,
         deps: &Deps<'_>,
+        id: Option<&str>,
         f: impl FnOnce(&mut TxnCoordinator, i64, &mut dyn ProducerIdAllocator) -> R,
-    ) -> std::result::Result<R, ErrorCode> {
+    ) -> Called<R> {
         let mut inner = lock(&self.inner);
         if let Err(e) = self.ensure_locked(&mut inner) {
             tracing::warn!(error = %e.message, "cannot create {TRANSACTION_STATE_TOPIC}");
-            return Err(ErrorCode::CoordinatorNotAvailable);
+            return Called::new(Err(ErrorCode::CoordinatorNotAvailable), Vec::new());
+        }
+        if let Some(id) = id {
+            if let Err(code) = self.owner(&inner, id) {
+                return Called::new(Err(code), Vec::new());
+            }
         }
         let now = now_ms();
         let before = inner.coordinator.next_deadline();
-        let mut ids = Ids(deps.producer_ids);
+        let mut ids = Ids {
+            ids: deps.producer_ids,
+            prefetched: deps.prefetched,
+        };
         // Deadlines already passed take effect before the request, so what a client sees does
         // not depend on how late the timer task runs.
         let ticked = inner.coordinator.tick(now);
@@ -354,14 +358,41 @@ impl TxnService {
         let outputs = inner.coordinator.drain_outputs();
         let result = self.apply_outputs(&mut inner, outputs, deps.groups);
         let after = inner.coordinator.next_deadline();
+        let waits = std::mem::take(&mut inner.waits);
+        let jobs = std::mem::take(&mut inner.jobs);
         drop(inner);
+        self.spawn_jobs(jobs);
         if after.is_some() && (before.is_none() || after < before) {
             self.timer.notify_one();
         }
         if let Err(e) = ticked {
             tracing::error!(error = %e, "transaction coordinator timer failed");
         }
-        result.map(|()| r)
+        Called::new(result.map(|()| r), waits)
+    }
+
+    /// The coordinator rebuilt from the log: every partition on a single node, the partitions
+    /// loaded as their leader in a cluster.
+    fn reload(&self, inner: &mut Inner) {
+        let partitions: Vec<Arc<Partition>> = if self.cluster.is_some() {
+            Self::loaded_partitions(inner)
+                .keys()
+                .filter_map(|p| usize::try_from(*p).ok())
+                .filter_map(|i| inner.partitions.get(i).cloned())
+                .collect()
+        } else {
+            inner.partitions.clone()
+        };
+        match load::load_coordinator(
+            &self.settings.coordinator,
+            &partitions,
+            self.cluster.is_some(),
+        ) {
+            Ok(c) => inner.coordinator = c,
+            Err(e) => {
+                tracing::error!(error = %e, "reloading the transaction coordinator failed")
+            }
+        }
     }
 
     /// Appends records and writes markers in order; a failed append reloads the coordinator
@@ -375,6 +406,14 @@ impl TxnService {
         let mut queue: std::collections::VecDeque<Output> = outputs.into();
         let mut failed = None;
         while let Some(o) = queue.pop_front() {
+            // In a cluster markers are sent by tasks once the Prepare record is committed.
+            let o = match self.marker_job(inner, o) {
+                Ok(job) => {
+                    inner.jobs.push(job);
+                    continue;
+                }
+                Err(o) => o,
+            };
             let now = now_ms();
             match o {
                 Output::Persist {
@@ -434,12 +473,7 @@ impl TxnService {
         if let Some(code) = failed {
             // Memory holds changes the log does not: start again from the log (Kafka unloads
             // and reloads a partition whose append failed).
-            match load::load_coordinator(&self.settings.coordinator, &inner.partitions) {
-                Ok(c) => inner.coordinator = c,
-                Err(e) => {
-                    tracing::error!(error = %e, "reloading the transaction coordinator failed")
-                }
-            }
+            self.reload(inner);
             // The re-sent markers of prepared transactions, without a second reload (their own
             // failures are retried by the timer task).
             let again = inner.coordinator.drain_outputs();
@@ -457,6 +491,14 @@ impl TxnService {
         groups: &GroupService,
     ) -> std::result::Result<(), ErrorCode> {
         for o in outputs {
+            // In a cluster markers are sent by tasks once the Prepare record is committed.
+            let o = match self.marker_job(inner, o) {
+                Ok(job) => {
+                    inner.jobs.push(job);
+                    continue;
+                }
+                Err(o) => o,
+            };
             if let Output::WriteMarkers {
                 transactional_id,
                 seq,
@@ -518,7 +560,7 @@ impl TxnService {
 
     fn append_record(
         &self,
-        inner: &Inner,
+        inner: &mut Inner,
         id: &str,
         key: bytes::Bytes,
         value: Option<bytes::Bytes>,
@@ -534,160 +576,12 @@ impl TxnService {
             })
             .build()
             .map_err(LogError::InvalidBatch)?;
-        part.append(batch.as_bytes().clone(), now)?;
+        let info = part.append(batch.as_bytes().clone(), now)?;
+        if self.cluster.is_some() {
+            let w = cluster::waiting_for(&self.topics, TRANSACTION_STATE_TOPIC, &part, &info);
+            inner.waits.push(w);
+        }
         Ok(())
-    }
-
-    /// Writes the markers of one completion; returns the partitions written (or gone).
-    fn write_markers(
-        &self,
-        partitions: &BTreeSet<TopicPartition>,
-        producer_id: ProducerId,
-        epoch: ProducerEpoch,
-        result: TxnResult,
-        coordinator_epoch: i32,
-        groups: &GroupService,
-    ) -> Vec<TopicPartition> {
-        let marker = match result {
-            TxnResult::Commit => ControlRecordType::Commit,
-            TxnResult::Abort => ControlRecordType::Abort,
-        };
-        let mut written = Vec::with_capacity(partitions.len());
-        for tp in partitions {
-            let now = now_ms();
-            let r = if tp.topic == crate::internal_topics::GROUP_METADATA_TOPIC {
-                groups.write_txn_marker(
-                    tp.partition,
-                    producer_id,
-                    epoch,
-                    marker,
-                    coordinator_epoch,
-                    now,
-                )
-            } else {
-                match self
-                    .topics
-                    .get(&tp.topic)
-                    .and_then(|t| t.partition(tp.partition))
-                {
-                    // A deleted partition needs no marker (Kafka's marker channel drops it).
-                    None => Ok(()),
-                    Some(part) => {
-                        write_marker(&part, producer_id, epoch, marker, coordinator_epoch, now)
-                    }
-                }
-            };
-            match r {
-                Ok(()) => written.push(tp.clone()),
-                Err(e) => {
-                    tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "writing a transaction marker failed; retried later");
-                }
-            }
-            if self.failpoint == Some(Failpoint::AfterFirstMarker)
-                && partitions.len() > 1
-                && written.len() == 1
-            {
-                tracing::error!("failpoint after-first-marker: aborting the process");
-                std::process::abort();
-            }
-        }
-        written
-    }
-
-    /// Verifies that `tp` belongs to the ongoing transaction of `transactional_id` held by
-    /// `producer_id`/`epoch` (KIP-890 part 1) and runs `append` under the coordinator's lock,
-    /// so no marker can be written in between. A failed verification answers Kafka's produce
-    /// codes: an older epoch or another producer id `INVALID_PRODUCER_EPOCH`, a transaction
-    /// still completing `CONCURRENT_TRANSACTIONS` (retriable), anything else
-    /// `INVALID_TXN_STATE`.
-    pub fn append_verified<R>(
-        &self,
-        transactional_id: &str,
-        producer_id: ProducerId,
-        epoch: ProducerEpoch,
-        tp: TopicPartition,
-        append: impl FnOnce() -> R,
-    ) -> std::result::Result<R, ErrorCode> {
-        let inner = &mut *lock(&self.inner);
-        let now = now_ms();
-        let verified = inner.coordinator.add_partitions(
-            transactional_id,
-            producer_id,
-            epoch,
-            std::slice::from_ref(&tp),
-            true,
-            now,
-        );
-        match verified {
-            Ok(()) => Ok(append()),
-            Err(TxnError::ProducerFenced | TxnError::InvalidProducerEpoch) => {
-                Err(ErrorCode::InvalidProducerEpoch)
-            }
-            Err(TxnError::ConcurrentTransactions) => Err(ErrorCode::ConcurrentTransactions),
-            Err(_) => Err(ErrorCode::InvalidTxnState),
-        }
-    }
-
-    /// Runs `f` with the coordinator locked and the `__consumer_offsets` partition of a
-    /// TxnOffsetCommit verified to be in the transaction (KIP-890 for TxnOffsetCommit), so
-    /// that the offsets are written while the transaction is still ongoing.
-    pub fn with_verified_offsets<R>(
-        &self,
-        transactional_id: &str,
-        producer_id: ProducerId,
-        epoch: ProducerEpoch,
-        group_id: &str,
-        offsets_partitions: i32,
-        f: impl FnOnce() -> R,
-    ) -> std::result::Result<R, TxnError> {
-        let inner = &mut *lock(&self.inner);
-        let tp = TopicPartition::new(
-            crate::internal_topics::GROUP_METADATA_TOPIC,
-            records::partition_for(group_id, offsets_partitions),
-        );
-        inner.coordinator.add_partitions(
-            transactional_id,
-            producer_id,
-            epoch,
-            std::slice::from_ref(&tp),
-            true,
-            now_ms(),
-        )?;
-        Ok(f())
-    }
-
-    /// Writes one marker now, under the coordinator's lock (the WriteTxnMarkers API).
-    pub fn write_marker_now(
-        &self,
-        groups: &GroupService,
-        tp: &TopicPartition,
-        producer_id: ProducerId,
-        epoch: ProducerEpoch,
-        result: TxnResult,
-        coordinator_epoch: i32,
-    ) -> std::result::Result<(), LogError> {
-        let _inner = lock(&self.inner);
-        let marker = match result {
-            TxnResult::Commit => ControlRecordType::Commit,
-            TxnResult::Abort => ControlRecordType::Abort,
-        };
-        let now = now_ms();
-        if tp.topic == crate::internal_topics::GROUP_METADATA_TOPIC {
-            return groups.write_txn_marker(
-                tp.partition,
-                producer_id,
-                epoch,
-                marker,
-                coordinator_epoch,
-                now,
-            );
-        }
-        let part = self
-            .topics
-            .get(&tp.topic)
-            .and_then(|t| t.partition(tp.partition))
-            .ok_or(LogError::Offline)?;
-        write_marker(&part, producer_id, epoch, marker, coordinator_epoch, now)
     }
 
     /// Read-only access for Describe/ListTransactions.
@@ -698,11 +592,13 @@ impl TxnService {
 
     /// Fires due timers and retries markers that failed.
     fn tick(&self, deps: &Deps<'_>) {
-        let pending = self.call(deps, |c, _, _| {
-            c.ids()
-                .filter_map(|id| c.pending_markers(id).map(|(s, p)| (id.to_owned(), s, p)))
-                .collect::<Vec<_>>()
-        });
+        let pending = self
+            .call(deps, None, |c, _, _| {
+                c.ids()
+                    .filter_map(|id| c.pending_markers(id).map(|(s, p)| (id.to_owned(), s, p)))
+                    .collect::<Vec<_>>()
+            })
+            .result;
         if let Ok(pending) = pending {
             self.retry_markers(deps.groups, pending);
         }
@@ -736,6 +632,10 @@ impl TxnService {
             }];
             let _ = self.apply_outputs(&mut inner, outputs, groups);
         }
+        inner.waits.clear();
+        let jobs = std::mem::take(&mut inner.jobs);
+        drop(inner);
+        self.spawn_jobs(jobs);
     }
 
     fn next_deadline(&self) -> Option<i64> {
@@ -780,25 +680,11 @@ impl TxnService {
     }
 }
 
-fn write_marker(
-    part: &Partition,
-    producer_id: ProducerId,
-    epoch: ProducerEpoch,
-    marker: ControlRecordType,
-    coordinator_epoch: i32,
-    now: i64,
-) -> std::result::Result<(), LogError> {
-    let batch = RecordBatchBuilder::end_transaction_marker(
-        producer_id,
-        epoch,
-        marker,
-        coordinator_epoch,
-        now,
-    )
-    .build()
-    .map_err(LogError::InvalidBatch)?;
-    part.append(batch.as_bytes().clone(), now)?;
-    Ok(())
+/// The cluster part of the service on a broker of a cluster, `None` on a single node.
+fn svc_cluster(topics: &TopicManager, settings: &TxnSettings) -> Option<cluster::ClusterSettings> {
+    topics
+        .is_replicated()
+        .then(|| cluster::ClusterSettings::new(settings.replication_factor))
 }
 
 /// Kafka's mapping of a failed `__transaction_state` append
