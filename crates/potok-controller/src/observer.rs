@@ -38,6 +38,9 @@ pub struct FetchRequest {
     pub from_index: u64,
     /// The answer's entries stop once they exceed this many bytes.
     pub max_bytes: u32,
+    /// A ReadIndex the observer waits for (its tag; 0: none): the leader asks Raft's ReadIndex
+    /// (confirmed by a heartbeat round) on its behalf and answers with [`FetchAnswer::read`].
+    pub read: u64,
 }
 
 /// A voter's answer to an observer's fetch.
@@ -49,11 +52,10 @@ pub struct FetchAnswer {
     pub term: u64,
     /// The voter's commit index.
     pub commit: u64,
-    /// Whether `commit` is the leader's own, confirmed in its term (the answering voter leads
-    /// and has committed an entry of its term): only such an answer can end an observer's
-    /// start-up catch-up, as the commit index of a follower or of a just-elected leader may lag
-    /// behind what the quorum committed.
-    pub leader_commit: bool,
+    /// The answer to the observer's ReadIndex `(tag, index)`: the leader's commit index once a
+    /// heartbeat round confirmed its leadership, so it covers everything the quorum committed
+    /// before the request (what a follower's or a deposed leader's commit index may not).
+    pub read: Option<(u64, u64)>,
     /// Committed entries from the requested index on, contiguous, all at or below `commit`.
     pub entries: Vec<Entry>,
 }
@@ -84,11 +86,12 @@ fn get_u32(b: &mut &[u8]) -> Result<u32, ControllerError> {
 }
 
 impl FetchRequest {
-    /// `u64 BE from_index`, `u32 BE max_bytes`.
+    /// `u64 BE from_index`, `u32 BE max_bytes`, `u64 BE read`.
     pub fn encode(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(12);
+        let mut b = Vec::with_capacity(20);
         put_u64(&mut b, self.from_index);
         b.extend_from_slice(&self.max_bytes.to_be_bytes());
+        put_u64(&mut b, self.read);
         b
     }
 
@@ -96,6 +99,7 @@ impl FetchRequest {
     pub fn decode(mut b: &[u8]) -> Result<FetchRequest, ControllerError> {
         let from_index = get_u64(&mut b)?;
         let max_bytes = get_u32(&mut b)?;
+        let read = get_u64(&mut b)?;
         if !b.is_empty() {
             return Err(ControllerError::Codec(
                 "trailing bytes after a fetch".into(),
@@ -104,19 +108,28 @@ impl FetchRequest {
         Ok(FetchRequest {
             from_index,
             max_bytes,
+            read,
         })
     }
 }
 
 impl FetchAnswer {
-    /// `u64 BE leader, term, commit`, `u8 leader_commit`, `u32 BE count`, then per entry
-    /// `u32 BE length` and the entry in raft-rs's protobuf encoding.
+    /// `u64 BE leader, term, commit`, `u8` 1 and `u64 BE` tag and index when `read` is set (else
+    /// `u8` 0), `u32 BE count`, then per entry `u32 BE length` and the entry in raft-rs's
+    /// protobuf encoding.
     pub fn encode(&self) -> Result<Vec<u8>, ControllerError> {
         let mut b = Vec::new();
         put_u64(&mut b, self.leader);
         put_u64(&mut b, self.term);
         put_u64(&mut b, self.commit);
-        b.push(u8::from(self.leader_commit));
+        match self.read {
+            Some((tag, index)) => {
+                b.push(1);
+                put_u64(&mut b, tag);
+                put_u64(&mut b, index);
+            }
+            None => b.push(0),
+        }
         b.extend_from_slice(&(self.entries.len() as u32).to_be_bytes());
         for e in &self.entries {
             let body = codec::encode(e)?;
@@ -132,10 +145,10 @@ impl FetchAnswer {
         let leader = get_u64(&mut b)?;
         let term = get_u64(&mut b)?;
         let commit = get_u64(&mut b)?;
-        let leader_commit = match take(&mut b, 1)?[0] {
-            0 => false,
-            1 => true,
-            _ => return Err(ControllerError::Codec("bad leader_commit flag".into())),
+        let read = match take(&mut b, 1)?[0] {
+            0 => None,
+            1 => Some((get_u64(&mut b)?, get_u64(&mut b)?)),
+            _ => return Err(ControllerError::Codec("bad read flag".into())),
         };
         let n = get_u32(&mut b)?;
         // Every entry takes at least its 4-byte length.
@@ -156,7 +169,7 @@ impl FetchAnswer {
             leader,
             term,
             commit,
-            leader_commit,
+            read,
             entries,
         })
     }
@@ -301,14 +314,18 @@ impl ObserverNode {
             request: FetchRequest {
                 from_index: self.last + 1,
                 max_bytes: self.config.max_bytes,
+                read: self.read.unwrap_or(0),
             },
         }
     }
 
-    /// Asks for the quorum's commit index as the leader confirms it (the start-up catch-up),
-    /// answered by an [`Output::ReadIndex`] once an answer of the leader itself arrives.
+    /// Asks for the quorum's commit index as the leader confirms it (Raft's ReadIndex, for the
+    /// start-up catch-up): every fetch carries the request until the leader answers it, and
+    /// the answer becomes an [`Output::ReadIndex`]. `ctx` must not be 0.
     pub fn read_index(&mut self, ctx: u64) -> Vec<Output> {
-        self.read = Some(ctx);
+        if ctx != 0 {
+            self.read = Some(ctx);
+        }
         Vec::new()
     }
 
@@ -375,12 +392,10 @@ impl ObserverNode {
                 });
             }
         }
-        if answer.leader_commit && answer.leader == from {
-            if let Some(ctx) = self.read.take() {
-                out.push(Output::ReadIndex {
-                    ctx,
-                    index: answer.commit,
-                });
+        if let (Some((tag, index)), Some(ctx)) = (answer.read, self.read) {
+            if tag == ctx {
+                self.read = None;
+                out.push(Output::ReadIndex { ctx, index });
             }
         }
         if self.in_flight.is_some() {

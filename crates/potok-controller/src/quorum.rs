@@ -94,6 +94,16 @@ pub enum Output {
         /// What is asked.
         request: FetchRequest,
     },
+    /// The answer to observer `observer`'s ReadIndex tagged `ctx` ([`FetchRequest::read`]):
+    /// send it a [`FetchAnswer`] whose `read` is `(ctx, index)`.
+    ObserverRead {
+        /// The observer.
+        observer: u64,
+        /// Its tag.
+        ctx: u64,
+        /// The leader's confirmed commit index.
+        index: u64,
+    },
     /// The entry at `index` is committed: apply `data` (empty for Raft's own entries, such as a
     /// new leader's no-op, which still take an index).
     Committed {
@@ -115,6 +125,11 @@ pub struct QuorumNode {
     /// Observers that fetched from this voter: id → the last index they hold (for
     /// DescribeQuorum), at most [`MAX_OBSERVERS_TRACKED`].
     observers: std::collections::BTreeMap<u64, u64>,
+    /// ReadIndex requests asked for observers: sequence → (observer, its tag). Their Raft
+    /// tags have [`OBSERVER_READ`] set, so they never mix with this node's own; at most
+    /// [`MAX_OBSERVERS_TRACKED`] (the oldest dropped: the observer asks again).
+    observer_reads: std::collections::BTreeMap<u64, (u64, u64)>,
+    next_observer_read: u64,
     /// Test-only fault: store the hard state without the vote. Exists so that a test can show
     /// that the fault tests catch a real Raft bug: a voter that forgets its vote across a crash
     /// votes twice in one term, and two leaders can be elected in it.
@@ -159,6 +174,8 @@ impl QuorumNode {
             raw,
             applied,
             observers: Default::default(),
+            observer_reads: Default::default(),
+            next_observer_read: 0,
             #[cfg(test)]
             plant_unpersisted_vote: false,
         })
@@ -274,8 +291,30 @@ impl QuorumNode {
     /// on (at most `request.max_bytes` of them, but at least one), this voter's term, the leader
     /// it knows and its commit index. Answering changes nothing of the Raft state: an observer
     /// is neither a voter nor a learner, so it is never counted in a majority; only its
-    /// progress is noted for DescribeQuorum.
-    pub fn serve_fetch(&mut self, observer: u64, request: &FetchRequest) -> FetchAnswer {
+    /// progress is noted for DescribeQuorum. A fetch carrying a ReadIndex on the leader asks
+    /// Raft's ReadIndex for it: the outputs (the heartbeat round) go out like any, and the
+    /// answer comes later as an [`Output::ObserverRead`].
+    pub fn serve_fetch(
+        &mut self,
+        observer: u64,
+        request: &FetchRequest,
+    ) -> (FetchAnswer, Vec<Output>) {
+        let mut out = Vec::new();
+        if request.read != 0 && self.is_leader() {
+            let seq = self.next_observer_read;
+            self.next_observer_read = (seq + 1) % OBSERVER_READ;
+            self.observer_reads.insert(seq, (observer, request.read));
+            while self.observer_reads.len() > MAX_OBSERVERS_TRACKED {
+                self.observer_reads.pop_first();
+            }
+            self.raw
+                .read_index((OBSERVER_READ | seq).to_be_bytes().to_vec());
+            out = self.drain();
+        }
+        (self.fetch_answer(observer, request), out)
+    }
+
+    fn fetch_answer(&mut self, observer: u64, request: &FetchRequest) -> FetchAnswer {
         if !self.config.voters.contains(&observer)
             && (self.observers.len() < MAX_OBSERVERS_TRACKED
                 || self.observers.contains_key(&observer))
@@ -298,13 +337,11 @@ impl QuorumNode {
         } else {
             Vec::new()
         };
-        let leading = self.is_leader();
-        let leader_commit = leading && log.term(commit).ok() == Some(self.term());
         FetchAnswer {
             leader: self.raw.raft.leader_id,
             term: self.term(),
             commit,
-            leader_commit,
+            read: None,
             entries,
         }
     }
@@ -359,13 +396,26 @@ impl QuorumNode {
                 });
             }
             self.committed(&mut out, ready.take_committed_entries());
-            out.extend(ready.take_read_states().into_iter().filter_map(|r| {
-                let ctx = u64::from_be_bytes(r.request_ctx.as_slice().try_into().ok()?);
-                Some(Output::ReadIndex {
-                    ctx,
-                    index: r.index,
-                })
-            }));
+            for r in ready.take_read_states() {
+                let Ok(tag) = <[u8; 8]>::try_from(r.request_ctx.as_slice()) else {
+                    continue;
+                };
+                let tag = u64::from_be_bytes(tag);
+                if tag & OBSERVER_READ == 0 {
+                    out.push(Output::ReadIndex {
+                        ctx: tag,
+                        index: r.index,
+                    });
+                } else if let Some((observer, ctx)) =
+                    self.observer_reads.remove(&(tag & !OBSERVER_READ))
+                {
+                    out.push(Output::ObserverRead {
+                        observer,
+                        ctx,
+                        index: r.index,
+                    });
+                }
+            }
             self.send(&mut out, ready.take_persisted_messages());
             let mut light = self.raw.advance(ready);
             if let Some(commit) = light.commit_index() {
@@ -438,9 +488,13 @@ pub struct QuorumStatus {
     pub observers: Vec<(u64, u64)>,
 }
 
-/// How many observers a voter remembers for DescribeQuorum (a bound: any node of the cluster
-/// may fetch).
+/// How many observers a voter remembers for DescribeQuorum, and how many of their ReadIndex
+/// requests it keeps pending (a bound: any node of the cluster may fetch).
 pub const MAX_OBSERVERS_TRACKED: usize = 1024;
+
+/// The bit that marks a Raft ReadIndex tag as an observer's (the node's own tags are small
+/// counters).
+const OBSERVER_READ: u64 = 1 << 63;
 
 /// The protobuf encoding of raft-rs's messages and stored types, so that the driver's
 /// transport and storage need no codec of their own. Decoding never panics; malformed bytes

@@ -90,6 +90,8 @@ pub(crate) struct Sim {
     in_flight: Vec<(u64, u64, Message)>,
     seq: u64,
     cut: BTreeSet<(u64, u64)>,
+    /// Voters stopped without losing state (a process pause): no ticks, messages to them lost.
+    pub(crate) paused: BTreeSet<u64>,
     pub now: u64,
     /// Index -> (term, data) as first committed anywhere.
     committed: BTreeMap<u64, (u64, Vec<u8>)>,
@@ -106,6 +108,8 @@ pub(crate) struct Sim {
     reads_asked: BTreeMap<u64, u64>,
     /// ReadIndex answers: (tag, voter, index).
     pub(crate) reads_answered: Vec<(u64, u64, u64)>,
+    /// Observers' ReadIndex answers to deliver: (voter, observer, tag, index).
+    pub(crate) observer_reads: Vec<(u64, u64, u64, u64)>,
 }
 
 impl Sim {
@@ -129,6 +133,7 @@ impl Sim {
             in_flight: Vec::new(),
             seq: 0,
             cut: BTreeSet::new(),
+            paused: BTreeSet::new(),
             now: 0,
             committed: BTreeMap::new(),
             applied: BTreeMap::new(),
@@ -139,6 +144,7 @@ impl Sim {
             events: None,
             reads_asked: BTreeMap::new(),
             reads_answered: Vec::new(),
+            observer_reads: Vec::new(),
         };
         for c in sim.config.clone() {
             let node = QuorumNode::new(c.clone()).expect("a new voter");
@@ -157,7 +163,8 @@ impl Sim {
         }
     }
 
-    fn handle(&mut self, from: u64, outputs: Vec<Output>) {
+    /// Acts on voter `from`'s outputs (also those of an observer's fetch it answered).
+    pub(crate) fn handle(&mut self, from: u64, outputs: Vec<Output>) {
         for o in outputs {
             match o {
                 Output::Send { to, msg } => {
@@ -183,6 +190,11 @@ impl Sim {
                     "tick {}: voter {from} sent an observer's fetch",
                     self.now
                 )),
+                Output::ObserverRead {
+                    observer,
+                    ctx,
+                    index,
+                } => self.observer_reads.push((from, observer, ctx, index)),
                 Output::ReadIndex { ctx, index } => {
                     // Raft's ReadIndex promise, which a restarted broker's catch-up relies on:
                     // the answer covers every entry committed before the request was asked.
@@ -255,6 +267,9 @@ impl Sim {
         self.now += 1;
         let ids: Vec<u64> = self.nodes.keys().copied().collect();
         for &id in &ids {
+            if self.paused.contains(&id) {
+                continue;
+            }
             let out = match self.nodes.get_mut(&id).and_then(Option::as_mut) {
                 Some(node) => node.tick(),
                 None => continue,
@@ -274,7 +289,7 @@ impl Sim {
         due.sort_by_key(|m| (m.0, m.1));
         for (_, _, msg) in due {
             let (from, to) = (msg.from, msg.to);
-            if self.cut.contains(&(from.min(to), from.max(to))) {
+            if self.cut.contains(&(from.min(to), from.max(to))) || self.paused.contains(&to) {
                 continue;
             }
             let out = match self.nodes.get_mut(&to).and_then(Option::as_mut) {
@@ -377,6 +392,11 @@ impl Sim {
     /// Index -> (term, data) of every entry committed anywhere so far.
     pub(crate) fn committed_log(&self) -> &BTreeMap<u64, (u64, Vec<u8>)> {
         &self.committed
+    }
+
+    /// Cuts the link between voters `a` and `b` (both directions) until a heal.
+    pub(crate) fn cut_link(&mut self, a: u64, b: u64) {
+        self.cut.insert((a.min(b), a.max(b)));
     }
 
     /// Crashes voter `id` (everything but its storage is lost) until [`Sim::heal`].

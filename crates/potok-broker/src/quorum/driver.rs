@@ -255,10 +255,13 @@ impl Driver {
                     Vec::new()
                 }
                 Ok(Event::Fetch { from, request }) => {
-                    if let Some(answer) = self.node.serve_fetch(from as u64, &request) {
-                        self.peers.send_fetched(from as u64, answer);
+                    match self.node.serve_fetch(from as u64, &request) {
+                        Some((answer, out)) => {
+                            self.peers.send_fetched(from as u64, answer);
+                            out
+                        }
+                        None => Vec::new(),
                     }
-                    Vec::new()
                 }
                 Ok(Event::Fetched { from, answer }) => self.node.on_fetched(from as u64, answer),
                 Ok(Event::AlterPartition { request, reply }) => {
@@ -587,6 +590,23 @@ impl Driver {
             match o {
                 Output::Send { to, msg } => self.peers.send(to, msg),
                 Output::Fetch { to, request } => self.peers.send_fetch(to, request),
+                Output::ObserverRead {
+                    observer,
+                    ctx,
+                    index,
+                } => {
+                    let s = self.node.status();
+                    self.peers.send_fetched(
+                        observer,
+                        FetchAnswer {
+                            leader: s.leader.unwrap_or(0),
+                            term: s.term,
+                            commit: s.commit,
+                            read: Some((ctx, index)),
+                            entries: Vec::new(),
+                        },
+                    );
+                }
                 Output::Persist {
                     snapshot,
                     entries,

@@ -99,8 +99,13 @@ impl Member {
         }
     }
 
-    /// An observer's fetch, answered by a voter; `None` on an observer.
-    pub fn serve_fetch(&mut self, observer: u64, request: &FetchRequest) -> Option<FetchAnswer> {
+    /// An observer's fetch, answered by a voter (with the outputs of a ReadIndex it asked for
+    /// the observer); `None` on an observer.
+    pub fn serve_fetch(
+        &mut self,
+        observer: u64,
+        request: &FetchRequest,
+    ) -> Option<(FetchAnswer, Vec<Output>)> {
         match self {
             Member::Voter(v) => Some(v.serve_fetch(observer, request)),
             Member::Observer(_) => None,

@@ -537,6 +537,7 @@ mod tests {
         let request = FetchRequest {
             from_index: 3,
             max_bytes: 100,
+            read: 0,
         };
         send(&mut s, &Frame::Fetch(request.clone()).encode().unwrap()).await;
         match rx.recv_timeout(Duration::from_secs(5)) {
@@ -551,7 +552,7 @@ mod tests {
             leader: 1,
             term: 2,
             commit: 3,
-            leader_commit: true,
+            read: Some((1, 3)),
             entries: Vec::new(),
         };
         peers.send_fetched(9, answer.clone());

@@ -33,13 +33,21 @@ struct ObsSim {
     restart: f64,
     violations: Vec<String>,
     read_answers: Vec<(u64, u64)>,
+    /// ReadIndex requests of the observers, by tag: the highest index committed anywhere
+    /// when it was asked (the answer must cover it).
+    reads_asked: BTreeMap<u64, u64>,
+    next_read: u64,
+    /// Links (observer, voter) on which every message is lost.
+    blocked: std::collections::BTreeSet<(u64, u64)>,
+    /// The observers' fetch timeout (ticks) from their next restart on.
+    fetch_timeout: u64,
 }
 
-fn config(id: u64) -> ObserverConfig {
+fn config(id: u64, fetch_timeout_ticks: u64) -> ObserverConfig {
     ObserverConfig {
         id,
         voters: vec![1, 2, 3],
-        fetch_timeout_ticks: 8,
+        fetch_timeout_ticks,
         max_bytes: 64,
     }
 }
@@ -50,7 +58,7 @@ impl ObsSim {
         let mut storage = BTreeMap::new();
         let mut applied = BTreeMap::new();
         for id in OBSERVERS {
-            let node = ObserverNode::new(config(id)).unwrap();
+            let node = ObserverNode::new(config(id, 8)).unwrap();
             storage.insert(id, node.storage());
             observers.insert(id, Some(node));
             applied.insert(id, 0);
@@ -66,6 +74,10 @@ impl ObsSim {
             restart: 0.0,
             violations: Vec::new(),
             read_answers: Vec::new(),
+            reads_asked: BTreeMap::new(),
+            next_read: 1,
+            blocked: Default::default(),
+            fetch_timeout: 8,
         }
     }
 
@@ -92,7 +104,22 @@ impl ObsSim {
                     bytes: request.encode(),
                 }),
                 Output::Persist { .. } => {}
-                Output::ReadIndex { ctx, index } => self.read_answers.push((ctx, index)),
+                Output::ReadIndex { ctx, index } => {
+                    // Raft's ReadIndex promise, which the broker-only node's start-up gate
+                    // relies on: the answer covers everything committed before the request.
+                    if let Some(&floor) = self.reads_asked.get(&ctx) {
+                        if index < floor {
+                            self.violations.push(format!(
+                                "observer {id}'s read {ctx} answered {index}, below {floor} \
+                                 committed when it was asked"
+                            ));
+                        }
+                    }
+                    self.read_answers.push((ctx, index));
+                }
+                Output::ObserverRead { .. } => self
+                    .violations
+                    .push(format!("observer {id} answered an observer's read")),
                 Output::Committed { index, term, data } => {
                     let last = self.applied[&id];
                     if index != last + 1 {
@@ -136,11 +163,15 @@ impl ObsSim {
         for (_, _, msg) in due {
             match msg {
                 Msg::ToVoter { from, to, bytes } => {
+                    if self.blocked.contains(&(from, to)) || self.sim.paused.contains(&to) {
+                        continue;
+                    }
                     let request = FetchRequest::decode(&bytes).expect("request round trip");
                     let Some(voter) = self.sim.voter_mut(to) else {
                         continue;
                     };
-                    let answer = voter.serve_fetch(from, &request);
+                    let (answer, out) = voter.serve_fetch(from, &request);
+                    self.sim.handle(to, out);
                     let bytes = answer.encode().expect("answer encodes");
                     self.send(Msg::ToObserver {
                         from: to,
@@ -149,6 +180,9 @@ impl ObsSim {
                     });
                 }
                 Msg::ToObserver { from, to, bytes } => {
+                    if self.blocked.contains(&(to, from)) {
+                        continue;
+                    }
                     let answer = FetchAnswer::decode(&bytes).expect("answer round trip");
                     let out = match self.observers.get_mut(&to).and_then(Option::as_mut) {
                         Some(o) => o.on_answer(from, answer),
@@ -157,6 +191,25 @@ impl ObsSim {
                     self.handle(to, out);
                 }
             }
+        }
+        // The leaders' answers to observers' reads travel like fetch answers.
+        for (voter, observer, ctx, index) in std::mem::take(&mut self.sim.observer_reads) {
+            let (leader, term, commit) = match self.sim.voter(voter) {
+                Some(v) => (v.leader().unwrap_or(0), v.term(), v.commit_index()),
+                None => continue,
+            };
+            let answer = FetchAnswer {
+                leader,
+                term,
+                commit,
+                read: Some((ctx, index)),
+                entries: Vec::new(),
+            };
+            self.send(Msg::ToObserver {
+                from: voter,
+                to: observer,
+                bytes: answer.encode().expect("answer encodes"),
+            });
         }
         let crash = self.crash;
         if self.sim.rng.gen_bool(crash) {
@@ -173,10 +226,30 @@ impl ObsSim {
     }
 
     fn restart_observer(&mut self, id: u64) {
-        let node = ObserverNode::restart(config(id), self.storage[&id].clone()).unwrap();
+        let node = ObserverNode::restart(config(id, self.fetch_timeout), self.storage[&id].clone())
+            .unwrap();
         // The driver replays what the storage holds; the node hands out only what follows.
         self.applied.insert(id, node.last_index());
         self.observers.insert(id, Some(node));
+    }
+
+    /// Observer `id` asks a ReadIndex (if it runs).
+    fn read_on(&mut self, id: u64) {
+        let floor = self
+            .sim
+            .committed_log()
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0);
+        let ctx = self.next_read;
+        let Some(o) = self.observers.get_mut(&id).and_then(Option::as_mut) else {
+            return;
+        };
+        self.next_read += 1;
+        self.reads_asked.insert(ctx, floor);
+        let out = o.read_index(ctx);
+        self.handle(id, out);
     }
 
     fn observer(&self, id: u64) -> &ObserverNode {
@@ -199,13 +272,14 @@ fn fetch_frames_round_trip_and_every_cut_or_bad_count_is_refused() {
     let r = FetchRequest {
         from_index: 7,
         max_bytes: 99,
+        read: 3,
     };
     assert_eq!(FetchRequest::decode(&r.encode()).unwrap(), r);
     let a = FetchAnswer {
         leader: 2,
         term: 5,
         commit: 9,
-        leader_commit: true,
+        read: Some((3, 8)),
         entries: (7..10)
             .map(|index| Entry {
                 index,
@@ -224,15 +298,20 @@ fn fetch_frames_round_trip_and_every_cut_or_bad_count_is_refused() {
     long.push(0);
     assert!(FetchAnswer::decode(&long).is_err());
     // A count larger than the bytes that follow is refused before any allocation.
-    let mut huge = bytes[..25].to_vec();
+    let mut huge = bytes[..41].to_vec();
     huge.extend_from_slice(&u32::MAX.to_be_bytes());
     assert!(FetchAnswer::decode(&huge).is_err());
-    assert!(FetchRequest::decode(&r.encode()[..11]).is_err());
+    for cut in 0..20 {
+        assert!(
+            FetchRequest::decode(&r.encode()[..cut]).is_err(),
+            "cut at {cut}"
+        );
+    }
 }
 
 #[test]
 fn an_observer_id_must_not_be_a_voter() {
-    let mut c = config(2);
+    let mut c = config(2, 8);
     assert!(ObserverNode::new(c.clone()).is_err());
     c.voters.clear();
     c.id = 10;
@@ -243,11 +322,7 @@ fn an_observer_id_must_not_be_a_voter() {
 fn observers_learn_the_leader_and_the_committed_log_and_are_never_counted() {
     let mut s = ObsSim::new(3, Faults::none());
     for id in OBSERVERS {
-        s.observers
-            .get_mut(&id)
-            .and_then(Option::as_mut)
-            .unwrap()
-            .read_index(id);
+        s.read_on(id);
     }
     s.sim
         .heal_and_check_progress(200)
@@ -322,12 +397,16 @@ fn observers_learn_the_leader_and_the_committed_log_and_are_never_counted() {
 #[test]
 fn observers_stay_a_prefix_of_the_committed_log_under_faults_and_catch_up_once_healed() {
     let mut total = 0;
+    let mut reads = 0;
     for seed in 0..30 {
         let mut s = ObsSim::new(seed, Faults::hostile());
         s.crash = 0.01;
         s.restart = 0.05;
-        for _ in 0..1200 {
+        for t in 0..1200u64 {
             s.tick();
+            if t % 40 == 0 {
+                s.read_on(OBSERVERS[(t / 40) as usize % OBSERVERS.len()]);
+            }
         }
         s.sim.heal_and_check_progress(400).expect("progress");
         s.crash = 0.0;
@@ -346,6 +425,16 @@ fn observers_stay_a_prefix_of_the_committed_log_under_faults_and_catch_up_once_h
             assert_eq!(o.last_index(), committed, "seed {seed}: observer {id}");
             assert_eq!(o.leader(), leader, "seed {seed}: observer {id}");
         }
+        // Once healed, a read asked now is answered.
+        let tag = s.next_read;
+        s.read_on(OBSERVERS[0]);
+        for _ in 0..100 {
+            s.tick();
+        }
+        assert!(
+            s.read_answers.iter().any(|r| r.0 == tag),
+            "seed {seed}: a read was not answered once healed"
+        );
         assert!(s.violations.is_empty(), "seed {seed}: {:?}", s.violations);
         assert!(
             s.sim.violations.is_empty(),
@@ -353,10 +442,88 @@ fn observers_stay_a_prefix_of_the_committed_log_under_faults_and_catch_up_once_h
             s.sim.violations
         );
         total += committed;
+        reads += s.read_answers.len();
     }
-    // The schedules must have committed real work, or the prefix check proved nothing.
+    // The schedules must have committed real work and answered reads, or the checks proved
+    // nothing.
     assert!(
         total > 1000,
         "only {total} entries committed over all seeds"
+    );
+    assert!(reads > 100, "only {reads} reads answered over all seeds");
+}
+
+/// A leader paused (a stopped process) while the other voters elect another and commit, then
+/// resumed still cut off from them, believes it leads until its check-quorum deposes it: an
+/// observer that can reach only it must not get a read answer below what the new leader
+/// committed (Raft's ReadIndex on the old leader needs a majority's heartbeat
+/// acknowledgements, which never come). Answering with the leader's own commit index at once
+/// fails this test.
+#[test]
+fn a_deposed_leader_that_still_believes_it_leads_answers_no_stale_read_to_observers() {
+    let mut moved = 0;
+    let mut asked_of_old = 0;
+    for seed in 0..20 {
+        let mut s = ObsSim::new(seed, Faults::none());
+        s.sim
+            .heal_and_check_progress(200)
+            .expect("a leader commits");
+        for _ in 0..30 {
+            s.tick();
+        }
+        let (old, _) = s.leader().expect("a leader");
+        let others: Vec<u64> = [1, 2, 3].into_iter().filter(|&v| v != old).collect();
+        s.sim.faults.heal = 0.0;
+        s.sim.faults.restart = 0.0;
+        for &v in &others {
+            s.sim.cut_link(old, v);
+            for id in OBSERVERS {
+                s.blocked.insert((id, v));
+            }
+        }
+        // Paused: the others elect a new leader, which commits.
+        s.sim.paused.insert(old);
+        for _ in 0..80 {
+            for &v in &others {
+                if s.sim.voter(v).is_some_and(|n| n.is_leader()) {
+                    let _ = s.sim.propose_on(v, format!("new-{seed}").into_bytes());
+                    moved += 1;
+                }
+            }
+            s.tick();
+        }
+        // Resumed, still cut off: observers that reach only it ask for reads (restarted with a
+        // short fetch timeout, so that they find it before its check-quorum deposes it).
+        s.fetch_timeout = 2;
+        for id in OBSERVERS {
+            s.restart_observer(id);
+        }
+        s.sim.paused.remove(&old);
+        for t in 0..40 {
+            if s.sim.voter(old).is_some_and(|n| n.is_leader()) {
+                asked_of_old += 1;
+            }
+            // (A new read replaces an unanswered one: asked now and then, so that answers
+            // can arrive.)
+            if t % 10 == 0 {
+                for id in OBSERVERS {
+                    s.read_on(id);
+                }
+            }
+            s.tick();
+        }
+        assert!(s.violations.is_empty(), "seed {seed}: {:?}", s.violations);
+        assert!(
+            s.sim.violations.is_empty(),
+            "seed {seed}: {:?}",
+            s.sim.violations
+        );
+    }
+    // The new leader must have written while the old one still believed it led, or nothing
+    // was shown.
+    assert!(moved > 100, "only {moved} proposals on a new leader");
+    assert!(
+        asked_of_old > 20,
+        "the old leader never believed it led after resuming"
     );
 }
