@@ -229,3 +229,77 @@ fn a_broker_only_node_joins_as_an_observer_and_its_loss_leaves_the_quorum_alone(
     let got = consume(&only4, "everywhere", &[0, 1], Offset::Beginning, 100);
     assert_eq!(got.len(), 100);
 }
+
+/// `potok dev-cluster --nodes 3 --brokers 1`: three voters and a broker-only node; the fourth
+/// is registered and listed as the quorum's observer, and SIGTERM stops them all.
+#[test]
+fn dev_cluster_starts_broker_only_nodes() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    // Seven consecutive ports (three voters' pairs and one broker port), all free now.
+    let base = (0..50)
+        .map(|_| common::free_port())
+        .find(|&p| {
+            p < 32_000 && (p..p + 7).all(|q| std::net::TcpListener::bind(("127.0.0.1", q)).is_ok())
+        })
+        .expect("seven free consecutive ports");
+    let dir = tempfile::tempdir().expect("dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_potok"))
+        .args([
+            "dev-cluster",
+            "--nodes",
+            "3",
+            "--brokers",
+            "1",
+            "--base-port",
+        ])
+        .arg(base.to_string())
+        .arg("--dir")
+        .arg(dir.path())
+        .args([
+            "--set",
+            "broker.session.timeout.ms=3000",
+            "--set",
+            "broker.heartbeat.interval.ms=300",
+        ])
+        .env("POTOK_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn potok dev-cluster");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("bootstrap line");
+    let broker_only = format!("127.0.0.1:{}", base + 6);
+    assert_eq!(line.trim().split(',').count(), 4, "{line}");
+    assert!(line.trim().ends_with(&broker_only), "{line}");
+    let listed = std::panic::catch_unwind(|| {
+        wait("the dev cluster lists four brokers", || {
+            (brokers(&broker_only)? == vec![1, 2, 3, 4]).then_some(())
+        });
+        wait("the broker-only node is the quorum's observer", || {
+            let q = quorum(&broker_only)?;
+            (q.2 == vec![1, 2, 3] && q.3 == vec![4]).then_some(())
+        });
+    });
+    // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exited = loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break true;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if let Err(e) = listed {
+        std::panic::resume_unwind(e);
+    }
+    assert!(exited, "dev-cluster did not stop within 30 s of SIGTERM");
+}
