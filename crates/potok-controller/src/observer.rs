@@ -28,6 +28,9 @@ use crate::ControllerError;
 
 /// A fetch larger than this many bytes of entries is cut (at least one entry is always sent).
 pub const DEFAULT_FETCH_MAX_BYTES: u32 = 1024 * 1024;
+/// The most bytes of entries a voter puts in one answer, whatever the observer asks (a bound
+/// well under the transport's 8 MiB frames; at least one entry always goes).
+pub const MAX_FETCH_BYTES: u32 = 4 * 1024 * 1024;
 /// The most entries a fetch answer may carry, whatever their size: a bound for decoding.
 pub const MAX_FETCH_ENTRIES: u32 = 64 * 1024;
 

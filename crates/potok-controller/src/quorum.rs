@@ -17,7 +17,7 @@ use raft::eraftpb::{ConfState, Entry, EntryType, HardState, Message, Snapshot};
 use raft::storage::MemStorage;
 use raft::{Config, RawNode, StateRole, Storage};
 
-use crate::observer::{FetchAnswer, FetchRequest};
+use crate::observer::{FetchAnswer, FetchRequest, MAX_FETCH_BYTES};
 use crate::ControllerError;
 
 /// The quorum's timing in ticks, as Kafka's `controller.quorum.*` settings divided by the tick
@@ -330,7 +330,7 @@ impl QuorumNode {
             log.slice(
                 low,
                 commit + 1,
-                u64::from(request.max_bytes),
+                u64::from(request.max_bytes.min(MAX_FETCH_BYTES)),
                 raft::GetEntriesContext::empty(false),
             )
             .unwrap_or_default()

@@ -527,3 +527,40 @@ fn a_deposed_leader_that_still_believes_it_leads_answers_no_stale_read_to_observ
         "the old leader never believed it led after resuming"
     );
 }
+
+/// A voter bounds an answer by its own limit, whatever the observer asks for.
+#[test]
+fn a_voter_caps_the_bytes_of_an_answer() {
+    let mut sim = Sim::new(5, 3, Faults::none());
+    sim.heal_and_check_progress(200).expect("a leader commits");
+    let leader = sim
+        .voter_ids()
+        .into_iter()
+        .find(|&v| sim.voter(v).is_some_and(|n| n.is_leader()))
+        .expect("a leader");
+    for i in 0..8u8 {
+        sim.propose_on(leader, vec![i; 1024 * 1024])
+            .expect("proposed");
+    }
+    for _ in 0..50 {
+        sim.tick();
+    }
+    let v = sim.voter_mut(leader).expect("leader up");
+    assert!(v.commit_index() >= 9, "{}", v.commit_index());
+    let (answer, _) = v.serve_fetch(
+        10,
+        &FetchRequest {
+            from_index: 1,
+            max_bytes: u32::MAX,
+            read: 0,
+        },
+    );
+    let bytes: usize = answer.entries.iter().map(|e| e.data.len()).sum();
+    assert!(!answer.entries.is_empty());
+    assert!(
+        bytes <= MAX_FETCH_BYTES as usize,
+        "{bytes} bytes in {} entries",
+        answer.entries.len()
+    );
+    assert!(answer.encode().unwrap().len() < 8 << 20);
+}
