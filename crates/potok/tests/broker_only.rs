@@ -303,3 +303,48 @@ fn dev_cluster_starts_broker_only_nodes() {
     }
     assert!(exited, "dev-cluster did not stop within 30 s of SIGTERM");
 }
+
+/// Kafka 4.4's `kafka-metadata-quorum describe --replication` (MetadataQuorumCommand), asked
+/// at the broker-only node (DescribeQuorum forwarded to the leader), shows one Leader row, two
+/// Followers and the broker-only node as an Observer.
+#[test]
+fn kafka_metadata_quorum_tool_shows_the_broker_only_node_as_an_observer() {
+    let mut c = Cluster::start_with_brokers(3, 1, &[]);
+    c.start_node(4);
+    let only4 = c.node(4).bootstrap();
+    wait("node 4 fetches as an observer", || {
+        (quorum(&only4)?.3 == vec![4]).then_some(())
+    });
+    let cp = common::java::kafka_classpath();
+    let root = common::java::repo_root();
+    let out = common::run_program(
+        "java",
+        &[
+            "-cp",
+            &cp,
+            "org.apache.kafka.tools.MetadataQuorumCommand",
+            "--bootstrap-server",
+            &only4,
+            "describe",
+            "--replication",
+        ],
+        &root,
+        Duration::from_secs(120),
+    )
+    .unwrap_or_else(|e| panic!("kafka-metadata-quorum: {e}"));
+    println!("{out}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let status = |s: &str| rows.iter().filter(|r| r.contains(&s)).count();
+    assert_eq!(
+        (status("Leader"), status("Follower"), status("Observer")),
+        (1, 2, 1),
+        "{out}"
+    );
+    let observer = rows.iter().find(|r| r.contains(&"Observer")).unwrap();
+    assert_eq!(observer.first(), Some(&"4"), "{out}");
+}
