@@ -14,16 +14,22 @@ use std::time::{Duration, Instant};
 use common::cluster::Cluster;
 use common::kafka::{cluster_client as client, create_topic_retrying};
 use common::wire::Client;
+use potok_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use potok_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use potok_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use potok_protocol::messages::{
-    FindCoordinatorRequest, FindCoordinatorResponse, ListOffsetsRequest, ListOffsetsResponse,
-    MetadataRequest, MetadataResponse,
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse,
+    FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse,
+    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse,
 };
-use potok_protocol::ApiKey;
+use potok_protocol::{ApiKey, ErrorCode};
+use potok_records::{ProducerEpoch, ProducerId, RecordBatchBuilder};
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::util::Timeout;
 
 /// A producer whose delivery reports are polled by its own thread (abort and commit need them).
 type TxnProducer = ThreadedProducer<DefaultProducerContext>;
@@ -70,13 +76,18 @@ fn state_partition_of(id: &str) -> i32 {
 
 /// What node `addr` answers FindCoordinator (key type 1) for `id`: `Ok(node)` or the error.
 fn find_txn_coordinator(addr: &str, id: &str) -> Result<i32, i16> {
+    find_coordinator(addr, 1, id)
+}
+
+/// What node `addr` answers FindCoordinator of `key_type` for `key`.
+fn find_coordinator(addr: &str, key_type: i8, key: &str) -> Result<i32, i16> {
     let mut c = Client::connect(addr, Duration::from_secs(10));
     let r: FindCoordinatorResponse = c.call(
         ApiKey::FindCoordinator,
         4,
         &FindCoordinatorRequest {
-            key_type: 1,
-            coordinator_keys: vec![id.into()],
+            key_type,
+            coordinator_keys: vec![key.into()],
             ..Default::default()
         },
     );
@@ -474,4 +485,216 @@ fn a_kill_9_of_the_transaction_coordinator_leaves_every_transaction_whole() {
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
+/// InitProducerId for `id` sent to its coordinator, retried while it loads or moves.
+fn init_producer(addr: &str, id: &str) -> (i64, i16) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let mut c = Client::connect(addr, Duration::from_secs(10));
+        let r: InitProducerIdResponse = c.call(
+            ApiKey::InitProducerId,
+            4,
+            &InitProducerIdRequest {
+                transactional_id: Some(id.into()),
+                transaction_timeout_ms: 60_000,
+                producer_id: -1,
+                producer_epoch: -1,
+                ..Default::default()
+            },
+        );
+        if r.error_code == 0 {
+            return (r.producer_id, r.producer_epoch);
+        }
+        assert!(Instant::now() < deadline, "InitProducerId: {r:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// AddPartitionsToTxn (v3, as clients send it) of `partition` of `TOPIC`: its error code.
+fn add_partition(addr: &str, id: &str, (pid, epoch): (i64, i16), partition: i32) -> i16 {
+    let mut c = Client::connect(addr, Duration::from_secs(10));
+    let r: AddPartitionsToTxnResponse = c.call(
+        ApiKey::AddPartitionsToTxn,
+        3,
+        &AddPartitionsToTxnRequest {
+            v3_and_below_transactional_id: id.into(),
+            v3_and_below_producer_id: pid,
+            v3_and_below_producer_epoch: epoch,
+            v3_and_below_topics: vec![AddPartitionsToTxnTopic {
+                name: TOPIC.into(),
+                partitions: vec![partition],
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+}
+
+/// A transactional batch of one record to `partition`, sent to `addr`: the error code.
+fn produce_txn(addr: &str, id: &str, (pid, epoch): (i64, i16), seq: i32, partition: i32) -> i16 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let batch = RecordBatchBuilder::new()
+        .producer(ProducerId(pid), ProducerEpoch(epoch), seq)
+        .transactional(true)
+        .key_value(now, Some(b"k"), Some(format!("late-{seq}").as_bytes()))
+        .build()
+        .expect("batch")
+        .into_bytes();
+    let mut c = Client::connect(addr, Duration::from_secs(10));
+    let r: ProduceResponse = c.call(
+        ApiKey::Produce,
+        9,
+        &ProduceRequest {
+            transactional_id: Some(id.into()),
+            acks: -1,
+            timeout_ms: 10_000,
+            topic_data: vec![TopicProduceData {
+                name: TOPIC.into(),
+                partition_data: vec![PartitionProduceData {
+                    index: partition,
+                    records: Some(batch),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    r.responses[0].partition_responses[0].error_code
+}
+
+/// KIP-890 part 1 with the coordinator on another broker than the partition's leader: the
+/// leader has the coordinator verify a transactional batch before appending it, so a batch of
+/// a partition not in the transaction, and a late write after the transaction committed (which
+/// would otherwise open a transaction nothing ends and hold the last stable offset forever),
+/// are refused with INVALID_TXN_STATE, while the transaction's own write goes in.
+#[test]
+fn a_late_transactional_write_to_a_partition_led_by_another_broker_is_refused() {
+    let c = cluster();
+    create_topic(&c);
+    let id = "late-writer";
+    let coordinator = agreed_txn_coordinator(&c, &[1, 2, 3], id, None);
+    let ls = leaders(&c.node(coordinator).bootstrap());
+    let (&partition, &leader) = ls
+        .iter()
+        .find(|(_, l)| **l != coordinator)
+        .expect("a partition led by another broker than the coordinator");
+    let coord = c.node(coordinator).bootstrap();
+    let lead = c.node(leader).bootstrap();
+    let producer = init_producer(&coord, id);
+    let invalid_txn_state = ErrorCode::InvalidTxnState.code();
+    assert_eq!(
+        produce_txn(&lead, id, producer, 0, partition),
+        invalid_txn_state,
+        "a write to a partition not in the transaction"
+    );
+    assert_eq!(add_partition(&coord, id, producer, partition), 0);
+    assert_eq!(produce_txn(&lead, id, producer, 0, partition), 0);
+    let mut end = Client::connect(&coord, Duration::from_secs(10));
+    let r: EndTxnResponse = end.call(
+        ApiKey::EndTxn,
+        3,
+        &EndTxnRequest {
+            transactional_id: id.into(),
+            producer_id: producer.0,
+            producer_epoch: producer.1,
+            committed: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(r.error_code, 0, "{r:?}");
+    // The COMMIT marker reaches the partition through the network.
+    wait_lso_reaches_hw(&c, &[1, 2, 3]);
+    let hw = latest(&lead, partition, 0).expect("high watermark");
+    assert_eq!(
+        produce_txn(&lead, id, producer, 1, partition),
+        invalid_txn_state,
+        "the late write of the committed transaction"
+    );
+    assert_eq!(latest(&lead, partition, 0), Ok(hw), "nothing was appended");
+    assert_eq!(
+        latest(&lead, partition, 1),
+        Ok(hw),
+        "no transaction holds the LSO"
+    );
+}
+
+/// KIP-447 on three nodes: offsets sent to a transaction (`send_offsets_to_transaction`) for a
+/// group whose coordinator is another broker than the transaction's are verified with the
+/// transaction coordinator, become the group's committed offsets with the commit, and are
+/// dropped with an abort.
+#[test]
+fn offsets_sent_to_a_transaction_commit_and_abort_with_it_across_brokers() {
+    let c = cluster();
+    create_topic(&c);
+    let id = "offsets-txn";
+    let p = transactional_producer(&c.bootstrap(), id);
+    let txn_coordinator = agreed_txn_coordinator(&c, &[1, 2, 3], id, None);
+    // A group whose coordinator (its `__consumer_offsets` leader) is another broker.
+    let deadline = Instant::now() + TIMEOUT;
+    let group = loop {
+        let found = (0..30).map(|i| format!("eos-group-{i}")).find(|g| {
+            matches!(find_coordinator(&c.node(1).bootstrap(), 0, g), Ok(n) if n != txn_coordinator)
+        });
+        if let Some(g) = found {
+            break g;
+        }
+        assert!(Instant::now() < deadline, "no group coordinated elsewhere");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let consumer: BaseConsumer = client(&c.bootstrap())
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let metadata = consumer.group_metadata().expect("group metadata");
+    let committed = |offset: i64| {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(TOPIC, 0, Offset::Offset(offset))
+            .expect("offsets");
+        tpl
+    };
+    let send = |offset: i64, commit: bool| {
+        p.begin_transaction().expect("begin");
+        p.send(BaseRecord::<(), str>::to(TOPIC).partition(1).payload("x"))
+            .map_err(|(e, _)| e)
+            .expect("send");
+        p.send_offsets_to_transaction(&committed(offset), &metadata, Duration::from_secs(60))
+            .expect("send_offsets_to_transaction");
+        if commit {
+            p.commit_transaction(Duration::from_secs(60))
+                .expect("commit");
+        } else {
+            p.flush(Duration::from_secs(60)).expect("flush");
+            p.abort_transaction(Duration::from_secs(60)).expect("abort");
+        }
+    };
+    send(42, true);
+    send(99, false);
+    wait_lso_reaches_hw(&c, &[1, 2, 3]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(TOPIC, 0);
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let got = consumer
+            .committed_offsets(tpl.clone(), Timeout::After(Duration::from_secs(10)))
+            .expect("committed offsets");
+        let offset = got
+            .find_partition(TOPIC, 0)
+            .map(|e| e.offset())
+            .expect("partition 0");
+        if offset == Offset::Offset(42) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the committed offset of {group} is {offset:?}, not 42"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }

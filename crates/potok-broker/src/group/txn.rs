@@ -15,17 +15,25 @@ use potok_records::{
 };
 
 use super::{lock, GroupService, Inner, OFFSETS_TOPIC};
+use crate::handlers::delayed_produce::Waiting;
 use crate::topics::Partition;
 
 impl GroupService {
     /// TxnOffsetCommit: the coordinator checks the group (KIP-447) and the offsets are written
     /// in a transactional batch of the producer; they become the group's offsets at the COMMIT
-    /// marker ([`Self::write_txn_marker`]). `Err(code)` when the append failed.
-    pub fn commit_txn_offsets(
+    /// marker ([`Self::write_txn_marker`]). `Err(code)` when the append failed. In a cluster,
+    /// also the appends the answer waits for (the `__consumer_offsets` ISR, as Kafka's
+    /// coordinator appends with `acks=all`).
+    pub fn commit_txn_offsets_waiting(
         &self,
         req: &TxnOffsetCommitRequest,
-    ) -> std::result::Result<PartitionResults, ErrorCode> {
-        self.call(|c, now| c.commit_txn_offsets(now, req))
+    ) -> (
+        std::result::Result<PartitionResults, ErrorCode>,
+        Vec<Waiting>,
+    ) {
+        let (r, replies, failed, waits) = self.call_inner(|c, now| c.commit_txn_offsets(now, req));
+        self.deliver(replies, failed);
+        (failed.map_or(Ok(r), Err), waits)
     }
 
     /// Whether an offset of the group for the partition waits for a transaction's marker
@@ -110,7 +118,11 @@ impl GroupService {
             });
         }
         let batch = b.build().map_err(LogError::InvalidBatch)?;
-        part.append(batch.as_bytes().clone(), now)?;
+        let info = part.append(batch.as_bytes().clone(), now)?;
+        if self.cluster.is_some() {
+            let w = super::cluster::waiting(&self.topics, &part, &info);
+            inner.waits.push(w);
+        }
         Ok(())
     }
 }

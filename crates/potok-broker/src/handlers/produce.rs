@@ -94,6 +94,14 @@ pub async fn handle(broker: Arc<Broker>, _ctx: RequestContext, req: Request) -> 
     };
     let acks = req.acks;
     let transactional_id = req.transactional_id;
+    // KIP-890 part 1 in a cluster: transactional batches whose coordinator is another broker
+    // are verified with it first (`crate::txn::verify`).
+    let verified = match transactional_id.as_deref() {
+        Some(id) if broker.txn.needs_remote_verification(id) => {
+            crate::txn::verify::verify_produce(&broker, id, &req.topic_data).await
+        }
+        _ => Default::default(),
+    };
     let mut responses = Vec::with_capacity(req.topic_data.len());
     // acks=all partitions appended and waiting for the ISR, with their (topic, partition)
     // positions in `responses`.
@@ -125,6 +133,7 @@ pub async fn handle(broker: Arc<Broker>, _ctx: RequestContext, req: Request) -> 
                         pd.records,
                         acks,
                         transactional_id.as_deref(),
+                        verified.get(&(td.name.clone(), pd.index)).copied(),
                     ),
                 }
             };
@@ -225,6 +234,7 @@ fn append(
     records: Option<Bytes>,
     acks: i16,
     transactional_id: Option<&str>,
+    verified: Option<std::result::Result<u64, ErrorCode>>,
 ) -> std::result::Result<Appended, Refusal> {
     let Some(p) = topic.partition(partition) else {
         return Err(Refusal::batch(ApiError::new(
@@ -378,6 +388,12 @@ fn append(
                 producer_id,
                 epoch,
                 TopicPartition::new(topic.name(), partition),
+                verified.transpose().map_err(|code| {
+                    Refusal::batch(ApiError::new(
+                        code,
+                        format!("the transaction coordinator did not verify the batch of producer {} epoch {} on this partition", producer_id.0, epoch.0),
+                    ))
+                })?,
                 || p.append(records, now),
             )
             .map_err(|code| {

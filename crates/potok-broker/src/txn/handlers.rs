@@ -357,7 +357,24 @@ async fn txn_offset_commit(
         return Err(BrokerError::NoHandler("TxnOffsetCommit"));
     };
     let version = ctx.api_version;
-    let resp = blocking(&broker, move |b| {
+    // In a cluster, when another broker coordinates the id, it verifies that the group's
+    // partition is in the transaction first (KIP-890, `super::verify`).
+    let verified = if broker.txn.needs_remote_verification(&req.transactional_id) {
+        Some(
+            super::verify::verify_offsets(
+                &broker,
+                &req.transactional_id,
+                ProducerId(req.producer_id),
+                ProducerEpoch(req.producer_epoch),
+                &req.group_id,
+            )
+            .await,
+        )
+    } else {
+        None
+    };
+    let (mut resp, waits) = blocking(&broker, move |b| {
+        let mut waits = Vec::new();
         let mut unknown: Vec<(String, Vec<i32>)> = Vec::new();
         let mut topics = Vec::new();
         for t in req.topics {
@@ -398,17 +415,26 @@ async fn txn_offset_commit(
                 .map(|(t, ps)| (t.clone(), ps.iter().map(|p| (p.partition, code)).collect()))
                 .collect()
         };
-        let results = match b.txn.with_verified_offsets(
-            &req.transactional_id,
-            ProducerId(req.producer_id),
-            ProducerEpoch(req.producer_epoch),
-            &req.group_id,
-            b.groups.partitions(),
-            || b.groups.commit_txn_offsets(&domain),
-        ) {
-            Ok(Ok(r)) => r,
-            Ok(Err(code)) => all(code),
-            Err(e) => all(fenced_for(error_code(&e), version, 3)),
+        let results = match verified {
+            Some(Err(code)) => all(fenced_for(code, version, 3)),
+            guard => match b.txn.with_verified_offsets(
+                &req.transactional_id,
+                (
+                    ProducerId(req.producer_id),
+                    ProducerEpoch(req.producer_epoch),
+                ),
+                &req.group_id,
+                b.groups.partitions(),
+                guard.and_then(|g| g.ok()),
+                || b.groups.commit_txn_offsets_waiting(&domain),
+            ) {
+                Ok((Ok(r), w)) => {
+                    waits = w;
+                    r
+                }
+                Ok((Err(code), _)) => all(code),
+                Err(e) => all(fenced_for(error_code(&e), version, 3)),
+            },
         };
         let mut out: Vec<TxnOffsetCommitResponseTopic> = results
             .into_iter()
@@ -439,12 +465,21 @@ async fn txn_offset_commit(
                 ..Default::default()
             });
         }
-        TxnOffsetCommitResponse {
+        let resp = TxnOffsetCommitResponse {
             topics: out,
             ..Default::default()
-        }
+        };
+        (resp, waits)
     })
     .await?;
+    // In a cluster the offsets count once the group's partition's ISR has them.
+    if let Err(code) = super::cluster::wait_all(&waits).await {
+        for p in resp.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+            if p.error_code == ErrorCode::None.code() {
+                p.error_code = code.code();
+            }
+        }
+    }
     respond(Response::TxnOffsetCommit(resp))
 }
 

@@ -57,6 +57,7 @@ mod load;
 mod markers;
 mod partition_side;
 mod settings;
+pub mod verify;
 
 pub use cluster::{watch_leadership, Called};
 pub use settings::TxnSettings;
@@ -117,6 +118,10 @@ pub struct TxnService {
     aborted: AtomicU64,
     /// Set on a broker of a cluster: the coordinator serves the partitions it leads.
     cluster: Option<cluster::ClusterSettings>,
+    /// KIP-890 verification guards of transactional produce verified by another broker's
+    /// coordinator (`verify.rs`); taken under the coordinator's lock, never the other way.
+    guards: Mutex<verify::Guards>,
+    next_guard: AtomicU64,
 }
 
 impl std::fmt::Debug for TxnService {
@@ -231,6 +236,8 @@ impl TxnService {
             committed: AtomicU64::new(0),
             aborted: AtomicU64::new(0),
             cluster,
+            guards: Mutex::new(Default::default()),
+            next_guard: AtomicU64::new(0),
         };
         if in_cluster {
             // The leadership hook loads the partitions this broker leads (`cluster.rs`).

@@ -81,20 +81,35 @@ impl TxnService {
     /// codes: an older epoch or another producer id `INVALID_PRODUCER_EPOCH`, a transaction
     /// still completing `CONCURRENT_TRANSACTIONS` (retriable), anything else
     /// `INVALID_TXN_STATE`.
+    ///
+    /// In a cluster, when another broker coordinates the id, the batch was verified by that
+    /// broker with `guard` (`verify.rs`): it is appended if the guard still stands or the
+    /// producer's transaction is open on the partition (no marker came in between, since
+    /// markers are written under this lock), else refused with the retriable
+    /// NOT_ENOUGH_REPLICAS (verified again on the client's retry) when it was never verified
+    /// here, or INVALID_TXN_STATE when its transaction ended since.
     pub fn append_verified<R>(
         &self,
         transactional_id: &str,
         producer_id: ProducerId,
         epoch: ProducerEpoch,
         tp: TopicPartition,
+        guard: Option<u64>,
         append: impl FnOnce() -> R,
     ) -> std::result::Result<R, ErrorCode> {
         let inner = &mut *lock(&self.inner);
         if self.owner(inner, transactional_id).is_err() {
-            // In a cluster the id's coordinator may be another broker: the batch is appended
-            // unverified, as Kafka does with `transaction.partition.verification.enable=false`
-            // (docs/transactions.md: the remote verification is not built yet).
-            return Ok(append());
+            let open = self
+                .topics
+                .get(&tp.topic)
+                .and_then(|t| t.partition(tp.partition))
+                .is_some_and(|p| super::verify::has_open_txn(&p, producer_id, epoch));
+            return match guard {
+                _ if open => Ok(append()),
+                Some(g) if self.guard_holds(&tp, producer_id, g) => Ok(append()),
+                Some(_) => Err(ErrorCode::InvalidTxnState),
+                None => Err(ErrorCode::NotEnoughReplicas),
+            };
         }
         let now = now_ms();
         let verified = inner.coordinator.add_partitions(
@@ -117,26 +132,37 @@ impl TxnService {
 
     /// Runs `f` with the coordinator locked and the `__consumer_offsets` partition of a
     /// TxnOffsetCommit verified to be in the transaction (KIP-890 for TxnOffsetCommit), so
-    /// that the offsets are written while the transaction is still ongoing.
+    /// that the offsets are written while the transaction is still ongoing. When another
+    /// broker coordinates the id (a cluster), it verified the partition with `guard`, checked
+    /// as in [`Self::append_verified`] (a TxnOffsetCommit never verified here gets the
+    /// retriable CONCURRENT_TRANSACTIONS).
     pub fn with_verified_offsets<R>(
         &self,
         transactional_id: &str,
-        producer_id: ProducerId,
-        epoch: ProducerEpoch,
+        (producer_id, epoch): (ProducerId, ProducerEpoch),
         group_id: &str,
         offsets_partitions: i32,
+        guard: Option<u64>,
         f: impl FnOnce() -> R,
     ) -> std::result::Result<R, TxnError> {
         let inner = &mut *lock(&self.inner);
-        if self.owner(inner, transactional_id).is_err() {
-            // Another broker coordinates the id (a cluster): unverified, as in
-            // [`Self::append_verified`].
-            return Ok(f());
-        }
         let tp = TopicPartition::new(
             crate::internal_topics::GROUP_METADATA_TOPIC,
             records::partition_for(group_id, offsets_partitions),
         );
+        if self.owner(inner, transactional_id).is_err() {
+            let open = self
+                .topics
+                .get(&tp.topic)
+                .and_then(|t| t.partition(tp.partition))
+                .is_some_and(|p| super::verify::has_open_txn(&p, producer_id, epoch));
+            return match guard {
+                _ if open => Ok(f()),
+                Some(g) if self.guard_holds(&tp, producer_id, g) => Ok(f()),
+                Some(_) => Err(TxnError::InvalidTxnState),
+                None => Err(TxnError::ConcurrentTransactions),
+            };
+        }
         inner.coordinator.add_partitions(
             transactional_id,
             producer_id,
@@ -161,6 +187,9 @@ impl TxnService {
         coordinator_epoch: i32,
     ) -> std::result::Result<Option<Waiting>, LogError> {
         let _inner = lock(&self.inner);
+        // A verification of this producer's writes on the partition made before the marker
+        // no longer lets them in (KIP-890, `verify.rs`).
+        self.clear_guard(tp, producer_id);
         let marker = match result {
             TxnResult::Commit => ControlRecordType::Commit,
             TxnResult::Abort => ControlRecordType::Abort,

@@ -1,0 +1,287 @@
+//! KIP-890 part 1 on a partition leader that is not the producer's transaction coordinator (a
+//! cluster): before a transactional batch is appended, the leader asks the coordinator's broker
+//! whether the partition belongs to the producer's ongoing transaction (AddPartitionsToTxn v4
+//! with `verify_only`, as Kafka's `AddPartitionsToTxnManager`), unless the producer already has
+//! a transaction open on the partition.
+//!
+//! The answer alone is not enough: the transaction may end between the answer and the append,
+//! and a batch appended after its transaction's marker would open a transaction nothing ends.
+//! As Kafka's `VerificationGuard`, a guard for (partition, producer) is registered *before*
+//! the request is sent, every marker written on the partition for the producer removes it
+//! (under the coordinator's lock, `partition_side.rs`), and the append, under the same lock,
+//! goes ahead only if the guard it was verified with is still there or the producer's
+//! transaction is open on the partition. A guard is shared by the concurrent requests of one
+//! producer (up to five in flight), so one request's failure does not fail another's append.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use potok_protocol::messages::add_partitions_to_txn_request::{
+    AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+};
+use potok_protocol::messages::produce_request::TopicProduceData;
+use potok_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
+use potok_protocol::{ApiKey, ErrorCode};
+use potok_records::{split_batches, ProducerEpoch, ProducerId};
+use potok_txn::TopicPartition;
+
+use super::{lock, TxnService};
+use crate::quorum::forward::Forward;
+use crate::topics::{now_ms, Partition};
+use crate::Broker;
+
+/// The AddPartitionsToTxn version of a verification (v4 introduced `verify_only`).
+const VERSION: i16 = 4;
+/// How long a verification may take.
+const TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_ANSWER: usize = 1024 * 1024;
+const CLIENT_ID: &str = "potok-txn-verification";
+/// Guards kept before old ones are purged: one per (partition, producer) with a transaction
+/// being verified or open, so this only bounds what producers that vanished leave behind.
+const MAX_GUARDS: usize = 100_000;
+
+/// The guards of a broker: token and registration time per (partition, producer id).
+pub(super) type Guards = HashMap<(TopicPartition, i64), (u64, i64)>;
+
+/// What the verification of a produce request's transactional batches found, per partition:
+/// the guard to append under, or the code to refuse the batch with.
+pub type Verified = HashMap<(String, i32), Result<u64, ErrorCode>>;
+
+impl TxnService {
+    /// Whether the transactional batches of `id` are verified by the coordinator's broker
+    /// ([`verify_produce`]): in a cluster, when this broker does not coordinate `id` now.
+    pub fn needs_remote_verification(&self, id: &str) -> bool {
+        self.cluster.is_some() && self.owner_error(id).is_some()
+    }
+
+    /// The guard of `(tp, producer)`, registered now unless one exists.
+    fn register_guard(&self, tp: &TopicPartition, producer_id: ProducerId) -> u64 {
+        let mut guards = lock(&self.guards);
+        let now = now_ms();
+        if guards.len() >= MAX_GUARDS {
+            // Producers that vanished mid-transaction: their transactions were aborted by
+            // `transaction.max.timeout.ms` at the latest, so older guards guard nothing.
+            let max_age = i64::from(self.settings.coordinator.max_timeout_ms);
+            guards.retain(|_, (_, at)| now - *at <= max_age);
+        }
+        let next = &self.next_guard;
+        guards
+            .entry((tp.clone(), producer_id.0))
+            .or_insert_with(|| (next.fetch_add(1, Ordering::Relaxed) + 1, now))
+            .0
+    }
+
+    /// A marker for `producer_id` was written on `tp`: its guard is gone (call under the
+    /// coordinator's lock).
+    pub(super) fn clear_guard(&self, tp: &TopicPartition, producer_id: ProducerId) {
+        lock(&self.guards).remove(&(tp.clone(), producer_id.0));
+    }
+
+    /// Whether the guard `token` of `(tp, producer)` still stands (call under the coordinator's
+    /// lock).
+    pub(super) fn guard_holds(
+        &self,
+        tp: &TopicPartition,
+        producer_id: ProducerId,
+        token: u64,
+    ) -> bool {
+        lock(&self.guards)
+            .get(&(tp.clone(), producer_id.0))
+            .is_some_and(|(t, _)| *t == token)
+    }
+}
+
+/// Whether `producer_id` at `epoch` has a transaction open on `part`.
+pub(super) fn has_open_txn(
+    part: &Partition,
+    producer_id: ProducerId,
+    epoch: ProducerEpoch,
+) -> bool {
+    part.with_log(|log| {
+        Ok(log
+            .producer_state()
+            .get(producer_id)
+            .is_some_and(|e| e.epoch == epoch && e.current_txn_first_offset.is_some()))
+    })
+    .unwrap_or(false)
+}
+
+/// Kafka's codes for a failed verification as a produce answer (`AddPartitionsToTxnManager`):
+/// the coordinator unreachable, moving or loading becomes the retriable
+/// NOT_ENOUGH_REPLICAS; a fenced or older producer INVALID_PRODUCER_EPOCH; a transaction still
+/// completing CONCURRENT_TRANSACTIONS; anything else INVALID_TXN_STATE.
+fn produce_code(code: ErrorCode) -> ErrorCode {
+    match code {
+        ErrorCode::NotCoordinator
+        | ErrorCode::CoordinatorNotAvailable
+        | ErrorCode::CoordinatorLoadInProgress
+        | ErrorCode::RequestTimedOut => ErrorCode::NotEnoughReplicas,
+        ErrorCode::ProducerFenced | ErrorCode::InvalidProducerEpoch => {
+            ErrorCode::InvalidProducerEpoch
+        }
+        ErrorCode::ConcurrentTransactions => ErrorCode::ConcurrentTransactions,
+        _ => ErrorCode::InvalidTxnState,
+    }
+}
+
+/// The producer of a partition's records when its first batch is transactional.
+fn transactional_producer(records: Option<&Bytes>) -> Option<(ProducerId, ProducerEpoch)> {
+    let batch = split_batches(records?.clone()).next()?.ok()?;
+    let h = batch.header();
+    h.is_transactional()
+        .then_some((ProducerId(h.producer_id), ProducerEpoch(h.producer_epoch)))
+}
+
+/// Verifies the transactional batches of a produce request of `id` with the id's coordinator
+/// (see the module docs): the partitions this broker leads whose producer has no transaction
+/// open there. Partitions left out of the answer need no verification (or are refused by the
+/// produce path for other reasons).
+pub async fn verify_produce(
+    broker: &Arc<Broker>,
+    id: &str,
+    topics: &[TopicProduceData],
+) -> Verified {
+    let mut wanted: BTreeMap<(ProducerId, ProducerEpoch), Vec<TopicPartition>> = BTreeMap::new();
+    for t in topics {
+        let Some(topic) = broker.topics.get(&t.name) else {
+            continue;
+        };
+        for p in &t.partition_data {
+            let Some((pid, epoch)) = transactional_producer(p.records.as_ref()) else {
+                continue;
+            };
+            let Some(part) = topic.partition(p.index) else {
+                continue;
+            };
+            if part.is_led_elsewhere() || has_open_txn(&part, pid, epoch) {
+                continue;
+            }
+            wanted
+                .entry((pid, epoch))
+                .or_default()
+                .push(TopicPartition::new(&t.name, p.index));
+        }
+    }
+    let mut out = Verified::new();
+    for ((pid, epoch), tps) in wanted {
+        let guards: Vec<u64> = tps
+            .iter()
+            .map(|tp| broker.txn.register_guard(tp, pid))
+            .collect();
+        let codes = ask(broker, id, pid, epoch, &tps).await;
+        for (tp, guard) in tps.into_iter().zip(guards) {
+            let r = match codes.as_ref().map(|c| c.get(&tp).copied()) {
+                Ok(Some(ErrorCode::None)) => Ok(guard),
+                Ok(Some(code)) => Err(produce_code(code)),
+                // The coordinator left the partition out of its answer.
+                Ok(None) => Err(ErrorCode::InvalidTxnState),
+                Err(code) => Err(produce_code(*code)),
+            };
+            out.insert((tp.topic, tp.partition), r);
+        }
+    }
+    out
+}
+
+/// Verifies with the id's coordinator that the group's `__consumer_offsets` partition is in
+/// the producer's ongoing transaction (a TxnOffsetCommit on a broker that does not coordinate
+/// the id); the guard to commit under, or the code to answer every partition with.
+pub async fn verify_offsets(
+    broker: &Arc<Broker>,
+    id: &str,
+    pid: ProducerId,
+    epoch: ProducerEpoch,
+    group_id: &str,
+) -> Result<u64, ErrorCode> {
+    let tp = TopicPartition::new(
+        crate::internal_topics::GROUP_METADATA_TOPIC,
+        potok_txn::records::partition_for(group_id, broker.groups.partitions()),
+    );
+    let guard = broker.txn.register_guard(&tp, pid);
+    let code = match ask(broker, id, pid, epoch, std::slice::from_ref(&tp)).await {
+        Ok(codes) => codes
+            .get(&tp)
+            .copied()
+            .unwrap_or(ErrorCode::InvalidTxnState),
+        Err(code) => code,
+    };
+    match code {
+        ErrorCode::None => Ok(guard),
+        // The coordinator unreachable, moving or loading: the client retries (it looks up the
+        // group's coordinator again and sends the commit anew).
+        ErrorCode::NotCoordinator
+        | ErrorCode::CoordinatorNotAvailable
+        | ErrorCode::CoordinatorLoadInProgress
+        | ErrorCode::RequestTimedOut => Err(ErrorCode::CoordinatorNotAvailable),
+        ErrorCode::ProducerFenced
+        | ErrorCode::InvalidProducerEpoch
+        | ErrorCode::ConcurrentTransactions => Err(code),
+        _ => Err(ErrorCode::InvalidTxnState),
+    }
+}
+
+/// Sends the verification to the coordinator's broker; its code per partition, or the code
+/// of a failed exchange.
+async fn ask(
+    broker: &Arc<Broker>,
+    id: &str,
+    pid: ProducerId,
+    epoch: ProducerEpoch,
+    tps: &[TopicPartition],
+) -> Result<HashMap<TopicPartition, ErrorCode>, ErrorCode> {
+    let (node, _, _) = broker.txn.cluster_coordinator(broker, id).await?;
+    let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
+    for tp in tps {
+        match topics.iter_mut().find(|t| t.name == tp.topic) {
+            Some(t) => t.partitions.push(tp.partition),
+            None => topics.push(AddPartitionsToTxnTopic {
+                name: tp.topic.clone(),
+                partitions: vec![tp.partition],
+                ..Default::default()
+            }),
+        }
+    }
+    let req = AddPartitionsToTxnRequest {
+        transactions: vec![AddPartitionsToTxnTransaction {
+            transactional_id: id.to_string(),
+            producer_id: pid.0,
+            producer_epoch: epoch.0,
+            verify_only: true,
+            topics,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let resp: AddPartitionsToTxnResponse = Forward {
+        key: ApiKey::AddPartitionsToTxn,
+        version: VERSION,
+        client_id: CLIENT_ID,
+        max_answer: MAX_ANSWER,
+        timeout: TIMEOUT,
+    }
+    .call(broker, node, &req)
+    .await
+    .map_err(|e| {
+        tracing::warn!(node, error = %e, "transaction verification failed");
+        ErrorCode::CoordinatorNotAvailable
+    })?;
+    if resp.error_code != 0 {
+        return Err(ErrorCode::from_code(resp.error_code).unwrap_or(ErrorCode::UnknownServerError));
+    }
+    let mut codes = HashMap::new();
+    for r in resp.results_by_transaction {
+        for t in r.topic_results {
+            for p in t.results_by_partition {
+                codes.insert(
+                    TopicPartition::new(&t.name, p.partition_index),
+                    ErrorCode::from_code(p.partition_error_code)
+                        .unwrap_or(ErrorCode::UnknownServerError),
+                );
+            }
+        }
+    }
+    Ok(codes)
+}
