@@ -11,10 +11,13 @@ use std::time::{Duration, Instant};
 use common::cluster::Cluster;
 use common::kafka::{cluster_client as client, runtime};
 use common::wire::Client;
+use potok_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
 use potok_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use potok_protocol::messages::{
     FindCoordinatorRequest, FindCoordinatorResponse, MetadataRequest, MetadataResponse,
-    OffsetFetchRequest, OffsetFetchResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
 };
 use potok_protocol::ApiKey;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -107,6 +110,34 @@ fn offset_fetch(addr: &str) -> (i16, i64) {
         .and_then(|t| t.partitions.first())
         .map_or(-1, |p| p.committed_offset);
     (r.error_code, offset)
+}
+
+/// A simple consumer's OffsetCommit (generation -1, as admin tools send it) of `offset` for
+/// `GROUP`'s partition 0 of `TOPIC`, sent to node `addr`: the partition's error code.
+fn offset_commit(addr: &str, offset: i64) -> i16 {
+    let mut c = Client::connect(addr, Duration::from_secs(10));
+    let r: OffsetCommitResponse = c.call(
+        ApiKey::OffsetCommit,
+        8,
+        &OffsetCommitRequest {
+            group_id: GROUP.into(),
+            generation_id_or_member_epoch: -1,
+            topics: vec![OffsetCommitRequestTopic {
+                name: TOPIC.into(),
+                partitions: vec![OffsetCommitRequestPartition {
+                    partition_index: 0,
+                    committed_offset: offset,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    r.topics
+        .first()
+        .and_then(|t| t.partitions.first())
+        .map_or(-1, |p| p.error_code)
 }
 
 /// [`offset_fetch`] once the node has loaded the group's partition: a new leader answers
@@ -372,4 +403,80 @@ fn a_group_coordinator_moves_with_its_offsets_partition_leader() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(offset_fetch(&c.node(moved).bootstrap()), (0, 100));
+}
+
+/// OffsetFetch answers only commits the group's `__consumer_offsets` partition has replicated
+/// (Kafka's coordinator reads its state as of the last committed offset): with both followers
+/// of the partition paused, a commit is appended on the coordinator but cannot reach the ISR,
+/// and an OffsetFetch meanwhile must not show it (it would be lost if the coordinator failed
+/// now); it waits for the ISR and, within `offsets.commit.timeout.ms`, answers
+/// COORDINATOR_NOT_AVAILABLE instead. Once the followers resume, everything replicates.
+#[test]
+fn an_offset_fetch_never_answers_an_unreplicated_commit() {
+    let c = cluster();
+    create_topic(&c.bootstrap());
+    let coordinator = agreed_coordinator(&c, &[1, 2, 3], |n| n > 0);
+    let p = offsets_partition_of(GROUP);
+    let addr = c.node(coordinator).bootstrap();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let full = offsets_partition(&addr, p).is_some_and(|(_, isr)| isr.len() == 3);
+        if full && offset_commit(&addr, 10) == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first commit never succeeded"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(offset_fetch_loaded(&addr), (0, 10));
+
+    let followers: Vec<u32> = (1..=3)
+        .filter(|&n| n != coordinator)
+        .map(|n| c.node(n).pid().expect("running follower"))
+        .collect();
+    for &pid in &followers {
+        // SAFETY: kill(2) on a child process of this test.
+        unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+    }
+    let commit_addr = addr.clone();
+    let late = std::thread::spawn(move || offset_commit(&commit_addr, 20));
+    std::thread::sleep(Duration::from_millis(500));
+    let during = offset_fetch(&addr);
+    let committed = late.join().expect("commit thread");
+    for &pid in &followers {
+        // SAFETY: as above.
+        unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    }
+    assert_ne!(
+        during.1, 20,
+        "OffsetFetch answered a commit no follower had: {during:?}"
+    );
+    assert_eq!(
+        during,
+        (15, -1),
+        "COORDINATOR_NOT_AVAILABLE once offsets.commit.timeout.ms passed"
+    );
+    assert_eq!(
+        committed, 15,
+        "the unreplicated commit fails with COORDINATOR_NOT_AVAILABLE"
+    );
+
+    // Resumed, the followers copy the leader's log; the answer then covers it. The failed
+    // commit's record stays in the log, as a timed-out acks=all write may in Kafka, so the
+    // offset is 10 or 20 but the node answers again.
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let (err, offset) = offset_fetch(&addr);
+        if err == 0 {
+            assert!(offset == 10 || offset == 20, "unexpected offset {offset}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "OffsetFetch never answered again: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -30,11 +30,13 @@
 //!   NOT_ENOUGH_REPLICAS(_AFTER_APPEND) become COORDINATOR_NOT_AVAILABLE). Kafka 4 removed
 //!   `offsets.commit.required.acks` (deprecated by KIP-1041): the coordinator always writes
 //!   with `acks=all`, so there is no such setting here. As in Kafka 4's coordinator runtime,
-//!   the in-memory state takes a write when it is appended, before it is replicated; unlike
-//!   Kafka's, OffsetFetch reads that state rather than the last committed snapshot, so it may
-//!   see an offset whose commit is still waiting for the ISR (if it never gets there, the
-//!   leadership moved and the partition was unloaded, or the commit timed out and stays in
-//!   the leader's log for the followers to copy).
+//!   the in-memory state takes a write when it is appended, before it is replicated.
+//!   Kafka 4's OffsetFetch reads the state as of the last committed offset (its timeline
+//!   snapshots); here an OffsetFetch answer is held until the high watermark of the group's
+//!   partition reaches the log end it had when the answer was read
+//!   ([`GroupService::call_replicated`]), so it never shows an offset whose commit could still
+//!   be lost in a failover. Without writes in flight that costs nothing; with one it waits
+//!   as long as that commit does.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -191,6 +193,51 @@ pub(super) fn deliver_when_replicated(
 }
 
 impl GroupService {
+    /// Runs the read `f` about `group` on the coordinator and answers once the group's
+    /// `__consumer_offsets` partition has replicated everything appended to it when `f` ran,
+    /// within `offsets.commit.timeout.ms` (see the module docs: the state `f` reads may
+    /// include appended but unreplicated commits). On a single node, or before the topic
+    /// exists, it answers at once.
+    pub async fn call_replicated<R>(
+        &self,
+        group: &str,
+        f: impl FnOnce(&mut GroupCoordinator, i64) -> R,
+    ) -> std::result::Result<R, ErrorCode> {
+        let r = self.call(f)?;
+        if self.cluster.is_none() {
+            return Ok(r);
+        }
+        let part = {
+            let inner = super::lock(&self.inner);
+            let count = i32::try_from(inner.partitions.len()).unwrap_or(i32::MAX);
+            if count == 0 {
+                return Ok(r);
+            }
+            let p = potok_group::records::partition_for(group, count);
+            usize::try_from(p)
+                .ok()
+                .and_then(|i| inner.partitions.get(i))
+                .map(Arc::clone)
+        };
+        let Some(part) = part else {
+            return Ok(r);
+        };
+        // The log end read after `f` is at or past every record `f`'s state reflects, so
+        // the high watermark reaching it covers them all.
+        let Ok((_, end)) = part.log_bounds() else {
+            return Err(ErrorCode::NotCoordinator);
+        };
+        let wait = Waiting {
+            leader_epoch: part.leader_epoch(),
+            partition: part,
+            required_end: end,
+            // A read needs the records replicated, not `min.insync.replicas`.
+            min_isr: 1,
+        };
+        wait_replicated(self, std::slice::from_ref(&wait)).await?;
+        Ok(r)
+    }
+
     /// The coordinator of `group` in a cluster, from this broker's metadata image: the leader
     /// of the group's `__consumer_offsets` partition, as `(node, host, port)`. Starts the
     /// topic's creation through the controller when it does not exist yet.

@@ -395,14 +395,17 @@ async fn offset_fetch(broker: Arc<Broker>, ctx: RequestContext, req: Request) ->
                     .collect()
             });
             let stable = req.require_stable;
-            let r = broker.groups.call(|c, _| {
-                require_stable(
-                    c,
-                    &g.group_id,
-                    c.fetch_offsets(&g.group_id, topics.as_deref()),
-                    stable,
-                )
-            });
+            let r = broker
+                .groups
+                .call_replicated(&g.group_id, |c, _| {
+                    require_stable(
+                        c,
+                        &g.group_id,
+                        c.fetch_offsets(&g.group_id, topics.as_deref()),
+                        stable,
+                    )
+                })
+                .await;
             let group = match r {
                 Ok(r) => OffsetFetchResponseGroup {
                     group_id: g.group_id,
@@ -443,14 +446,18 @@ async fn offset_fetch(broker: Arc<Broker>, ctx: RequestContext, req: Request) ->
                 .collect()
         });
         let stable = req.require_stable;
-        match broker.groups.call(|c, _| {
-            require_stable(
-                c,
-                &req.group_id,
-                c.fetch_offsets(&req.group_id, topics.as_deref()),
-                stable,
-            )
-        }) {
+        let r = broker
+            .groups
+            .call_replicated(&req.group_id, |c, _| {
+                require_stable(
+                    c,
+                    &req.group_id,
+                    c.fetch_offsets(&req.group_id, topics.as_deref()),
+                    stable,
+                )
+            })
+            .await;
+        match r {
             Ok(r) => {
                 if v >= 2 {
                     resp.error_code = r.error.code();
