@@ -51,8 +51,9 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
     let permits = Arc::new(Semaphore::new(broker.config.max_connections));
     let mut shutdown = broker.shutdown_signal();
     if let Some(q) = &broker.quorum {
-        // No client is read before this node's metadata caught up with the quorum's: the
-        // listener is bound, so clients connect and wait in the accept queue meanwhile.
+        // No client is read before this node's metadata caught up with the quorum's and it is
+        // unfenced (`Quorum::caught_up`): the listener is bound, so clients connect and wait in
+        // the accept queue meanwhile.
         tokio::select! {
             () = q.caught_up() => {}
             _ = shutdown.changed() => return,

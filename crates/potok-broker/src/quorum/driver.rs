@@ -168,8 +168,18 @@ pub struct Driver {
 /// nothing in its term, a lost message) is asked again.
 const READ_INDEX_RETRY: Duration = Duration::from_millis(200);
 
-/// The start-up catch-up: ask the leader its commit index (ReadIndex), then wait until this
-/// node applied up to it.
+/// The start-up gate, in two steps as Kafka's `BrokerServer` has them: first catch up with
+/// the quorum (ask the leader its commit index with ReadIndex, then apply up to it), then wait
+/// until this process's own registration is unfenced in the image this node applied. Only then
+/// are client requests read.
+///
+/// The second step is Kafka's: `BrokerServer.startup` enables request processing only after
+/// `lifecycleManager.setReadyToUnfence()` completed. Without it a node restarted within
+/// `broker.session.timeout.ms` served clients while the controller still held its previous
+/// incarnation's registration (a new one is refused as DUPLICATE_BROKER_REGISTRATION until the
+/// old session expires), and once that expired its Metadata answers left itself out; after a
+/// run of kills every node did so and librdkafka, which forgets every broker a Metadata answer
+/// omits, was left with none (docs/reliability.md, "The 3-node runs with consumer groups").
 pub struct CatchUp {
     /// The last entry applied here.
     applied: u64,
@@ -178,6 +188,8 @@ pub struct CatchUp {
     /// When to ask (again).
     next_ask: Instant,
     asked: u64,
+    /// The first step is done.
+    caught_up: bool,
     done: watch::Sender<bool>,
     started: Instant,
 }
@@ -189,6 +201,7 @@ impl CatchUp {
             target: None,
             next_ask: Instant::now(),
             asked: 0,
+            caught_up: false,
             done,
             started: Instant::now(),
         }
@@ -198,18 +211,30 @@ impl CatchUp {
         *self.done.borrow()
     }
 
-    /// Declares the catch-up done once the target is applied.
+    /// Marks the first step done once the target is applied.
     fn check(&mut self) {
         if let Some(t) = self.target {
-            if self.applied >= t && !self.is_done() {
+            if self.applied >= t && !self.caught_up {
                 tracing::info!(
                     applied = self.applied,
                     leader_commit = t,
                     seconds = self.started.elapsed().as_secs_f64(),
-                    "caught up with the quorum's metadata; serving clients"
+                    "caught up with the quorum's metadata; waiting to be unfenced"
                 );
-                self.done.send_replace(true);
+                self.caught_up = true;
             }
+        }
+    }
+
+    /// Opens the gate once caught up and `unfenced` (this process's registration is unfenced
+    /// in the applied image).
+    fn open_if(&mut self, unfenced: bool) {
+        if self.caught_up && unfenced && !self.is_done() {
+            tracing::info!(
+                seconds = self.started.elapsed().as_secs_f64(),
+                "unfenced under this process's registration; serving clients"
+            );
+            self.done.send_replace(true);
         }
     }
 }
@@ -575,7 +600,18 @@ impl Driver {
         }
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
+        if !self.catch_up.is_done() {
+            let unfenced = self.lifecycle.epoch().is_some_and(|epoch| {
+                let me = potok_metadata::BrokerId(self.node.id() as i32);
+                self.topics.with_image(|i| {
+                    i.brokers()
+                        .get(&me)
+                        .is_some_and(|b| b.epoch == epoch && !b.fenced)
+                })
+            });
+            self.catch_up.open_if(unfenced);
+        }
         if self.lifecycle.should_shut_down && !*self.shut_down_ok.borrow() {
             self.shut_down_ok.send_replace(true);
         }

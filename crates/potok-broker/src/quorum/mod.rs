@@ -145,12 +145,12 @@ impl Quorum {
     }
 
     /// Waits until this node has applied every metadata entry the quorum had committed when
-    /// the node started (Raft's ReadIndex, asked of the leader once one is known). Until then
-    /// the image replayed from the local log may be stale: a restarted deposed leader would
-    /// name itself leader and take `acks=1` writes that the real leader's log then truncates.
-    /// Kafka's broker likewise reads no client request before its metadata has caught up
-    /// (`BrokerLifecycleManager`'s initial catch-up); here the gate does not wait for the
-    /// broker's registration, which a quick restart gets only after its old session expires.
+    /// the node started (Raft's ReadIndex, asked of the leader once one is known) and its own
+    /// registration is unfenced in that image. Until then the image replayed from the local
+    /// log may be stale (a restarted deposed leader would name itself leader and take `acks=1`
+    /// writes that the real leader's log then truncates), and a node still fenced would answer
+    /// Metadata without itself. Kafka's broker likewise reads no client request before it is
+    /// caught up and unfenced (`BrokerServer.startup`).
     pub async fn caught_up(&self) {
         let mut rx = self.caught_up.clone();
         let _ = rx.wait_for(|&v| v).await;

@@ -88,7 +88,13 @@ impl Target for Cluster {
     }
     fn targets(&self, topic: &str) -> Vec<(&'static str, i32)> {
         let mut out = Vec::new();
-        if let Some(m) = super::metadata_of(&self.node(1).bootstrap()) {
+        // The first node that answers (a restarted one may not yet).
+        let answer = self
+            .nodes
+            .iter()
+            .filter(|n| n.is_running())
+            .find_map(|n| super::metadata_of(&n.bootstrap()));
+        if let Some(m) = answer {
             out.push(("controller", m.controller_id));
             if let Some(p) = m
                 .topics

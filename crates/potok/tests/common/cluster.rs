@@ -258,7 +258,21 @@ impl Cluster {
             ("controller.quorum.voters".into(), self.voters.clone()),
             ("potok.cluster.id".into(), self.cluster_id.clone()),
         ];
-        for (k, v) in sets.iter().chain(&self.extra) {
+        // A restarted node serves only once the controller let its old incarnation's session
+        // expire and unfenced the new one (the start-up gate, docs/replication.md), so the
+        // tests' clusters use a session shorter than Kafka's 9 s default unless a test sets
+        // its own.
+        let defaults = [
+            ("broker.session.timeout.ms".to_string(), "3000".to_string()),
+            (
+                "broker.heartbeat.interval.ms".to_string(),
+                "300".to_string(),
+            ),
+        ];
+        let unset = defaults
+            .iter()
+            .filter(|(k, _)| !self.extra.iter().any(|(e, _)| e == k));
+        for (k, v) in sets.iter().chain(unset).chain(&self.extra) {
             cmd.arg("--set").arg(format!("{k}={v}"));
         }
         for (k, v) in &self.env {
