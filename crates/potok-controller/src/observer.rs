@@ -334,8 +334,9 @@ impl ObserverNode {
 
     /// The answer of voter `from`. Entries that do not continue the stored log exactly (a
     /// late answer to an older fetch) are ignored; the answer's leader and term are learnt
-    /// when they are not older than what is known. A full answer is followed at once by the
-    /// next fetch, so a far-behind observer catches up at the network's pace.
+    /// when they are not older than what is known. An answer with entries is followed at once
+    /// by the next fetch, so a far-behind observer catches up at the network's pace and an
+    /// up-to-date one waits at the voter for the next commit.
     pub fn on_answer(&mut self, from: u64, answer: FetchAnswer) -> Vec<Output> {
         if !self.config.voters.contains(&from) {
             return Vec::new();
@@ -351,6 +352,7 @@ impl ObserverNode {
             }
         }
         self.commit = self.commit.max(answer.commit);
+        let got = !answer.entries.is_empty();
         let mut entries = Vec::new();
         let mut next = self.last + 1;
         let mut prev_term = self.storage.term(self.last).unwrap_or(0);
@@ -401,9 +403,12 @@ impl ObserverNode {
                 out.push(Output::ReadIndex { ctx, index });
             }
         }
-        if self.in_flight.is_some() {
+        // The answer to the outstanding fetch (a read's answer is extra): fetch again at once
+        // while behind or after new entries, since the voter holds a fetch that finds nothing
+        // new until something commits (the long poll); after an empty answer, at the next tick.
+        if answer.read.is_none() && self.in_flight.is_some() {
             self.in_flight = None;
-            if self.last < self.commit {
+            if got || self.last < self.commit {
                 out.push(self.fetch());
             }
         }

@@ -33,6 +33,9 @@ pub struct QuorumConfig {
     pub election_ticks: usize,
     /// Ticks between the leader's heartbeats.
     pub heartbeat_ticks: usize,
+    /// Ticks an observer's fetch that finds nothing new waits for an entry to commit before it
+    /// is answered empty (Kafka's fetch long poll; 0 answers at once).
+    pub observer_wait_ticks: u64,
 }
 
 impl QuorumConfig {
@@ -104,6 +107,14 @@ pub enum Output {
         /// The leader's confirmed commit index.
         index: u64,
     },
+    /// The answer to observer `observer`'s fetch that waited for a new entry
+    /// ([`QuorumNode::serve_fetch`]): send it on the observer's connection.
+    ObserverAnswer {
+        /// The observer.
+        observer: u64,
+        /// The answer.
+        answer: FetchAnswer,
+    },
     /// The entry at `index` is committed: apply `data` (empty for Raft's own entries, such as a
     /// new leader's no-op, which still take an index).
     Committed {
@@ -130,6 +141,12 @@ pub struct QuorumNode {
     /// [`MAX_OBSERVERS_TRACKED`] (the oldest dropped: the observer asks again).
     observer_reads: std::collections::BTreeMap<u64, (u64, u64)>,
     next_observer_read: u64,
+    /// Observers' fetches waiting for a new committed entry (Kafka's fetch long poll):
+    /// observer → (its request, the tick, term and leader when it arrived); at most one per
+    /// observer and [`MAX_OBSERVERS_TRACKED`] in all.
+    parked: std::collections::BTreeMap<u64, (FetchRequest, u64, u64, u64)>,
+    /// Ticks since start (the parked fetches' clock).
+    ticks: u64,
     /// Test-only fault: store the hard state without the vote. Exists so that a test can show
     /// that the fault tests catch a real Raft bug: a voter that forgets its vote across a crash
     /// votes twice in one term, and two leaders can be elected in it.
@@ -176,6 +193,8 @@ impl QuorumNode {
             observers: Default::default(),
             observer_reads: Default::default(),
             next_observer_read: 0,
+            parked: Default::default(),
+            ticks: 0,
             #[cfg(test)]
             plant_unpersisted_vote: false,
         })
@@ -214,8 +233,11 @@ impl QuorumNode {
 
     /// One tick of the driver's clock.
     pub fn tick(&mut self) -> Vec<Output> {
+        self.ticks += 1;
         self.raw.tick();
-        self.drain()
+        let mut out = self.drain();
+        self.answer_parked(&mut out, true);
+        out
     }
 
     /// A message from another voter. A message for another node or a stale one is dropped by
@@ -293,12 +315,15 @@ impl QuorumNode {
     /// is neither a voter nor a learner, so it is never counted in a majority; only its
     /// progress is noted for DescribeQuorum. A fetch carrying a ReadIndex on the leader asks
     /// Raft's ReadIndex for it: the outputs (the heartbeat round) go out like any, and the
-    /// answer comes later as an [`Output::ObserverRead`].
+    /// answer comes later as an [`Output::ObserverRead`]. A fetch that finds no new committed
+    /// entry waits (`None`) until one commits, the term or leader changes, or
+    /// [`QuorumConfig::observer_wait_ticks`] passed, and is then answered by an
+    /// [`Output::ObserverAnswer`]; a newer fetch of the same observer replaces it.
     pub fn serve_fetch(
         &mut self,
         observer: u64,
         request: &FetchRequest,
-    ) -> (FetchAnswer, Vec<Output>) {
+    ) -> (Option<FetchAnswer>, Vec<Output>) {
         let mut out = Vec::new();
         if request.read != 0 && self.is_leader() {
             let seq = self.next_observer_read;
@@ -311,7 +336,49 @@ impl QuorumNode {
                 .read_index((OBSERVER_READ | seq).to_be_bytes().to_vec());
             out = self.drain();
         }
-        (self.fetch_answer(observer, request), out)
+        let answer = self.fetch_answer(observer, request);
+        let room = self.parked.len() < MAX_OBSERVERS_TRACKED || self.parked.contains_key(&observer);
+        if answer.entries.is_empty()
+            && request.from_index > answer.commit
+            && self.config.observer_wait_ticks > 0
+            && room
+        {
+            self.parked.insert(
+                observer,
+                (request.clone(), self.ticks, answer.term, answer.leader),
+            );
+            return (None, out);
+        }
+        self.parked.remove(&observer);
+        (Some(answer), out)
+    }
+
+    /// Answers the parked fetches that can be: an entry they wait for committed, the term or
+    /// the leader changed (observers learn a new leader at once), or, with `expire`, they waited
+    /// long enough.
+    fn answer_parked(&mut self, out: &mut Vec<Output>, expire: bool) {
+        if self.parked.is_empty() {
+            return;
+        }
+        let (commit, term, leader) = (self.commit_index(), self.term(), self.raw.raft.leader_id);
+        let (now, wait) = (self.ticks, self.config.observer_wait_ticks);
+        let due: Vec<u64> = self
+            .parked
+            .iter()
+            .filter(|(_, (r, at, t, l))| {
+                commit >= r.from_index
+                    || *t != term
+                    || *l != leader
+                    || (expire && now.saturating_sub(*at) >= wait)
+            })
+            .map(|(&o, _)| o)
+            .collect();
+        for observer in due {
+            if let Some((request, ..)) = self.parked.remove(&observer) {
+                let answer = self.fetch_answer(observer, &request);
+                out.push(Output::ObserverAnswer { observer, answer });
+            }
+        }
     }
 
     fn fetch_answer(&mut self, observer: u64, request: &FetchRequest) -> FetchAnswer {
@@ -430,6 +497,7 @@ impl QuorumNode {
             self.committed(&mut out, light.take_committed_entries());
             self.raw.advance_apply();
         }
+        self.answer_parked(&mut out, false);
         out
     }
 

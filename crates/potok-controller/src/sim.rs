@@ -110,6 +110,8 @@ pub(crate) struct Sim {
     pub(crate) reads_answered: Vec<(u64, u64, u64)>,
     /// Observers' ReadIndex answers to deliver: (voter, observer, tag, index).
     pub(crate) observer_reads: Vec<(u64, u64, u64, u64)>,
+    /// Observers' fetches answered after waiting: (voter, observer, answer).
+    pub(crate) observer_answers: Vec<(u64, u64, crate::observer::FetchAnswer)>,
 }
 
 impl Sim {
@@ -122,6 +124,7 @@ impl Sim {
                 voters: ids.clone(),
                 election_ticks: 10,
                 heartbeat_ticks: 2,
+                observer_wait_ticks: 3,
             })
             .collect();
         let mut sim = Sim {
@@ -145,6 +148,7 @@ impl Sim {
             reads_asked: BTreeMap::new(),
             reads_answered: Vec::new(),
             observer_reads: Vec::new(),
+            observer_answers: Vec::new(),
         };
         for c in sim.config.clone() {
             let node = QuorumNode::new(c.clone()).expect("a new voter");
@@ -195,6 +199,9 @@ impl Sim {
                     ctx,
                     index,
                 } => self.observer_reads.push((from, observer, ctx, index)),
+                Output::ObserverAnswer { observer, answer } => {
+                    self.observer_answers.push((from, observer, answer))
+                }
                 Output::ReadIndex { ctx, index } => {
                     // Raft's ReadIndex promise, which a restarted broker's catch-up relies on:
                     // the answer covers every entry committed before the request was asked.

@@ -280,13 +280,11 @@ impl Driver {
                     Vec::new()
                 }
                 Ok(Event::Fetch { from, request }) => {
-                    match self.node.serve_fetch(from as u64, &request) {
-                        Some((answer, out)) => {
-                            self.peers.send_fetched(from as u64, answer);
-                            out
-                        }
-                        None => Vec::new(),
+                    let (answer, out) = self.node.serve_fetch(from as u64, &request);
+                    if let Some(answer) = answer {
+                        self.peers.send_fetched(from as u64, answer);
                     }
+                    out
                 }
                 Ok(Event::Fetched { from, answer }) => self.node.on_fetched(from as u64, answer),
                 Ok(Event::AlterPartition { request, reply }) => {
@@ -626,6 +624,9 @@ impl Driver {
             match o {
                 Output::Send { to, msg } => self.peers.send(to, msg),
                 Output::Fetch { to, request } => self.peers.send_fetch(to, request),
+                Output::ObserverAnswer { observer, answer } => {
+                    self.peers.send_fetched(observer, answer)
+                }
                 Output::ObserverRead {
                     observer,
                     ctx,

@@ -99,16 +99,17 @@ impl Member {
         }
     }
 
-    /// An observer's fetch, answered by a voter (with the outputs of a ReadIndex it asked for
-    /// the observer); `None` on an observer.
+    /// An observer's fetch on a voter: the answer, unless the fetch waits for the next commit
+    /// (then an `Output::ObserverAnswer` follows), and the outputs of a ReadIndex asked for the
+    /// observer. An observer answers nothing.
     pub fn serve_fetch(
         &mut self,
         observer: u64,
         request: &FetchRequest,
-    ) -> Option<(FetchAnswer, Vec<Output>)> {
+    ) -> (Option<FetchAnswer>, Vec<Output>) {
         match self {
-            Member::Voter(v) => Some(v.serve_fetch(observer, request)),
-            Member::Observer(_) => None,
+            Member::Voter(v) => v.serve_fetch(observer, request),
+            Member::Observer(_) => (None, Vec::new()),
         }
     }
 

@@ -395,6 +395,9 @@ pub fn launch(
             voters,
             election_ticks,
             heartbeat_ticks: (election_ticks / 5).max(1),
+            // An observer's fetch that finds nothing new waits up to 500 ms for the next
+            // commit (Kafka's raft fetch max wait), well within the observer's fetch timeout.
+            observer_wait_ticks: (500 / tick_ms).min(q.fetch_timeout_ms / tick_ms / 2).max(1),
         };
         Member::Voter(Box::new(
             QuorumNode::restart_at(config, p.mem, p.applied)

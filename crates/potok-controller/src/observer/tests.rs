@@ -117,9 +117,9 @@ impl ObsSim {
                     }
                     self.read_answers.push((ctx, index));
                 }
-                Output::ObserverRead { .. } => self
+                Output::ObserverRead { .. } | Output::ObserverAnswer { .. } => self
                     .violations
-                    .push(format!("observer {id} answered an observer's read")),
+                    .push(format!("observer {id} answered an observer")),
                 Output::Committed { index, term, data } => {
                     let last = self.applied[&id];
                     if index != last + 1 {
@@ -172,12 +172,15 @@ impl ObsSim {
                     };
                     let (answer, out) = voter.serve_fetch(from, &request);
                     self.sim.handle(to, out);
-                    let bytes = answer.encode().expect("answer encodes");
-                    self.send(Msg::ToObserver {
-                        from: to,
-                        to: from,
-                        bytes,
-                    });
+                    // `None`: the fetch waits at the voter (an `ObserverAnswer` later).
+                    if let Some(answer) = answer {
+                        let bytes = answer.encode().expect("answer encodes");
+                        self.send(Msg::ToObserver {
+                            from: to,
+                            to: from,
+                            bytes,
+                        });
+                    }
                 }
                 Msg::ToObserver { from, to, bytes } => {
                     if self.blocked.contains(&(to, from)) {
@@ -191,6 +194,14 @@ impl ObsSim {
                     self.handle(to, out);
                 }
             }
+        }
+        // Fetches that waited at a voter, answered now.
+        for (voter, observer, answer) in std::mem::take(&mut self.sim.observer_answers) {
+            self.send(Msg::ToObserver {
+                from: voter,
+                to: observer,
+                bytes: answer.encode().expect("answer encodes"),
+            });
         }
         // The leaders' answers to observers' reads travel like fetch answers.
         for (voter, observer, ctx, index) in std::mem::take(&mut self.sim.observer_reads) {
@@ -555,6 +566,7 @@ fn a_voter_caps_the_bytes_of_an_answer() {
             read: 0,
         },
     );
+    let answer = answer.expect("entries to send: answered at once");
     let bytes: usize = answer.entries.iter().map(|e| e.data.len()).sum();
     assert!(!answer.entries.is_empty());
     assert!(
@@ -563,4 +575,60 @@ fn a_voter_caps_the_bytes_of_an_answer() {
         answer.entries.len()
     );
     assert!(answer.encode().unwrap().len() < 8 << 20);
+}
+
+/// The long poll: a fetch that finds nothing new waits at the voter and is answered in the same
+/// step that commits the next entry, or empty once the wait is over.
+#[test]
+fn a_fetch_with_nothing_new_waits_for_the_next_commit() {
+    let mut v = crate::quorum::QuorumNode::new(crate::quorum::QuorumConfig {
+        id: 1,
+        voters: vec![1],
+        election_ticks: 10,
+        heartbeat_ticks: 2,
+        observer_wait_ticks: 3,
+    })
+    .unwrap();
+    for _ in 0..30 {
+        v.tick();
+    }
+    assert!(v.is_leader());
+    let commit = v.commit_index();
+    let request = FetchRequest {
+        from_index: commit + 1,
+        max_bytes: 1024,
+        read: 0,
+    };
+    let (answer, _) = v.serve_fetch(10, &request);
+    assert!(answer.is_none(), "nothing new: the fetch waits");
+    let (_, _, out) = v.propose(b"new".to_vec()).unwrap();
+    let answered: Vec<&FetchAnswer> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::ObserverAnswer {
+                observer: 10,
+                answer,
+            } => Some(answer),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answered.len(), 1, "{out:?}");
+    assert_eq!(answered[0].entries.len(), 1);
+    assert_eq!(answered[0].entries[0].data.as_ref(), b"new");
+    // Up to date again: the next fetch waits, and after the wait it is answered empty.
+    let request = FetchRequest {
+        from_index: v.commit_index() + 1,
+        ..request
+    };
+    assert!(v.serve_fetch(10, &request).0.is_none());
+    let mut empty = 0;
+    for _ in 0..3 {
+        for o in v.tick() {
+            if let Output::ObserverAnswer { answer, .. } = o {
+                assert!(answer.entries.is_empty());
+                empty += 1;
+            }
+        }
+    }
+    assert_eq!(empty, 1);
 }
