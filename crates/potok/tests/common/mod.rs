@@ -20,6 +20,7 @@ pub mod java;
 pub mod kafka;
 pub mod netns;
 pub mod postgres;
+pub mod txn_cluster;
 pub mod wire;
 
 use std::net::{TcpListener, TcpStream};
