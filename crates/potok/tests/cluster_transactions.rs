@@ -74,6 +74,24 @@ struct Outcomes {
 /// every partition's last stable offset reaches its high watermark.
 #[test]
 fn a_kill_9_of_the_transaction_coordinator_leaves_every_transaction_whole() {
+    kill_during_transactions(Victim::Coordinator);
+}
+
+/// As above, the SIGKILLed broker being one that leads a partition of the transactions but
+/// does not coordinate them: the coordinator re-sends its markers to the partition's new leader.
+#[test]
+fn a_kill_9_of_a_partition_leader_that_is_not_the_coordinator_leaves_every_transaction_whole() {
+    kill_during_transactions(Victim::PartitionLeader);
+}
+
+/// Which broker [`kill_during_transactions`] kills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Victim {
+    Coordinator,
+    PartitionLeader,
+}
+
+fn kill_during_transactions(victim: Victim) {
     let mut c = cluster();
     create_topic(&c);
     // Ids that live in the same `__transaction_state` partition, so one broker coordinates
@@ -145,10 +163,20 @@ fn a_kill_9_of_the_transaction_coordinator_leaves_every_transaction_whole() {
         ls.values().any(|l| *l != coordinator),
         "every partition is led by the coordinator {coordinator}: {ls:?}"
     );
-    c.kill9(coordinator);
+    let killed_node = match victim {
+        Victim::Coordinator => coordinator,
+        Victim::PartitionLeader => *ls
+            .values()
+            .find(|l| **l != coordinator)
+            .expect("checked above"),
+    };
+    c.kill9(killed_node);
     killed.store(true, Ordering::Release);
-    let alive: Vec<i32> = (1..=3).filter(|n| *n != coordinator).collect();
-    let new_coordinator = agreed_txn_coordinator(&c, &alive, &ids[0], Some(coordinator));
+    let alive: Vec<i32> = (1..=3).filter(|n| *n != killed_node).collect();
+    let new_coordinator = agreed_txn_coordinator(&c, &alive, &ids[0], Some(killed_node));
+    if victim == Victim::PartitionLeader {
+        assert_eq!(new_coordinator, coordinator, "the coordinator stays");
+    }
     // The producers go on through the new coordinator.
     let deadline = Instant::now() + TIMEOUT;
     while outcomes
@@ -192,7 +220,7 @@ fn a_kill_9_of_the_transaction_coordinator_leaves_every_transaction_whole() {
     );
     let outcomes = outcomes.lock().unwrap();
     println!(
-        "killed coordinator {coordinator}, new coordinator {new_coordinator}; {} transactions read whole, commits acknowledged: {:?}",
+        "killed node {killed_node} ({victim:?}), coordinator {coordinator} then {new_coordinator}; {} transactions read whole, commits acknowledged: {:?}",
         per_txn.len(),
         outcomes
             .iter()
