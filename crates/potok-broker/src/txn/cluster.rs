@@ -402,3 +402,31 @@ pub fn watch_leadership(broker: &Arc<Broker>) {
         .topics
         .watch_leadership(TRANSACTION_STATE_TOPIC, listener);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_coordinator_appends_take_kafkas_codes() {
+        assert_eq!(
+            coordinator_error(ErrorCode::NotLeaderOrFollower),
+            ErrorCode::NotCoordinator
+        );
+        for unavailable in [
+            ErrorCode::RequestTimedOut,
+            ErrorCode::NotEnoughReplicas,
+            ErrorCode::NotEnoughReplicasAfterAppend,
+            ErrorCode::UnknownTopicOrPartition,
+        ] {
+            assert_eq!(
+                coordinator_error(unavailable),
+                ErrorCode::CoordinatorNotAvailable
+            );
+        }
+        assert_eq!(
+            coordinator_error(ErrorCode::InvalidTxnState),
+            ErrorCode::InvalidTxnState
+        );
+    }
+}

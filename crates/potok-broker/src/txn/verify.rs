@@ -285,3 +285,63 @@ async fn ask(
     }
     Ok(codes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verification_failures_take_kafkas_produce_codes() {
+        for retriable in [
+            ErrorCode::NotCoordinator,
+            ErrorCode::CoordinatorNotAvailable,
+            ErrorCode::CoordinatorLoadInProgress,
+            ErrorCode::RequestTimedOut,
+        ] {
+            assert_eq!(produce_code(retriable), ErrorCode::NotEnoughReplicas);
+        }
+        assert_eq!(
+            produce_code(ErrorCode::ProducerFenced),
+            ErrorCode::InvalidProducerEpoch
+        );
+        assert_eq!(
+            produce_code(ErrorCode::ConcurrentTransactions),
+            ErrorCode::ConcurrentTransactions
+        );
+        assert_eq!(
+            produce_code(ErrorCode::InvalidTxnState),
+            ErrorCode::InvalidTxnState
+        );
+        assert_eq!(
+            produce_code(ErrorCode::UnknownServerError),
+            ErrorCode::InvalidTxnState
+        );
+    }
+
+    #[test]
+    fn only_transactional_batches_name_their_producer() {
+        let txn = potok_records::RecordBatchBuilder::new()
+            .producer(ProducerId(7), ProducerEpoch(3), 0)
+            .transactional(true)
+            .key_value(0, Some(b"k"), Some(b"v"))
+            .build()
+            .unwrap()
+            .into_bytes();
+        assert_eq!(
+            transactional_producer(Some(&txn)),
+            Some((ProducerId(7), ProducerEpoch(3)))
+        );
+        let plain = potok_records::RecordBatchBuilder::new()
+            .producer(ProducerId(7), ProducerEpoch(3), 0)
+            .key_value(0, Some(b"k"), Some(b"v"))
+            .build()
+            .unwrap()
+            .into_bytes();
+        assert_eq!(transactional_producer(Some(&plain)), None);
+        assert_eq!(transactional_producer(None), None);
+        assert_eq!(
+            transactional_producer(Some(&Bytes::from_static(b"garbage"))),
+            None
+        );
+    }
+}
