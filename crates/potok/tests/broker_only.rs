@@ -12,37 +12,16 @@ use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
 use common::kafka::{cluster_client, consume, create_topic_retrying, runtime};
-use common::wire::Client;
+use common::wait_for;
+use common::wire::{metadata, Client};
 use potok_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
-use potok_protocol::messages::{
-    DescribeQuorumRequest, DescribeQuorumResponse, MetadataRequest, MetadataResponse,
-};
+use potok_protocol::messages::{DescribeQuorumRequest, DescribeQuorumResponse};
 use potok_protocol::ApiKey;
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Offset;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn wait<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn metadata(addr: &str) -> Option<MetadataResponse> {
-    std::net::TcpStream::connect(addr).ok()?;
-    let req = MetadataRequest {
-        topics: None,
-        ..Default::default()
-    };
-    Some(Client::connect(addr, Duration::from_secs(10)).call(ApiKey::Metadata, 12, &req))
-}
 
 fn brokers(addr: &str) -> Option<Vec<i32>> {
     let mut b: Vec<i32> = metadata(addr)?.brokers.iter().map(|b| b.node_id).collect();
@@ -129,16 +108,18 @@ fn a_broker_only_node_joins_as_an_observer_and_its_loss_leaves_the_quorum_alone(
     // applied the topic created before it existed.
     for id in 1..=4 {
         let addr = c.node(id).bootstrap();
-        wait(&format!("node {id} lists broker 4"), || {
+        wait_for(TIMEOUT, &format!("node {id} lists broker 4"), || {
             (brokers(&addr)? == vec![1, 2, 3, 4]).then_some(())
         });
     }
-    wait("the broker-only node knows the earlier topic", || {
-        (partitions(&c.node(4).bootstrap(), "before")?.len() == 3).then_some(())
-    });
+    wait_for(
+        TIMEOUT,
+        "the broker-only node knows the earlier topic",
+        || (partitions(&c.node(4).bootstrap(), "before")?.len() == 3).then_some(()),
+    );
     // The leader counts three voters and lists node 4 as an observer; asked at node 4, the
     // request is forwarded to the leader and answers the same.
-    let (leader, epoch, v, o) = wait("DescribeQuorum lists the observer", || {
+    let (leader, epoch, v, o) = wait_for(TIMEOUT, "DescribeQuorum lists the observer", || {
         let q = quorum(&c.node(4).bootstrap())?;
         (q.3 == vec![4]).then_some(q)
     });
@@ -156,7 +137,7 @@ fn a_broker_only_node_joins_as_an_observer_and_its_loss_leaves_the_quorum_alone(
         &NewTopic::new("everywhere", 2, TopicReplication::Fixed(4)),
         TIMEOUT,
     );
-    wait("the RF=4 topic on every broker", || {
+    wait_for(TIMEOUT, "the RF=4 topic on every broker", || {
         let p = partitions(&only4, "everywhere")?;
         (p.len() == 2 && p.iter().all(|(l, r)| *l >= 0 && r.len() == 4)).then_some(())
     });
@@ -184,15 +165,19 @@ fn a_broker_only_node_joins_as_an_observer_and_its_loss_leaves_the_quorum_alone(
     // for it, or it caught up since).
     for p in 0..2 {
         let dir = c.node(4).data_dir().join(format!("everywhere-{p}"));
-        wait("the broker-only node's replica has the records", || {
-            let size: u64 = std::fs::read_dir(&dir)
-                .ok()?
-                .flatten()
-                .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
-                .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
-                .sum();
-            (size > 0).then_some(())
-        });
+        wait_for(
+            TIMEOUT,
+            "the broker-only node's replica has the records",
+            || {
+                let size: u64 = std::fs::read_dir(&dir)
+                    .ok()?
+                    .flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+                    .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+                    .sum();
+                (size > 0).then_some(())
+            },
+        );
     }
 
     // SIGKILL of the broker-only node: the quorum's leader and epoch do not change (it was
@@ -211,7 +196,7 @@ fn a_broker_only_node_joins_as_an_observer_and_its_loss_leaves_the_quorum_alone(
     let after = quorum(&c.node(1).bootstrap()).expect("a leader");
     assert_eq!((after.0, after.1), (leader, epoch), "the quorum changed");
     assert_eq!(after.2, vec![1, 2, 3]);
-    wait("broker 4 fenced out of Metadata", || {
+    wait_for(TIMEOUT, "broker 4 fenced out of Metadata", || {
         (brokers(&c.node(1).bootstrap())? == vec![1, 2, 3]).then_some(())
     });
     let after = quorum(&c.node(1).bootstrap()).expect("a leader");
@@ -220,10 +205,12 @@ fn a_broker_only_node_joins_as_an_observer_and_its_loss_leaves_the_quorum_alone(
     // Restarted, it catches up from its stored log with what committed while it was down,
     // and registers again.
     c.restart(4);
-    wait("the restarted broker-only node knows the new topic", || {
-        partitions(&c.node(4).bootstrap(), "while-four-is-down").map(|_| ())
-    });
-    wait("broker 4 registered again", || {
+    wait_for(
+        TIMEOUT,
+        "the restarted broker-only node knows the new topic",
+        || partitions(&c.node(4).bootstrap(), "while-four-is-down").map(|_| ()),
+    );
+    wait_for(TIMEOUT, "broker 4 registered again", || {
         (brokers(&c.node(1).bootstrap())? == vec![1, 2, 3, 4]).then_some(())
     });
     let got = consume(&only4, "everywhere", &[0, 1], Offset::Beginning, 100);
@@ -276,13 +263,17 @@ fn dev_cluster_starts_broker_only_nodes() {
     assert_eq!(line.trim().split(',').count(), 4, "{line}");
     assert!(line.trim().ends_with(&broker_only), "{line}");
     let listed = std::panic::catch_unwind(|| {
-        wait("the dev cluster lists four brokers", || {
+        wait_for(TIMEOUT, "the dev cluster lists four brokers", || {
             (brokers(&broker_only)? == vec![1, 2, 3, 4]).then_some(())
         });
-        wait("the broker-only node is the quorum's observer", || {
-            let q = quorum(&broker_only)?;
-            (q.2 == vec![1, 2, 3] && q.3 == vec![4]).then_some(())
-        });
+        wait_for(
+            TIMEOUT,
+            "the broker-only node is the quorum's observer",
+            || {
+                let q = quorum(&broker_only)?;
+                (q.2 == vec![1, 2, 3] && q.3 == vec![4]).then_some(())
+            },
+        );
     });
     // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
@@ -312,7 +303,7 @@ fn kafka_metadata_quorum_tool_shows_the_broker_only_node_as_an_observer() {
     let mut c = Cluster::start_with_brokers(3, 1, &[]);
     c.start_node(4);
     let only4 = c.node(4).bootstrap();
-    wait("node 4 fetches as an observer", || {
+    wait_for(TIMEOUT, "node 4 fetches as an observer", || {
         (quorum(&only4)?.3 == vec![4]).then_some(())
     });
     let cp = common::java::kafka_classpath();

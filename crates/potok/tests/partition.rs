@@ -18,9 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
 use common::netns::{self, Net};
-use common::wire::Client;
-use potok_protocol::messages::{MetadataRequest, MetadataResponse};
-use potok_protocol::ApiKey;
+use common::wire::metadata;
 
 const PORT: u16 = 7000;
 
@@ -211,15 +209,6 @@ fn namespaces_of_a_killed_run_are_removed_by_the_next() {
         .join(slot.to_string())
         .exists());
     drop(net);
-}
-
-fn metadata(addr: &str) -> Option<MetadataResponse> {
-    TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(1)).ok()?;
-    let req = MetadataRequest {
-        topics: None,
-        ..Default::default()
-    };
-    Some(Client::connect(addr, Duration::from_secs(10)).call(ApiKey::Metadata, 12, &req))
 }
 
 /// The active controller as every node in `ids` reports it, once they agree on one other than

@@ -19,14 +19,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use common::wire::Client;
+use common::wait_for;
+use common::wire::{metadata, Client};
 use potok_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
 };
 use potok_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiVersionsRequest,
     ApiVersionsResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
-    MetadataRequest, MetadataResponse,
 };
 use potok_protocol::{ApiKey, ErrorCode};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -46,26 +46,6 @@ fn config(bootstrap: &str) -> ClientConfig {
         .set("socket.timeout.ms", "10000")
         .set("topic.metadata.refresh.interval.ms", "500");
     c
-}
-
-fn wait<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn metadata(addr: &str) -> Option<MetadataResponse> {
-    std::net::TcpStream::connect(addr).ok()?;
-    let req = MetadataRequest {
-        topics: None,
-        ..Default::default()
-    };
-    Some(Client::connect(addr, Duration::from_secs(10)).call(ApiKey::Metadata, 12, &req))
 }
 
 /// `partition -> (leader, replicas, isr)` of the topic.
@@ -92,7 +72,7 @@ fn partitions(addr: &str) -> Option<Parts> {
 
 /// The active controller's client address, as Metadata names it.
 fn controller(c: &Cluster) -> String {
-    wait("an active controller", || {
+    wait_for(TIMEOUT, "an active controller", || {
         let m = metadata(&c.node(1).bootstrap())?;
         let b = m.brokers.iter().find(|b| b.node_id == m.controller_id)?;
         Some(format!("{}:{}", b.host, b.port))
@@ -280,7 +260,7 @@ fn partitions_move_onto_a_fourth_broker_while_acks_all_producers_run() {
         .enable_all()
         .build()
         .expect("runtime");
-    wait("topic created", || {
+    wait_for(TIMEOUT, "topic created", || {
         let r = rt.block_on(
             admin.create_topics(
                 &[NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(3))
@@ -290,7 +270,7 @@ fn partitions_move_onto_a_fourth_broker_while_acks_all_producers_run() {
         );
         matches!(r.as_deref(), Ok([Ok(_)])).then_some(())
     });
-    let before = wait("every replica in the ISR", || {
+    let before = wait_for(TIMEOUT, "every replica in the ISR", || {
         let p = partitions(&c.node(1).bootstrap())?;
         (p.len() == PARTITIONS as usize
             && p.values()
@@ -354,14 +334,14 @@ fn partitions_move_onto_a_fourth_broker_while_acks_all_producers_run() {
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Vec::new()));
     let producers = spawn_producers(bootstrap.clone(), Arc::clone(&stop), Arc::clone(&acked));
-    wait("records acknowledged before the move", || {
+    wait_for(TIMEOUT, "records acknowledged before the move", || {
         (acked.lock().unwrap().len() > 200).then_some(())
     });
 
     // The fourth broker, a broker-only node, joins the running cluster.
     c.start_node(4);
     assert!(c.node(4).broker_only);
-    wait("broker 4 registered", || {
+    wait_for(TIMEOUT, "broker 4 registered", || {
         let m = metadata(&c.node(1).bootstrap())?;
         m.brokers.iter().any(|b| b.node_id == 4).then_some(())
     });
@@ -385,11 +365,11 @@ fn partitions_move_onto_a_fourth_broker_while_acks_all_producers_run() {
     assert_eq!(codes(&r), vec![ErrorCode::None, ErrorCode::None], "{r:?}");
 
     // The move completes: nothing listed, Metadata shows the targets with full ISRs.
-    wait("no reassignment left", || {
+    wait_for(TIMEOUT, "no reassignment left", || {
         let l = list(&controller(&c));
         (l.error_code == 0 && l.topics.is_empty()).then_some(())
     });
-    let after = wait("the targets in Metadata", || {
+    let after = wait_for(TIMEOUT, "the targets in Metadata", || {
         let p = partitions(&c.node(4).bootstrap())?;
         let done = |i: i32, target: &[i32]| {
             p.get(&i).is_some_and(|(l, r, isr)| {
@@ -402,7 +382,7 @@ fn partitions_move_onto_a_fourth_broker_while_acks_all_producers_run() {
 
     // More records after the move, then the producers stop.
     let moved_at = acked.lock().unwrap().len();
-    wait("records acknowledged after the move", || {
+    wait_for(TIMEOUT, "records acknowledged after the move", || {
         (acked.lock().unwrap().len() > moved_at + 200).then_some(())
     });
     stop.store(true, Ordering::Relaxed);
@@ -431,7 +411,7 @@ fn partitions_move_onto_a_fourth_broker_while_acks_all_producers_run() {
 
     // The replicas of each target are byte-identical; the removed ones deleted their logs.
     for (p, target, gone) in [(0, &target0, l0), (1, &target1, gone1)] {
-        wait("byte-identical moved replicas", || {
+        wait_for(TIMEOUT, "byte-identical moved replicas", || {
             let first = log_bytes(&c, target[0], p)?;
             (!first.is_empty()
                 && target[1..]
@@ -439,7 +419,7 @@ fn partitions_move_onto_a_fourth_broker_while_acks_all_producers_run() {
                     .all(|&b| log_bytes(&c, b, p).as_ref() == Some(&first)))
             .then_some(())
         });
-        wait("the removed replica's log deleted", || {
+        wait_for(TIMEOUT, "the removed replica's log deleted", || {
             log_bytes(&c, gone, p).is_none().then_some(())
         });
     }
@@ -465,14 +445,14 @@ fn kafka_reassign_partitions_tool_moves_a_partition() {
         .enable_all()
         .build()
         .expect("runtime");
-    wait("topic created", || {
+    wait_for(TIMEOUT, "topic created", || {
         let r = rt.block_on(admin.create_topics(
             &[NewTopic::new(TOPIC, 1, TopicReplication::Fixed(2))],
             &AdminOptions::new().request_timeout(Some(Duration::from_secs(15))),
         ));
         matches!(r.as_deref(), Ok([Ok(_)])).then_some(())
     });
-    let before = wait("both replicas in the ISR", || {
+    let before = wait_for(TIMEOUT, "both replicas in the ISR", || {
         let p = partitions(&c.node(1).bootstrap())?;
         p.get(&0)
             .is_some_and(|(l, r, isr)| *l >= 0 && r.len() == 2 && isr.len() == 2)
@@ -533,7 +513,7 @@ fn kafka_reassign_partitions_tool_moves_a_partition() {
         out.contains("Successfully started partition reassignment for moving-0"),
         "{out}"
     );
-    wait("the tool reports the move completed", || {
+    wait_for(TIMEOUT, "the tool reports the move completed", || {
         let out = tool(&["--verify", "--reassignment-json-file", &plan]);
         println!("{out}");
         out.contains("Reassignment of partition moving-0 is completed.")

@@ -10,9 +10,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use common::wire::Client;
+use common::wait_for;
+use common::wire::{metadata, Client};
 use potok_protocol::messages::fetch_request::ReplicaState;
-use potok_protocol::messages::{FetchRequest, FetchResponse, MetadataRequest, MetadataResponse};
+use potok_protocol::messages::{FetchRequest, FetchResponse};
 use potok_protocol::{ApiKey, ErrorCode};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -31,15 +32,6 @@ fn config(bootstrap: &str) -> ClientConfig {
     c
 }
 
-fn metadata(addr: &str) -> Option<MetadataResponse> {
-    std::net::TcpStream::connect(addr).ok()?;
-    let req = MetadataRequest {
-        topics: None,
-        ..Default::default()
-    };
-    Some(Client::connect(addr, Duration::from_secs(10)).call(ApiKey::Metadata, 12, &req))
-}
-
 /// `(leader, leader epoch, replicas, isr)` of partition 0 of the topic as `addr` reports it.
 fn partition(addr: &str) -> Option<(i32, i32, Vec<i32>, Vec<i32>)> {
     let m = metadata(addr)?;
@@ -51,17 +43,6 @@ fn partition(addr: &str) -> Option<(i32, i32, Vec<i32>, Vec<i32>)> {
         p.replica_nodes.clone(),
         p.isr_nodes.clone(),
     ))
-}
-
-fn wait<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The bytes of every segment of partition 0 in node `id`'s data directory, in order.
@@ -84,7 +65,7 @@ fn log_bytes(c: &Cluster, id: i32) -> Vec<u8> {
 
 /// Waits until the logs of `nodes` are byte-identical and hold at least `min_len` bytes.
 fn wait_identical(c: &Cluster, nodes: &[i32], min_len: usize) -> Vec<u8> {
-    wait("byte-identical replicas", || {
+    wait_for(TIMEOUT, "byte-identical replicas", || {
         let first = log_bytes(c, nodes[0]);
         (first.len() >= min_len && nodes[1..].iter().all(|&n| log_bytes(c, n) == first))
             .then_some(first)
@@ -148,7 +129,7 @@ async fn replicas_copy_the_leader_survive_its_kill_and_a_returning_leader_trunca
     );
     let bootstrap = c.bootstrap();
     let admin: AdminClient<DefaultClientContext> = config(&bootstrap).create().expect("admin");
-    wait("three brokers", || {
+    wait_for(TIMEOUT, "three brokers", || {
         metadata(&c.node(1).bootstrap()).filter(|m| m.brokers.len() == 3)
     });
     let opts = AdminOptions::new()
@@ -162,7 +143,7 @@ async fn replicas_copy_the_leader_survive_its_kill_and_a_returning_leader_trunca
         .await
         .expect("create_topics");
     assert!(created[0].is_ok(), "{created:?}");
-    let (leader, epoch, replicas, isr) = wait("the partition on every node", || {
+    let (leader, epoch, replicas, isr) = wait_for(TIMEOUT, "the partition on every node", || {
         partition(&c.node(1).bootstrap())
     });
     assert_eq!(replicas.len(), 3);
@@ -172,7 +153,7 @@ async fn replicas_copy_the_leader_survive_its_kill_and_a_returning_leader_trunca
     produce(&bootstrap, 0, 200).await;
     let before = wait_identical(&c, &[1, 2, 3], 1);
     let consumer: BaseConsumer = config(&bootstrap).create().unwrap();
-    let (_, hw) = wait("the high watermark covers every record", || {
+    let (_, hw) = wait_for(TIMEOUT, "the high watermark covers every record", || {
         consumer
             .fetch_watermarks(TOPIC, 0, Duration::from_secs(5))
             .ok()
@@ -207,7 +188,7 @@ async fn replicas_copy_the_leader_survive_its_kill_and_a_returning_leader_trunca
     // 3. A new leader from the ISR at a higher epoch serves every record that was below the
     // high watermark.
     let survivor = c.node(followers[0]).bootstrap();
-    let (new_leader, new_epoch, _, new_isr) = wait("a new leader", || {
+    let (new_leader, new_epoch, _, new_isr) = wait_for(TIMEOUT, "a new leader", || {
         partition(&survivor).filter(|p| p.0 >= 0 && p.0 != leader)
     });
     assert!(isr.contains(&new_leader) && new_epoch > epoch);

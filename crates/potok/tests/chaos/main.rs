@@ -21,23 +21,7 @@ mod workload;
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use common::wire::Client;
 use nemesis::{run, RunConfig};
-use potok_protocol::messages::{MetadataRequest, MetadataResponse};
-use potok_protocol::ApiKey;
-
-/// Metadata v12 from `addr` (None when it does not answer in time: a restarted node accepts
-/// connections but reads no request until it is caught up and unfenced).
-fn metadata_of(addr: &str) -> Option<MetadataResponse> {
-    std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
-    let req = MetadataRequest {
-        topics: None,
-        ..Default::default()
-    };
-    let mut c = Client::connect(addr, Duration::from_secs(5));
-    c.send(ApiKey::Metadata, 12, &req);
-    c.recv(ApiKey::Metadata, 12).ok()
-}
 
 /// Fault-injection seconds and seed: CI defaults, or the long script's environment.
 fn schedule(default_secs: u64, default_seed: u64) -> (Duration, u64) {
@@ -68,7 +52,7 @@ fn assert_metadata_consistent(c: &Cluster, topic: &str) {
             .nodes
             .iter()
             .map(|n| {
-                metadata_of(&n.bootstrap()).map(|m| {
+                common::wire::metadata(&n.bootstrap()).map(|m| {
                     let mut parts: Vec<_> = m
                         .topics
                         .iter()

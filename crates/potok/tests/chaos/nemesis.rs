@@ -93,7 +93,7 @@ impl Target for Cluster {
             .nodes
             .iter()
             .filter(|n| n.is_running())
-            .find_map(|n| super::metadata_of(&n.bootstrap()));
+            .find_map(|n| super::common::wire::metadata(&n.bootstrap()));
         if let Some(m) = answer {
             out.push(("controller", m.controller_id));
             if let Some(p) = m

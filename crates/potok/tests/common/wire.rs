@@ -9,9 +9,24 @@ use bytes::{Buf, Bytes, BytesMut};
 use potok_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use potok_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use potok_protocol::messages::{
-    CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse, RequestHeader,
+    CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse, RequestHeader,
 };
 use potok_protocol::{encode_request_frame, ApiKey, Decode, Encode};
+
+/// Metadata v12 (every topic) as node `addr` answers it; `None` when it accepts no connection
+/// within 2 s or answers nothing within 10 s (a restarted cluster node reads no request until
+/// it is caught up and unfenced), so that callers can poll.
+pub fn metadata(addr: &str) -> Option<MetadataResponse> {
+    TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
+    let req = MetadataRequest {
+        topics: None,
+        ..Default::default()
+    };
+    let mut c = Client::connect(addr, Duration::from_secs(10));
+    c.send(ApiKey::Metadata, 12, &req);
+    c.recv(ApiKey::Metadata, 12).ok()
+}
 
 /// One connection; requests are answered in order.
 pub struct Client {
