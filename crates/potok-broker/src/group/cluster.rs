@@ -38,13 +38,12 @@
 //!   be lost in a failover. Without writes in flight that costs nothing; with one it waits
 //!   as long as that commit does.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use potok_group::{GroupCoordinator, Loader, Token};
 use potok_log::AppendInfo;
-use potok_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use potok_protocol::ErrorCode;
 use potok_records::Offset;
 
@@ -271,37 +270,15 @@ impl GroupService {
         let (Some(settings), Some(quorum)) = (self.cluster.as_ref(), broker.quorum.clone()) else {
             return;
         };
-        if settings.creating.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let topic = CreatableTopic {
-            name: OFFSETS_TOPIC.to_string(),
-            num_partitions: self.partitions,
-            replication_factor: settings.replication_factor,
-            configs: offsets_topic_overrides()
-                .into_iter()
-                .map(|(name, value)| CreatableTopicConfig {
-                    name,
-                    value: Some(value),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        };
-        let b = Arc::clone(broker);
-        tokio::spawn(async move {
-            match crate::quorum::internal::create_internal_topic(&b, &quorum, topic).await {
-                Ok(()) => tracing::info!(
-                    "created the internal topic {OFFSETS_TOPIC} through the controller"
-                ),
-                Err(e) => {
-                    tracing::warn!(code = ?e.code, error = %e.message, "cannot create {OFFSETS_TOPIC} yet")
-                }
-            }
-            if let Some(s) = b.groups.cluster.as_ref() {
-                s.creating.store(false, Ordering::Release);
-            }
-        });
+        crate::quorum::internal::spawn_creation(
+            broker,
+            quorum,
+            OFFSETS_TOPIC,
+            self.partitions,
+            settings.replication_factor,
+            offsets_topic_overrides(),
+            |b| b.groups.cluster.as_ref().map(|s| &s.creating),
+        );
     }
 
     /// This broker leads `partition` at `epoch`: its groups answer

@@ -12,9 +12,11 @@
 //! anyway, except the choice of an internal name, and only with the coordinators' settings as
 //! the caller sends them).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use potok_protocol::messages::create_topics_request::CreatableTopic;
+use potok_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use potok_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use potok_protocol::{ApiKey, ErrorCode};
 
@@ -33,6 +35,51 @@ const VERSION: i16 = 7;
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest answer read (one topic's result).
 const MAX_ANSWER: usize = 1024 * 1024;
+
+/// Starts creating the internal topic `name` through the active controller on a task, unless
+/// the flag `creating(broker)` says a creation is already under way (it is cleared when this
+/// one ends, so the next FindCoordinator tries again after a failure); coordinators' clients
+/// retry FindCoordinator meanwhile. `creating` finds the flag in the broker, since the task
+/// outlives the caller's borrow.
+pub fn spawn_creation(
+    broker: &Arc<Broker>,
+    quorum: Arc<Quorum>,
+    name: &'static str,
+    partitions: i32,
+    replication_factor: i16,
+    configs: std::collections::BTreeMap<String, String>,
+    creating: fn(&Broker) -> Option<&AtomicBool>,
+) {
+    if creating(broker).is_none_or(|f| f.swap(true, Ordering::AcqRel)) {
+        return;
+    }
+    let topic = CreatableTopic {
+        name: name.to_string(),
+        num_partitions: partitions,
+        replication_factor,
+        configs: configs
+            .into_iter()
+            .map(|(name, value)| CreatableTopicConfig {
+                name,
+                value: Some(value),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let b = Arc::clone(broker);
+    tokio::spawn(async move {
+        match create_internal_topic(&b, &quorum, topic).await {
+            Ok(()) => tracing::info!("created the internal topic {name} through the controller"),
+            Err(e) => {
+                tracing::warn!(code = ?e.code, error = %e.message, "cannot create {name} yet")
+            }
+        }
+        if let Some(f) = creating(&b) {
+            f.store(false, Ordering::Release);
+        }
+    });
+}
 
 /// Creates `topic` (an internal topic) through the active controller. An existing topic is
 /// success. Errors are the controller's (INVALID_REPLICATION_FACTOR while fewer brokers are

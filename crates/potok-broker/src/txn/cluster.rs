@@ -28,12 +28,11 @@
 //!   failover never wrote a COMMIT marker for it.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use potok_log::AppendInfo;
-use potok_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use potok_protocol::ErrorCode;
 use potok_records::Offset;
 use potok_txn::{records, Loader};
@@ -212,41 +211,19 @@ impl TxnService {
         let (Some(settings), Some(quorum)) = (self.cluster.as_ref(), broker.quorum.clone()) else {
             return;
         };
-        if settings.creating.swap(true, Ordering::AcqRel) {
-            return;
-        }
         let min_isr = self
             .settings
             .min_isr
             .min(i32::from(settings.replication_factor));
-        let topic = CreatableTopic {
-            name: TRANSACTION_STATE_TOPIC.to_string(),
-            num_partitions: self.settings.partitions,
-            replication_factor: settings.replication_factor,
-            configs: transaction_state_overrides(min_isr, self.settings.segment_bytes)
-                .into_iter()
-                .map(|(name, value)| CreatableTopicConfig {
-                    name,
-                    value: Some(value),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        };
-        let b = Arc::clone(broker);
-        tokio::spawn(async move {
-            match crate::quorum::internal::create_internal_topic(&b, &quorum, topic).await {
-                Ok(()) => tracing::info!(
-                    "created the internal topic {TRANSACTION_STATE_TOPIC} through the controller"
-                ),
-                Err(e) => {
-                    tracing::warn!(code = ?e.code, error = %e.message, "cannot create {TRANSACTION_STATE_TOPIC} yet")
-                }
-            }
-            if let Some(s) = b.txn.cluster.as_ref() {
-                s.creating.store(false, Ordering::Release);
-            }
-        });
+        crate::quorum::internal::spawn_creation(
+            broker,
+            quorum,
+            TRANSACTION_STATE_TOPIC,
+            self.settings.partitions,
+            settings.replication_factor,
+            transaction_state_overrides(min_isr, self.settings.segment_bytes),
+            |b| b.txn.cluster.as_ref().map(|s| &s.creating),
+        );
     }
 
     /// This broker leads `partition` at `epoch`: its ids answer COORDINATOR_LOAD_IN_PROGRESS
