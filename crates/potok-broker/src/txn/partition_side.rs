@@ -99,15 +99,9 @@ impl TxnService {
     ) -> std::result::Result<R, ErrorCode> {
         let inner = &mut *lock(&self.inner);
         if self.owner(inner, transactional_id).is_err() {
-            let open = self
-                .topics
-                .get(&tp.topic)
-                .and_then(|t| t.partition(tp.partition))
-                .is_some_and(|p| super::verify::has_open_txn(&p, producer_id, epoch));
-            return match guard {
-                _ if open => Ok(append()),
-                Some(g) if self.guard_holds(&tp, producer_id, g) => Ok(append()),
-                Some(_) => Err(ErrorCode::InvalidTxnState),
+            return match self.remotely_verified(&tp, producer_id, epoch, guard) {
+                Some(true) => Ok(append()),
+                Some(false) => Err(ErrorCode::InvalidTxnState),
                 None => Err(ErrorCode::NotEnoughReplicas),
             };
         }
@@ -151,15 +145,9 @@ impl TxnService {
             records::partition_for(group_id, offsets_partitions),
         );
         if self.owner(inner, transactional_id).is_err() {
-            let open = self
-                .topics
-                .get(&tp.topic)
-                .and_then(|t| t.partition(tp.partition))
-                .is_some_and(|p| super::verify::has_open_txn(&p, producer_id, epoch));
-            return match guard {
-                _ if open => Ok(f()),
-                Some(g) if self.guard_holds(&tp, producer_id, g) => Ok(f()),
-                Some(_) => Err(TxnError::InvalidTxnState),
+            return match self.remotely_verified(&tp, producer_id, epoch, guard) {
+                Some(true) => Ok(f()),
+                Some(false) => Err(TxnError::InvalidTxnState),
                 None => Err(TxnError::ConcurrentTransactions),
             };
         }

@@ -92,6 +92,29 @@ impl TxnService {
             .get(&(tp.clone(), producer_id.0))
             .is_some_and(|(t, _)| *t == token)
     }
+
+    /// For a write to `tp` whose transactional id another broker coordinates: whether it may
+    /// be appended (the producer's transaction is open on the partition, or the verification
+    /// `guard` still stands: no marker came in between, since markers are written under the
+    /// coordinator's lock, which the caller holds). `None` when it was never verified here.
+    pub(super) fn remotely_verified(
+        &self,
+        tp: &TopicPartition,
+        producer_id: ProducerId,
+        epoch: ProducerEpoch,
+        guard: Option<u64>,
+    ) -> Option<bool> {
+        let open = self
+            .topics
+            .get(&tp.topic)
+            .and_then(|t| t.partition(tp.partition))
+            .is_some_and(|p| has_open_txn(&p, producer_id, epoch));
+        match guard {
+            _ if open => Some(true),
+            Some(g) => Some(self.guard_holds(tp, producer_id, g)),
+            None => None,
+        }
+    }
 }
 
 /// Whether `producer_id` at `epoch` has a transaction open on `part`.
