@@ -125,6 +125,15 @@ impl Registry {
         assert!(prev.is_none(), "{key:?} registered twice");
     }
 
+    /// Replaces `key`'s handler by `wrap(handler)`, keeping its versions (a handler that
+    /// decides first whether the request is served here or elsewhere). Nothing happens when
+    /// `key` is not registered.
+    pub fn wrap(&mut self, key: ApiKey, wrap: impl FnOnce(Handler) -> Handler) {
+        if let Some((_, reg)) = self.apis.get_mut(&(key as i16)) {
+            reg.handler = wrap(Arc::clone(&reg.handler));
+        }
+    }
+
     /// Removes `key` (a build of the registry that serves fewer APIs).
     pub fn unregister(&mut self, key: ApiKey) {
         self.apis.remove(&(key as i16));

@@ -14,8 +14,13 @@ use common::cluster::Cluster;
 use common::kafka::{cluster_client, consume, create_topic_retrying, runtime};
 use common::wait_for;
 use common::wire::{metadata, Client};
+use potok_protocol::messages::create_topics_request::CreatableTopic;
+use potok_protocol::messages::delete_topics_request::DeleteTopicState;
 use potok_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
-use potok_protocol::messages::{DescribeQuorumRequest, DescribeQuorumResponse};
+use potok_protocol::messages::{
+    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    DescribeQuorumRequest, DescribeQuorumResponse,
+};
 use potok_protocol::ApiKey;
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -338,4 +343,67 @@ fn kafka_metadata_quorum_tool_shows_the_broker_only_node_as_an_observer() {
     );
     let observer = rows.iter().find(|r| r.contains(&"Observer")).unwrap();
     assert_eq!(observer.first(), Some(&"4"), "{out}");
+}
+
+/// A broker-only node is never the active controller, so every admin write it receives is
+/// forwarded (KIP-590): CreateTopics and DeleteTopics sent once to it succeed and reach every
+/// node. Without forwarding both are answered NOT_CONTROLLER.
+#[test]
+fn a_broker_only_node_forwards_admin_writes_to_the_active_controller() {
+    let mut c = Cluster::start_with_brokers(3, 1, &[]);
+    c.start_node(4);
+    assert!(c.node(4).broker_only);
+    let b = c.node(4).bootstrap();
+    for id in 1..=4 {
+        let addr = c.node(id).bootstrap();
+        wait_for(TIMEOUT, "every node lists four brokers", || {
+            (brokers(&addr)? == vec![1, 2, 3, 4]).then_some(())
+        });
+    }
+    let create = CreateTopicsRequest {
+        topics: vec![CreatableTopic {
+            name: "forwarded".into(),
+            num_partitions: 2,
+            replication_factor: 3,
+            ..Default::default()
+        }],
+        timeout_ms: 10_000,
+        ..Default::default()
+    };
+    let r: CreateTopicsResponse =
+        Client::connect(&b, Duration::from_secs(10)).call(ApiKey::CreateTopics, 7, &create);
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    assert_eq!(r.topics[0].num_partitions, 2, "{r:?}");
+    for id in 1..=4 {
+        let addr = c.node(id).bootstrap();
+        wait_for(TIMEOUT, "the forwarded creation on every node", || {
+            let p = partitions(&addr, "forwarded")?;
+            (p.len() == 2 && p.iter().all(|(_, r)| r.len() == 3)).then_some(())
+        });
+    }
+    let delete = DeleteTopicsRequest {
+        topics: vec![DeleteTopicState {
+            name: Some("forwarded".into()),
+            ..Default::default()
+        }],
+        timeout_ms: 10_000,
+        ..Default::default()
+    };
+    let r: DeleteTopicsResponse =
+        Client::connect(&b, Duration::from_secs(10)).call(ApiKey::DeleteTopics, 6, &delete);
+    assert_eq!(
+        r.responses[0].error_code, 0,
+        "{:?}",
+        r.responses[0].error_message
+    );
+    for id in 1..=4 {
+        let addr = c.node(id).bootstrap();
+        wait_for(TIMEOUT, "the forwarded deletion on every node", || {
+            let m = metadata(&addr)?;
+            (!m.topics
+                .iter()
+                .any(|t| t.name.as_deref() == Some("forwarded")))
+            .then_some(())
+        });
+    }
 }

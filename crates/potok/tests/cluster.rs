@@ -326,17 +326,25 @@ fn retention_ms(addr: &str, topic: &str) -> Option<String> {
     r.results.first()?.configs.first()?.value.clone()
 }
 
+/// Every admin write sent to a node that is not the active controller is forwarded to it
+/// (KIP-590) and answered as the controller answers: no NOT_CONTROLLER reaches the client,
+/// and the change reaches every node. Without forwarding each of these calls fails.
 #[test]
 fn admin_writes_go_through_the_active_controller() {
     let c = Cluster::start(3, &[]);
     let (leader, _, _) = wait_leader(&c, Instant::now() + TIMEOUT);
-    let other = c.nodes.iter().find(|n| n.id != leader).unwrap().bootstrap();
-    let active = c.node(leader).bootstrap();
+    let others: Vec<String> = c
+        .nodes
+        .iter()
+        .filter(|n| n.id != leader)
+        .map(|n| n.bootstrap())
+        .collect();
+    let (other, third) = (&others[0], &others[1]);
     for n in &c.nodes {
         wait_metadata(&n.bootstrap(), "three brokers", |m| m.brokers.len() == 3);
     }
     // DescribeCluster lists every registered broker and the active controller.
-    let dc: DescribeClusterResponse = client(&other).call(
+    let dc: DescribeClusterResponse = client(other).call(
         ApiKey::DescribeCluster,
         1,
         &DescribeClusterRequest {
@@ -346,14 +354,33 @@ fn admin_writes_go_through_the_active_controller() {
     );
     assert_eq!(dc.brokers.len(), 3, "{dc:?}");
     assert_eq!(dc.controller_id, leader);
-    let r = create_topic(&other, "grow", 1, 1);
+    // CreateTopics, once, at a node that does not lead: no retry at the controller.
+    let create = CreateTopicsRequest {
+        topics: vec![CreatableTopic {
+            name: "grow".into(),
+            num_partitions: 1,
+            replication_factor: 1,
+            ..Default::default()
+        }],
+        timeout_ms: 10_000,
+        ..Default::default()
+    };
+    let r: CreateTopicsResponse = client(other).call(ApiKey::CreateTopics, 7, &create);
     assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    // The controller's own answers are relayed, errors included.
+    let r: CreateTopicsResponse = client(third).call(ApiKey::CreateTopics, 7, &create);
+    assert_eq!(
+        r.topics[0].error_code,
+        ErrorCode::TopicAlreadyExists.code(),
+        "{:?}",
+        r.topics[0].error_message
+    );
     // The creation is answered once the controller applied it; the others follow shortly.
     for n in &c.nodes {
         wait_metadata(&n.bootstrap(), "grow listed", |m| lists(m, "grow", 1));
     }
 
-    // CreatePartitions: NOT_CONTROLLER away from the controller, done on it.
+    // CreatePartitions at the other node.
     let grow = CreatePartitionsRequest {
         topics: vec![CreatePartitionsTopic {
             name: "grow".into(),
@@ -364,16 +391,14 @@ fn admin_writes_go_through_the_active_controller() {
         timeout_ms: 10_000,
         ..Default::default()
     };
-    let r: CreatePartitionsResponse = client(&other).call(ApiKey::CreatePartitions, 3, &grow);
-    assert_eq!(r.results[0].error_code, ErrorCode::NotController.code());
-    let r: CreatePartitionsResponse = client(&active).call(ApiKey::CreatePartitions, 3, &grow);
+    let r: CreatePartitionsResponse = client(third).call(ApiKey::CreatePartitions, 3, &grow);
     assert_eq!(
         r.results[0].error_code, 0,
         "{:?}",
         r.results[0].error_message
     );
 
-    // A topic config change.
+    // A topic config change at a node that does not lead.
     let alter = IncrementalAlterConfigsRequest {
         resources: vec![AlterConfigsResource {
             resource_type: 2,
@@ -389,7 +414,7 @@ fn admin_writes_go_through_the_active_controller() {
         ..Default::default()
     };
     let r: IncrementalAlterConfigsResponse =
-        client(&active).call(ApiKey::IncrementalAlterConfigs, 1, &alter);
+        client(other).call(ApiKey::IncrementalAlterConfigs, 1, &alter);
     assert_eq!(
         r.responses[0].error_code, 0,
         "{:?}",
@@ -410,7 +435,7 @@ fn admin_writes_go_through_the_active_controller() {
         }
     }
 
-    // DeleteTopics.
+    // DeleteTopics at a node that does not lead.
     let delete = DeleteTopicsRequest {
         topics: vec![DeleteTopicState {
             name: Some("grow".into()),
@@ -419,9 +444,7 @@ fn admin_writes_go_through_the_active_controller() {
         timeout_ms: 10_000,
         ..Default::default()
     };
-    let r: DeleteTopicsResponse = client(&other).call(ApiKey::DeleteTopics, 6, &delete);
-    assert_eq!(r.responses[0].error_code, ErrorCode::NotController.code());
-    let r: DeleteTopicsResponse = client(&active).call(ApiKey::DeleteTopics, 6, &delete);
+    let r: DeleteTopicsResponse = client(third).call(ApiKey::DeleteTopics, 6, &delete);
     assert_eq!(
         r.responses[0].error_code, 0,
         "{:?}",
@@ -431,6 +454,69 @@ fn admin_writes_go_through_the_active_controller() {
         wait_metadata(&n.bootstrap(), "grow deleted", |m| {
             !m.topics.iter().any(|t| t.name.as_deref() == Some("grow"))
         });
+    }
+}
+
+/// Kafka's own `kafka-configs` (ConfigCommand, Kafka 4.4 from `./scripts/install-java-deps`)
+/// altering a topic's config with `--bootstrap-server` naming every node: the Java admin client
+/// sends IncrementalAlterConfigs to its least-loaded node, which is most often not the active
+/// controller; that node forwards it. Three runs, so that a run reaching a non-controller is
+/// all but certain (without forwarding such a run times out "waiting for a node assignment").
+#[test]
+fn kafka_configs_tool_alters_a_topic_through_any_node() {
+    let c = Cluster::start(3, &[]);
+    for n in &c.nodes {
+        wait_metadata(&n.bootstrap(), "three brokers", |m| m.brokers.len() == 3);
+    }
+    let r = create_topic(&c.nodes[0].bootstrap(), "configured", 1, 3);
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    for n in &c.nodes {
+        wait_metadata(&n.bootstrap(), "configured listed", |m| {
+            lists(m, "configured", 1)
+        });
+    }
+    let all = c
+        .nodes
+        .iter()
+        .map(|n| n.bootstrap())
+        .collect::<Vec<_>>()
+        .join(",");
+    let cp = common::java::kafka_classpath();
+    let root = common::java::repo_root();
+    for value in ["1111111", "2222222", "3333333"] {
+        let config = format!("retention.ms={value}");
+        let args = [
+            "-cp",
+            &cp,
+            "org.apache.kafka.tools.ConfigCommand",
+            "--bootstrap-server",
+            &all,
+            "--alter",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            "configured",
+            "--add-config",
+            &config,
+        ];
+        let out = common::run_program("java", &args, &root, Duration::from_secs(120))
+            .unwrap_or_else(|e| panic!("kafka-configs --add-config {config}: {e}"));
+        println!("{out}");
+        assert!(
+            out.contains("Completed updating config for topic configured."),
+            "{out}"
+        );
+        for n in &c.nodes {
+            let deadline = Instant::now() + TIMEOUT;
+            while retention_ms(&n.bootstrap(), "configured").as_deref() != Some(value) {
+                assert!(
+                    Instant::now() < deadline,
+                    "node {}: retention.ms={value} not applied",
+                    n.id
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
     }
 }
 

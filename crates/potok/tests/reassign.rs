@@ -320,15 +320,26 @@ fn partitions_move_onto_a_fourth_broker_while_acks_all_producers_run() {
         "{r:?}"
     );
     assert_eq!(partitions(&c.node(1).bootstrap()), Some(before.clone()));
-    // A node that is not the active controller refuses, as for the other admin writes.
+    // A node that is not the active controller forwards both APIs to it (KIP-590): the
+    // controller's validation answers, nothing is written.
     let other = (1..=3)
         .map(|id| c.node(id).bootstrap())
         .find(|a| *a != ctl)
         .expect("a non-controller");
-    let r = alter(&other, &[(TOPIC, 0, Some(vec![1, 2, 3]))]);
-    assert_eq!(r.error_code, ErrorCode::NotController as i16, "{r:?}");
-    assert_eq!(codes(&r), vec![ErrorCode::NotController]);
-    assert_eq!(list(&other).error_code, ErrorCode::NotController as i16);
+    let r = alter(&other, &[(TOPIC, 9, Some(vec![1, 2, 3])), (TOPIC, 1, None)]);
+    assert_eq!(r.error_code, 0, "{r:?}");
+    assert_eq!(
+        codes(&r),
+        vec![
+            ErrorCode::UnknownTopicOrPartition,
+            ErrorCode::NoReassignmentInProgress
+        ],
+        "{r:?}"
+    );
+    let l = list(&other);
+    assert_eq!(l.error_code, 0, "{l:?}");
+    assert!(l.topics.is_empty(), "{l:?}");
+    assert_eq!(partitions(&c.node(1).bootstrap()), Some(before.clone()));
 
     // Producers run from here to the end of the move.
     let stop = Arc::new(AtomicBool::new(false));

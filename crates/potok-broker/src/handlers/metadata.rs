@@ -120,11 +120,11 @@ fn cluster_brokers(broker: &Broker) -> Option<(Vec<MetadataResponseBroker>, i32)
             .collect()
     });
     // Kafka's KRaft brokers name any live broker because they forward admin requests to the
-    // controller; Potok's do not forward (a non-controller answers NOT_CONTROLLER), so the
-    // answer is the active controller, or -1 (none) while it is not among the listed brokers
-    // (it is not unfenced yet in this node's image). Naming another broker there made
-    // librdkafka's admin client send every CreateTopics to it and get NOT_CONTROLLER for as
-    // long as it kept that answer; with -1 it asks Metadata again until a controller is named.
+    // controller. Potok's forward too (`crate::quorum::forwarding`), but the answer is still
+    // the active controller, which saves the hop, or -1 (none) while it is not among the
+    // listed brokers (it is not unfenced yet in this node's image): a broker named there while
+    // no controller is known would answer NOT_CONTROLLER, and with -1 librdkafka's admin
+    // client asks Metadata again until a controller is named.
     let controller = q
         .leader()
         .filter(|l| brokers.iter().any(|b| b.node_id == *l))

@@ -86,6 +86,9 @@ pub fn register_quorum_member() -> Registry {
         2,
         crate::quorum::describe::handle,
     );
+    // Last: wraps the admin writes registered above so that a node that is not the active
+    // controller forwards them to it (KIP-590).
+    crate::quorum::forwarding::register(&mut r);
     r
 }
 

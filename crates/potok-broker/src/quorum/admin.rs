@@ -4,8 +4,10 @@
 //! `PartitionRecord`s placed over the live brokers, `ConfigRecord`s) instead of local changes.
 //! The records of one request are proposed as one entry; the answer waits until it is
 //! committed and applied here. If it fails, every part of the request the handler reported as
-//! done gets the failure instead. On a node that is not the active controller every write is
-//! NOT_CONTROLLER (Kafka's code: clients retry at Metadata's `controller_id`).
+//! done gets the failure instead. A node that is not the active controller forwards these
+//! requests to it (`super::forwarding`); the handlers here answer every write NOT_CONTROLLER
+//! only when they still run on such a node (no controller known or reachable, or a forwarded
+//! request that arrived after this node lost the leadership).
 //!
 //! Dynamic broker configs (BROKER resources) are still this node's own file, as on a single
 //! node: they are not replicated yet.

@@ -3,9 +3,9 @@
 //!
 //! The active controller decides each partition's outcome from its metadata image with
 //! `potok_controller::controller::partitions::elect_leader` and proposes the leader changes as
-//! one entry; the answer waits until it is committed. Another node answers NOT_CONTROLLER
-//! (Kafka's admin client sends ElectLeaders to Metadata's `controller_id`, which a Potok voter
-//! reports as the active controller). Without a partition list every partition is tried and,
+//! one entry; the answer waits until it is committed. Another node forwards the request to
+//! the active controller (`super::forwarding`, as Kafka 4's brokers do) and answers
+//! NOT_CONTROLLER only while no controller is known or reachable. Without a partition list every partition is tried and,
 //! as in Kafka's `ReplicationControlManager.electLeaders`, those whose leader is already right
 //! are left out of the answer.
 

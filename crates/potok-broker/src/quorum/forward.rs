@@ -1,15 +1,15 @@
 //! One request from this broker to another broker's client listener (as registered in the
-//! metadata image) and its decoded answer: how a voter forwards what only the active controller
-//! or the Raft leader can answer (DescribeQuorum, CreateTopics of an internal topic). Kafka
-//! forwards in an Envelope (KIP-590), which Potok does not have; the caller marks the request
-//! with its own client id instead.
+//! metadata image) and its decoded answer: how a node forwards what only the active controller
+//! or the Raft leader can answer (DescribeQuorum, CreateTopics of an internal topic, and the
+//! admin writes of [`super::forwarding`]). Kafka forwards in an Envelope (KIP-590), which Potok
+//! does not have: the request goes as it came, at the client's version, on a new connection.
 
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use potok_metadata::BrokerId;
 use potok_protocol::messages::RequestHeader;
-use potok_protocol::{encode_request_frame, ApiKey, Decode, Encode};
+use potok_protocol::{encode_request_frame, ApiKey, Decode, Encode, Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -36,6 +36,25 @@ impl Forward<'_> {
         to: i32,
         req: &Req,
     ) -> Result<Resp, String> {
+        let mut body = self.exchange(broker, to, req).await?;
+        Resp::decode(&mut body, self.version).map_err(|e| e.to_string())
+    }
+
+    /// As [`Forward::call`] for a request of any API (`self.key`): the answer is decoded as
+    /// that API's response at `self.version`, so it can be relayed to the client unchanged.
+    pub async fn relay(&self, broker: &Broker, to: i32, req: &Request) -> Result<Response, String> {
+        let mut body = self.exchange(broker, to, req).await?;
+        Response::decode(self.key, &mut body, self.version).map_err(|e| e.to_string())
+    }
+
+    /// Sends one request frame carrying `req` and returns the answer's body (after the
+    /// response header).
+    async fn exchange<Req: Encode + ?Sized>(
+        &self,
+        broker: &Broker,
+        to: i32,
+        req: &Req,
+    ) -> Result<Bytes, String> {
         let addr = broker
             .topics
             .broker_address(BrokerId(to))
@@ -70,7 +89,7 @@ impl Forward<'_> {
             {
                 return Err("unexpected tagged fields in the answer's header".into());
             }
-            Resp::decode(&mut b, self.version).map_err(|e| e.to_string())
+            Ok(b)
         };
         tokio::time::timeout(self.timeout, exchange)
             .await

@@ -10,6 +10,8 @@
 //! - [`admin`]: DeleteTopics, CreatePartitions, AlterConfigs, IncrementalAlterConfigs through the
 //!   quorum (the single-node handlers' validation over a backend that records), DescribeCluster.
 //! - [`describe`]: DescribeQuorum (API 55).
+//! - [`forwarding`]: the admin writes a node that is not the active controller forwards to it
+//!   (KIP-590, without Envelope).
 //! - [`lifecycle`]: this broker's registration and heartbeats to the active controller, and
 //!   the control frames that carry them between voters.
 //!
@@ -20,8 +22,9 @@
 //! local metadata log's format (`metadata_log::encode_frame`: Kafka's records, CRC-checked), so
 //! the quorum replicates exactly what a single node stores. Every node applies the same
 //! entries in the same order; the active controller is the Raft leader, and admin writes
-//! reaching another node are answered NOT_CONTROLLER (Kafka's code; clients refresh Metadata,
-//! whose `controller_id` names the leader, and retry there).
+//! reaching another node are forwarded to it ([`forwarding`]), as Kafka 4's brokers do; only
+//! while no controller is known or reachable are they answered NOT_CONTROLLER (Kafka's code;
+//! clients refresh Metadata, whose `controller_id` names the leader, and retry).
 
 pub mod admin;
 pub mod config;
@@ -30,6 +33,7 @@ pub mod describe;
 pub mod driver;
 pub mod elect;
 pub(crate) mod forward;
+pub mod forwarding;
 pub mod internal;
 pub mod lifecycle;
 pub mod member;

@@ -8,9 +8,9 @@
 //! entry and answers once it is committed; the controller's write path completes the
 //! reassignments that can complete at once (a reorder, a removal within the ISR) in that same
 //! entry. Refused partitions are answered with their error and do not stop the others, as in
-//! Kafka's `ReplicationControlManager.alterPartitionReassignments`. Another node answers
-//! NOT_CONTROLLER (Potok does not forward admin requests; Metadata names the active controller
-//! as `controller_id`, where Kafka's admin client sends these requests).
+//! Kafka's `ReplicationControlManager.alterPartitionReassignments`. Another node forwards
+//! both APIs to the active controller (`super::forwarding`, as Kafka 4's brokers do) and
+//! answers NOT_CONTROLLER only while no controller is known or reachable.
 
 use std::sync::Arc;
 use std::time::Duration;
