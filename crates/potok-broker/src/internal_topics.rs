@@ -17,10 +17,12 @@
 //! `__share_group_state` has no coordinator here. Clients may create none of them.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Weak};
 
 use potok_protocol::ErrorCode;
 
-use crate::topics::ApiError;
+use crate::topics::{ApiError, LeadershipChange, LeadershipListener};
+use crate::Broker;
 
 /// The group coordinator's topic (Kafka's `Topic.GROUP_METADATA_TOPIC_NAME`).
 pub const GROUP_METADATA_TOPIC: &str = "__consumer_offsets";
@@ -129,6 +131,63 @@ pub fn creation_refused(topic: &str) -> ApiError {
         ErrorCode::InvalidRequest,
         format!("Creation of internal topic {topic} is prohibited."),
     )
+}
+
+/// What a coordinator does when this broker's leadership of a partition of its internal topic
+/// changes (Kafka's `onElection` / `onResignation`).
+#[derive(Clone, Copy)]
+pub(crate) struct CoordinatorHooks {
+    /// Elected: mark the partition loading (its keys answer COORDINATOR_LOAD_IN_PROGRESS).
+    pub begin_load: fn(&Broker, i32, i32),
+    /// Then read the partition's log and load it; runs on a blocking thread. At most one load
+    /// per election is in flight; a stale one is dropped by the coordinator (its epoch no
+    /// longer matches).
+    pub load: fn(&Broker, i32, i32),
+    /// Resigned: drop the partition's state (NOT_COORDINATOR afterwards).
+    pub unload: fn(&Broker, i32),
+}
+
+/// The leadership hook's listener of one coordinator's topic.
+struct Leadership {
+    broker: Weak<Broker>,
+    handle: tokio::runtime::Handle,
+    hooks: CoordinatorHooks,
+}
+
+impl LeadershipListener for Leadership {
+    fn leadership_changed(&self, _topic: &str, changes: &[LeadershipChange]) {
+        let Some(broker) = self.broker.upgrade() else {
+            return;
+        };
+        for change in changes {
+            match *change {
+                LeadershipChange::Resigned { partition, .. } => {
+                    (self.hooks.unload)(&broker, partition)
+                }
+                LeadershipChange::Elected {
+                    partition,
+                    leader_epoch,
+                } => {
+                    (self.hooks.begin_load)(&broker, partition, leader_epoch.0);
+                    let b = Arc::clone(&broker);
+                    let load = self.hooks.load;
+                    self.handle
+                        .spawn_blocking(move || load(&b, partition, leader_epoch.0));
+                }
+            }
+        }
+    }
+}
+
+/// Makes a coordinator follow this broker's leaderships of `topic`'s partitions (call once the
+/// broker exists, on its runtime, before the quorum applies entries).
+pub(crate) fn follow_leadership(broker: &Arc<Broker>, topic: &str, hooks: CoordinatorHooks) {
+    let listener = Arc::new(Leadership {
+        broker: Arc::downgrade(broker),
+        handle: tokio::runtime::Handle::current(),
+        hooks,
+    });
+    broker.topics.watch_leadership(topic, listener);
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@
 //!   as long as that commit does.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use potok_group::{GroupCoordinator, Loader, Token};
@@ -53,7 +53,7 @@ use crate::config::BrokerConfig;
 use crate::error::Result;
 use crate::handlers::delayed_produce::{self, Waiting};
 use crate::internal_topics::offsets_topic_overrides;
-use crate::topics::{now_ms, LeadershipChange, LeadershipListener, Partition, TopicManager};
+use crate::topics::{now_ms, Partition, TopicManager};
 use crate::Broker;
 
 /// The cluster settings of the group service.
@@ -333,47 +333,19 @@ impl GroupService {
     }
 }
 
-/// The leadership hook's listener for `__consumer_offsets`.
-struct Leadership {
-    broker: Weak<Broker>,
-    handle: tokio::runtime::Handle,
-}
-
-impl LeadershipListener for Leadership {
-    fn leadership_changed(&self, _topic: &str, changes: &[LeadershipChange]) {
-        let Some(broker) = self.broker.upgrade() else {
-            return;
-        };
-        for change in changes {
-            match *change {
-                LeadershipChange::Resigned { partition, .. } => {
-                    broker.groups.unload_partition(partition)
-                }
-                LeadershipChange::Elected {
-                    partition,
-                    leader_epoch,
-                } => {
-                    broker.groups.begin_load(partition, leader_epoch.0);
-                    let b = Arc::clone(&broker);
-                    // At most one load per election of a partition is in flight; a stale one
-                    // is dropped by the coordinator (its epoch no longer matches).
-                    self.handle
-                        .spawn_blocking(move || b.groups.load_partition(partition, leader_epoch.0));
-                }
-            }
-        }
-    }
-}
-
 /// Makes the group service of a broker in a cluster follow the leaderships of
 /// `__consumer_offsets` (call once the broker exists, before the quorum applies entries).
 pub fn watch_leadership(broker: &Arc<Broker>) {
     if broker.groups.cluster.is_none() {
         return;
     }
-    let listener = Arc::new(Leadership {
-        broker: Arc::downgrade(broker),
-        handle: tokio::runtime::Handle::current(),
-    });
-    broker.topics.watch_leadership(OFFSETS_TOPIC, listener);
+    crate::internal_topics::follow_leadership(
+        broker,
+        OFFSETS_TOPIC,
+        crate::internal_topics::CoordinatorHooks {
+            begin_load: |b, partition, epoch| b.groups.begin_load(partition, epoch),
+            load: |b, partition, epoch| b.groups.load_partition(partition, epoch),
+            unload: |b, partition| b.groups.unload_partition(partition),
+        },
+    );
 }

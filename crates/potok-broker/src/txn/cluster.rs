@@ -41,7 +41,7 @@ use super::{lock, Inner, TxnService};
 use crate::group::GroupService;
 use crate::handlers::delayed_produce::{self, Waiting};
 use crate::internal_topics::{transaction_state_overrides, TRANSACTION_STATE_TOPIC};
-use crate::topics::{LeadershipChange, LeadershipListener, Partition, TopicManager};
+use crate::topics::{Partition, TopicManager};
 use crate::Broker;
 
 /// How long an answer waits for its coordinator records to reach the ISR (Kafka's coordinator
@@ -330,37 +330,6 @@ impl TxnService {
     }
 }
 
-/// The leadership hook's listener for `__transaction_state`.
-struct Leadership {
-    broker: Weak<Broker>,
-    handle: tokio::runtime::Handle,
-}
-
-impl LeadershipListener for Leadership {
-    fn leadership_changed(&self, _topic: &str, changes: &[LeadershipChange]) {
-        let Some(broker) = self.broker.upgrade() else {
-            return;
-        };
-        for change in changes {
-            match *change {
-                LeadershipChange::Resigned { partition, .. } => {
-                    broker.txn.unload_partition(partition)
-                }
-                LeadershipChange::Elected {
-                    partition,
-                    leader_epoch,
-                } => {
-                    broker.txn.begin_load(partition, leader_epoch.0);
-                    let b = Arc::clone(&broker);
-                    self.handle.spawn_blocking(move || {
-                        b.txn.load_partition(&b.groups, partition, leader_epoch.0)
-                    });
-                }
-            }
-        }
-    }
-}
-
 /// Makes the transaction coordinator of a broker in a cluster follow the leaderships of
 /// `__transaction_state` (call once the broker exists, before the quorum applies entries).
 pub fn watch_leadership(broker: &Arc<Broker>) {
@@ -368,16 +337,16 @@ pub fn watch_leadership(broker: &Arc<Broker>) {
         return;
     };
     let handle = tokio::runtime::Handle::current();
-    let _ = settings
-        .broker
-        .set((Arc::downgrade(broker), handle.clone()));
-    let listener = Arc::new(Leadership {
-        broker: Arc::downgrade(broker),
-        handle,
-    });
-    broker
-        .topics
-        .watch_leadership(TRANSACTION_STATE_TOPIC, listener);
+    let _ = settings.broker.set((Arc::downgrade(broker), handle));
+    crate::internal_topics::follow_leadership(
+        broker,
+        TRANSACTION_STATE_TOPIC,
+        crate::internal_topics::CoordinatorHooks {
+            begin_load: |b, partition, epoch| b.txn.begin_load(partition, epoch),
+            load: |b, partition, epoch| b.txn.load_partition(&b.groups, partition, epoch),
+            unload: |b, partition| b.txn.unload_partition(partition),
+        },
+    );
 }
 
 #[cfg(test)]
