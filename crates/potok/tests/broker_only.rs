@@ -13,13 +13,12 @@ use std::time::{Duration, Instant};
 use common::cluster::Cluster;
 use common::kafka::{cluster_client, consume, create_topic_retrying, runtime};
 use common::wait_for;
-use common::wire::{metadata, Client};
+use common::wire::{describe_quorum_request, metadata, Client};
 use potok_protocol::messages::create_topics_request::CreatableTopic;
 use potok_protocol::messages::delete_topics_request::DeleteTopicState;
-use potok_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use potok_protocol::messages::{
     CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-    DescribeQuorumRequest, DescribeQuorumResponse,
+    DescribeQuorumResponse,
 };
 use potok_protocol::ApiKey;
 use rdkafka::admin::{NewTopic, TopicReplication};
@@ -41,17 +40,7 @@ fn quorum(addr: &str) -> Option<(i32, i32, Vec<i32>, Vec<i32>)> {
     let r: DescribeQuorumResponse = Client::connect(addr, Duration::from_secs(10)).call(
         ApiKey::DescribeQuorum,
         2,
-        &DescribeQuorumRequest {
-            topics: vec![TopicData {
-                topic_name: "__cluster_metadata".into(),
-                partitions: vec![PartitionData {
-                    partition_index: 0,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        },
+        &describe_quorum_request(),
     );
     let p = r.topics.first()?.partitions.first()?;
     if p.error_code != 0 || p.leader_id < 0 {

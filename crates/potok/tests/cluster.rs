@@ -7,12 +7,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use common::wire::Client;
+use common::wire::{describe_quorum_request, Client};
 use potok_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use potok_protocol::messages::create_topics_request::CreatableTopic;
 use potok_protocol::messages::delete_topics_request::DeleteTopicState;
 use potok_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use potok_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use potok_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
@@ -20,9 +19,9 @@ use potok_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest, CreatePartitionsResponse,
     CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
     DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest,
-    DescribeConfigsResponse, DescribeQuorumRequest, DescribeQuorumResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, InitProducerIdRequest,
-    InitProducerIdResponse, MetadataRequest, MetadataResponse,
+    DescribeConfigsResponse, DescribeQuorumResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse, InitProducerIdRequest, InitProducerIdResponse,
+    MetadataRequest, MetadataResponse,
 };
 use potok_protocol::{ApiKey, ErrorCode};
 
@@ -48,21 +47,7 @@ fn describe_quorum(addr: &str) -> Option<(i32, i32, DescribeQuorumResponse)> {
     let mut c = std::net::TcpStream::connect(addr)
         .ok()
         .map(|_| client(addr))?;
-    let r: DescribeQuorumResponse = c.call(
-        ApiKey::DescribeQuorum,
-        2,
-        &DescribeQuorumRequest {
-            topics: vec![TopicData {
-                topic_name: "__cluster_metadata".into(),
-                partitions: vec![PartitionData {
-                    partition_index: 0,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        },
-    );
+    let r: DescribeQuorumResponse = c.call(ApiKey::DescribeQuorum, 2, &describe_quorum_request());
     let p = &r.topics[0].partitions[0];
     (p.error_code == 0).then(|| (p.leader_id, p.leader_epoch, r.clone()))
 }
@@ -167,18 +152,8 @@ fn topics_replicate_to_every_node_and_survive_a_leader_kill() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let follower = c.nodes.iter().find(|n| n.id != leader).unwrap().bootstrap();
-    let r: DescribeQuorumResponse = client(&follower).call(
-        ApiKey::DescribeQuorum,
-        2,
-        &DescribeQuorumRequest {
-            topics: vec![TopicData {
-                topic_name: "__cluster_metadata".into(),
-                partitions: vec![PartitionData::default()],
-                ..Default::default()
-            }],
-            ..Default::default()
-        },
-    );
+    let r: DescribeQuorumResponse =
+        client(&follower).call(ApiKey::DescribeQuorum, 2, &describe_quorum_request());
     // A follower forwards DescribeQuorum to the leader, as Kafka's brokers forward it to the
     // active controller (kafka-metadata-quorum may bootstrap at any broker).
     let p = &r.topics[0].partitions[0];

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use potok_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use potok_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use potok_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use potok_protocol::messages::{
-    CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse, RequestHeader,
+    CreateTopicsRequest, CreateTopicsResponse, DescribeQuorumRequest, MetadataRequest,
+    MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader,
 };
 use potok_protocol::{encode_request_frame, ApiKey, Decode, Encode};
 
@@ -26,6 +27,19 @@ pub fn metadata(addr: &str) -> Option<MetadataResponse> {
     let mut c = Client::connect(addr, Duration::from_secs(10));
     c.send(ApiKey::Metadata, 12, &req);
     c.recv(ApiKey::Metadata, 12).ok()
+}
+
+/// DescribeQuorum of the metadata log (`__cluster_metadata` partition 0), as
+/// `kafka-metadata-quorum` asks it.
+pub fn describe_quorum_request() -> DescribeQuorumRequest {
+    DescribeQuorumRequest {
+        topics: vec![TopicData {
+            topic_name: "__cluster_metadata".into(),
+            partitions: vec![PartitionData::default()],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
 }
 
 /// One connection; requests are answered in order.
