@@ -21,7 +21,7 @@ use std::sync::{Arc, Weak};
 
 use potok_protocol::ErrorCode;
 
-use crate::topics::{ApiError, LeadershipChange, LeadershipListener};
+use crate::topics::{ApiError, LeadershipChange, LeadershipListener, Topic, TopicManager};
 use crate::Broker;
 
 /// The group coordinator's topic (Kafka's `Topic.GROUP_METADATA_TOPIC_NAME`).
@@ -131,6 +131,26 @@ pub fn creation_refused(topic: &str) -> ApiError {
         ErrorCode::InvalidRequest,
         format!("Creation of internal topic {topic} is prohibited."),
     )
+}
+
+/// The coordinator of a key stored in partition `partition` of the internal `topic`, from this
+/// broker's metadata image: the partition's leader as `(node, host, port)`, or
+/// COORDINATOR_NOT_AVAILABLE while it has none (or no registered address).
+pub(crate) fn coordinator_address(
+    topics: &TopicManager,
+    topic: &Topic,
+    partition: i32,
+) -> Result<(i32, String, i32), ErrorCode> {
+    let leader = topics.with_image(|i| {
+        i.topic(topic.id())
+            .and_then(|t| t.partitions.get(&partition))
+            .and_then(|s| s.leader)
+    });
+    let leader = leader.ok_or(ErrorCode::CoordinatorNotAvailable)?;
+    let (host, port) = topics
+        .broker_address(leader)
+        .ok_or(ErrorCode::CoordinatorNotAvailable)?;
+    Ok((leader.0, host, i32::from(port)))
 }
 
 /// What a coordinator does when this broker's leadership of a partition of its internal topic

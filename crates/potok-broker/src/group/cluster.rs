@@ -251,17 +251,7 @@ impl GroupService {
         };
         let count = i32::try_from(topic.partition_count()).unwrap_or(i32::MAX);
         let p = potok_group::records::partition_for(group, count);
-        let leader = self.topics.with_image(|i| {
-            i.topic(topic.id())
-                .and_then(|t| t.partitions.get(&p))
-                .and_then(|s| s.leader)
-        });
-        let leader = leader.ok_or(ErrorCode::CoordinatorNotAvailable)?;
-        let (host, port) = self
-            .topics
-            .broker_address(leader)
-            .ok_or(ErrorCode::CoordinatorNotAvailable)?;
-        Ok((leader.0, host, i32::from(port)))
+        crate::internal_topics::coordinator_address(&self.topics, &topic, p)
     }
 
     /// Starts creating `__consumer_offsets` through the active controller unless a creation
