@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 mod emit;
 mod emit_mod;
+mod overlay;
 mod spec;
 
 use emit::*;
@@ -39,6 +40,7 @@ pub fn generate(spec_dir: &Path, out_dir: &Path) -> Result<usize> {
     for path in json_files(spec_dir)? {
         specs.push(parse_spec(&path)?);
     }
+    overlay::apply(&mut specs)?;
     let mut internal = Vec::new();
     for dir in INTERNAL_DIRS {
         let d = spec_dir.join("internal").join(dir);

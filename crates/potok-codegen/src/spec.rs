@@ -191,8 +191,12 @@ pub(crate) struct Spec {
 
 pub(crate) fn parse_spec(path: &Path) -> Result<Spec> {
     let raw = std::fs::read_to_string(path)?;
-    let v: Value = serde_json::from_str(&strip_comments(&raw))
-        .with_context(|| format!("parsing {}", path.display()))?;
+    parse_spec_text(&raw).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Parses one definition (JSON with `//` comments).
+pub(crate) fn parse_spec_text(raw: &str) -> Result<Spec> {
+    let v: Value = serde_json::from_str(&strip_comments(raw))?;
     let name = str_of(&v, "name")?.to_string();
     let valid = Range::parse(str_of(&v, "validVersions")?)?;
     let flexible = match v.get("flexibleVersions").and_then(Value::as_str) {

@@ -284,11 +284,13 @@ fn header_versions_and_stable_versions() {
     assert_eq!(ApiKey::Metadata.response_header_version(8), 0);
     assert_eq!(ApiKey::Metadata.request_header_version(8), 1);
     assert_eq!(ApiKey::ControlledShutdown.request_header_version(0), 0);
-    assert_eq!(ApiKey::Produce.valid_versions(), (0, 11));
-    // EndTxn v5 (KIP-890) is marked unstable in Kafka 4.0's definitions; ShareFetch has only
-    // an unstable v0 (KIP-932 early access).
-    assert!(ApiKey::EndTxn.latest_version_unstable());
-    assert_eq!(ApiKey::EndTxn.stable_versions(), Some((0, 4)));
+    // Produce v12 and a stable EndTxn v5 (KIP-890 part 2) come from the generator's overlay of
+    // Kafka 4.x versions (potok-codegen `overlay.rs`); ShareFetch has only an unstable v0
+    // (KIP-932 early access).
+    assert_eq!(ApiKey::Produce.valid_versions(), (0, 12));
+    assert_eq!(ApiKey::TxnOffsetCommit.valid_versions(), (0, 5));
+    assert!(!ApiKey::EndTxn.latest_version_unstable());
+    assert_eq!(ApiKey::EndTxn.stable_versions(), Some((0, 5)));
     assert_eq!(ApiKey::ShareFetch.stable_versions(), None);
     assert!(!ApiKey::ListOffsets.latest_version_unstable());
     assert_eq!(

@@ -949,7 +949,7 @@ impl ApiKey {
     /// The inclusive range of versions defined by the message definitions.
     pub fn valid_versions(self) -> (i16, i16) {
         match self {
-            ApiKey::Produce => (0, 11),
+            ApiKey::Produce => (0, 12),
             ApiKey::Fetch => (0, 17),
             ApiKey::ListOffsets => (0, 10),
             ApiKey::Metadata => (0, 12),
@@ -977,7 +977,7 @@ impl ApiKey {
             ApiKey::AddOffsetsToTxn => (0, 4),
             ApiKey::EndTxn => (0, 5),
             ApiKey::WriteTxnMarkers => (0, 1),
-            ApiKey::TxnOffsetCommit => (0, 4),
+            ApiKey::TxnOffsetCommit => (0, 5),
             ApiKey::DescribeAcls => (0, 3),
             ApiKey::CreateAcls => (0, 3),
             ApiKey::DeleteAcls => (0, 3),
@@ -1229,8 +1229,7 @@ impl ApiKey {
     pub fn latest_version_unstable(self) -> bool {
         matches!(
             self,
-            ApiKey::EndTxn
-                | ApiKey::ConsumerGroupHeartbeat
+            ApiKey::ConsumerGroupHeartbeat
                 | ApiKey::ShareGroupHeartbeat
                 | ApiKey::ShareGroupDescribe
                 | ApiKey::ShareFetch

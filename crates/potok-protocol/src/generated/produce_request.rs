@@ -5,7 +5,7 @@ use crate::error::{DecodeError, EncodeError};
 #[allow(unused_imports)]
 use bytes::Bytes;
 
-/// Kafka `ProduceRequest` (versions 0-11).
+/// Kafka `ProduceRequest` (versions 0-12).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProduceRequest {
     /// The transactional ID, or null if the producer is not transactional.
@@ -38,7 +38,7 @@ impl Default for ProduceRequest {
 
 impl Wire for ProduceRequest {
     fn write<S: Sink>(&self, s: &mut S, version: i16) -> Result<(), EncodeError> {
-        codec::check_version(version, 0, 11, "ProduceRequest")?;
+        codec::check_version(version, 0, 12, "ProduceRequest")?;
         let flex = version >= 9;
         if version >= 3 {
             codec::put_ostr(
@@ -76,7 +76,7 @@ impl Wire for ProduceRequest {
         Ok(())
     }
     fn read(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        codec::check_decode_version(version, 0, 11, "ProduceRequest")?;
+        codec::check_decode_version(version, 0, 12, "ProduceRequest")?;
         let flex = version >= 9;
         let mut this = Self::default();
         if version >= 3 {
@@ -144,7 +144,7 @@ impl crate::testgen::Random for ProduceRequest {
 
 impl crate::codec::Message for ProduceRequest {
     const NAME: &'static str = "ProduceRequest";
-    const VALID_VERSIONS: (i16, i16) = (0, 11);
+    const VALID_VERSIONS: (i16, i16) = (0, 12);
     const FLEXIBLE_VERSIONS_START: Option<i16> = Some(9);
 }
 

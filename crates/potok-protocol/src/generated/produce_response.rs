@@ -5,7 +5,7 @@ use crate::error::{DecodeError, EncodeError};
 #[allow(unused_imports)]
 use bytes::Bytes;
 
-/// Kafka `ProduceResponse` (versions 0-11).
+/// Kafka `ProduceResponse` (versions 0-12).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProduceResponse {
     /// Each produce response
@@ -34,7 +34,7 @@ impl Default for ProduceResponse {
 
 impl Wire for ProduceResponse {
     fn write<S: Sink>(&self, s: &mut S, version: i16) -> Result<(), EncodeError> {
-        codec::check_version(version, 0, 11, "ProduceResponse")?;
+        codec::check_version(version, 0, 12, "ProduceResponse")?;
         let flex = version >= 9;
         codec::put_array_len(s, self.responses.len(), flex, "ProduceResponse.Responses")?;
         for e in &self.responses {
@@ -91,7 +91,7 @@ impl Wire for ProduceResponse {
         Ok(())
     }
     fn read(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        codec::check_decode_version(version, 0, 11, "ProduceResponse")?;
+        codec::check_decode_version(version, 0, 12, "ProduceResponse")?;
         let flex = version >= 9;
         let mut this = Self::default();
         this.responses = {
@@ -171,7 +171,7 @@ impl crate::testgen::Random for ProduceResponse {
 
 impl crate::codec::Message for ProduceResponse {
     const NAME: &'static str = "ProduceResponse";
-    const VALID_VERSIONS: (i16, i16) = (0, 11);
+    const VALID_VERSIONS: (i16, i16) = (0, 12);
     const FLEXIBLE_VERSIONS_START: Option<i16> = Some(9);
 }
 

@@ -5,7 +5,7 @@ use crate::error::{DecodeError, EncodeError};
 #[allow(unused_imports)]
 use bytes::Bytes;
 
-/// Kafka `TxnOffsetCommitRequest` (versions 0-4).
+/// Kafka `TxnOffsetCommitRequest` (versions 0-5).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TxnOffsetCommitRequest {
     /// The ID of the transaction.
@@ -54,7 +54,7 @@ impl Default for TxnOffsetCommitRequest {
 
 impl Wire for TxnOffsetCommitRequest {
     fn write<S: Sink>(&self, s: &mut S, version: i16) -> Result<(), EncodeError> {
-        codec::check_version(version, 0, 4, "TxnOffsetCommitRequest")?;
+        codec::check_version(version, 0, 5, "TxnOffsetCommitRequest")?;
         let flex = version >= 3;
         codec::put_str(
             s,
@@ -117,7 +117,7 @@ impl Wire for TxnOffsetCommitRequest {
         Ok(())
     }
     fn read(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        codec::check_decode_version(version, 0, 4, "TxnOffsetCommitRequest")?;
+        codec::check_decode_version(version, 0, 5, "TxnOffsetCommitRequest")?;
         let flex = version >= 3;
         let mut this = Self::default();
         this.transactional_id =
@@ -214,7 +214,7 @@ impl crate::testgen::Random for TxnOffsetCommitRequest {
 
 impl crate::codec::Message for TxnOffsetCommitRequest {
     const NAME: &'static str = "TxnOffsetCommitRequest";
-    const VALID_VERSIONS: (i16, i16) = (0, 4);
+    const VALID_VERSIONS: (i16, i16) = (0, 5);
     const FLEXIBLE_VERSIONS_START: Option<i16> = Some(3);
 }
 

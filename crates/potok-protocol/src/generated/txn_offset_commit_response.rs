@@ -5,7 +5,7 @@ use crate::error::{DecodeError, EncodeError};
 #[allow(unused_imports)]
 use bytes::Bytes;
 
-/// Kafka `TxnOffsetCommitResponse` (versions 0-4).
+/// Kafka `TxnOffsetCommitResponse` (versions 0-5).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TxnOffsetCommitResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -30,7 +30,7 @@ impl Default for TxnOffsetCommitResponse {
 
 impl Wire for TxnOffsetCommitResponse {
     fn write<S: Sink>(&self, s: &mut S, version: i16) -> Result<(), EncodeError> {
-        codec::check_version(version, 0, 4, "TxnOffsetCommitResponse")?;
+        codec::check_version(version, 0, 5, "TxnOffsetCommitResponse")?;
         let flex = version >= 3;
         codec::put_i32(s, self.throttle_time_ms);
         codec::put_array_len(s, self.topics.len(), flex, "TxnOffsetCommitResponse.Topics")?;
@@ -52,7 +52,7 @@ impl Wire for TxnOffsetCommitResponse {
         Ok(())
     }
     fn read(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        codec::check_decode_version(version, 0, 4, "TxnOffsetCommitResponse")?;
+        codec::check_decode_version(version, 0, 5, "TxnOffsetCommitResponse")?;
         let flex = version >= 3;
         let mut this = Self::default();
         this.throttle_time_ms = codec::get_i32(buf)?;
@@ -107,7 +107,7 @@ impl crate::testgen::Random for TxnOffsetCommitResponse {
 
 impl crate::codec::Message for TxnOffsetCommitResponse {
     const NAME: &'static str = "TxnOffsetCommitResponse";
-    const VALID_VERSIONS: (i16, i16) = (0, 4);
+    const VALID_VERSIONS: (i16, i16) = (0, 5);
     const FLEXIBLE_VERSIONS_START: Option<i16> = Some(3);
 }
 
