@@ -372,3 +372,99 @@ fn offsets_sent_to_a_transaction_commit_and_abort_with_it_across_brokers() {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+/// EndTxn v5 to `addr`: `(error, producer id, producer epoch)` of the answer.
+fn end_txn_v5(addr: &str, id: &str, (pid, epoch): (i64, i16), commit: bool) -> (i16, i64, i16) {
+    let mut c = Client::connect(addr, Duration::from_secs(10));
+    let r: EndTxnResponse = c.call(
+        ApiKey::EndTxn,
+        5,
+        &EndTxnRequest {
+            transactional_id: id.into(),
+            producer_id: pid,
+            producer_epoch: epoch,
+            committed: commit,
+            ..Default::default()
+        },
+    );
+    (r.error_code, r.producer_id, r.producer_epoch)
+}
+
+/// Produce v12 until it is not refused with a retriable code (the coordinator still writing
+/// the previous transaction's markers answers CONCURRENT_TRANSACTIONS, as in Kafka).
+fn produce_v12(addr: &str, id: &str, producer: (i64, i16), seq: i32, partition: i32) -> i16 {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let code = produce_txn_at(addr, 12, id, producer, seq, partition);
+        let retriable = [
+            ErrorCode::ConcurrentTransactions.code(),
+            ErrorCode::NotEnoughReplicas.code(),
+        ];
+        if !retriable.contains(&code) || Instant::now() > deadline {
+            return code;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// KIP-890 part 2 on three nodes: Produce v12 to a partition led by another broker than the
+/// coordinator adds it to the transaction through the coordinator's broker (and one led by the
+/// coordinator's broker adds it there), EndTxn v5 bumps the epoch, the markers carry it to the
+/// other leaders, and a delayed EndTxn of the earlier transaction is fenced while the next one
+/// is open.
+#[test]
+fn transaction_version_2_adds_partitions_across_brokers_and_fences_a_delayed_end_txn() {
+    let c = cluster();
+    create_topic(&c);
+    let id = "tv2-cluster";
+    let coordinator = agreed_txn_coordinator(&c, &[1, 2, 3], id, None);
+    let ls = leaders(&c.node(coordinator).bootstrap());
+    let (&remote, &leader) = ls
+        .iter()
+        .find(|(_, l)| **l != coordinator)
+        .expect("a partition led by another broker than the coordinator");
+    let coord = c.node(coordinator).bootstrap();
+    let lead = c.node(leader).bootstrap();
+    let (pid, e0) = init_producer(&coord, id);
+    assert_eq!(produce_v12(&lead, id, (pid, e0), 0, remote), 0);
+    if let Some((&local, _)) = ls.iter().find(|(_, l)| **l == coordinator) {
+        assert_eq!(produce_v12(&coord, id, (pid, e0), 0, local), 0);
+    }
+    assert_eq!(
+        end_txn_v5(&coord, id, (pid, e0), true),
+        (0, pid, e0 + 1),
+        "EndTxn v5 answers the bumped epoch"
+    );
+    wait_lso_reaches_hw(&c, &[1, 2, 3]);
+    let e1 = e0 + 1;
+    assert_eq!(produce_v12(&lead, id, (pid, e1), 0, remote), 0);
+    let hw = latest(&lead, remote, 0).expect("high watermark");
+    assert!(
+        latest(&lead, remote, 1).expect("last stable offset") < hw,
+        "the open transaction holds the LSO"
+    );
+    for commit in [true, false] {
+        assert_eq!(
+            end_txn_v5(&coord, id, (pid, e0), commit).0,
+            ErrorCode::ProducerFenced.code(),
+            "the delayed EndTxn of the first transaction"
+        );
+    }
+    assert!(latest(&lead, remote, 1).expect("last stable offset") < hw);
+    assert_eq!(end_txn_v5(&coord, id, (pid, e1), false), (0, pid, e1 + 1));
+    wait_lso_reaches_hw(&c, &[1, 2, 3]);
+    let hw = latest(&lead, remote, 0).expect("high watermark");
+    assert_eq!(
+        produce_txn_at(&lead, 12, id, (pid, e1), 1, remote),
+        ErrorCode::InvalidProducerEpoch.code(),
+        "a late write of the aborted transaction"
+    );
+    assert_eq!(latest(&lead, remote, 0), Ok(hw), "nothing was appended");
+    let committed = read_all(&c.bootstrap(), "read_committed");
+    let uncommitted = read_all(&c.bootstrap(), "read_uncommitted");
+    assert_eq!(
+        uncommitted.len() - committed.len(),
+        1,
+        "only the aborted record is hidden: {committed:?} / {uncommitted:?}"
+    );
+}

@@ -29,7 +29,7 @@ pub fn register_all() -> Registry {
     let mut r = Registry::new();
     r.register(ApiKey::ApiVersions, 0, 4, api_versions::handle);
     r.register(ApiKey::Metadata, 0, 12, metadata::handle);
-    r.register(ApiKey::Produce, 3, 11, produce::handle);
+    r.register(ApiKey::Produce, 3, 12, produce::handle);
     r.register(ApiKey::Fetch, 4, 17, fetch::handle);
     // v9+ adds EARLIEST_LOCAL / LATEST_TIERED lookups (KIP-1005), which need tiered-storage
     // semantics Potok does not have; v8 covers MAX_TIMESTAMP (KIP-734).

@@ -88,19 +88,21 @@ fn failed_log_start_offset(topic: Option<&Topic>, partition: i32, code: ErrorCod
 }
 
 /// Handles Produce.
-pub async fn handle(broker: Arc<Broker>, _ctx: RequestContext, req: Request) -> Result<Reply> {
+pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> Result<Reply> {
     let Request::Produce(req) = req else {
         return Err(BrokerError::NoHandler("Produce"));
     };
     let acks = req.acks;
     let transactional_id = req.transactional_id;
-    // KIP-890 part 1 in a cluster: transactional batches whose coordinator is another broker
-    // are verified with it first (`crate::txn::verify`).
+    // KIP-890: transactional batches whose coordinator is another broker are verified with it
+    // first (part 1, a cluster); from v12 (part 2) their partitions are added to the
+    // transaction first, by whichever broker coordinates it (`crate::txn::verify`).
     let verified = match transactional_id.as_deref() {
-        Some(id) if broker.txn.needs_remote_verification(id) => {
-            crate::txn::verify::verify_produce(&broker, id, &req.topic_data).await
+        Some(id) => {
+            crate::txn::verify::verify_produce(&broker, id, &req.topic_data, ctx.api_version >= 12)
+                .await
         }
-        _ => Default::default(),
+        None => Default::default(),
     };
     let mut responses = Vec::with_capacity(req.topic_data.len());
     // acks=all partitions appended and waiting for the ISR, with their (topic, partition)

@@ -4,9 +4,11 @@
 //! calls of [`super::TxnService`] on a blocking thread (they append to logs) and builds the
 //! response for the request's version.
 //!
-//! Versions: EndTxn v5 and Produce v12 are KIP-890 part 2 (`transaction.version` 2), which
-//! this broker does not finalize (`docs/compatibility.md`), so EndTxn stops at v4;
-//! InitProducerId v5+ belongs to KIP-939 (two-phase commit), not served.
+//! Versions: EndTxn v5, TxnOffsetCommit v5 and Produce v12 are KIP-890 part 2
+//! (`transaction.version` 2): EndTxn v5 bumps the epoch and answers the one to use next, and
+//! the other two add their partition to the transaction (`verify.rs`). As in Kafka, each request
+//! is served by its version; the finalized `transaction.version` in ApiVersions is what tells a
+//! client which to send. InitProducerId v5+ belongs to KIP-939 (two-phase commit), not served.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,8 +48,8 @@ use crate::Broker;
 pub fn register(r: &mut Registry) {
     r.register(ApiKey::AddPartitionsToTxn, 0, 5, add_partitions);
     r.register(ApiKey::AddOffsetsToTxn, 0, 4, add_offsets);
-    r.register(ApiKey::TxnOffsetCommit, 0, 4, txn_offset_commit);
-    r.register(ApiKey::EndTxn, 0, 4, end_txn);
+    r.register(ApiKey::TxnOffsetCommit, 0, 5, txn_offset_commit);
+    r.register(ApiKey::EndTxn, 0, 5, end_txn);
     r.register(ApiKey::WriteTxnMarkers, 0, 1, write_txn_markers);
     r.register(ApiKey::DescribeTransactions, 0, 0, describe_transactions);
     r.register(ApiKey::ListTransactions, 0, 1, list_transactions);
@@ -357,22 +359,19 @@ async fn txn_offset_commit(
         return Err(BrokerError::NoHandler("TxnOffsetCommit"));
     };
     let version = ctx.api_version;
-    // In a cluster, when another broker coordinates the id, it verifies that the group's
-    // partition is in the transaction first (KIP-890, `super::verify`).
-    let verified = if broker.txn.needs_remote_verification(&req.transactional_id) {
-        Some(
-            super::verify::verify_offsets(
-                &broker,
-                &req.transactional_id,
-                ProducerId(req.producer_id),
-                ProducerEpoch(req.producer_epoch),
-                &req.group_id,
-            )
-            .await,
-        )
-    } else {
-        None
-    };
+    // v5+ (KIP-890 part 2) adds the group's partition to the transaction first; in a cluster,
+    // when another broker coordinates the id, that broker adds or verifies it (`super::verify`).
+    let verified = super::verify::verify_offsets(
+        &broker,
+        &req.transactional_id,
+        (
+            ProducerId(req.producer_id),
+            ProducerEpoch(req.producer_epoch),
+        ),
+        &req.group_id,
+        version >= 5,
+    )
+    .await;
     let (mut resp, waits) = blocking(&broker, move |b| {
         let mut waits = Vec::new();
         let mut unknown: Vec<(String, Vec<i32>)> = Vec::new();
@@ -416,8 +415,8 @@ async fn txn_offset_commit(
                 .collect()
         };
         let results = match verified {
-            Some(Err(code)) => all(fenced_for(code, version, 3)),
-            guard => match b.txn.with_verified_offsets(
+            Err(code) => all(fenced_for(code, version, 3)),
+            Ok(guard) => match b.txn.with_verified_offsets(
                 &req.transactional_id,
                 (
                     ProducerId(req.producer_id),
@@ -425,7 +424,7 @@ async fn txn_offset_commit(
                 ),
                 &req.group_id,
                 b.groups.partitions(),
-                guard.and_then(|g| g.ok()),
+                guard,
                 || b.groups.commit_txn_offsets_waiting(&domain),
             ) {
                 Ok((Ok(r), w)) => {
@@ -497,12 +496,12 @@ async fn end_txn(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> Resu
             &Deps::of(b),
             Some(&req.transactional_id),
             |c, now, alloc| {
-                // transaction.version 2 (EndTxn v5) is not finalized, so every client runs TV1.
+                // v5+ is transaction.version 2 (KIP-890 part 2): the completion bumps the epoch.
                 c.end_txn(
                     &req.transactional_id,
                     producer,
                     req.committed,
-                    false,
+                    version >= 5,
                     now,
                     alloc,
                 )
@@ -518,7 +517,11 @@ async fn end_txn(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> Resu
         ..Default::default()
     };
     match r {
-        Ok(Ok(_)) => {}
+        // Only v5+ carries the id and epoch (the producer's next ones under TV2).
+        Ok(Ok(next)) => {
+            resp.producer_id = next.producer_id.0;
+            resp.producer_epoch = next.producer_epoch.0;
+        }
         Ok(Err(e)) => resp.error_code = fenced_for(error_code(&e), version, 2).code(),
         Err(code) => resp.error_code = code.code(),
     }

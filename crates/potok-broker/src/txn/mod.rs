@@ -60,7 +60,7 @@ mod settings;
 pub mod verify;
 
 pub use cluster::{watch_leadership, Called};
-pub use settings::TxnSettings;
+pub use settings::{TxnSettings, MAX_TRANSACTION_VERSION};
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -203,6 +203,11 @@ impl<'a> Deps<'a> {
 }
 
 impl TxnService {
+    /// The `transaction.version` finalized in ApiVersions.
+    pub fn transaction_version(&self) -> i16 {
+        self.settings.transaction_version
+    }
+
     /// Loads every existing partition of `__transaction_state` and completes the transactions
     /// found prepared (their markers are written now). Blocking (file IO); call before serving,
     /// after the group service is open.

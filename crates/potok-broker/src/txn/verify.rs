@@ -4,6 +4,12 @@
 //! with `verify_only`, as Kafka's `AddPartitionsToTxnManager`), unless the producer already has
 //! a transaction open on the partition.
 //!
+//! KIP-890 part 2 (Produce v12, TxnOffsetCommit v5): the client no longer sends
+//! AddPartitionsToTxn/AddOffsetsToTxn, so the leader *adds* the partition instead of verifying
+//! it: the same request without `verify_only` to another broker's coordinator, or the
+//! coordinator's own call when this broker coordinates the id. The append is then checked as
+//! for part 1.
+//!
 //! The answer alone is not enough: the transaction may end between the answer and the append,
 //! and a batch appended after its transaction's marker would open a transaction nothing ends.
 //! As Kafka's `VerificationGuard`, a guard for (partition, producer) is registered *before*
@@ -28,7 +34,7 @@ use potok_protocol::{ApiKey, ErrorCode};
 use potok_records::{split_batches, ProducerEpoch, ProducerId};
 use potok_txn::TopicPartition;
 
-use super::{lock, TxnService};
+use super::{lock, Deps, TxnService};
 use crate::quorum::forward::Forward;
 use crate::topics::{now_ms, Partition};
 use crate::Broker;
@@ -158,15 +164,22 @@ fn transactional_producer(records: Option<&Bytes>) -> Option<(ProducerId, Produc
         .then_some((ProducerId(h.producer_id), ProducerEpoch(h.producer_epoch)))
 }
 
-/// Verifies the transactional batches of a produce request of `id` with the id's coordinator
-/// (see the module docs): the partitions this broker leads whose producer has no transaction
-/// open there. Partitions left out of the answer need no verification (or are refused by the
-/// produce path for other reasons).
+/// Verifies the transactional batches of a produce request of `id` with the id's coordinator,
+/// or with `add` (Produce v12+) adds their partitions to the transaction (see the module docs):
+/// the partitions this broker leads whose producer has no transaction open there. Partitions
+/// left out of the answer need no verification (or are refused by the produce path for other
+/// reasons); a partition added by this broker's own coordinator is left out too, since the
+/// append checks it under the coordinator's lock.
 pub async fn verify_produce(
     broker: &Arc<Broker>,
     id: &str,
     topics: &[TopicProduceData],
+    add: bool,
 ) -> Verified {
+    let remote = broker.txn.needs_remote_verification(id);
+    if !remote && !add {
+        return Verified::new();
+    }
     let mut wanted: BTreeMap<(ProducerId, ProducerEpoch), Vec<TopicPartition>> = BTreeMap::new();
     for t in topics {
         let Some(topic) = broker.topics.get(&t.name) else {
@@ -190,11 +203,19 @@ pub async fn verify_produce(
     }
     let mut out = Verified::new();
     for ((pid, epoch), tps) in wanted {
+        if !remote {
+            if let Err(code) = add_here(broker, id, (pid, epoch), tps.clone()).await {
+                for tp in tps {
+                    out.insert((tp.topic, tp.partition), Err(produce_code(code)));
+                }
+            }
+            continue;
+        }
         let guards: Vec<u64> = tps
             .iter()
             .map(|tp| broker.txn.register_guard(tp, pid))
             .collect();
-        let codes = ask(broker, id, pid, epoch, &tps).await;
+        let codes = ask(broker, id, (pid, epoch), &tps, !add).await;
         for (tp, guard) in tps.into_iter().zip(guards) {
             let r = match codes.as_ref().map(|c| c.get(&tp).copied()) {
                 Ok(Some(ErrorCode::None)) => Ok(guard),
@@ -209,22 +230,33 @@ pub async fn verify_produce(
     out
 }
 
-/// Verifies with the id's coordinator that the group's `__consumer_offsets` partition is in
-/// the producer's ongoing transaction (a TxnOffsetCommit on a broker that does not coordinate
-/// the id); the guard to commit under, or the code to answer every partition with.
+/// For a TxnOffsetCommit of `id`: verifies with the id's coordinator that the group's
+/// `__consumer_offsets` partition is in the producer's ongoing transaction (a broker that does
+/// not coordinate the id), or with `add` (TxnOffsetCommit v5+) adds it to the transaction. The
+/// guard to commit under (`None` when this broker coordinates the id: the commit is checked
+/// under its lock), or the code to answer every partition with.
 pub async fn verify_offsets(
     broker: &Arc<Broker>,
     id: &str,
-    pid: ProducerId,
-    epoch: ProducerEpoch,
+    (pid, epoch): (ProducerId, ProducerEpoch),
     group_id: &str,
-) -> Result<u64, ErrorCode> {
+    add: bool,
+) -> Result<Option<u64>, ErrorCode> {
     let tp = TopicPartition::new(
         crate::internal_topics::GROUP_METADATA_TOPIC,
         potok_txn::records::partition_for(group_id, broker.groups.partitions()),
     );
+    if !broker.txn.needs_remote_verification(id) {
+        if !add {
+            return Ok(None);
+        }
+        return add_here(broker, id, (pid, epoch), vec![tp])
+            .await
+            .map(|()| None)
+            .map_err(offsets_code);
+    }
     let guard = broker.txn.register_guard(&tp, pid);
-    let code = match ask(broker, id, pid, epoch, std::slice::from_ref(&tp)).await {
+    let code = match ask(broker, id, (pid, epoch), std::slice::from_ref(&tp), !add).await {
         Ok(codes) => codes
             .get(&tp)
             .copied()
@@ -232,28 +264,66 @@ pub async fn verify_offsets(
         Err(code) => code,
     };
     match code {
-        ErrorCode::None => Ok(guard),
+        ErrorCode::None => Ok(Some(guard)),
+        code => Err(offsets_code(code)),
+    }
+}
+
+/// Kafka's codes for a failed verification or addition as a TxnOffsetCommit answer.
+fn offsets_code(code: ErrorCode) -> ErrorCode {
+    match code {
         // The coordinator unreachable, moving or loading: the client retries (it looks up the
         // group's coordinator again and sends the commit anew).
         ErrorCode::NotCoordinator
         | ErrorCode::CoordinatorNotAvailable
         | ErrorCode::CoordinatorLoadInProgress
-        | ErrorCode::RequestTimedOut => Err(ErrorCode::CoordinatorNotAvailable),
+        | ErrorCode::RequestTimedOut => ErrorCode::CoordinatorNotAvailable,
         ErrorCode::ProducerFenced
         | ErrorCode::InvalidProducerEpoch
-        | ErrorCode::ConcurrentTransactions => Err(code),
-        _ => Err(ErrorCode::InvalidTxnState),
+        | ErrorCode::ConcurrentTransactions => code,
+        _ => ErrorCode::InvalidTxnState,
     }
 }
 
-/// Sends the verification to the coordinator's broker; its code per partition, or the code
-/// of a failed exchange.
+/// KIP-890 part 2 when this broker coordinates `id`: adds `tps` to the producer's transaction
+/// as AddPartitionsToTxn would, and waits until the coordinator's record is committed (a
+/// cluster), so the append that follows finds the partitions in the transaction.
+async fn add_here(
+    broker: &Arc<Broker>,
+    id: &str,
+    (pid, epoch): (ProducerId, ProducerEpoch),
+    tps: Vec<TopicPartition>,
+) -> Result<(), ErrorCode> {
+    let b = Arc::clone(broker);
+    let id = id.to_string();
+    // The coordinator appends to `__transaction_state`: off the async workers.
+    let (r, waits) = tokio::task::spawn_blocking(move || {
+        b.txn
+            .call(&Deps::of(&b), Some(&id), |c, now, _| {
+                c.add_partitions(&id, pid, epoch, &tps, false, now)
+            })
+            .split()
+    })
+    .await
+    .map_err(|e| {
+        tracing::warn!(error = %e, "adding partitions to a transaction failed");
+        ErrorCode::UnknownServerError
+    })?;
+    match r {
+        Ok(Ok(())) => super::cluster::wait_all(&waits).await,
+        Ok(Err(e)) => Err(super::error_code(&e)),
+        Err(code) => Err(code),
+    }
+}
+
+/// Sends the verification (or, without `verify_only`, the addition) to the coordinator's
+/// broker; its code per partition, or the code of a failed exchange.
 async fn ask(
     broker: &Arc<Broker>,
     id: &str,
-    pid: ProducerId,
-    epoch: ProducerEpoch,
+    (pid, epoch): (ProducerId, ProducerEpoch),
     tps: &[TopicPartition],
+    verify_only: bool,
 ) -> Result<HashMap<TopicPartition, ErrorCode>, ErrorCode> {
     let (node, _, _) = broker.txn.cluster_coordinator(broker, id).await?;
     let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
@@ -272,7 +342,7 @@ async fn ask(
             transactional_id: id.to_string(),
             producer_id: pid.0,
             producer_epoch: epoch.0,
-            verify_only: true,
+            verify_only,
             topics,
             ..Default::default()
         }],

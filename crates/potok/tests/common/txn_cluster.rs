@@ -354,8 +354,15 @@ pub fn add_partition(addr: &str, id: &str, (pid, epoch): (i64, i16), partition: 
 }
 
 /// A transactional batch of one record to `partition`, sent to `addr`: the error code.
-pub fn produce_txn(
+pub fn produce_txn(addr: &str, id: &str, producer: (i64, i16), seq: i32, partition: i32) -> i16 {
+    produce_txn_at(addr, 9, id, producer, seq, partition)
+}
+
+/// [`produce_txn`] with Produce `version` (v12+ adds the partition to the transaction,
+/// KIP-890 part 2).
+pub fn produce_txn_at(
     addr: &str,
+    version: i16,
     id: &str,
     (pid, epoch): (i64, i16),
     seq: i32,
@@ -375,7 +382,7 @@ pub fn produce_txn(
     let mut c = Client::connect(addr, Duration::from_secs(10));
     let r: ProduceResponse = c.call(
         ApiKey::Produce,
-        9,
+        version,
         &ProduceRequest {
             transactional_id: Some(id.into()),
             acks: -1,
