@@ -453,7 +453,14 @@ fn transaction_version_2_adds_partitions_across_brokers_and_fences_a_delayed_end
     assert!(latest(&lead, remote, 1).expect("last stable offset") < hw);
     assert_eq!(end_txn_v5(&coord, id, (pid, e1), false), (0, pid, e1 + 1));
     wait_lso_reaches_hw(&c, &[1, 2, 3]);
-    let hw = latest(&lead, remote, 0).expect("high watermark");
+    // Two records and two markers. The LSO can equal the high watermark before the ABORT
+    // marker is replicated (the leader closed the transaction at the append), so wait for it.
+    let hw = 4;
+    let deadline = Instant::now() + TIMEOUT;
+    while latest(&lead, remote, 0) != Ok(hw) {
+        assert!(Instant::now() < deadline, "{:?}", latest(&lead, remote, 0));
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(
         produce_txn_at(&lead, 12, id, (pid, e1), 1, remote),
         ErrorCode::InvalidProducerEpoch.code(),

@@ -491,11 +491,23 @@ async fn end_txn(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> Resu
         producer_id: ProducerId(req.producer_id),
         producer_epoch: ProducerEpoch(req.producer_epoch),
     };
+    // Under TV2 the completion whose bump exhausts the epoch moves the id to a fresh producer
+    // id (KIP-890 part 2). In a cluster that id comes from the controller's blocks, which must
+    // not be asked under the coordinator's lock: it is taken first, as InitProducerId does,
+    // when the quoted epoch is that close to the end (an id not used is skipped, as in Kafka).
+    let prefetched = match &broker.producer_ids {
+        ProducerIds::Cluster(ids) if version >= 5 && req.producer_epoch >= i16::MAX - 2 => {
+            ids.next_id().await.ok().map(ProducerId)
+        }
+        _ => None,
+    };
     let r = blocking(&broker, move |b| {
-        b.txn.call(
-            &Deps::of(b),
-            Some(&req.transactional_id),
-            |c, now, alloc| {
+        let deps = Deps {
+            prefetched,
+            ..Deps::of(b)
+        };
+        b.txn
+            .call(&deps, Some(&req.transactional_id), |c, now, alloc| {
                 // v5+ is transaction.version 2 (KIP-890 part 2): the completion bumps the epoch.
                 c.end_txn(
                     &req.transactional_id,
@@ -505,8 +517,7 @@ async fn end_txn(broker: Arc<Broker>, ctx: RequestContext, req: Request) -> Resu
                     now,
                     alloc,
                 )
-            },
-        )
+            })
     })
     .await?
     .acked()
