@@ -468,19 +468,30 @@ impl TxnCoordinator {
             }
             TxnResult::Abort => matches!(state, TxnState::PrepareAbort | TxnState::CompleteAbort),
         };
-        // TV2 retry: the completion already bumped the epoch, so the retry quotes the previous
-        // one. Only a retry of the same outcome is answered; any other old epoch is fenced.
+        // TV2 retry: the completion already bumped the epoch, so the retry quotes the one
+        // before, or (when the bump exhausted the epoch and the id moved on) the previous
+        // producer id at the last usable epoch. Both are read from what is stored, as Kafka's
+        // `endTxnEpochBumped` and `retryOnOverflow`, so a retry is recognised after the
+        // coordinator moved too. A retry while the markers are being written gets the
+        // retriable CONCURRENT_TRANSACTIONS; once complete, a retry of the same outcome is
+        // answered and any other is refused.
+        let bumped = producer_id == s.producer_id
+            && epoch.0 >= 0
+            && i32::from(epoch.0) + 1 == i32::from(s.producer_epoch.0);
+        let overflowed = producer_id == s.previous_producer_id
+            && epoch.0 == i16::MAX - 1
+            && s.producer_epoch.0 == 0;
         let tv2_retry = tv2
             && s.client_transaction_version >= 2
-            && producer_id == s.producer_id
-            && epoch == m.last_epoch
-            && epoch.0 >= 0
+            && (bumped || overflowed)
             && !matches!(s.state, TxnState::Ongoing | TxnState::Empty);
         if tv2_retry {
-            return if same_result(s.state) {
-                Ok(answer)
-            } else {
-                Err(TxnError::InvalidTxnState)
+            return match s.state {
+                TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                    Err(TxnError::ConcurrentTransactions)
+                }
+                state if same_result(state) => Ok(answer),
+                _ => Err(TxnError::InvalidTxnState),
             };
         }
         if s.producer_id != producer_id {
@@ -495,11 +506,11 @@ impl TxnCoordinator {
         match s.state {
             TxnState::Ongoing => {}
             TxnState::PrepareCommit | TxnState::PrepareAbort => {
-                return Err(if same_result(s.state) {
-                    TxnError::ConcurrentTransactions
-                } else {
-                    TxnError::InvalidTxnState
-                });
+                // The markers of the completion are being written: whatever is asked waits for
+                // them (Kafka answers CONCURRENT_TRANSACTIONS while a transition is pending,
+                // KAFKA-18464). Under TV2 this is also a producer that committed and at once
+                // aborts an empty transaction at its new epoch, which must not be fatal.
+                return Err(TxnError::ConcurrentTransactions);
             }
             TxnState::CompleteCommit | TxnState::CompleteAbort => {
                 // A TV1 retry of a finished EndTxn succeeds (same epoch, same outcome); under

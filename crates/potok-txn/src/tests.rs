@@ -144,14 +144,15 @@ fn commit_writes_prepare_markers_then_complete() {
     assert_eq!(h.c.stored("t").unwrap().state, TxnState::PrepareCommit);
     assert_eq!(h.markers.len(), 1);
     assert_eq!(h.markers[0].2.len(), 3);
-    // A retry while markers are pending: CONCURRENT_TRANSACTIONS; the opposite: INVALID_TXN_STATE.
+    // While markers are pending, a retry and the opposite outcome alike wait for them
+    // (CONCURRENT_TRANSACTIONS, as Kafka answers during a pending transition).
     assert!(matches!(
         h.end("t", p, true, false),
         Err(TxnError::ConcurrentTransactions)
     ));
     assert!(matches!(
         h.end("t", p, false, false),
-        Err(TxnError::InvalidTxnState)
+        Err(TxnError::ConcurrentTransactions)
     ));
     assert!(matches!(
         h.add("t", p, &[tp("a", 2)]),
@@ -335,6 +336,40 @@ fn tv2_bumps_epoch_per_transaction_and_fences_a_delayed_end_txn() {
     h.ack_all();
     let n3 = h.end("t", n2, false, true).unwrap();
     assert_eq!(n3.producer_epoch.0, n2.producer_epoch.0 + 1);
+}
+
+#[test]
+fn tv2_end_txn_retry_is_recognised_after_a_reload_and_an_empty_abort_waits_for_the_markers() {
+    let mut h = Harness::new();
+    let p = h.init("t", 0).unwrap();
+    h.add("t", p, &[tp("a", 0)]).unwrap();
+    let next = h.end("t", p, true, true).unwrap();
+    // The producer, at its new epoch, aborts an empty transaction at once: the commit's
+    // markers are still being written, so it waits (retriable), not a fatal error
+    // (KAFKA-18464). A retry of the commit meanwhile waits too.
+    for (q, commit) in [(next, false), (p, true)] {
+        assert!(matches!(
+            h.end("t", q, commit, true),
+            Err(TxnError::ConcurrentTransactions)
+        ));
+    }
+    h.ack_all();
+    // The coordinator moves (a reload from the log): the retry of the commit, quoting the
+    // epoch before the bump, is still recognised from what is stored.
+    h.c = h.replay();
+    assert_eq!(h.end("t", p, true, true).unwrap(), next);
+    assert!(matches!(
+        h.end("t", p, false, true),
+        Err(TxnError::InvalidTxnState)
+    ));
+    // An epoch two behind is not a retry.
+    let after = h.end("t", next, false, true).unwrap();
+    h.ack_all();
+    assert!(matches!(
+        h.end("t", p, true, true),
+        Err(TxnError::ProducerFenced)
+    ));
+    assert_eq!(after.producer_epoch.0, next.producer_epoch.0 + 1);
 }
 
 #[test]
