@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::kafka::cluster_client as client;
 use common::txn_cluster::*;
-use common::wire::Client;
-use potok_protocol::messages::{EndTxnRequest, EndTxnResponse};
-use potok_protocol::{ApiKey, ErrorCode};
+use potok_protocol::ErrorCode;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::util::Timeout;
@@ -269,18 +267,7 @@ fn a_late_transactional_write_to_a_partition_led_by_another_broker_is_refused() 
     );
     assert_eq!(add_partition(&coord, id, producer, partition), 0);
     assert_eq!(produce_txn(&lead, id, producer, 0, partition), 0);
-    let mut end = Client::connect(&coord, Duration::from_secs(10));
-    let r: EndTxnResponse = end.call(
-        ApiKey::EndTxn,
-        3,
-        &EndTxnRequest {
-            transactional_id: id.into(),
-            producer_id: producer.0,
-            producer_epoch: producer.1,
-            committed: true,
-            ..Default::default()
-        },
-    );
+    let r = end_txn(&coord, 3, id, producer, true);
     assert_eq!(r.error_code, 0, "{r:?}");
     // The COMMIT marker reaches the partition through the network.
     wait_lso_reaches_hw(&c, &[1, 2, 3]);
@@ -374,19 +361,8 @@ fn offsets_sent_to_a_transaction_commit_and_abort_with_it_across_brokers() {
 }
 
 /// EndTxn v5 to `addr`: `(error, producer id, producer epoch)` of the answer.
-fn end_txn_v5(addr: &str, id: &str, (pid, epoch): (i64, i16), commit: bool) -> (i16, i64, i16) {
-    let mut c = Client::connect(addr, Duration::from_secs(10));
-    let r: EndTxnResponse = c.call(
-        ApiKey::EndTxn,
-        5,
-        &EndTxnRequest {
-            transactional_id: id.into(),
-            producer_id: pid,
-            producer_epoch: epoch,
-            committed: commit,
-            ..Default::default()
-        },
-    );
+fn end_txn_v5(addr: &str, id: &str, producer: (i64, i16), commit: bool) -> (i16, i64, i16) {
+    let r = end_txn(addr, 5, id, producer, commit);
     (r.error_code, r.producer_id, r.producer_epoch)
 }
 

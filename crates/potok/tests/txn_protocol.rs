@@ -23,11 +23,10 @@ use potok_protocol::messages::txn_offset_commit_request::{
 };
 use potok_protocol::messages::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, DescribeTransactionsRequest,
-    DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse, InitProducerIdRequest,
-    InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse, ListTransactionsRequest,
-    ListTransactionsResponse, MetadataRequest, MetadataResponse, OffsetFetchRequest,
-    OffsetFetchResponse, ProduceRequest, ProduceResponse, TxnOffsetCommitRequest,
-    TxnOffsetCommitResponse,
+    DescribeTransactionsResponse, EndTxnResponse, InitProducerIdRequest, InitProducerIdResponse,
+    ListOffsetsRequest, ListOffsetsResponse, ListTransactionsRequest, ListTransactionsResponse,
+    MetadataRequest, MetadataResponse, OffsetFetchRequest, OffsetFetchResponse, ProduceRequest,
+    ProduceResponse, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 use potok_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use potok_protocol::{ApiKey, ErrorCode};
@@ -126,19 +125,13 @@ fn end_at(
     c: &mut Client,
     version: i16,
     id: &str,
-    (pid, epoch): (i64, i16),
+    producer: (i64, i16),
     commit: bool,
 ) -> EndTxnResponse {
     c.call(
         ApiKey::EndTxn,
         version,
-        &EndTxnRequest {
-            transactional_id: id.into(),
-            producer_id: pid,
-            producer_epoch: epoch,
-            committed: commit,
-            ..Default::default()
-        },
+        &common::txn_cluster::end_txn_request(id, producer, commit),
     )
 }
 

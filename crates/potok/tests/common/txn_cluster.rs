@@ -10,9 +10,10 @@ use potok_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnT
 use potok_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use potok_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use potok_protocol::messages::{
-    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, FindCoordinatorRequest,
-    FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest,
-    ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse,
+    FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse,
+    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse,
 };
 use potok_protocol::ApiKey;
 use potok_records::{ProducerEpoch, ProducerId, RecordBatchBuilder};
@@ -351,6 +352,33 @@ pub fn add_partition(addr: &str, id: &str, (pid, epoch): (i64, i16), partition: 
         },
     );
     r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+}
+
+/// EndTxn for `id`'s producer `(id, epoch)`: commit or abort.
+pub fn end_txn_request(id: &str, (pid, epoch): (i64, i16), commit: bool) -> EndTxnRequest {
+    EndTxnRequest {
+        transactional_id: id.into(),
+        producer_id: pid,
+        producer_epoch: epoch,
+        committed: commit,
+        ..Default::default()
+    }
+}
+
+/// EndTxn v`version` sent to `addr`.
+pub fn end_txn(
+    addr: &str,
+    version: i16,
+    id: &str,
+    producer: (i64, i16),
+    commit: bool,
+) -> EndTxnResponse {
+    let mut c = Client::connect(addr, Duration::from_secs(10));
+    c.call(
+        ApiKey::EndTxn,
+        version,
+        &end_txn_request(id, producer, commit),
+    )
 }
 
 /// A transactional batch of one record to `partition`, sent to `addr`: the error code.
