@@ -237,7 +237,7 @@ public final class TxnFailover {
                 newProducer();
                 return false;
             } catch (KafkaException | IllegalStateException e) {
-                say(tag + ": " + e + "; aborting");
+                say(tag + ": " + e + (e.getCause() == null ? "" : " (cause: " + e.getCause() + ")") + "; aborting");
                 clean = false;
                 try {
                     producer.abortTransaction();
