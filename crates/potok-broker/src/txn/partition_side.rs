@@ -176,8 +176,8 @@ impl TxnService {
     ) -> std::result::Result<Option<Waiting>, LogError> {
         let _inner = lock(&self.inner);
         // A verification of this producer's writes on the partition made before the marker
-        // no longer lets them in (KIP-890, `verify.rs`).
-        self.clear_guard(tp, producer_id);
+        // no longer lets them in (KIP-890, `verify.rs`), unless it is the next transaction's.
+        self.clear_guard(tp, producer_id, epoch);
         let marker = match result {
             TxnResult::Commit => ControlRecordType::Commit,
             TxnResult::Abort => ControlRecordType::Abort,

@@ -14,7 +14,9 @@
 //! and a batch appended after its transaction's marker would open a transaction nothing ends.
 //! As Kafka's `VerificationGuard`, a guard for (partition, producer) is registered *before*
 //! the request is sent, every marker written on the partition for the producer removes it
-//! (under the coordinator's lock, `partition_side.rs`), and the append, under the same lock,
+//! (under the coordinator's lock, `partition_side.rs`; under `transaction.version` 2 except a
+//! marker at the guard's own epoch, which ends the previous transaction), and the append,
+//! under the same lock,
 //! goes ahead only if the guard it was verified with is still there or the producer's
 //! transaction is open on the partition. A guard is shared by the concurrent requests of one
 //! producer (up to five in flight), so one request's failure does not fail another's append.
@@ -49,8 +51,57 @@ const CLIENT_ID: &str = "potok-txn-verification";
 /// being verified or open, so this only bounds what producers that vanished leave behind.
 const MAX_GUARDS: usize = 100_000;
 
-/// The guards of a broker: token and registration time per (partition, producer id).
-pub(super) type Guards = HashMap<(TopicPartition, i64), (u64, i64)>;
+/// The guards of a broker, per (partition, producer id).
+pub(super) type Guards = HashMap<(TopicPartition, i64), Guard>;
+
+/// One verification guard (Kafka's `VerificationStateEntry`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Guard {
+    token: u64,
+    /// When it was registered, to purge those of producers that vanished.
+    registered_ms: i64,
+    /// The highest producer epoch of the writes verified under it.
+    epoch: ProducerEpoch,
+    /// Registered by a KIP-890 part 2 write (Produce v12, TxnOffsetCommit v5), whose
+    /// transactions end with markers at the next transaction's epoch.
+    epoch_bump: bool,
+}
+
+/// Registers the guard of `key` for a write at `epoch` unless one exists, which concurrent
+/// writes of the producer then share (raising its epoch, as Kafka's
+/// `maybeUpdateLowestSequenceAndEpoch`). Returns its token.
+fn register(
+    guards: &mut Guards,
+    key: (TopicPartition, i64),
+    epoch: ProducerEpoch,
+    epoch_bump: bool,
+    now_ms: i64,
+    next_token: impl FnOnce() -> u64,
+) -> u64 {
+    let g = guards.entry(key).or_insert_with(|| Guard {
+        token: next_token(),
+        registered_ms: now_ms,
+        epoch,
+        epoch_bump,
+    });
+    g.epoch = g.epoch.max(epoch);
+    g.token
+}
+
+/// A marker at `marker_epoch` was written for the producer of `key`: its guard no longer lets
+/// writes in, except under `transaction.version` 2 when the marker carries the guard's own
+/// epoch. EndTxn v5 bumps the epoch, so such a marker ends the *previous* transaction while
+/// the guard belongs to the next one, whose write the coordinator may accept just after the
+/// marker (Kafka's `isV2NextTransactionStarted` in `UnifiedLog`); refusing that write would
+/// fail a good transaction with INVALID_TXN_STATE.
+fn clear(guards: &mut Guards, key: &(TopicPartition, i64), marker_epoch: ProducerEpoch) {
+    let next_transaction = guards
+        .get(key)
+        .is_some_and(|g| g.epoch_bump && g.epoch == marker_epoch);
+    if !next_transaction {
+        guards.remove(key);
+    }
+}
 
 /// What the verification of a produce request's transactional batches found, per partition:
 /// the guard to append under, or the code to refuse the batch with.
@@ -63,27 +114,43 @@ impl TxnService {
         self.cluster.is_some() && self.owner_error(id).is_some()
     }
 
-    /// The guard of `(tp, producer)`, registered now unless one exists.
-    fn register_guard(&self, tp: &TopicPartition, producer_id: ProducerId) -> u64 {
+    /// The guard of `(tp, producer)` for a write at `epoch` (`epoch_bump`: a KIP-890 part 2
+    /// write), registered now unless one exists.
+    fn register_guard(
+        &self,
+        tp: &TopicPartition,
+        producer_id: ProducerId,
+        epoch: ProducerEpoch,
+        epoch_bump: bool,
+    ) -> u64 {
         let mut guards = lock(&self.guards);
         let now = now_ms();
         if guards.len() >= MAX_GUARDS {
             // Producers that vanished mid-transaction: their transactions were aborted by
             // `transaction.max.timeout.ms` at the latest, so older guards guard nothing.
             let max_age = i64::from(self.settings.coordinator.max_timeout_ms);
-            guards.retain(|_, (_, at)| now - *at <= max_age);
+            guards.retain(|_, g| now - g.registered_ms <= max_age);
         }
         let next = &self.next_guard;
-        guards
-            .entry((tp.clone(), producer_id.0))
-            .or_insert_with(|| (next.fetch_add(1, Ordering::Relaxed) + 1, now))
-            .0
+        register(
+            &mut guards,
+            (tp.clone(), producer_id.0),
+            epoch,
+            epoch_bump,
+            now,
+            || next.fetch_add(1, Ordering::Relaxed) + 1,
+        )
     }
 
-    /// A marker for `producer_id` was written on `tp`: its guard is gone (call under the
-    /// coordinator's lock).
-    pub(super) fn clear_guard(&self, tp: &TopicPartition, producer_id: ProducerId) {
-        lock(&self.guards).remove(&(tp.clone(), producer_id.0));
+    /// A marker at `epoch` for `producer_id` was written on `tp`: its guard is gone, unless it
+    /// is the next transaction's ([`clear`]; call under the coordinator's lock).
+    pub(super) fn clear_guard(
+        &self,
+        tp: &TopicPartition,
+        producer_id: ProducerId,
+        epoch: ProducerEpoch,
+    ) {
+        clear(&mut lock(&self.guards), &(tp.clone(), producer_id.0), epoch);
     }
 
     /// Whether the guard `token` of `(tp, producer)` still stands (call under the coordinator's
@@ -96,7 +163,7 @@ impl TxnService {
     ) -> bool {
         lock(&self.guards)
             .get(&(tp.clone(), producer_id.0))
-            .is_some_and(|(t, _)| *t == token)
+            .is_some_and(|g| g.token == token)
     }
 
     /// For a write to `tp` whose transactional id another broker coordinates: whether it may
@@ -213,7 +280,7 @@ pub async fn verify_produce(
         }
         let guards: Vec<u64> = tps
             .iter()
-            .map(|tp| broker.txn.register_guard(tp, pid))
+            .map(|tp| broker.txn.register_guard(tp, pid, epoch, add))
             .collect();
         let codes = ask(broker, id, (pid, epoch), &tps, !add).await;
         for (tp, guard) in tps.into_iter().zip(guards) {
@@ -255,7 +322,7 @@ pub async fn verify_offsets(
             .map(|()| None)
             .map_err(offsets_code);
     }
-    let guard = broker.txn.register_guard(&tp, pid);
+    let guard = broker.txn.register_guard(&tp, pid, epoch, add);
     let code = match ask(broker, id, (pid, epoch), std::slice::from_ref(&tp), !add).await {
         Ok(codes) => codes
             .get(&tp)
@@ -382,6 +449,56 @@ async fn ask(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key() -> (TopicPartition, i64) {
+        (TopicPartition::new("t", 0), 7)
+    }
+
+    /// Found by `tests/cluster_transactions_java.rs` (Kafka's Java producer, TV2): the
+    /// previous transaction's marker, at the epoch EndTxn v5 bumped to, landed between the
+    /// registration of the next transaction's guard and the coordinator's answer, and the
+    /// good write was refused with INVALID_TXN_STATE.
+    #[test]
+    fn a_tv2_marker_at_the_guards_epoch_ends_the_previous_transaction_and_keeps_the_guard() {
+        let mut g = Guards::new();
+        let token = register(&mut g, key(), ProducerEpoch(3), true, 0, || 1);
+        clear(&mut g, &key(), ProducerEpoch(3));
+        assert_eq!(g.get(&key()).map(|g| g.token), Some(token));
+        // The transaction's own marker (at the next epoch) removes it.
+        clear(&mut g, &key(), ProducerEpoch(4));
+        assert!(g.is_empty());
+    }
+
+    #[test]
+    fn any_other_marker_removes_the_guard() {
+        // TV1 (KIP-890 part 1): markers carry the transaction's own epoch.
+        let mut g = Guards::new();
+        register(&mut g, key(), ProducerEpoch(3), false, 0, || 1);
+        clear(&mut g, &key(), ProducerEpoch(3));
+        assert!(g.is_empty());
+        // TV2, a marker at a later epoch (a fence or a timeout abort bumped it again).
+        register(&mut g, key(), ProducerEpoch(3), true, 0, || 2);
+        clear(&mut g, &key(), ProducerEpoch(5));
+        assert!(g.is_empty());
+    }
+
+    #[test]
+    fn concurrent_writes_share_a_guard_at_their_highest_epoch() {
+        let mut g = Guards::new();
+        let first = register(&mut g, key(), ProducerEpoch(3), true, 0, || 1);
+        let second = register(&mut g, key(), ProducerEpoch(4), true, 5, || 2);
+        assert_eq!(first, second);
+        let guard = g[&key()];
+        assert_eq!((guard.epoch, guard.registered_ms), (ProducerEpoch(4), 0));
+        // A write of the older epoch does not lower it.
+        register(&mut g, key(), ProducerEpoch(2), true, 9, || 3);
+        assert_eq!(g[&key()].epoch, ProducerEpoch(4));
+        // The marker ending the epoch-3 transaction (at epoch 4) keeps the shared guard; a
+        // late write of epoch 3 appended under it is refused by the partition's producer
+        // state, whose epoch the marker raised to 4.
+        clear(&mut g, &key(), ProducerEpoch(4));
+        assert_eq!(g[&key()].token, first);
+    }
 
     #[test]
     fn verification_failures_take_kafkas_produce_codes() {
