@@ -55,8 +55,9 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * producer id and epoch as DescribeTransactions answered right after initTransactions, the epoch
  * after its last transaction, how many transactions it ended, whether it saw no error, and its
  * producer id then), {@code killed-in TAG} and {@code restarted-in TAG} (the transaction open at
- * the kill and at the restart) and {@code instances N}. Prints {@code OK TxnFailover} and exits
- * 0, or {@code FAILED reason} and exits 1.
+ * the kill and at the restart), {@code error TAG before-kill|after-kill} (the transaction
+ * failed, before or after the caller killed the broker) and {@code instances N}. Prints
+ * {@code OK TxnFailover} and exits 0, or {@code FAILED reason} and exits 1.
  */
 public final class TxnFailover {
     private static final int BEFORE = 5;
@@ -108,6 +109,8 @@ public final class TxnFailover {
         private int epoch0;
         /** Transactions the current instance ended (commit or abort returned). */
         private int ended;
+        /** Whether the caller killed the broker (a transaction failing before is a broker bug). */
+        private boolean killed;
         /** Whether the current transaction's signal was answered. */
         private boolean signalled;
         /** Whether the current instance saw no error. */
@@ -159,7 +162,6 @@ public final class TxnFailover {
             int committed = 0;
             int committedAfterKill = 0;
             int committedAfterRestart = 0;
-            boolean killed = false;
             boolean restarted = false;
             for (int n = 0; committedAfterRestart < REJOINED; n++) {
                 check(System.nanoTime() < deadline, "the run took over " + RUN_TIMEOUT + ": " + outcomes);
@@ -216,6 +218,7 @@ public final class TxnFailover {
                     Files.writeString(dir.resolve(signal[0]), "1\n");
                     waitFor(signal[1]);
                     signalled = true;
+                    killed |= signal[1].equals("killed");
                     say(signal[1] + "; ending " + tag);
                 }
                 if (commit) {
@@ -233,10 +236,12 @@ public final class TxnFailover {
             } catch (ProducerFencedException | OutOfOrderSequenceException | AuthorizationException
                     | UnsupportedVersionException e) {
                 say(tag + ": fatal " + e + "; a new producer");
+                outcomes.add("error " + tag + " " + (killed ? "after-kill" : "before-kill"));
                 outcomes.add("unknown " + tag);
                 newProducer();
                 return false;
             } catch (KafkaException | IllegalStateException e) {
+                outcomes.add("error " + tag + " " + (killed ? "after-kill" : "before-kill"));
                 say(tag + ": " + e + (e.getCause() == null ? "" : " (cause: " + e.getCause() + ")") + "; aborting");
                 clean = false;
                 try {
