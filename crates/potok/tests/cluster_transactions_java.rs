@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::txn_cluster::*;
@@ -22,35 +21,6 @@ use potok_protocol::ApiKey;
 const RUN_TIMEOUT: Duration = Duration::from_secs(240);
 /// Records per partition in each transaction.
 const PER_PARTITION: usize = 5;
-
-/// Waits until `dir/name` exists or the client finished; true when it exists.
-fn wait_file(
-    dir: &Path,
-    name: &str,
-    client: &std::thread::JoinHandle<Result<String, String>>,
-) -> bool {
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    while !dir.join(name).exists() {
-        if client.is_finished() || Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    true
-}
-
-/// The last 60 lines of every node's log, for a failure message.
-fn log_tails(c: &common::cluster::Cluster) -> String {
-    let mut logs = String::new();
-    for n in &c.nodes {
-        let log = n.log();
-        let lines: Vec<&str> = log.lines().collect();
-        logs.push_str(&format!("--- node {} (last 60 lines) ---\n", n.id));
-        logs.push_str(&lines[lines.len().saturating_sub(60)..].join("\n"));
-        logs.push('\n');
-    }
-    logs
-}
 
 /// Waits until node `node` is in the ISR of every partition of `TOPIC` and
 /// `__transaction_state`, as node `addr` answers Metadata.
@@ -211,7 +181,7 @@ fn kill_during_java_transactions(which: Victim, id: &str) {
         common::run_program("java", &args, &common::java::repo_root(), RUN_TIMEOUT)
     });
     let hs = handshake.path();
-    let ready = wait_file(hs, "ready", &client);
+    let ready = common::wait_file(hs, "ready", &client, RUN_TIMEOUT);
     // The coordinator may have moved since the first answer (a leadership rebalance): the
     // victim is chosen from the leaderships of now.
     let mut victim = None;
@@ -243,7 +213,7 @@ fn kill_during_java_transactions(which: Victim, id: &str) {
     }
     let mut new_coordinator = None;
     let restarted = match victim {
-        Some((v, coordinator_at_kill)) if wait_file(hs, "rejoin", &client) => {
+        Some((v, coordinator_at_kill)) if common::wait_file(hs, "rejoin", &client, RUN_TIMEOUT) => {
             let alive: Vec<i32> = (1..=3).filter(|n| *n != v).collect();
             let after = agreed_txn_coordinator(&c, &alive, id, Some(v));
             if which == Victim::PartitionLeader {
@@ -260,7 +230,7 @@ fn kill_during_java_transactions(which: Victim, id: &str) {
         _ => false,
     };
     let result = client.join().expect("client thread");
-    let out = result.unwrap_or_else(|failure| panic!("{failure}\n{}", log_tails(&c)));
+    let out = result.unwrap_or_else(|failure| panic!("{failure}\n{}", c.log_tails(60)));
     print!("{out}");
     assert!(ready && restarted, "the client skipped a step:\n{out}");
     assert!(out.contains("OK TxnFailover"), "{out}");

@@ -106,37 +106,6 @@ enum Client {
     Java,
 }
 
-/// The last lines of every node's log, for a failure message.
-fn log_tails(c: &Cluster) -> String {
-    let mut logs = String::new();
-    for n in &c.nodes {
-        let log = n.log();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        logs.push_str(&format!("--- node {} (last 40 lines) ---\n", n.id));
-        for l in tail.into_iter().rev() {
-            logs.push_str(l);
-            logs.push('\n');
-        }
-    }
-    logs
-}
-
-/// Waits until `dir/name` exists or the client finished; true when it exists.
-fn wait_file(
-    dir: &Path,
-    name: &str,
-    client: &std::thread::JoinHandle<Result<String, String>>,
-) -> bool {
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    while !dir.join(name).exists() {
-        if client.is_finished() || Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    true
-}
-
 /// Runs `which` against a fresh cluster, bootstrapped at the leader of partition 0 (which is
 /// then killed) when `bootstrap_is_killed`, else at another node. The client runs on a thread;
 /// this one SIGKILLs the leader when the client asks (`ready`), and restarts it when the client
@@ -194,18 +163,18 @@ fn failover(which: Client, name: &str, bootstrap_is_killed: bool) {
         common::run_program(program, &args, &dir, RUN_TIMEOUT)
     });
     let hs = handshake.path();
-    let killed = wait_file(hs, "ready", &client);
+    let killed = common::wait_file(hs, "ready", &client, RUN_TIMEOUT);
     if killed {
         c.kill9(leader);
         std::fs::write(hs.join("killed"), "1\n").expect("write the killed file");
     }
-    let restarted = killed && wait_file(hs, "rejoin", &client);
+    let restarted = killed && common::wait_file(hs, "rejoin", &client, RUN_TIMEOUT);
     if restarted {
         c.restart(leader);
         std::fs::write(hs.join("restarted"), "1\n").expect("write the restarted file");
     }
     let result = client.join().expect("client thread");
-    let out = result.unwrap_or_else(|failure| panic!("{failure}\n{}", log_tails(&c)));
+    let out = result.unwrap_or_else(|failure| panic!("{failure}\n{}", c.log_tails(40)));
     print!("{out}");
     assert!(killed && restarted, "the client skipped a step:\n{out}");
     assert!(out.contains("OK "), "{out}");

@@ -222,6 +222,19 @@ impl Cluster {
         &self.nodes[(id - 1) as usize]
     }
 
+    /// The last `lines` lines of every node's log, for a failure message.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut logs = String::new();
+        for n in &self.nodes {
+            let log = n.log();
+            let all: Vec<&str> = log.lines().collect();
+            logs.push_str(&format!("--- node {} (last {lines} lines) ---\n", n.id));
+            logs.push_str(&all[all.len().saturating_sub(lines)..].join("\n"));
+            logs.push('\n');
+        }
+        logs
+    }
+
     fn spawn(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         std::fs::create_dir_all(&node.dir).expect("node dir");

@@ -478,3 +478,21 @@ pub fn run_program(
         )),
     }
 }
+
+/// Waits until `dir/name` exists (a handshake file a client program creates) or `client`
+/// finished, at most `timeout`; true when it exists.
+pub fn wait_file<T>(
+    dir: &Path,
+    name: &str,
+    client: &std::thread::JoinHandle<T>,
+    timeout: Duration,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !dir.join(name).exists() {
+        if client.is_finished() || Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
