@@ -154,28 +154,15 @@ fn kill_during_java_transactions(which: Victim, id: &str) {
     create_topic(&c);
     let coordinator = agreed_txn_coordinator(&c, &[1, 2, 3], id, None);
     let handshake = tempfile::tempdir().expect("handshake dir");
-    let classes = common::java::compiled_classes();
-    let cp = format!("{}:{}", classes.display(), common::java::kafka_classpath());
-    let log4j = format!(
-        "-Dlog4j2.configurationFile={}",
-        common::java::compat_dir()
-            .join("log4j2.properties")
-            .display()
-    );
-    let args: Vec<String> = vec![
-        "-Xmx384m".into(),
-        "-XX:+UseSerialGC".into(),
-        log4j,
-        "-cp".into(),
-        cp,
-        "potok.compat.TxnFailover".into(),
+    let mut args = common::java::jvm_args("potok.compat.TxnFailover");
+    args.extend([
         c.bootstrap(),
         TOPIC.into(),
         PARTITIONS.to_string(),
         handshake.path().display().to_string(),
         id.into(),
         PER_PARTITION.to_string(),
-    ];
+    ]);
     let client = std::thread::spawn(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         common::run_program("java", &args, &common::java::repo_root(), RUN_TIMEOUT)

@@ -128,28 +128,11 @@ fn failover(which: Client, name: &str, bootstrap_is_killed: bool) {
             vec!["failover_clients.py".into(), client.into()],
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python"),
         ),
-        Client::Java => {
-            let classes = common::java::compiled_classes();
-            let cp = format!("{}:{}", classes.display(), common::java::kafka_classpath());
-            let log4j = format!(
-                "-Dlog4j2.configurationFile={}",
-                common::java::compat_dir()
-                    .join("log4j2.properties")
-                    .display()
-            );
-            (
-                "java",
-                vec![
-                    "-Xmx384m".into(),
-                    "-XX:+UseSerialGC".into(),
-                    log4j,
-                    "-cp".into(),
-                    cp,
-                    "potok.compat.Failover".into(),
-                ],
-                common::java::repo_root(),
-            )
-        }
+        Client::Java => (
+            "java",
+            common::java::jvm_args("potok.compat.Failover"),
+            common::java::repo_root(),
+        ),
     };
     let mut args = args;
     args.extend([

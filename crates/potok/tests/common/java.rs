@@ -112,22 +112,30 @@ pub struct SuiteRun {
     pub stderr: String,
 }
 
+/// The `java` arguments that run `main_class` of the compiled compat programs with Kafka's
+/// client on the class path. Small heaps and the serial collector: several JVMs share two
+/// cores in CI.
+pub fn jvm_args(main_class: &str) -> Vec<String> {
+    vec![
+        "-Xmx384m".into(),
+        "-XX:+UseSerialGC".into(),
+        "-Djava.awt.headless=true".into(),
+        format!(
+            "-Dlog4j2.configurationFile={}",
+            compat_dir().join("log4j2.properties").display()
+        ),
+        "-cp".into(),
+        format!("{}:{}", compiled_classes().display(), kafka_classpath()),
+        main_class.into(),
+    ]
+}
+
 /// Runs `suites` of the check program against `bootstrap`; `target` is `potok` or `kafka`.
 /// Panics if the JVM does not finish cleanly within [`SUITE_TIMEOUT`].
 pub fn run_suites(bootstrap: &str, target: &str, suites: &str) -> SuiteRun {
-    let classes = compiled_classes();
-    let cp = format!("{}:{}", classes.display(), kafka_classpath());
     let started = Instant::now();
     let mut child = Command::new("java")
-        // Small heaps and the serial collector: several JVMs share two cores in CI.
-        .args(["-Xmx384m", "-XX:+UseSerialGC", "-Djava.awt.headless=true"])
-        .arg(format!(
-            "-Dlog4j2.configurationFile={}",
-            compat_dir().join("log4j2.properties").display()
-        ))
-        .arg("-cp")
-        .arg(&cp)
-        .arg("potok.compat.Main")
+        .args(jvm_args("potok.compat.Main"))
         .args([
             "--bootstrap",
             bootstrap,
