@@ -11,7 +11,11 @@
 //! - one (partition, offset) seen with two values across polls and the drain (a divergent log
 //!   that a consumer could observe, the failure Kafka's KIP-101 exists to prevent);
 //! - a value stored twice, when the run used an idempotent producer (without idempotence a retry
-//!   after a lost response legitimately duplicates, as in Kafka);
+//!   after a lost response legitimately duplicates, as in Kafka), unless the history names the
+//!   writer of every copy and no two copies share one: a broker deduplicates retries within one
+//!   producer id and epoch (KIP-98), and a client that re-sends a possibly persisted record after
+//!   bumping its epoch (librdkafka's drain-and-bump after a message timeout, confluentinc/
+//!   librdkafka#4953) makes a copy no broker could recognise, against Kafka as against Potok;
 //! - within one consumer session, an offset going back without a rebalance or seek in between, or
 //!   skipping an offset that the drain shows exists (a consumer must read a partition in order);
 //! - a value read (polled or drained) whose write was never sent or definitely failed: only an
@@ -128,6 +132,18 @@ pub struct History {
     pub drain: BTreeMap<Partition, Vec<(Offset, Value)>>,
     /// Fault and producer times: without it, availability is not judged.
     pub timeline: Option<Timeline>,
+    /// The writer (producer id and epoch of its batch) of drained records, where the harness
+    /// read it from the brokers' logs; only duplicates are looked up.
+    pub writers: HashMap<(Partition, Offset), Writer>,
+}
+
+/// Who wrote a stored record: its batch's producer id and epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Writer {
+    /// The batch's producer id.
+    pub producer_id: i64,
+    /// The batch's producer epoch.
+    pub epoch: i16,
 }
 
 /// One violation of the contract.
@@ -316,6 +332,9 @@ pub struct Stats {
     pub commits: usize,
     /// Values stored more than once (counted in any run; an anomaly only when idempotent).
     pub duplicated: usize,
+    /// Of those, values whose copies all have different writers (producer id and epoch): the
+    /// client re-sent them under a new epoch, so no broker could deduplicate them.
+    pub duplicated_by_new_epoch: usize,
 }
 
 /// The checker's verdict.
@@ -439,7 +458,12 @@ pub fn check(h: &History) -> Report {
     stats.duplicated = dups.len();
     if h.idempotent {
         for (value, at) in dups {
-            out.push(Anomaly::Duplicate { value, at });
+            let writers: Option<BTreeSet<Writer>> =
+                at.iter().map(|pos| h.writers.get(pos).copied()).collect();
+            match writers {
+                Some(w) if w.len() == at.len() => stats.duplicated_by_new_epoch += 1,
+                _ => out.push(Anomaly::Duplicate { value, at }),
+            }
         }
     }
 

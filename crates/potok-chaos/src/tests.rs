@@ -77,6 +77,7 @@ fn clean() -> History {
         ],
         drain,
         timeline: None,
+        writers: HashMap::new(),
     }
 }
 
@@ -129,6 +130,27 @@ fn duplicate_is_an_anomaly_only_when_idempotent() {
     let r = check(&h);
     assert!(r.ok(), "{:?}", r.anomalies);
     assert_eq!(r.stats.duplicated, 1);
+}
+
+#[test]
+fn an_idempotent_duplicate_is_excused_only_when_every_copy_has_its_own_writer() {
+    let mut h = clean();
+    h.drain.get_mut(&1).unwrap().push((3, 21));
+    let w = |producer_id, epoch| Writer { producer_id, epoch };
+    // One copy's writer unknown: still an anomaly.
+    h.writers.insert((1, 1), w(7, 0));
+    assert_eq!(kinds(&h), vec!["duplicate"]);
+    // Both copies from the same producer id and epoch: the broker should have deduplicated.
+    h.writers.insert((1, 3), w(7, 0));
+    assert_eq!(kinds(&h), vec!["duplicate"]);
+    // The second copy under a bumped epoch: the client re-sent it, no broker can tell.
+    h.writers.insert((1, 3), w(7, 1));
+    let r = check(&h);
+    assert!(r.ok(), "{:?}", r.anomalies);
+    assert_eq!(
+        (r.stats.duplicated, r.stats.duplicated_by_new_epoch),
+        (1, 1)
+    );
 }
 
 #[test]

@@ -40,6 +40,12 @@ fn report(cfg: &RunConfig, r: &nemesis::RunResult) {
     println!("CHAOS-ROW {}", r.row(cfg));
     for a in r.report.anomalies.iter().take(20) {
         println!("  anomaly: {a}");
+        // A duplicate's writers tell a broker that failed to deduplicate (one producer id and
+        // epoch twice) from a copy the log could not attribute.
+        if let potok_chaos::Anomaly::Duplicate { at, .. } = a {
+            let writers: Vec<_> = at.iter().map(|pos| r.history.writers.get(pos)).collect();
+            println!("    writers: {writers:?}");
+        }
     }
 }
 
@@ -238,4 +244,69 @@ fn planted_loss_is_reported() {
         "{:?}",
         r.report.anomalies
     );
+}
+
+/// The checker excuses an idempotent run's duplicate only when the brokers' logs name a
+/// different writer for every copy. Two idempotent producers sending the same value make two
+/// copies with different producer ids, which are named and excused; one plain producer sending
+/// it twice makes two copies without a producer id (both -1), which stay a duplicate.
+#[test]
+fn duplicates_are_excused_only_with_distinct_writers_read_from_the_log() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let b = common::Broker::start();
+    let send_twice = |topic: &str, idempotent: bool, producers: usize| {
+        workload::create_topic(&b.bootstrap(), topic, 1, 1);
+        for i in 0..2 {
+            if i < producers {
+                let p: BaseProducer = ClientConfig::new()
+                    .set("bootstrap.servers", b.bootstrap())
+                    .set("enable.idempotence", idempotent.to_string())
+                    .set("acks", "all")
+                    .create()
+                    .expect("producer");
+                p.send(BaseRecord::<(), str>::to(topic).payload("42").partition(0))
+                    .expect("enqueue");
+                if producers == 1 {
+                    p.send(BaseRecord::<(), str>::to(topic).payload("42").partition(0))
+                        .expect("enqueue");
+                }
+                p.flush(Duration::from_secs(30)).expect("flush");
+            }
+        }
+        let w = workload::Workload {
+            bootstrap: b.bootstrap(),
+            topic: topic.into(),
+            partitions: 1,
+            idempotent: true,
+            group: format!("{topic}-g"),
+        };
+        let mut h = potok_chaos::History {
+            idempotent: true,
+            // The value was sent: the checker's only question is the second copy.
+            produces: vec![potok_chaos::Produce {
+                value: 42,
+                outcome: potok_chaos::Outcome::Indeterminate,
+                at_ms: 0,
+            }],
+            drain: workload::drain(&w),
+            ..Default::default()
+        };
+        assert_eq!(h.drain[&0], vec![(0, 42), (1, 42)]);
+        h.writers = workload::writers_of_duplicates(&h, &[b.data_dir()], topic);
+        (h.writers.clone(), potok_chaos::check(&h))
+    };
+
+    let (writers, r) = send_twice("dup-two-producers", true, 2);
+    assert_eq!(writers.len(), 2, "{writers:?}");
+    assert_ne!(writers[&(0, 0)], writers[&(0, 1)]);
+    assert!(writers.values().all(|w| w.producer_id >= 0 && w.epoch == 0));
+    assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
+    assert_eq!(r.stats.duplicated_by_new_epoch, 1);
+
+    let (writers, r) = send_twice("dup-one-plain-producer", false, 1);
+    assert_eq!(writers[&(0, 0)], writers[&(0, 1)]);
+    assert_eq!(writers[&(0, 0)].producer_id, -1);
+    assert_eq!(r.counts().get("duplicate"), Some(&1), "{:?}", r.anomalies);
 }

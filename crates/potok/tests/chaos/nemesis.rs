@@ -29,6 +29,8 @@ pub trait Target {
     fn restart(&mut self, id: i32);
     /// The running process of node `id`.
     fn pid(&self, id: i32) -> Option<u32>;
+    /// Every node's data directory (read only, to name the writers of duplicated records).
+    fn data_dirs(&self) -> Vec<std::path::PathBuf>;
     /// Nodes worth aiming at, with why (the leader of the busy partition, the active
     /// controller); asked only while every node runs.
     fn targets(&self, _topic: &str) -> Vec<(&'static str, i32)> {
@@ -68,11 +70,17 @@ impl Target for Broker {
     fn pid(&self, _: i32) -> Option<u32> {
         Broker::pid(self)
     }
+    fn data_dirs(&self) -> Vec<std::path::PathBuf> {
+        vec![self.data_dir()]
+    }
 }
 
 impl Target for Cluster {
     fn ids(&self) -> Vec<i32> {
         self.nodes.iter().map(|n| n.id).collect()
+    }
+    fn data_dirs(&self) -> Vec<std::path::PathBuf> {
+        self.nodes.iter().map(|n| n.data_dir()).collect()
     }
     fn bootstrap(&self) -> String {
         Cluster::bootstrap(self)
@@ -314,7 +322,7 @@ impl RunResult {
             )
         };
         format!(
-            "| {} | {} | {} | {:.0} | {} ({}) | {} acked, {} indeterminate ({} stored), {} failed; {} polled, {} drained, {} commits, {} duplicated | {} |",
+            "| {} | {} | {} | {:.0} | {} ({}) | {} acked, {} indeterminate ({} stored), {} failed; {} polled, {} drained, {} commits, {} duplicated{} | {} |",
             cfg.name,
             if cfg.idempotent { "idempotent" } else { "acks=all" },
             cfg.seed,
@@ -329,6 +337,11 @@ impl RunResult {
             s.drained,
             s.commits,
             s.duplicated,
+            if s.duplicated_by_new_epoch > 0 {
+                format!(" ({} re-sent by the client under a new epoch)", s.duplicated_by_new_epoch)
+            } else {
+                String::new()
+            },
             anomalies
         )
     }
@@ -505,7 +518,10 @@ pub fn run<T: Target>(target: &mut T, cfg: &RunConfig) -> RunResult {
         produce_until_ms: ms(produce_until),
         bound_ms: cfg.availability.as_millis() as u64,
     };
-    let history = workload::history(cfg.idempotent, produces, sessions, drained, timeline);
+    let mut history = workload::history(cfg.idempotent, produces, sessions, drained, timeline);
+    if cfg.idempotent {
+        history.writers = workload::writers_of_duplicates(&history, &target.data_dirs(), &w.topic);
+    }
     let report = check(&history);
     RunResult {
         history,

@@ -2,14 +2,14 @@
 //! (`acks=all`, optionally idempotent), consumers in a group committing offsets, and the final
 //! drain, each recorded into a `potok_chaos::History` for the checker. Every wait is bounded.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use potok_chaos::{Commit, Event, History, Outcome, Produce, Session, Timeline};
+use potok_chaos::{Commit, Event, History, Outcome, Produce, Session, Timeline, Writer};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -461,4 +461,69 @@ pub fn history(
         h.commits.extend(c);
     }
     h
+}
+
+/// The writers (batch producer id and epoch) of every stored copy of a value the drain holds more
+/// than once, read from the segment files under each of `data_dirs` (Kafka's record batch v2
+/// header: base offset at byte 0, length at 8, last offset delta at 23, producer id at 43,
+/// epoch at 51). A position is named only when every node holding it agrees, so a replica
+/// that diverged leaves it unnamed and the checker keeps the duplicate as an anomaly.
+pub fn writers_of_duplicates(
+    h: &History,
+    data_dirs: &[std::path::PathBuf],
+    topic: &str,
+) -> std::collections::HashMap<(i32, i64), Writer> {
+    let mut copies: BTreeMap<u64, Vec<(i32, i64)>> = BTreeMap::new();
+    for (&p, records) in &h.drain {
+        for &(o, v) in records {
+            copies.entry(v).or_default().push((p, o));
+        }
+    }
+    let wanted: HashSet<(i32, i64)> = copies
+        .into_values()
+        .filter(|at| at.len() > 1)
+        .flatten()
+        .collect();
+    let mut seen: std::collections::HashMap<(i32, i64), Vec<Writer>> = Default::default();
+    for dir in data_dirs {
+        for &p in wanted.iter().map(|(p, _)| p).collect::<BTreeSet<_>>() {
+            let Ok(entries) = std::fs::read_dir(dir.join(format!("{topic}-{p}"))) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let path = e.path();
+                if path.extension().and_then(|x| x.to_str()) != Some("log") {
+                    continue;
+                }
+                let Ok(bytes) = std::fs::read(&path) else {
+                    continue;
+                };
+                let mut pos = 0usize;
+                while pos + 61 <= bytes.len() {
+                    let at = |i: usize, n: usize| &bytes[pos + i..pos + i + n];
+                    let base = i64::from_be_bytes(at(0, 8).try_into().unwrap());
+                    let len = i32::from_be_bytes(at(8, 4).try_into().unwrap());
+                    let end = pos + 12 + len.max(0) as usize;
+                    if len < 49 || end > bytes.len() {
+                        break;
+                    }
+                    let last = base + i32::from_be_bytes(at(23, 4).try_into().unwrap()) as i64;
+                    let writer = Writer {
+                        producer_id: i64::from_be_bytes(at(43, 8).try_into().unwrap()),
+                        epoch: i16::from_be_bytes(at(51, 2).try_into().unwrap()),
+                    };
+                    for &(wp, o) in &wanted {
+                        if wp == p && (base..=last).contains(&o) {
+                            seen.entry((p, o)).or_default().push(writer);
+                        }
+                    }
+                    pos = end;
+                }
+            }
+        }
+    }
+    seen.into_iter()
+        .filter(|(_, ws)| ws.windows(2).all(|w| w[0] == w[1]))
+        .map(|(pos, ws)| (pos, ws[0]))
+        .collect()
 }
