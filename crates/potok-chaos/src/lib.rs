@@ -146,6 +146,18 @@ pub struct Writer {
     pub epoch: i16,
 }
 
+/// Every value the drain holds more than once, with its positions, ordered by value: the
+/// copies whose writers a harness looks up ([`History::writers`]).
+pub fn duplicates(h: &History) -> Vec<(Value, Vec<(Partition, Offset)>)> {
+    let mut stored: BTreeMap<Value, Vec<(Partition, Offset)>> = BTreeMap::new();
+    for (&p, records) in &h.drain {
+        for &(o, v) in records {
+            stored.entry(v).or_default().push((p, o));
+        }
+    }
+    stored.into_iter().filter(|(_, at)| at.len() > 1).collect()
+}
+
 /// One violation of the contract.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Anomaly {
@@ -449,12 +461,7 @@ pub fn check(h: &History) -> Report {
     }
 
     // Duplicates in the drain.
-    let mut dups: Vec<(Value, Vec<(Partition, Offset)>)> = stored
-        .iter()
-        .filter(|(_, at)| at.len() > 1)
-        .map(|(&v, at)| (v, at.clone()))
-        .collect();
-    dups.sort_unstable();
+    let dups = duplicates(h);
     stats.duplicated = dups.len();
     if h.idempotent {
         for (value, at) in dups {

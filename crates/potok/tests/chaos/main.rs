@@ -258,22 +258,19 @@ fn duplicates_are_excused_only_with_distinct_writers_read_from_the_log() {
     let b = common::Broker::start();
     let send_twice = |topic: &str, idempotent: bool, producers: usize| {
         workload::create_topic(&b.bootstrap(), topic, 1, 1);
-        for i in 0..2 {
-            if i < producers {
-                let p: BaseProducer = ClientConfig::new()
-                    .set("bootstrap.servers", b.bootstrap())
-                    .set("enable.idempotence", idempotent.to_string())
-                    .set("acks", "all")
-                    .create()
-                    .expect("producer");
+        // Two copies of one value: from `producers` producers, `2 / producers` each.
+        for _ in 0..producers {
+            let p: BaseProducer = ClientConfig::new()
+                .set("bootstrap.servers", b.bootstrap())
+                .set("enable.idempotence", idempotent.to_string())
+                .set("acks", "all")
+                .create()
+                .expect("producer");
+            for _ in 0..2 / producers {
                 p.send(BaseRecord::<(), str>::to(topic).payload("42").partition(0))
                     .expect("enqueue");
-                if producers == 1 {
-                    p.send(BaseRecord::<(), str>::to(topic).payload("42").partition(0))
-                        .expect("enqueue");
-                }
-                p.flush(Duration::from_secs(30)).expect("flush");
             }
+            p.flush(Duration::from_secs(30)).expect("flush");
         }
         let w = workload::Workload {
             bootstrap: b.bootstrap(),

@@ -2,7 +2,7 @@
 //! (`acks=all`, optionally idempotent), consumers in a group committing offsets, and the final
 //! drain, each recorded into a `potok_chaos::History` for the checker. Every wait is bounded.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -464,60 +464,46 @@ pub fn history(
 }
 
 /// The writers (batch producer id and epoch) of every stored copy of a value the drain holds more
-/// than once, read from the segment files under each of `data_dirs` (Kafka's record batch v2
-/// header: base offset at byte 0, length at 8, last offset delta at 23, producer id at 43,
-/// epoch at 51). A position is named only when every node holding it agrees, so a replica
-/// that diverged leaves it unnamed and the checker keeps the duplicate as an anomaly.
+/// than once, read from the segment files under each of `data_dirs`. A position is named only
+/// when every node holding it agrees, so a replica that diverged leaves it unnamed and the
+/// checker keeps the duplicate as an anomaly.
 pub fn writers_of_duplicates(
     h: &History,
     data_dirs: &[std::path::PathBuf],
     topic: &str,
-) -> std::collections::HashMap<(i32, i64), Writer> {
-    let mut copies: BTreeMap<u64, Vec<(i32, i64)>> = BTreeMap::new();
-    for (&p, records) in &h.drain {
-        for &(o, v) in records {
-            copies.entry(v).or_default().push((p, o));
-        }
-    }
-    let wanted: HashSet<(i32, i64)> = copies
-        .into_values()
-        .filter(|at| at.len() > 1)
-        .flatten()
+) -> HashMap<(i32, i64), Writer> {
+    let wanted: HashSet<(i32, i64)> = potok_chaos::duplicates(h)
+        .into_iter()
+        .flat_map(|(_, at)| at)
         .collect();
-    let mut seen: std::collections::HashMap<(i32, i64), Vec<Writer>> = Default::default();
+    let partitions: BTreeSet<i32> = wanted.iter().map(|&(p, _)| p).collect();
+    let mut seen: HashMap<(i32, i64), Vec<Writer>> = HashMap::new();
     for dir in data_dirs {
-        for &p in wanted.iter().map(|(p, _)| p).collect::<BTreeSet<_>>() {
+        for &p in &partitions {
             let Ok(entries) = std::fs::read_dir(dir.join(format!("{topic}-{p}"))) else {
                 continue;
             };
-            for e in entries.flatten() {
-                let path = e.path();
-                if path.extension().and_then(|x| x.to_str()) != Some("log") {
-                    continue;
-                }
+            let segments = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|path| path.extension().and_then(|x| x.to_str()) == Some("log"));
+            for path in segments {
                 let Ok(bytes) = std::fs::read(&path) else {
                     continue;
                 };
-                let mut pos = 0usize;
-                while pos + 61 <= bytes.len() {
-                    let at = |i: usize, n: usize| &bytes[pos + i..pos + i + n];
-                    let base = i64::from_be_bytes(at(0, 8).try_into().unwrap());
-                    let len = i32::from_be_bytes(at(8, 4).try_into().unwrap());
-                    let end = pos + 12 + len.max(0) as usize;
-                    if len < 49 || end > bytes.len() {
-                        break;
-                    }
-                    let last = base + i32::from_be_bytes(at(23, 4).try_into().unwrap()) as i64;
+                // A torn tail ends the segment's batches (the iterator's first error).
+                for batch in potok_records::split_batches(bytes.into()).map_while(Result::ok) {
+                    let head = batch.header();
+                    let last = head.base_offset + i64::from(head.last_offset_delta);
                     let writer = Writer {
-                        producer_id: i64::from_be_bytes(at(43, 8).try_into().unwrap()),
-                        epoch: i16::from_be_bytes(at(51, 2).try_into().unwrap()),
+                        producer_id: head.producer_id,
+                        epoch: head.producer_epoch,
                     };
                     for &(wp, o) in &wanted {
-                        if wp == p && (base..=last).contains(&o) {
+                        if wp == p && (head.base_offset..=last).contains(&o) {
                             seen.entry((p, o)).or_default().push(writer);
                         }
                     }
-                    pos = end;
                 }
             }
         }
